@@ -1,0 +1,287 @@
+//! What the core asks of its host: the [`Action`]s, and the decisions inside them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::secret::Fingerprint;
+use crate::token::TokenInfo;
+
+/// Chosen by the host, unique among its in-flight requests.
+pub type RequestId = u64;
+/// Issued by the core for each introspection or shared-store lookup it asks for.
+pub type Ticket = u64;
+
+/// Everything the host must do, drained with [`crate::Edge::poll_action`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Action {
+    /// Let the request through: set one header, strip the listed inbound headers.
+    Forward(Forward),
+    /// Answer the client with this status, challenge and body; do not contact the upstream.
+    Reject(Reject),
+    /// Send this HTTP request to the introspection endpoint and feed the answer back with
+    /// [`crate::Edge::handle_introspection_response`] (or `_failure`), quoting the ticket.
+    Introspect(IntrospectRequest),
+    /// GET this JWKS URI and feed the body back with [`crate::Edge::handle_jwks`].
+    FetchJwks(FetchJwks),
+    /// Look this key up in the shared store (split-token mode) and answer with
+    /// [`crate::Edge::handle_shared_lookup`].
+    SharedLookup(SharedLookup),
+    /// Publish this revocation to the other instances (e.g. Redis pub/sub); they feed it to
+    /// their cores with `Origin::Shared`.
+    SharedPublish(SharedPublish),
+    /// A token-free structured event for logs and metrics pipelines.
+    Audit(AuditEvent),
+}
+
+/// The request may go upstream.
+#[derive(Debug, Clone)]
+pub struct Forward {
+    /// The host's request id.
+    pub request_id: RequestId,
+    /// Header to set on the upstream request (lowercase), e.g. `authorization`.
+    pub header_name: Arc<str>,
+    /// Its value, e.g. `Bearer <jwt>`: a by-value JWT, never the opaque token.
+    pub header_value: Arc<str>,
+    /// Inbound headers to remove before forwarding (lowercase). Always includes the
+    /// `authorization` and `dpop` headers, so the opaque token never reaches the upstream.
+    pub strip_headers: Arc<[String]>,
+    /// The token's claims, for hosts that expose them to the app (`request.state`, `req.claims`).
+    pub token: Arc<TokenInfo>,
+    /// Keyed fingerprint of the presented token.
+    pub fingerprint: Fingerprint,
+}
+
+/// The request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// The host's request id.
+    pub request_id: RequestId,
+    /// HTTP status: 400, 401, 403, 404, 502 or 503.
+    pub status: u16,
+    /// `WWW-Authenticate` value, when the status calls for one.
+    pub www_authenticate: Option<String>,
+    /// A JSON body: `{"error": "...", "error_description": "..."}`.
+    pub body: String,
+    /// Why, as a stable code (also in the audit event).
+    pub reason: Reason,
+    /// Keyed fingerprint of the presented token, if one was presented.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// An HTTP request to the introspection endpoint. Its `Debug` output hides the body (which holds
+/// the token) and the credentials.
+#[derive(Clone)]
+pub struct IntrospectRequest {
+    /// Quote this ticket when feeding the answer back.
+    pub ticket: Ticket,
+    /// Always `POST`.
+    pub method: &'static str,
+    /// The introspection endpoint.
+    pub url: String,
+    /// Request headers: `content-type`, `accept`, and `authorization` for client_secret_basic.
+    pub headers: Vec<(String, String)>,
+    /// The form-encoded body (`token=...&token_type_hint=...`).
+    pub body: String,
+    /// Give up after this many milliseconds; the core also times the ticket out itself.
+    pub timeout_ms: u64,
+    /// Fingerprint of the token being introspected (for the host's logs).
+    pub fingerprint: Fingerprint,
+}
+
+impl fmt::Debug for IntrospectRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("IntrospectRequest")
+            .field("ticket", &self.ticket)
+            .field("url", &self.url)
+            .field("header_names", &names)
+            .field("body", &"{REDACTED}")
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+/// Fetch the authorization server's JWKS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchJwks {
+    /// The `jwks_uri`.
+    pub url: String,
+}
+
+/// Look a key up in the shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedLookup {
+    /// Quote this ticket when answering.
+    pub ticket: Ticket,
+    /// The store key (already hashed: the raw token is never a key).
+    pub key: String,
+}
+
+/// A revocation to publish to the other instances, as the JSON selector every host accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedPublish {
+    /// `{"fingerprint": "..."}`, `{"jti": "..."}`, ... with `until`; never a raw token.
+    pub message: String,
+}
+
+/// Why a request was rejected or an exchange failed. Stable snake_case codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reason {
+    /// No credentials (or another auth scheme).
+    MissingToken,
+    /// Malformed or repeated Authorization header.
+    MalformedRequest,
+    /// The authorization server says the token is not active, or it is unknown.
+    Inactive,
+    /// Past `exp` (or before `nbf`).
+    Expired,
+    /// Revoked at the edge.
+    Revoked,
+    /// The token's JWT or claims failed verification (signature, iss, typ, ...).
+    InvalidToken,
+    /// The token's issuer is not the configured one.
+    WrongIssuer,
+    /// The route's audience is not in the token's `aud`.
+    WrongAudience,
+    /// A scope the route needs is missing.
+    InsufficientScope,
+    /// DPoP-bound token without (valid) DPoP, or a certificate-bound token from another client.
+    SenderMismatch,
+    /// The DPoP proof is missing, malformed or wrong.
+    InvalidDpopProof,
+    /// No route matches the path.
+    NoRoute,
+    /// The authorization server failed (unreachable, 5xx, garbage, bad signature on its answer).
+    Unavailable,
+    /// The authorization server rejected our client credentials: a gateway misconfiguration.
+    ClientAuthFailed,
+    /// No answer within the timeout.
+    Timeout,
+    /// Too many pending introspections or waiters.
+    Overloaded,
+}
+
+impl Reason {
+    /// The stable code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingToken => "missing_token",
+            Self::MalformedRequest => "malformed_request",
+            Self::Inactive => "inactive",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::InvalidToken => "invalid_token",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::InsufficientScope => "insufficient_scope",
+            Self::SenderMismatch => "sender_mismatch",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::NoRoute => "no_route",
+            Self::Unavailable => "unavailable",
+            Self::ClientAuthFailed => "client_auth_failed",
+            Self::Timeout => "timeout",
+            Self::Overloaded => "overloaded",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Kinds of audit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+#[allow(missing_docs)] // the names say it; README.md lists them
+pub enum AuditKind {
+    CacheHit,
+    NegativeHit,
+    CacheMiss,
+    Coalesced,
+    Introspected,
+    Cached,
+    Forwarded,
+    Rejected,
+    Revoked,
+    RevocationOverflow,
+    Invalidated,
+    AsFailure,
+    JwksFetched,
+    JwksFailed,
+    TicketTimedOut,
+    LateResponse,
+    SecurityEvent,
+}
+
+impl AuditKind {
+    /// The stable snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CacheHit => "cache_hit",
+            Self::NegativeHit => "negative_hit",
+            Self::CacheMiss => "cache_miss",
+            Self::Coalesced => "coalesced",
+            Self::Introspected => "introspected",
+            Self::Cached => "cached",
+            Self::Forwarded => "forwarded",
+            Self::Rejected => "rejected",
+            Self::Revoked => "revoked",
+            Self::RevocationOverflow => "revocation_overflow",
+            Self::Invalidated => "invalidated",
+            Self::AsFailure => "as_failure",
+            Self::JwksFetched => "jwks_fetched",
+            Self::JwksFailed => "jwks_failed",
+            Self::TicketTimedOut => "ticket_timed_out",
+            Self::LateResponse => "late_response",
+            Self::SecurityEvent => "security_event",
+        }
+    }
+}
+
+/// A token-free audit event. It carries fingerprints, never tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    /// What happened.
+    pub kind: AuditKind,
+    /// The request concerned, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<RequestId>,
+    /// The ticket concerned, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<Ticket>,
+    /// Keyed fingerprint of the token concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<Fingerprint>,
+    /// Why (for rejections and failures).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// Extra token-free detail ("status 500", "ttl_ms=300000", "unknown kid").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    pub(crate) fn new(kind: AuditKind) -> Self {
+        Self {
+            kind,
+            request_id: None,
+            ticket: None,
+            fingerprint: None,
+            reason: None,
+            detail: None,
+        }
+    }
+
+    /// One line of JSON, for logs.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,109 @@
+//! DPoP proof checks at the resource server (RFC 9449 §4.3, §7.1).
+
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::jose::{Jws, VerifyingKey, jwk_thumbprint, sha256_b64};
+use crate::replay::{ReplaySet, Seen};
+use crate::request::normalize_url;
+use crate::secret::Fingerprinter;
+
+/// A proof that passed every check that does not depend on the token's `cnf`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProofKey {
+    /// RFC 7638 thumbprint of the proof's `jwk`: must equal the token's `cnf.jkt`.
+    pub(crate) jkt: String,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ProofError {
+    Invalid(&'static str),
+    /// The replay set is full of live entries: refuse rather than forget one.
+    Overloaded,
+}
+
+#[derive(Deserialize)]
+struct ProofClaims {
+    jti: String,
+    htm: String,
+    htu: String,
+    iat: serde_json::Number,
+    #[serde(default)]
+    ath: Option<String>,
+}
+
+/// Checks one `DPoP` header value for a request carrying `token`.
+#[allow(clippy::too_many_arguments)] // each is one input of RFC 9449 §4.3
+pub(crate) fn check_proof(
+    cfg: &Config,
+    fp: &Fingerprinter,
+    replay: &mut ReplaySet,
+    proofs: &[&str],
+    method: &str,
+    htu: &str,
+    token: &str,
+    now_ms: u64,
+) -> Result<ProofKey, ProofError> {
+    use ProofError::Invalid;
+    let [proof] = proofs else {
+        return Err(Invalid(if proofs.is_empty() {
+            "missing DPoP proof"
+        } else {
+            "more than one DPoP header"
+        }));
+    };
+    let jws = Jws::parse(proof, &cfg.dpop_algorithms)
+        .map_err(|_| Invalid("malformed proof or alg not allowed"))?;
+    jws.check_typ(&[Some("dpop+jwt")])
+        .map_err(|_| Invalid("typ is not dpop+jwt"))?;
+    let jwk = jws
+        .header
+        .jwk
+        .as_ref()
+        .ok_or(Invalid("no jwk in the proof header"))?;
+    let key = VerifyingKey::from_jwk(jwk, &cfg.dpop_algorithms)
+        .map_err(|_| Invalid("unusable or private jwk"))?;
+    jws.verify_with(&key)
+        .map_err(|_| Invalid("proof signature does not verify"))?;
+    let payload = jws
+        .payload()
+        .map_err(|_| Invalid("malformed proof payload"))?;
+    let c: ProofClaims = serde_json::from_slice(&payload)
+        .map_err(|_| Invalid("proof claims missing or malformed"))?;
+    if c.htm != method {
+        return Err(Invalid("htm does not match the request method"));
+    }
+    if normalize_url(&c.htu).as_deref() != Some(htu) {
+        return Err(Invalid("htu does not match the request URI"));
+    }
+    let iat_ms = c
+        .iat
+        .as_u64()
+        .or_else(|| c.iat.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+        .ok_or(Invalid("iat is not a number"))?
+        .saturating_mul(1000);
+    if iat_ms > now_ms + cfg.leeway_ms
+        || iat_ms + cfg.dpop_proof_max_age_ms + cfg.leeway_ms < now_ms
+    {
+        return Err(Invalid("iat outside the acceptance window"));
+    }
+    match c.ath {
+        Some(ath) if ath == sha256_b64(token.as_bytes()) => {}
+        Some(_) => return Err(Invalid("ath does not match the access token")),
+        None => return Err(Invalid("no ath")),
+    }
+    let jkt = jwk_thumbprint(jwk).ok_or(Invalid("cannot compute the jwk thumbprint"))?;
+    if c.jti.is_empty() || c.jti.len() > 256 {
+        return Err(Invalid("bad jti"));
+    }
+    let id = fp.fingerprint(&format!("dpop\0{jkt}\0{}", c.jti));
+    match replay.insert(
+        id,
+        iat_ms + cfg.dpop_proof_max_age_ms + 2 * cfg.leeway_ms,
+        now_ms,
+    ) {
+        Seen::New => Ok(ProofKey { jkt }),
+        Seen::Replay => Err(Invalid("proof jti replayed")),
+        Seen::Full => Err(ProofError::Overloaded),
+    }
+}

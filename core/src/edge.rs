@@ -1,0 +1,1432 @@
+//! The state machine.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::action::{
+    Action, AuditEvent, AuditKind, FetchJwks, Forward, IntrospectRequest, Reason, Reject,
+    RequestId, SharedLookup, SharedPublish, Ticket,
+};
+use crate::cache::{Cache, Entry, Minted};
+use crate::config::{Config, Mode, Route};
+use crate::dpop::{ProofError, check_proof};
+use crate::introspection::{
+    HttpResponse, JwtFailure, Outcome, build_request, parse_response, verify_access_jwt,
+};
+use crate::jose::{KeySet, sha256_b64};
+use crate::metrics::{Metrics, Stats};
+use crate::replay::ReplaySet;
+use crate::request::{Credentials, Request, credentials, normalize_htu};
+use crate::revocation::{Kind, Origin, Revocation, RevocationError, RevocationSet, Selector};
+use crate::secret::{Fingerprint, FingerprintBuild, Fingerprinter, Secret};
+use crate::set::{SetAction, parse_security_event};
+use crate::token::TokenInfo;
+
+/// API misuse by the host. Everything about tokens and the authorization server is an
+/// [`Action`], never an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EdgeError {
+    /// A response for a ticket this core never issued.
+    #[error("unknown ticket {0}")]
+    UnknownTicket(Ticket),
+    /// A shared-store answer for an introspection ticket, or the reverse.
+    #[error("ticket {0} is not of this kind")]
+    WrongTicketKind(Ticket),
+}
+
+/// The answer of the shared store to a [`SharedLookup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupResult<'a> {
+    /// The stored value (`header.payload` for split tokens).
+    Found(&'a str),
+    /// No such key.
+    NotFound,
+    /// The store failed: fail closed.
+    Error,
+}
+
+#[derive(Debug, Clone)]
+struct Binding {
+    dpop: bool,
+    jkt: Option<String>,
+    cert: Option<String>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    request_id: RequestId,
+    route: usize,
+    binding: Binding,
+}
+
+#[derive(Debug)]
+enum Parked {
+    Introspection {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    Split(String),
+}
+
+#[derive(Debug)]
+struct Pending {
+    ticket: Ticket,
+    deadline: u64,
+    waiters: Vec<Waiter>,
+    /// An invalidation arrived while in flight: answer the waiters, cache nothing.
+    no_cache: bool,
+    /// Split mode: the presented signature, held only while its lookup is in flight (it is
+    /// needed to reassemble and verify the JWT); never a key, never logged.
+    split_signature: Option<Secret>,
+    parked: Option<Parked>,
+}
+
+/// Mints upstream JWTs and unique ids.
+#[derive(Debug)]
+struct Minter {
+    key: [u8; 32],
+    counter: u64,
+}
+
+impl Minter {
+    fn next_id(&mut self) -> String {
+        self.counter += 1;
+        let h = blake3::keyed_hash(&self.key, &self.counter.to_le_bytes());
+        h.as_bytes()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+const SWEEP_INTERVAL_MS: u64 = 10_000;
+
+/// The phantom-token edge as a sans-I/O state machine. See the crate documentation for the
+/// run-loop contract.
+#[derive(Debug)]
+pub struct Edge {
+    cfg: Arc<Config>,
+    fp: Fingerprinter,
+    minter: Minter,
+    last_now: u64,
+    actions: VecDeque<Action>,
+    cache: Cache,
+    pending: HashMap<Fingerprint, Pending, FingerprintBuild>,
+    tickets: HashMap<Ticket, Fingerprint>,
+    deadlines: BTreeSet<(u64, Ticket)>,
+    next_ticket: Ticket,
+    keys: Option<KeySet>,
+    jwks_in_flight: bool,
+    jwks_last_fetch: Option<u64>,
+    parked: Vec<Ticket>,
+    revocations: RevocationSet,
+    dpop_replay: ReplaySet,
+    set_replay: ReplaySet,
+    metrics: Metrics,
+    header_name: Arc<str>,
+    strip: Arc<[String]>,
+    next_sweep: u64,
+}
+
+impl Edge {
+    /// Creates the edge at time `now` (Unix milliseconds). `seed` is 32 bytes of entropy from the
+    /// host: it keys token fingerprints (unless `cache.fingerprint_key` is configured) and the
+    /// ids of minted JWTs. The same seed and events give the same actions.
+    ///
+    /// Queues a [`FetchJwks`] when the configuration verifies JWTs.
+    pub fn new(config: Config, seed: [u8; 32], now: u64) -> Self {
+        let fp_key = config
+            .fingerprint_key
+            .unwrap_or_else(|| blake3::derive_key("phantom-edge 2026 fingerprint", &seed));
+        let mut edge = Self {
+            fp: Fingerprinter::new(fp_key),
+            minter: Minter {
+                key: blake3::derive_key("phantom-edge 2026 jti", &seed),
+                counter: 0,
+            },
+            last_now: now,
+            actions: VecDeque::new(),
+            cache: Cache::new(
+                config.max_entries,
+                config.max_bytes,
+                config.negative_max_entries,
+            ),
+            pending: HashMap::default(),
+            tickets: HashMap::new(),
+            deadlines: BTreeSet::new(),
+            next_ticket: 1,
+            keys: None,
+            jwks_in_flight: false,
+            jwks_last_fetch: None,
+            parked: Vec::new(),
+            revocations: RevocationSet::new(config.revocation_max_entries),
+            dpop_replay: ReplaySet::new(config.dpop_max_replay_entries),
+            set_replay: ReplaySet::new(config.revocation_max_entries),
+            metrics: Metrics::default(),
+            header_name: config.upstream_header.as_str().into(),
+            strip: config.strip_headers.clone().into(),
+            next_sweep: now + SWEEP_INTERVAL_MS,
+            cfg: Arc::new(config),
+        };
+        if edge.cfg.jwks_uri.is_some() {
+            edge.request_jwks(now);
+        }
+        edge
+    }
+
+    /// The configuration this edge runs with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The next action for the host, or `None` when there is nothing left to do now. After
+    /// draining, ask [`Edge::poll_timeout`] when to call [`Edge::handle_timeout`].
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Drains every queued action.
+    #[must_use]
+    pub fn drain_actions(&mut self) -> Vec<Action> {
+        self.actions.drain(..).collect()
+    }
+
+    /// When (Unix ms) [`Edge::handle_timeout`] must be called next, if ever.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let ticket = self.deadlines.first().map(|(d, _)| *d);
+        let sweep = (self.revocations.len() + self.dpop_replay.len() + self.set_replay.len() > 0)
+            .then_some(self.next_sweep);
+        match (ticket, sweep) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Counters since start.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Current sizes of the bounded structures.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            cache_entries: self.cache.len(),
+            cache_bytes: self.cache.bytes(),
+            negative_entries: self.cache.negative_len(),
+            pending: self.pending.len(),
+            waiters: self.pending.values().map(|p| p.waiters.len()).sum(),
+            revocations: self.revocations.len(),
+            dpop_replay_entries: self.dpop_replay.len(),
+            jwks_keys: self.keys.as_ref().map_or(0, KeySet::len),
+            evictions: self.cache.evictions,
+        }
+    }
+
+    /// Prometheus text exposition of [`Edge::metrics`] and [`Edge::stats`].
+    pub fn prometheus(&self) -> String {
+        self.metrics.prometheus(&self.stats())
+    }
+
+    /// The fingerprint this edge computes for a token (for operators and revocation tooling).
+    pub fn fingerprint(&self, token: &str) -> Fingerprint {
+        self.fp.fingerprint(token)
+    }
+
+    /// The edge's own public keys as a JWKS document (`{"keys": [...]}`), for backends that
+    /// verify minted JWTs. `None` without `[assertions]`.
+    pub fn assertion_jwks(&self) -> Option<String> {
+        let a = self.cfg.assertions.as_ref()?;
+        Some(serde_json::json!({ "keys": [a.key.public_jwk()] }).to_string())
+    }
+
+    fn tick(&mut self, now: u64) -> u64 {
+        // The core never moves time backwards.
+        self.last_now = self.last_now.max(now);
+        self.last_now
+    }
+
+    fn audit(&mut self, ev: AuditEvent) {
+        self.actions.push_back(Action::Audit(ev));
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Requests
+    // -----------------------------------------------------------------------------------------
+
+    /// A client request arrived. Queues a `Forward` or `Reject` for `req.id` now (cache hit,
+    /// negative hit, bad request), or later when the introspection it queues (or joins) is
+    /// answered.
+    pub fn handle_request(&mut self, now: u64, req: &Request<'_>) {
+        let now = self.tick(now);
+        self.metrics.requests += 1;
+        let Some(route) = route_for(&self.cfg.routes, req.path) else {
+            return self.reject(req.id, Reason::NoRoute, None, false, None, None);
+        };
+        let (token, dpop) = match credentials(req.headers) {
+            Credentials::None => {
+                return self.reject(req.id, Reason::MissingToken, None, false, None, None);
+            }
+            Credentials::Malformed(why) => {
+                return self.reject(
+                    req.id,
+                    Reason::MalformedRequest,
+                    None,
+                    false,
+                    None,
+                    Some(why),
+                );
+            }
+            Credentials::Bearer(t) => (t, false),
+            Credentials::Dpop(t) => (t, true),
+        };
+        let fp = self.fp.fingerprint(token);
+
+        // A DPoP proof is checked per request, before anything can succeed (RFC 9449 §4.3).
+        let mut jkt = None;
+        if dpop {
+            let proofs: Vec<&str> = req
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("dpop"))
+                .map(|(_, v)| *v)
+                .collect();
+            let htu = normalize_htu(req.scheme, req.authority, req.path);
+            match check_proof(
+                &self.cfg,
+                &self.fp,
+                &mut self.dpop_replay,
+                &proofs,
+                req.method,
+                &htu,
+                token,
+                now,
+            ) {
+                Ok(p) => jkt = Some(p.jkt),
+                Err(ProofError::Invalid(why)) => {
+                    return self.reject(
+                        req.id,
+                        Reason::InvalidDpopProof,
+                        Some(fp),
+                        true,
+                        None,
+                        Some(why),
+                    );
+                }
+                Err(ProofError::Overloaded) => {
+                    return self.reject(
+                        req.id,
+                        Reason::Overloaded,
+                        Some(fp),
+                        true,
+                        None,
+                        Some("DPoP replay set full"),
+                    );
+                }
+            }
+        }
+        let binding = Binding {
+            dpop,
+            jkt,
+            cert: req.client_cert_thumbprint.map(str::to_owned),
+        };
+
+        // Positive cache: authorization still runs on every hit (invariant 4).
+        let epoch = self.revocations.epoch;
+        if let Some(entry) = self.cache.get_mut(&fp, now) {
+            if entry.epoch != epoch {
+                if self.revocations.matches(&fp, &entry.info) {
+                    self.cache.remove(&fp);
+                    self.cache.insert_negative(
+                        fp,
+                        now + self.cfg.negative_ttl_ms.max(1),
+                        Reason::Revoked,
+                    );
+                    return self.reject(req.id, Reason::Revoked, Some(fp), dpop, None, None);
+                }
+                entry.epoch = epoch;
+            }
+            self.metrics.cache_hits += 1;
+            let mut ev = AuditEvent::new(AuditKind::CacheHit);
+            ev.request_id = Some(req.id);
+            ev.fingerprint = Some(fp);
+            self.actions.push_back(Action::Audit(ev));
+            return self.decide_cached(req.id, fp, route, &binding, now);
+        }
+        if let Some(reason) = self.cache.negative(&fp, now) {
+            self.metrics.negative_hits += 1;
+            let mut ev = AuditEvent::new(AuditKind::NegativeHit);
+            ev.request_id = Some(req.id);
+            ev.fingerprint = Some(fp);
+            self.audit(ev);
+            return self.reject(req.id, reason, Some(fp), dpop, None, None);
+        }
+        if self.revocations.is_fingerprint_revoked(&fp) {
+            return self.reject(req.id, Reason::Revoked, Some(fp), dpop, None, None);
+        }
+        self.metrics.cache_misses += 1;
+        let mut ev = AuditEvent::new(AuditKind::CacheMiss);
+        ev.request_id = Some(req.id);
+        ev.fingerprint = Some(fp);
+        self.audit(ev);
+
+        let waiter = Waiter {
+            request_id: req.id,
+            route,
+            binding,
+        };
+        if let Some(p) = self.pending.get_mut(&fp) {
+            // Coalescing: one introspection per token in flight (invariant 5).
+            if p.waiters.len() >= self.cfg.max_waiters {
+                return self.reject(
+                    req.id,
+                    Reason::Overloaded,
+                    Some(fp),
+                    dpop,
+                    None,
+                    Some("too many waiters"),
+                );
+            }
+            p.waiters.push(waiter);
+            self.metrics.coalesced += 1;
+            let mut ev = AuditEvent::new(AuditKind::Coalesced);
+            ev.request_id = Some(req.id);
+            ev.ticket = Some(p.ticket);
+            ev.fingerprint = Some(fp);
+            self.audit(ev);
+            return;
+        }
+        if self.pending.len() >= self.cfg.max_pending {
+            return self.reject(
+                req.id,
+                Reason::Overloaded,
+                Some(fp),
+                dpop,
+                None,
+                Some("too many pending"),
+            );
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let deadline = now + self.cfg.timeout_ms;
+        let split_signature =
+            (self.cfg.mode == Mode::Split).then(|| Secret::new(token.to_string()));
+        self.pending.insert(
+            fp,
+            Pending {
+                ticket,
+                deadline,
+                waiters: vec![waiter],
+                no_cache: false,
+                split_signature,
+                parked: None,
+            },
+        );
+        self.tickets.insert(ticket, fp);
+        self.deadlines.insert((deadline, ticket));
+        match self.cfg.mode {
+            Mode::Phantom => {
+                let jti = self.minter.next_id();
+                let (headers, body) = build_request(&self.cfg, token, now, &jti);
+                self.metrics.introspections += 1;
+                self.actions
+                    .push_back(Action::Introspect(IntrospectRequest {
+                        ticket,
+                        method: "POST",
+                        url: self.cfg.introspection_endpoint.clone().unwrap_or_default(),
+                        headers,
+                        body,
+                        timeout_ms: self.cfg.timeout_ms,
+                        fingerprint: fp,
+                    }));
+            }
+            Mode::Split => {
+                self.metrics.shared_lookups += 1;
+                let key = format!(
+                    "{}{}",
+                    self.cfg.split_key_prefix,
+                    sha256_b64(token.as_bytes())
+                );
+                self.actions
+                    .push_back(Action::SharedLookup(SharedLookup { ticket, key }));
+            }
+        }
+    }
+
+    /// Authorizes a request against the cached entry for `fp` and queues the decision.
+    fn decide_cached(
+        &mut self,
+        id: RequestId,
+        fp: Fingerprint,
+        route: usize,
+        binding: &Binding,
+        now: u64,
+    ) {
+        let Self {
+            cache,
+            cfg,
+            minter,
+            header_name,
+            strip,
+            actions,
+            metrics,
+            ..
+        } = self;
+        let Some(entry) = cache.get_mut(&fp, now) else {
+            return;
+        };
+        let before = entry.bytes();
+        let decision = decide(cfg, minter, entry, route, binding, now);
+        let after = entry.bytes();
+        match decision {
+            Ok(value) => {
+                metrics.forwarded += 1;
+                actions.push_back(Action::Forward(Forward {
+                    request_id: id,
+                    header_name: header_name.clone(),
+                    header_value: value,
+                    strip_headers: strip.clone(),
+                    token: entry.info.clone(),
+                    fingerprint: fp,
+                }));
+                if after != before {
+                    cache.resized(before, after);
+                }
+            }
+            Err(reason) => {
+                let dpop = binding.dpop
+                    || (reason == Reason::SenderMismatch && entry.info.cnf_jkt.is_some());
+                let scopes = (reason == Reason::InsufficientScope)
+                    .then(|| cfg.routes[route].required_scopes.join(" "));
+                self.reject(id, reason, Some(fp), dpop, scopes, None);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reject(
+        &mut self,
+        id: RequestId,
+        reason: Reason,
+        fp: Option<Fingerprint>,
+        dpop: bool,
+        scope: Option<String>,
+        detail: Option<&str>,
+    ) {
+        self.metrics.rejected += 1;
+        let r = build_reject(&self.cfg, id, reason, fp, dpop, scope.as_deref());
+        let mut ev = AuditEvent::new(AuditKind::Rejected);
+        ev.request_id = Some(id);
+        ev.fingerprint = fp;
+        ev.reason = Some(reason);
+        ev.detail = detail.map(str::to_owned);
+        self.audit(ev);
+        self.actions.push_back(Action::Reject(r));
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Answers from the authorization server and the shared store
+    // -----------------------------------------------------------------------------------------
+
+    /// The introspection endpoint answered `ticket`.
+    pub fn handle_introspection_response(
+        &mut self,
+        now: u64,
+        ticket: Ticket,
+        response: &HttpResponse<'_>,
+    ) -> Result<(), EdgeError> {
+        let now = self.tick(now);
+        let Some(fp) = self.live_ticket(ticket)? else {
+            return Ok(());
+        };
+        if self
+            .pending
+            .get(&fp)
+            .is_some_and(|p| p.split_signature.is_some())
+        {
+            return Err(EdgeError::WrongTicketKind(ticket));
+        }
+        let outcome = parse_response(&self.cfg, self.keys.as_ref(), response, now);
+        if matches!(outcome, Outcome::NeedKeys) {
+            let parked = Parked::Introspection {
+                status: response.status,
+                headers: response
+                    .headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+                body: response.body.to_vec(),
+            };
+            return Ok(self.park(fp, ticket, parked, now));
+        }
+        self.complete(fp, outcome, now);
+        Ok(())
+    }
+
+    /// Sending the introspection request for `ticket` failed (connection refused, TLS, timeout).
+    pub fn handle_introspection_failure(
+        &mut self,
+        now: u64,
+        ticket: Ticket,
+        detail: &str,
+    ) -> Result<(), EdgeError> {
+        let now = self.tick(now);
+        let Some(fp) = self.live_ticket(ticket)? else {
+            return Ok(());
+        };
+        let detail: String = detail
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        self.complete(
+            fp,
+            Outcome::Failure(Reason::Unavailable, format!("transport: {detail}")),
+            now,
+        );
+        Ok(())
+    }
+
+    /// The shared store answered a [`SharedLookup`] (split-token mode).
+    pub fn handle_shared_lookup(
+        &mut self,
+        now: u64,
+        ticket: Ticket,
+        result: LookupResult<'_>,
+    ) -> Result<(), EdgeError> {
+        let now = self.tick(now);
+        let Some(fp) = self.live_ticket(ticket)? else {
+            return Ok(());
+        };
+        if self
+            .pending
+            .get(&fp)
+            .is_none_or(|p| p.split_signature.is_none())
+        {
+            return Err(EdgeError::WrongTicketKind(ticket));
+        }
+        let outcome = match result {
+            LookupResult::NotFound => Outcome::Inactive(Reason::Inactive),
+            LookupResult::Error => {
+                Outcome::Failure(Reason::Unavailable, "shared store error".into())
+            }
+            LookupResult::Found(value) => {
+                let o = self.split_outcome(fp, value, now);
+                if matches!(o, Outcome::NeedKeys) {
+                    return Ok(self.park(fp, ticket, Parked::Split(value.to_string()), now));
+                }
+                o
+            }
+        };
+        self.complete(fp, outcome, now);
+        Ok(())
+    }
+
+    fn split_outcome(&self, fp: Fingerprint, value: &str, now: u64) -> Outcome {
+        let Some(sig) = self
+            .pending
+            .get(&fp)
+            .and_then(|p| p.split_signature.as_ref())
+        else {
+            return Outcome::Failure(Reason::Unavailable, "split lookup without signature".into());
+        };
+        let Some(keys) = &self.keys else {
+            return Outcome::NeedKeys;
+        };
+        if value.split('.').count() != 2 {
+            return Outcome::Inactive(Reason::InvalidToken);
+        }
+        let jwt = format!("{value}.{}", sig.expose());
+        // Reassembled from the shared store: verify before trusting (cache poisoning defence).
+        match verify_access_jwt(&self.cfg, keys, &jwt, now) {
+            Ok(info) => Outcome::Active {
+                info,
+                jwt: Some(jwt),
+                cache: Default::default(),
+            },
+            Err(JwtFailure::NeedKeys) => Outcome::NeedKeys,
+            Err(JwtFailure::Expired) => Outcome::Inactive(Reason::Expired),
+            Err(JwtFailure::Invalid(_)) => Outcome::Inactive(Reason::InvalidToken),
+        }
+    }
+
+    /// `Ok(Some(fp))` for a live ticket, `Ok(None)` for one that already ended (late answer).
+    fn live_ticket(&mut self, ticket: Ticket) -> Result<Option<Fingerprint>, EdgeError> {
+        match self.tickets.get(&ticket) {
+            Some(fp) => Ok(Some(*fp)),
+            None if ticket > 0 && ticket < self.next_ticket => {
+                let mut ev = AuditEvent::new(AuditKind::LateResponse);
+                ev.ticket = Some(ticket);
+                self.audit(ev);
+                Ok(None)
+            }
+            None => Err(EdgeError::UnknownTicket(ticket)),
+        }
+    }
+
+    fn park(&mut self, fp: Fingerprint, ticket: Ticket, parked: Parked, now: u64) {
+        if self.request_jwks(now) {
+            if let Some(p) = self.pending.get_mut(&fp) {
+                p.parked = Some(parked);
+            }
+            self.parked.push(ticket);
+        } else {
+            self.complete(
+                fp,
+                Outcome::Failure(
+                    Reason::Unavailable,
+                    "signing key unknown and JWKS refresh rate-limited".into(),
+                ),
+                now,
+            );
+        }
+    }
+
+    /// Queues a JWKS fetch unless one is in flight or one happened too recently. Returns whether
+    /// a fresh JWKS is on its way.
+    fn request_jwks(&mut self, now: u64) -> bool {
+        if self.jwks_in_flight {
+            return true;
+        }
+        let Some(url) = self.cfg.jwks_uri.clone() else {
+            return false;
+        };
+        if self
+            .jwks_last_fetch
+            .is_some_and(|t| now < t + self.cfg.jwks_min_refresh_ms)
+        {
+            return false;
+        }
+        self.jwks_in_flight = true;
+        self.jwks_last_fetch = Some(now);
+        self.metrics.jwks_fetches += 1;
+        self.actions.push_back(Action::FetchJwks(FetchJwks { url }));
+        true
+    }
+
+    /// The JWKS fetch finished: `Ok(body)` for a 200 answer, `Err(detail)` otherwise.
+    pub fn handle_jwks(&mut self, now: u64, result: Result<&[u8], &str>) {
+        let now = self.tick(now);
+        self.jwks_in_flight = false;
+        let parsed = match result {
+            Ok(body) => KeySet::from_json(body, &self.cfg.algorithms),
+            Err(e) => Err(e.chars().filter(|c| !c.is_control()).take(200).collect()),
+        };
+        match parsed {
+            Ok(keys) => {
+                let mut ev = AuditEvent::new(AuditKind::JwksFetched);
+                ev.detail = Some(format!("keys={}", keys.len()));
+                self.audit(ev);
+                self.keys = Some(keys);
+            }
+            Err(why) => {
+                let mut ev = AuditEvent::new(AuditKind::JwksFailed);
+                ev.detail = Some(why);
+                self.audit(ev);
+            }
+        }
+        for ticket in std::mem::take(&mut self.parked) {
+            let Some(&fp) = self.tickets.get(&ticket) else {
+                continue;
+            };
+            let Some(parked) = self.pending.get_mut(&fp).and_then(|p| p.parked.take()) else {
+                continue;
+            };
+            let outcome = match &parked {
+                Parked::Introspection {
+                    status,
+                    headers,
+                    body,
+                } => {
+                    let h: Vec<(&str, &str)> = headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_str()))
+                        .collect();
+                    let resp = HttpResponse {
+                        status: *status,
+                        headers: &h,
+                        body,
+                    };
+                    parse_response(&self.cfg, self.keys.as_ref(), &resp, now)
+                }
+                Parked::Split(value) => self.split_outcome(fp, value, now),
+            };
+            let outcome = match outcome {
+                Outcome::NeedKeys => {
+                    Outcome::Failure(Reason::Unavailable, "signing key not in the JWKS".into())
+                }
+                o => o,
+            };
+            self.complete(fp, outcome, now);
+        }
+    }
+
+    /// Ends a ticket: answers every waiter and caches what may be cached.
+    fn complete(&mut self, fp: Fingerprint, outcome: Outcome, now: u64) {
+        let Some(p) = self.pending.remove(&fp) else {
+            return;
+        };
+        self.tickets.remove(&p.ticket);
+        self.deadlines.remove(&(p.deadline, p.ticket));
+        self.parked.retain(|t| *t != p.ticket);
+        match outcome {
+            Outcome::Active { info, jwt, cache } => {
+                let mut ev = AuditEvent::new(AuditKind::Introspected);
+                ev.ticket = Some(p.ticket);
+                ev.fingerprint = Some(fp);
+                ev.detail = Some("active".into());
+                self.audit(ev);
+                // A revocation handled while this was in flight wins (invariant 2).
+                if self.revocations.matches(&fp, &info) {
+                    self.cache.insert_negative(
+                        fp,
+                        now + self.cfg.negative_ttl_ms.max(1),
+                        Reason::Revoked,
+                    );
+                    for w in p.waiters {
+                        self.reject(
+                            w.request_id,
+                            Reason::Revoked,
+                            Some(fp),
+                            w.binding.dpop,
+                            None,
+                            None,
+                        );
+                    }
+                    return;
+                }
+                let cfg = &self.cfg;
+                let mut expires = now + cfg.max_ttl_ms;
+                if let Some(ma) = cache.max_age_ms {
+                    expires = expires.min(now + ma);
+                }
+                if let Some(exp) = info.exp {
+                    expires = expires.min(exp.saturating_mul(1000).saturating_sub(cfg.skew_ms));
+                }
+                let cacheable =
+                    !p.no_cache && !(cache.no_store && !cfg.ignore_no_store) && expires > now;
+                let forward = jwt.map(|j| header_value(&cfg.upstream_scheme, &j));
+                let entry = Entry {
+                    info: Arc::new(info),
+                    expires_ms: if cacheable { expires } else { now + 1 },
+                    epoch: self.revocations.epoch,
+                    forward,
+                    minted: Vec::new(),
+                };
+                if cacheable {
+                    let mut ev = AuditEvent::new(AuditKind::Cached);
+                    ev.fingerprint = Some(fp);
+                    ev.detail = Some(format!("ttl_ms={}", expires - now));
+                    self.audit(ev);
+                    self.cache.insert(fp, entry);
+                    for w in p.waiters {
+                        if self.cache.peek(&fp).is_some() {
+                            self.decide_cached(w.request_id, fp, w.route, &w.binding, now);
+                        } else {
+                            // Evicted at once (a cache of size one under load): decide uncached.
+                            self.reject(
+                                w.request_id,
+                                Reason::Overloaded,
+                                Some(fp),
+                                w.binding.dpop,
+                                None,
+                                None,
+                            );
+                        }
+                    }
+                } else {
+                    let mut entry = entry;
+                    for w in p.waiters {
+                        self.decide_uncached(w, fp, &mut entry, now);
+                    }
+                }
+            }
+            Outcome::Inactive(reason) => {
+                let mut ev = AuditEvent::new(AuditKind::Introspected);
+                ev.ticket = Some(p.ticket);
+                ev.fingerprint = Some(fp);
+                ev.reason = Some(reason);
+                ev.detail = Some("inactive".into());
+                self.audit(ev);
+                if self.cfg.negative_ttl_ms > 0 {
+                    self.cache
+                        .insert_negative(fp, now + self.cfg.negative_ttl_ms, reason);
+                }
+                for w in p.waiters {
+                    self.reject(w.request_id, reason, Some(fp), w.binding.dpop, None, None);
+                }
+            }
+            Outcome::Failure(reason, detail) => {
+                self.metrics.introspection_failures += 1;
+                let mut ev = AuditEvent::new(AuditKind::AsFailure);
+                ev.ticket = Some(p.ticket);
+                ev.fingerprint = Some(fp);
+                ev.reason = Some(reason);
+                ev.detail = Some(detail);
+                self.audit(ev);
+                for w in p.waiters {
+                    self.reject(w.request_id, reason, Some(fp), w.binding.dpop, None, None);
+                }
+            }
+            Outcome::NeedKeys => {
+                for w in p.waiters {
+                    self.reject(
+                        w.request_id,
+                        Reason::Unavailable,
+                        Some(fp),
+                        w.binding.dpop,
+                        None,
+                        None,
+                    );
+                }
+            }
+        }
+    }
+
+    fn decide_uncached(&mut self, w: Waiter, fp: Fingerprint, entry: &mut Entry, now: u64) {
+        match decide(&self.cfg, &mut self.minter, entry, w.route, &w.binding, now) {
+            Ok(value) => {
+                self.metrics.forwarded += 1;
+                self.actions.push_back(Action::Forward(Forward {
+                    request_id: w.request_id,
+                    header_name: self.header_name.clone(),
+                    header_value: value,
+                    strip_headers: self.strip.clone(),
+                    token: entry.info.clone(),
+                    fingerprint: fp,
+                }));
+            }
+            Err(reason) => {
+                let dpop = w.binding.dpop
+                    || (reason == Reason::SenderMismatch && entry.info.cnf_jkt.is_some());
+                let scopes = (reason == Reason::InsufficientScope)
+                    .then(|| self.cfg.routes[w.route].required_scopes.join(" "));
+                self.reject(w.request_id, reason, Some(fp), dpop, scopes, None);
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Time
+    // -----------------------------------------------------------------------------------------
+
+    /// Time passed: times out pending tickets (their waiters get 503) and forgets expired
+    /// revocations and replay entries.
+    pub fn handle_timeout(&mut self, now: u64) {
+        let now = self.tick(now);
+        while let Some(&(deadline, ticket)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            if let Some(fp) = self.tickets.get(&ticket).copied() {
+                let mut ev = AuditEvent::new(AuditKind::TicketTimedOut);
+                ev.ticket = Some(ticket);
+                ev.fingerprint = Some(fp);
+                self.audit(ev);
+                self.complete(
+                    fp,
+                    Outcome::Failure(Reason::Timeout, "no answer within the timeout".into()),
+                    now,
+                );
+            }
+        }
+        if now >= self.next_sweep {
+            self.revocations.expire(now);
+            self.dpop_replay.expire(now);
+            self.set_replay.expire(now);
+            self.next_sweep = now + SWEEP_INTERVAL_MS;
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Revocation
+    // -----------------------------------------------------------------------------------------
+
+    /// Handles a revocation. After this returns, no matching token is forwarded again, including
+    /// one whose introspection is in flight (invariant 2). `Origin::Local` revocations are
+    /// queued as [`SharedPublish`] for the other instances.
+    pub fn handle_revocation(
+        &mut self,
+        now: u64,
+        revocation: Revocation,
+        origin: Origin,
+    ) -> Result<(), RevocationError> {
+        let now = self.tick(now);
+        let until_ms = match revocation.until {
+            Some(u) => {
+                let ms = u.saturating_mul(1000);
+                if ms <= now {
+                    return Err(RevocationError::Invalid("until is in the past".into()));
+                }
+                Some(ms)
+            }
+            None => None,
+        };
+        let default_until = now + self.cfg.revocation_default_ttl_ms;
+        let (overflow, fp, published) = match &revocation.selector {
+            Selector::Token(t) => {
+                let fp = self.fp.fingerprint(t);
+                let (o, u) = self.revoke_fingerprint(fp, until_ms, now);
+                (
+                    o,
+                    Some(fp),
+                    serde_json::json!({ "fingerprint": fp.to_string(), "until": u / 1000 }),
+                )
+            }
+            Selector::Fingerprint(fp) => {
+                let (o, u) = self.revoke_fingerprint(*fp, until_ms, now);
+                (
+                    o,
+                    Some(*fp),
+                    serde_json::json!({ "fingerprint": fp.to_string(), "until": u / 1000 }),
+                )
+            }
+            Selector::Jti(v) | Selector::Sub(v) | Selector::ClientId(v) | Selector::Sid(v) => {
+                let (kind, name) = match &revocation.selector {
+                    Selector::Jti(_) => (Kind::Jti, "jti"),
+                    Selector::Sub(_) => (Kind::Sub, "sub"),
+                    Selector::ClientId(_) => (Kind::ClientId, "client_id"),
+                    _ => (Kind::Sid, "sid"),
+                };
+                let u = until_ms.unwrap_or(default_until);
+                let o = self.revocations.add_named(kind, v, now, u);
+                (o, None, serde_json::json!({ name: v, "until": u / 1000 }))
+            }
+        };
+        if overflow {
+            // Forgetting a revocation is only safe if every cached decision is re-checked.
+            self.cache.clear();
+            let mut ev = AuditEvent::new(AuditKind::RevocationOverflow);
+            ev.detail =
+                Some("revocation set full: oldest entry dropped, decision cache flushed".into());
+            self.audit(ev);
+        }
+        self.metrics.revocations += 1;
+        let mut ev = AuditEvent::new(AuditKind::Revoked);
+        ev.fingerprint = fp;
+        ev.detail = Some(selector_name(&revocation.selector).into());
+        self.audit(ev);
+        if origin == Origin::Local {
+            self.actions.push_back(Action::SharedPublish(SharedPublish {
+                message: published.to_string(),
+            }));
+        }
+        Ok(())
+    }
+
+    fn revoke_fingerprint(
+        &mut self,
+        fp: Fingerprint,
+        until_ms: Option<u64>,
+        now: u64,
+    ) -> (bool, u64) {
+        // Keep it as long as the token can live: its exp when known, else the default.
+        let known_exp = self
+            .cache
+            .peek(&fp)
+            .and_then(|e| e.info.exp)
+            .map(|e| e.saturating_mul(1000) + self.cfg.leeway_ms);
+        let until = until_ms
+            .or(known_exp)
+            .unwrap_or(now + self.cfg.revocation_default_ttl_ms)
+            .max(now + 1);
+        let overflow = self.revocations.add_fingerprint(fp, now, until);
+        self.cache.remove(&fp);
+        (overflow, until)
+    }
+
+    /// Handles an RFC 8417 Security Event Token (CAEP session-revoked and token-claims-change,
+    /// RISC account events), verified against `revocation.set_key`. Duplicate `jti`s are
+    /// accepted and ignored.
+    pub fn handle_security_event(&mut self, now: u64, set: &str) -> Result<(), RevocationError> {
+        let now = self.tick(now);
+        let parsed = parse_security_event(&self.cfg, set, now)?;
+        let id = self.fp.fingerprint(&format!("set\0{}", parsed.jti));
+        match self
+            .set_replay
+            .insert(id, now + self.cfg.revocation_default_ttl_ms, now)
+        {
+            crate::replay::Seen::Replay => return Ok(()),
+            crate::replay::Seen::Full => {
+                return Err(RevocationError::Invalid(
+                    "too many recent security events; retry later".into(),
+                ));
+            }
+            crate::replay::Seen::New => {}
+        }
+        let mut ev = AuditEvent::new(AuditKind::SecurityEvent);
+        ev.detail = Some(format!("events={}", parsed.actions.len()));
+        self.audit(ev);
+        for action in parsed.actions {
+            match action {
+                SetAction::Revoke(selector) => {
+                    self.handle_revocation(
+                        now,
+                        Revocation {
+                            selector,
+                            until: None,
+                        },
+                        Origin::Local,
+                    )?;
+                }
+                SetAction::Invalidate(selector) => self.invalidate(&selector),
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops cached decisions for matching tokens so their claims are fetched again, without
+    /// refusing them (CAEP token-claims-change). In-flight results are used once, not cached.
+    fn invalidate(&mut self, selector: &Selector) {
+        let fp_target = match selector {
+            Selector::Token(t) => Some(self.fp.fingerprint(t)),
+            Selector::Fingerprint(f) => Some(*f),
+            _ => None,
+        };
+        let n = self.cache.purge(|fp, info| match selector {
+            Selector::Token(_) | Selector::Fingerprint(_) => Some(*fp) == fp_target,
+            Selector::Jti(v) => info.jti.as_ref() == Some(v),
+            Selector::Sub(v) => info.sub.as_ref() == Some(v),
+            Selector::ClientId(v) => info.client_id.as_ref() == Some(v),
+            Selector::Sid(v) => info.sid.as_ref() == Some(v),
+        });
+        for p in self.pending.values_mut() {
+            p.no_cache = true;
+        }
+        let mut ev = AuditEvent::new(AuditKind::Invalidated);
+        ev.fingerprint = fp_target;
+        ev.detail = Some(format!("{} entries", n));
+        self.audit(ev);
+    }
+
+    /// The revocation route every host exposes, in one place: `content_type` and
+    /// `authorization` are the request's headers, `body` its bytes. A JSON selector needs the
+    /// `[admin]` bearer secret; an `application/secevent+jwt` body is authenticated by its
+    /// signature. `Ok` → answer 204; `Err(e)` → answer `e.status()` with `e.body()`.
+    pub fn handle_admin_revocation(
+        &mut self,
+        now: u64,
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Result<(), RevocationError> {
+        let mt = content_type
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if mt == "application/secevent+jwt" {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| RevocationError::Invalid("body is not UTF-8".into()))?;
+            return self.handle_security_event(now, text.trim());
+        }
+        let Some(secret) = &self.cfg.admin_token else {
+            return Err(RevocationError::Unauthorized(
+                "no [admin] token is configured".into(),
+            ));
+        };
+        let presented = authorization.and_then(|a| {
+            let (scheme, rest) = a.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+        if !presented.is_some_and(|p| secret.ct_eq(p)) {
+            return Err(RevocationError::Unauthorized(
+                "missing or wrong admin bearer token".into(),
+            ));
+        }
+        if mt != "application/json" {
+            return Err(RevocationError::Invalid(
+                "content-type must be application/json or application/secevent+jwt".into(),
+            ));
+        }
+        let revocation = Revocation::from_json(body)?;
+        self.handle_revocation(now, revocation, Origin::Local)
+    }
+}
+
+fn selector_name(s: &Selector) -> &'static str {
+    match s {
+        Selector::Token(_) => "selector=token",
+        Selector::Fingerprint(_) => "selector=fingerprint",
+        Selector::Jti(_) => "selector=jti",
+        Selector::Sub(_) => "selector=sub",
+        Selector::ClientId(_) => "selector=client_id",
+        Selector::Sid(_) => "selector=sid",
+    }
+}
+
+/// Longest `path_prefix` that matches on a segment boundary.
+pub(crate) fn route_for(routes: &[Route], path: &str) -> Option<usize> {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let mut best: Option<(usize, usize)> = None;
+    for (i, r) in routes.iter().enumerate() {
+        let p = r.path_prefix.as_str();
+        let hit = p == "/"
+            || path == p
+            || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/'));
+        if hit && best.is_none_or(|(_, len)| p.len() > len) {
+            best = Some((i, p.len()));
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+fn header_value(scheme: &str, jwt: &str) -> Arc<str> {
+    if scheme.is_empty() {
+        jwt.into()
+    } else {
+        format!("{scheme} {jwt}").into()
+    }
+}
+
+/// Authorization on every request (invariant 4), then the upstream header value.
+fn decide(
+    cfg: &Config,
+    minter: &mut Minter,
+    entry: &mut Entry,
+    route_idx: usize,
+    b: &Binding,
+    now: u64,
+) -> Result<Arc<str>, Reason> {
+    let info = &*entry.info;
+    let route = &cfg.routes[route_idx];
+    if info.exp.is_some_and(|e| e.saturating_mul(1000) <= now) {
+        return Err(Reason::Expired);
+    }
+    if info
+        .nbf
+        .is_some_and(|n| n.saturating_mul(1000) > now + cfg.leeway_ms)
+    {
+        return Err(Reason::InvalidToken);
+    }
+    if info.iss.as_ref().is_some_and(|i| *i != cfg.issuer) {
+        return Err(Reason::WrongIssuer);
+    }
+    match (&info.cnf_jkt, b.dpop) {
+        (Some(jkt), true) if b.jkt.as_ref() == Some(jkt) => {}
+        (Some(_), _) => return Err(Reason::SenderMismatch),
+        // RFC 9449 §7.1: the DPoP scheme is for DPoP-bound tokens only.
+        (None, true) => return Err(Reason::SenderMismatch),
+        (None, false) => {}
+    }
+    if let Some(x5t) = &info.cnf_x5t_s256
+        && b.cert.as_ref() != Some(x5t)
+    {
+        return Err(Reason::SenderMismatch);
+    }
+    if let Some(aud) = &route.audience
+        && !info.aud.iter().any(|a| a == aud)
+    {
+        return Err(Reason::WrongAudience);
+    }
+    if !info.has_scopes(&route.required_scopes) {
+        return Err(Reason::InsufficientScope);
+    }
+    let Some(a) = &cfg.assertions else {
+        return entry.forward.clone().ok_or(Reason::Unavailable);
+    };
+    let token_exp_ms = info.exp.map_or(u64::MAX, |e| e.saturating_mul(1000));
+    let fresh_enough = (now + a.max_ttl_ms / 2).min(token_exp_ms);
+    if let Some(m) = entry
+        .minted
+        .iter()
+        .find(|m| m.route == route_idx && m.exp_ms > now && m.exp_ms >= fresh_enough)
+    {
+        return Ok(m.value.clone());
+    }
+    let exp_ms = (now + a.max_ttl_ms).min(token_exp_ms);
+    let jwt = mint(cfg, minter, info, route, now, exp_ms);
+    let value = header_value(&cfg.upstream_scheme, &jwt);
+    entry.minted.retain(|m| m.route != route_idx);
+    entry.minted.push(Minted {
+        route: route_idx,
+        value: value.clone(),
+        exp_ms,
+    });
+    Ok(value)
+}
+
+/// An RFC 9068 access token for one upstream: `aud` the route's audience, scopes narrowed to the
+/// route's required scopes (all granted scopes where the route requires none), lifetime within
+/// the access token's, `cnf` carried over.
+fn mint(
+    cfg: &Config,
+    minter: &mut Minter,
+    info: &TokenInfo,
+    route: &Route,
+    now: u64,
+    exp_ms: u64,
+) -> String {
+    let Some(a) = &cfg.assertions else {
+        return String::new();
+    };
+    let mut c = serde_json::Map::new();
+    c.insert("iss".into(), a.issuer.clone().into());
+    if let Some(s) = &info.sub {
+        c.insert("sub".into(), s.clone().into());
+    }
+    match (&route.audience, info.aud.as_slice()) {
+        (Some(aud), _) => {
+            c.insert("aud".into(), aud.clone().into());
+        }
+        (None, [one]) => {
+            c.insert("aud".into(), one.clone().into());
+        }
+        (None, []) => {}
+        (None, many) => {
+            c.insert("aud".into(), many.to_vec().into());
+        }
+    }
+    if let Some(v) = &info.client_id {
+        c.insert("client_id".into(), v.clone().into());
+    }
+    let scope = if route.required_scopes.is_empty() {
+        info.scopes.join(" ")
+    } else {
+        route.required_scopes.join(" ")
+    };
+    if !scope.is_empty() {
+        c.insert("scope".into(), scope.into());
+    }
+    c.insert("iat".into(), (now / 1000).into());
+    c.insert("exp".into(), (exp_ms / 1000).into());
+    c.insert("jti".into(), minter.next_id().into());
+    if let Some(v) = &info.sid {
+        c.insert("sid".into(), v.clone().into());
+    }
+    let mut cnf = serde_json::Map::new();
+    if let Some(v) = &info.cnf_jkt {
+        cnf.insert("jkt".into(), v.clone().into());
+    }
+    if let Some(v) = &info.cnf_x5t_s256 {
+        cnf.insert("x5t#S256".into(), v.clone().into());
+    }
+    if !cnf.is_empty() {
+        c.insert("cnf".into(), cnf.into());
+    }
+    a.key.sign("at+jwt", &serde_json::Value::Object(c))
+}
+
+/// Status, challenge and body for a rejection (RFC 6750 §3, RFC 9449 §7).
+pub(crate) fn build_reject(
+    cfg: &Config,
+    id: RequestId,
+    reason: Reason,
+    fp: Option<Fingerprint>,
+    dpop: bool,
+    scope: Option<&str>,
+) -> Reject {
+    let realm = &cfg.realm;
+    let scheme = if dpop || reason == Reason::InvalidDpopProof {
+        "DPoP"
+    } else {
+        "Bearer"
+    };
+    let algs = if scheme == "DPoP" {
+        let names: Vec<&str> = cfg.dpop_algorithms.iter().map(|a| a.name()).collect();
+        format!(", algs=\"{}\"", names.join(" "))
+    } else {
+        String::new()
+    };
+    let challenge = |error: &str, desc: &str| {
+        format!("{scheme} realm=\"{realm}\", error=\"{error}\", error_description=\"{desc}\"{algs}")
+    };
+    let (status, www, error, desc): (u16, Option<String>, &str, &str) = match reason {
+        Reason::MissingToken => (
+            401,
+            Some(format!("{scheme} realm=\"{realm}\"{algs}")),
+            "unauthorized",
+            "an access token is required",
+        ),
+        Reason::MalformedRequest => {
+            let d = "the Authorization header is malformed";
+            (
+                400,
+                Some(challenge("invalid_request", d)),
+                "invalid_request",
+                d,
+            )
+        }
+        Reason::Inactive
+        | Reason::Expired
+        | Reason::Revoked
+        | Reason::InvalidToken
+        | Reason::WrongIssuer
+        | Reason::WrongAudience
+        | Reason::SenderMismatch => {
+            // One description for all: no oracle telling revoked from expired from unknown.
+            let d = "the access token is not valid";
+            (401, Some(challenge("invalid_token", d)), "invalid_token", d)
+        }
+        Reason::InvalidDpopProof => {
+            let d = "the DPoP proof is not valid";
+            (
+                401,
+                Some(challenge("invalid_dpop_proof", d)),
+                "invalid_dpop_proof",
+                d,
+            )
+        }
+        Reason::InsufficientScope => {
+            let d = "the access token lacks a required scope";
+            let s = scope.unwrap_or("");
+            (
+                403,
+                Some(format!(
+                    "{scheme} realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{d}\", scope=\"{s}\"{algs}"
+                )),
+                "insufficient_scope",
+                d,
+            )
+        }
+        Reason::NoRoute => (404, None, "not_found", "no route for this path"),
+        Reason::Unavailable | Reason::ClientAuthFailed | Reason::Timeout | Reason::Overloaded => (
+            cfg.unavailable_status,
+            None,
+            "temporarily_unavailable",
+            "the authorization service is unavailable",
+        ),
+    };
+    Reject {
+        request_id: id,
+        status,
+        www_authenticate: www,
+        body: serde_json::json!({ "error": error, "error_description": desc }).to_string(),
+        reason,
+        fingerprint: fp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes(prefixes: &[&str]) -> Vec<Route> {
+        prefixes
+            .iter()
+            .map(|p| Route {
+                path_prefix: (*p).into(),
+                required_scopes: vec![],
+                audience: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn routes_match_on_segment_boundaries_longest_first() {
+        let r = routes(&["/orders", "/orders/admin", "/"]);
+        assert_eq!(route_for(&r, "/orders"), Some(0));
+        assert_eq!(route_for(&r, "/orders/1?x=y"), Some(0));
+        assert_eq!(route_for(&r, "/orders/admin/x"), Some(1));
+        assert_eq!(route_for(&r, "/ordersX"), Some(2));
+        let r = routes(&["/orders"]);
+        assert_eq!(route_for(&r, "/ordersX"), None);
+        assert_eq!(route_for(&r, "/"), None);
+    }
+}

@@ -1,0 +1,176 @@
+//! The request event, and reading credentials from it (RFC 6750 §2.1, RFC 9449 §7.1).
+
+/// A request as the host sees it. Header names may be in any case; repeated headers are listed
+/// as often as they occur.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// Chosen by the host; every decision quotes it.
+    pub id: crate::RequestId,
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// `https` or `http`, as the client used it.
+    pub scheme: &'a str,
+    /// `host[:port]` as the client addressed it.
+    pub authority: &'a str,
+    /// Path, optionally followed by `?query`.
+    pub path: &'a str,
+    /// Request headers. Only `authorization` and `dpop` are read.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// `base64url(SHA-256(DER client certificate))` when the host terminated mutual TLS.
+    pub client_cert_thumbprint: Option<&'a str>,
+}
+
+/// Largest token we look at (RFC 8725 §3.1 spirit: cap before work).
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Credentials<'a> {
+    /// No Authorization header, or a scheme other than Bearer/DPoP.
+    None,
+    /// Repeated header, bad syntax, oversize.
+    Malformed(&'static str),
+    Bearer(&'a str),
+    Dpop(&'a str),
+}
+
+fn is_token68(t: &str) -> bool {
+    let body = t.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+pub(crate) fn credentials<'a>(headers: &[(&str, &'a str)]) -> Credentials<'a> {
+    let mut found: Option<&'a str> = None;
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("authorization") {
+            if found.is_some() {
+                return Credentials::Malformed("more than one Authorization header");
+            }
+            found = Some(value);
+        }
+    }
+    let Some(value) = found else {
+        return Credentials::None;
+    };
+    let value = value.trim_matches(|c| c == ' ' || c == '\t');
+    let (scheme, rest) = match value.split_once([' ', '\t']) {
+        Some((s, r)) => (s, r.trim_start_matches([' ', '\t'])),
+        None => (value, ""),
+    };
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    if !dpop && !scheme.eq_ignore_ascii_case("bearer") {
+        return Credentials::None;
+    }
+    if rest.is_empty() {
+        return Credentials::Malformed("empty token");
+    }
+    if rest.len() > MAX_TOKEN_LEN {
+        return Credentials::Malformed("token too long");
+    }
+    if !is_token68(rest) {
+        return Credentials::Malformed("token is not token68 syntax");
+    }
+    if dpop {
+        Credentials::Dpop(rest)
+    } else {
+        Credentials::Bearer(rest)
+    }
+}
+
+/// `scheme://authority/path` normalised for DPoP `htu` comparison: scheme and host lowercased,
+/// default port removed, query and fragment dropped, empty path as `/`.
+pub(crate) fn normalize_htu(scheme: &str, authority: &str, path: &str) -> String {
+    let scheme = scheme.to_ascii_lowercase();
+    let mut authority = authority.to_ascii_lowercase();
+    let default = if scheme == "https" {
+        ":443"
+    } else if scheme == "http" {
+        ":80"
+    } else {
+        ""
+    };
+    if !default.is_empty() && authority.ends_with(default) {
+        authority.truncate(authority.len() - default.len());
+    }
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let path = if path.is_empty() { "/" } else { path };
+    format!("{scheme}://{authority}{path}")
+}
+
+/// Splits an absolute URL for [`normalize_htu`].
+pub(crate) fn normalize_url(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    Some(normalize_htu(scheme, authority, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(credentials(&[]), Credentials::None);
+        assert_eq!(
+            credentials(&[("Authorization", "Bearer abc")]),
+            Credentials::Bearer("abc")
+        );
+        assert_eq!(
+            credentials(&[("authorization", "bearer  abc=")]),
+            Credentials::Bearer("abc=")
+        );
+        assert_eq!(
+            credentials(&[("AUTHORIZATION", "DPoP abc")]),
+            Credentials::Dpop("abc")
+        );
+        assert_eq!(
+            credentials(&[("authorization", "Basic dXNlcg==")]),
+            Credentials::None
+        );
+        assert!(matches!(
+            credentials(&[("authorization", "Bearer")]),
+            Credentials::Malformed(_)
+        ));
+        assert!(matches!(
+            credentials(&[("authorization", "Bearer a b")]),
+            Credentials::Malformed(_)
+        ));
+        assert!(matches!(
+            credentials(&[("authorization", "Bearer a\"b")]),
+            Credentials::Malformed(_)
+        ));
+        assert!(matches!(
+            credentials(&[("authorization", "Bearer ===")]),
+            Credentials::Malformed(_)
+        ));
+        assert!(matches!(
+            credentials(&[("authorization", "Bearer a"), ("Authorization", "Bearer b")]),
+            Credentials::Malformed(_)
+        ));
+        let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
+        assert!(matches!(
+            credentials(&[("authorization", &long)]),
+            Credentials::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn htu_normalisation() {
+        assert_eq!(
+            normalize_htu("HTTPS", "API.example:443", "/a?b#c"),
+            "https://api.example/a"
+        );
+        assert_eq!(normalize_htu("http", "h:8080", ""), "http://h:8080/");
+        assert_eq!(
+            normalize_url("https://Server.Example.com/token?x").unwrap(),
+            "https://server.example.com/token"
+        );
+        assert_eq!(normalize_url("https://u@h/x"), None);
+    }
+}

@@ -1,0 +1,377 @@
+//! Revocation selectors and the bounded revocation set.
+//!
+//! Which error is dangerous: a *spurious* revocation (a token refused that was still good) is
+//! safe; a *missed* one is a security bug. So matching errs towards refusing: a `sub`, `client_id`
+//! or `sid` revocation refuses every matching token issued at or before it, and every matching
+//! token whose `iat` is unknown; and when the set is full the core forgets an entry only after
+//! flushing every cached decision, so the forgotten one is re-checked at the authorization server.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::secret::{Fingerprint, FingerprintBuild};
+use crate::token::TokenInfo;
+
+/// What to revoke.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Selector {
+    /// A raw token: fingerprinted at once, never stored.
+    Token(String),
+    /// A token fingerprint (as printed in audit events).
+    Fingerprint(Fingerprint),
+    /// The token's `jti`.
+    Jti(String),
+    /// Every token of this subject issued up to now.
+    Sub(String),
+    /// Every token of this client issued up to now.
+    ClientId(String),
+    /// Every token of this session.
+    Sid(String),
+}
+
+impl std::fmt::Debug for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Token(_) => f.write_str("Token({REDACTED})"),
+            Self::Fingerprint(x) => write!(f, "Fingerprint({x})"),
+            Self::Jti(x) => write!(f, "Jti({x:?})"),
+            Self::Sub(x) => write!(f, "Sub({x:?})"),
+            Self::ClientId(x) => write!(f, "ClientId({x:?})"),
+            Self::Sid(x) => write!(f, "Sid({x:?})"),
+        }
+    }
+}
+
+/// A revocation: a selector and, optionally, how long to keep it (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// What is revoked.
+    pub selector: Selector,
+    /// Keep the revocation until this Unix time (seconds); default: the token's `exp` when known,
+    /// else `revocation.default_ttl` from now.
+    pub until: Option<u64>,
+}
+
+/// Where a revocation came from: `Local` ones are published to other instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// From this instance's admin route or API.
+    Local,
+    /// From the shared channel (already published by its origin).
+    Shared,
+}
+
+/// A revocation that was not accepted. `status()` is the HTTP status for admin routes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RevocationError {
+    /// Not authenticated: no or wrong admin token, or a SET that does not verify.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The body is malformed.
+    #[error("invalid revocation: {0}")]
+    Invalid(String),
+}
+
+impl RevocationError {
+    /// 401 or 400.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Unauthorized(_) => 401,
+            Self::Invalid(_) => 400,
+        }
+    }
+
+    /// The JSON body for admin routes: `{"error": "...", "error_description": "..."}`.
+    pub fn body(&self) -> String {
+        let (code, msg) = match self {
+            Self::Unauthorized(m) => ("unauthorized", m),
+            Self::Invalid(m) => ("invalid_request", m),
+        };
+        serde_json::json!({ "error": code, "error_description": msg }).to_string()
+    }
+}
+
+impl Revocation {
+    /// Parses the JSON selector every host accepts: exactly one of `token`, `fingerprint`,
+    /// `jti`, `sub`, `client_id`, `sid`, and optionally `until` (Unix seconds).
+    pub fn from_json(body: &[u8]) -> Result<Self, RevocationError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            token: Option<String>,
+            fingerprint: Option<String>,
+            jti: Option<String>,
+            sub: Option<String>,
+            client_id: Option<String>,
+            sid: Option<String>,
+            until: Option<u64>,
+        }
+        let b: Body = serde_json::from_slice(body).map_err(|e| {
+            // serde's message may quote a value: make sure it never quotes a token.
+            let msg = e.to_string();
+            RevocationError::Invalid(
+                if msg.contains("unknown field") || msg.contains("duplicate field") {
+                    msg.split(", expected").next().unwrap_or("").to_string()
+                } else {
+                    format!(
+                        "body must be a JSON object with one selector (line {}, column {})",
+                        e.line(),
+                        e.column()
+                    )
+                },
+            )
+        })?;
+        let mut selectors = Vec::new();
+        if let Some(t) = b.token {
+            selectors.push(Selector::Token(t));
+        }
+        if let Some(f) = b.fingerprint {
+            let fp = f
+                .parse()
+                .map_err(|m: &str| RevocationError::Invalid(format!("fingerprint: {m}")))?;
+            selectors.push(Selector::Fingerprint(fp));
+        }
+        if let Some(v) = b.jti {
+            selectors.push(Selector::Jti(v));
+        }
+        if let Some(v) = b.sub {
+            selectors.push(Selector::Sub(v));
+        }
+        if let Some(v) = b.client_id {
+            selectors.push(Selector::ClientId(v));
+        }
+        if let Some(v) = b.sid {
+            selectors.push(Selector::Sid(v));
+        }
+        if selectors.len() != 1 {
+            return Err(RevocationError::Invalid(
+                "exactly one of token, fingerprint, jti, sub, client_id, sid is required".into(),
+            ));
+        }
+        let selector = selectors.remove(0);
+        let empty = match &selector {
+            Selector::Token(s)
+            | Selector::Jti(s)
+            | Selector::Sub(s)
+            | Selector::ClientId(s)
+            | Selector::Sid(s) => s.is_empty() || s.len() > 4096,
+            Selector::Fingerprint(_) => false,
+        };
+        if empty {
+            return Err(RevocationError::Invalid(
+                "the selector value must be 1 to 4096 characters".into(),
+            ));
+        }
+        Ok(Self {
+            selector,
+            until: b.until,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// When the revocation was handled (ms).
+    at_ms: u64,
+    /// When it may be forgotten (ms).
+    until_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Jti,
+    Sub,
+    ClientId,
+    Sid,
+}
+
+/// The revocation set. `epoch` increases on every addition, so cache entries checked at the
+/// current epoch need no re-check.
+#[derive(Debug)]
+pub(crate) struct RevocationSet {
+    fps: HashMap<Fingerprint, Entry, FingerprintBuild>,
+    named: [HashMap<String, Entry>; 4],
+    pub(crate) epoch: u64,
+    max: usize,
+}
+
+fn slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Jti => 0,
+        Kind::Sub => 1,
+        Kind::ClientId => 2,
+        Kind::Sid => 3,
+    }
+}
+
+impl RevocationSet {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            fps: HashMap::default(),
+            named: Default::default(),
+            epoch: 0,
+            max,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.fps.len() + self.named.iter().map(HashMap::len).sum::<usize>()
+    }
+
+    /// Adds a revocation. Returns `true` if an older entry had to be forgotten to stay within the
+    /// bound (the caller must then flush cached decisions).
+    pub(crate) fn add_fingerprint(&mut self, fp: Fingerprint, at_ms: u64, until_ms: u64) -> bool {
+        self.epoch += 1;
+        let overflow = !self.fps.contains_key(&fp) && self.make_room();
+        let e = self.fps.entry(fp).or_insert(Entry { at_ms, until_ms });
+        e.until_ms = e.until_ms.max(until_ms);
+        overflow
+    }
+
+    pub(crate) fn add_named(&mut self, kind: Kind, key: &str, at_ms: u64, until_ms: u64) -> bool {
+        self.epoch += 1;
+        let map_has = self.named[slot(kind)].contains_key(key);
+        let overflow = !map_has && self.make_room();
+        let e = self.named[slot(kind)]
+            .entry(key.to_string())
+            .or_insert(Entry { at_ms, until_ms });
+        // A later revocation of the same subject covers later tokens too.
+        e.at_ms = e.at_ms.max(at_ms);
+        e.until_ms = e.until_ms.max(until_ms);
+        overflow
+    }
+
+    /// Forgets the entry that expires first when full. O(n), only at the bound.
+    fn make_room(&mut self) -> bool {
+        if self.len() < self.max {
+            return false;
+        }
+        let mut victim: Option<(u64, Option<Fingerprint>, usize, String)> = None;
+        for (fp, e) in &self.fps {
+            if victim.as_ref().is_none_or(|v| e.until_ms < v.0) {
+                victim = Some((e.until_ms, Some(*fp), 0, String::new()));
+            }
+        }
+        for (i, m) in self.named.iter().enumerate() {
+            for (k, e) in m {
+                if victim.as_ref().is_none_or(|v| e.until_ms < v.0) {
+                    victim = Some((e.until_ms, None, i, k.clone()));
+                }
+            }
+        }
+        match victim {
+            Some((_, Some(fp), _, _)) => {
+                self.fps.remove(&fp);
+            }
+            Some((_, None, i, k)) => {
+                self.named[i].remove(&k);
+            }
+            None => {}
+        }
+        true
+    }
+
+    pub(crate) fn is_fingerprint_revoked(&self, fp: &Fingerprint) -> bool {
+        self.fps.contains_key(fp)
+    }
+
+    /// Whether a token with this fingerprint and these claims is revoked.
+    pub(crate) fn matches(&self, fp: &Fingerprint, info: &TokenInfo) -> bool {
+        if self.fps.contains_key(fp) {
+            return true;
+        }
+        if let Some(jti) = &info.jti
+            && self.named[slot(Kind::Jti)].contains_key(jti)
+        {
+            return true;
+        }
+        let issued_before = |e: &Entry| {
+            info.iat
+                .is_none_or(|iat| iat.saturating_mul(1000) <= e.at_ms)
+        };
+        let check = |kind: Kind, v: &Option<String>| {
+            v.as_ref()
+                .and_then(|v| self.named[slot(kind)].get(v))
+                .is_some_and(issued_before)
+        };
+        check(Kind::Sub, &info.sub)
+            || check(Kind::ClientId, &info.client_id)
+            || check(Kind::Sid, &info.sid)
+    }
+
+    /// Forgets expired revocations.
+    pub(crate) fn expire(&mut self, now_ms: u64) {
+        self.fps.retain(|_, e| e.until_ms > now_ms);
+        for m in &mut self.named {
+            m.retain(|_, e| e.until_ms > now_ms);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_selector_needs_exactly_one() {
+        assert!(Revocation::from_json(br#"{"sub":"alice"}"#).is_ok());
+        assert!(Revocation::from_json(br#"{"sub":"alice","jti":"x"}"#).is_err());
+        assert!(Revocation::from_json(br#"{}"#).is_err());
+        assert!(Revocation::from_json(br#"{"user":"alice"}"#).is_err());
+        assert!(Revocation::from_json(br#"{"sub":""}"#).is_err());
+        assert!(Revocation::from_json(br#"{"fingerprint":"nothex"}"#).is_err());
+        let r = Revocation::from_json(br#"{"jti":"j1","until":1700000000}"#).unwrap();
+        assert_eq!(r.until, Some(1_700_000_000));
+    }
+
+    #[test]
+    fn error_messages_never_echo_the_token() {
+        let e = Revocation::from_json(br#"{"token": 12345678901234567890123}"#).unwrap_err();
+        assert!(!e.to_string().contains("1234567890"));
+        let e = Revocation::from_json(br#"{"token":"secret-token-value","sub":"x"}"#).unwrap_err();
+        assert!(!e.to_string().contains("secret-token-value"));
+    }
+
+    #[test]
+    fn subject_revocation_covers_earlier_tokens_only() {
+        let mut s = RevocationSet::new(10);
+        s.add_named(Kind::Sub, "alice", 10_000, 100_000);
+        let fp = Fingerprint([0; 16]);
+        let mut t = TokenInfo {
+            sub: Some("alice".into()),
+            iat: Some(5),
+            ..Default::default()
+        };
+        assert!(s.matches(&fp, &t));
+        t.iat = Some(11);
+        assert!(!s.matches(&fp, &t));
+        t.iat = None;
+        assert!(s.matches(&fp, &t), "unknown iat must be treated as revoked");
+        t.sub = Some("bob".into());
+        assert!(!s.matches(&fp, &t));
+    }
+
+    #[test]
+    fn bounded_with_overflow_signal() {
+        let mut s = RevocationSet::new(2);
+        assert!(!s.add_named(Kind::Jti, "a", 0, 100));
+        assert!(!s.add_named(Kind::Jti, "b", 0, 50));
+        assert!(s.add_named(Kind::Jti, "c", 0, 200));
+        assert_eq!(s.len(), 2);
+        let info = |j: &str| TokenInfo {
+            jti: Some(j.into()),
+            ..Default::default()
+        };
+        let fp = Fingerprint([0; 16]);
+        assert!(
+            !s.matches(&fp, &info("b")),
+            "the soonest-expiring entry goes first"
+        );
+        assert!(s.matches(&fp, &info("a")) && s.matches(&fp, &info("c")));
+        s.expire(100);
+        assert_eq!(s.len(), 1);
+    }
+}
