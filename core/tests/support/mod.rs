@@ -1,0 +1,229 @@
+//! Test support: fixed keys, a fake authorization server that signs like a real one, and a
+//! driver with a virtual clock. Shared by the integration tests, the vector generator and the
+//! benchmarks.
+#![allow(dead_code, unreachable_pub)]
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use phantom_edge_core::{Action, Config, Edge, Forward, HttpResponse, IntrospectRequest, Reject, Request};
+use serde_json::{Value, json};
+
+pub const ISSUER: &str = "https://as.example";
+pub const INTROSPECT: &str = "https://as.example/introspect";
+pub const JWKS_URI: &str = "https://as.example/jwks";
+pub const T0: u64 = 1_700_000_000_000;
+
+pub const AS_ED25519: &str = include_str!("../../../tests/vectors/keys/as-ed25519.pem");
+pub const AS_ES256: &str = include_str!("../../../tests/vectors/keys/as-es256.pem");
+pub const EDGE_ED25519: &str = include_str!("../../../tests/vectors/keys/edge-ed25519.pem");
+pub const SET_ED25519: &str = include_str!("../../../tests/vectors/keys/set-ed25519.pem");
+pub const SET_ED25519_PUB: &str = include_str!("../../../tests/vectors/keys/set-ed25519.pub.pem");
+pub const CLIENT_DPOP_ES256: &str = include_str!("../../../tests/vectors/keys/client-dpop-es256.pem");
+
+/// A signing key with its JOSE alg and kid.
+pub struct Signer {
+    pub key: EncodingKey,
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+    pub jwk: Value,
+}
+
+impl Signer {
+    pub fn ed25519(pem: &str, kid: Option<&str>) -> Self {
+        Self::new(EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(), Algorithm::EdDSA, kid)
+    }
+    pub fn es256(pem: &str, kid: Option<&str>) -> Self {
+        Self::new(EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(), Algorithm::ES256, kid)
+    }
+    fn new(key: EncodingKey, alg: Algorithm, kid: Option<&str>) -> Self {
+        let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&key, alg).unwrap()).unwrap();
+        if let Some(k) = kid {
+            jwk["kid"] = k.into();
+        }
+        Self { key, alg, kid: kid.map(str::to_owned), jwk }
+    }
+    /// Signs arbitrary header members + claims.
+    pub fn sign_with_header(&self, header: Value, claims: &Value) -> String {
+        let h = B64.encode(serde_json::to_vec(&header).unwrap());
+        let p = B64.encode(serde_json::to_vec(claims).unwrap());
+        let input = format!("{h}.{p}");
+        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &self.key, self.alg).unwrap();
+        format!("{input}.{sig}")
+    }
+    pub fn sign(&self, typ: &str, claims: &Value) -> String {
+        let alg = match self.alg {
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+            _ => unreachable!(),
+        };
+        let mut h = json!({ "alg": alg, "typ": typ });
+        if let Some(k) = &self.kid {
+            h["kid"] = k.clone().into();
+        }
+        self.sign_with_header(h, claims)
+    }
+}
+
+/// The fake authorization server: its keys and the answers it gives.
+pub struct FakeAs {
+    pub ed: Signer,
+    pub es: Signer,
+}
+
+impl Default for FakeAs {
+    fn default() -> Self {
+        Self { ed: Signer::ed25519(AS_ED25519, Some("as-ed")), es: Signer::es256(AS_ES256, Some("as-es")) }
+    }
+}
+
+impl FakeAs {
+    pub fn jwks(&self) -> String {
+        json!({ "keys": [self.ed.jwk, self.es.jwk] }).to_string()
+    }
+    /// RFC 7662 members of an active token issued at `now_s`, valid for an hour.
+    pub fn claims(now_ms: u64, scope: &str) -> Value {
+        let now_s = now_ms / 1000;
+        json!({
+            "active": true, "scope": scope, "client_id": "app", "sub": "alice",
+            "aud": "orders-api", "iss": ISSUER, "exp": now_s + 3600, "iat": now_s,
+            "jti": "jti-1", "token_type": "Bearer"
+        })
+    }
+    /// RFC 9701 response body signed with `signer`.
+    pub fn rfc9701(&self, signer: &Signer, token_introspection: Value, now_ms: u64) -> String {
+        let claims = json!({
+            "iss": ISSUER, "aud": "gateway", "iat": now_ms / 1000,
+            "token_introspection": token_introspection
+        });
+        signer.sign("token-introspection+jwt", &claims)
+    }
+    /// An access-token JWT (Curity/Keycloak/split).
+    pub fn access_jwt(&self, signer: &Signer, claims: &Value) -> String {
+        let mut c = claims.clone();
+        if let Some(o) = c.as_object_mut() {
+            o.remove("active");
+        }
+        signer.sign("at+jwt", &c)
+    }
+}
+
+pub fn base_config(dialect: &str) -> Value {
+    json!({
+        "authorization_server": {
+            "issuer": ISSUER, "introspection_endpoint": INTROSPECT, "jwks_uri": JWKS_URI,
+            "client_id": "gateway", "client_secret": "gateway-secret", "dialect": dialect
+        },
+        "cache": { "max_ttl": "300s", "negative_ttl": "10s", "max_entries": 1000 },
+        "assertions": { "signing_key": EDGE_ED25519, "kid": "edge-1", "max_ttl": "60s" },
+        "admin": { "token": "admin-secret-0123456789" },
+        "revocation": { "set_key": SET_ED25519_PUB },
+        "routes": [
+            { "path_prefix": "/orders", "required_scopes": ["orders:read"], "audience": "orders-api" },
+            { "path_prefix": "/admin", "required_scopes": ["orders:admin"] },
+            { "path_prefix": "/public" }
+        ]
+    })
+}
+
+pub fn config(v: Value) -> Config {
+    let raw = phantom_edge_core::RawConfig::from_value(v).unwrap();
+    raw.resolve(&|_| None).unwrap()
+}
+
+/// An edge with a virtual clock.
+pub struct Harness {
+    pub edge: Edge,
+    pub now: u64,
+    pub fake: FakeAs,
+}
+
+impl Harness {
+    pub fn new(cfg: Value) -> Self {
+        let edge = Edge::new(config(cfg), [7; 32], T0);
+        let mut h = Self { edge, now: T0, fake: FakeAs::default() };
+        // Answer the initial JWKS fetch.
+        let acts = h.edge.drain_actions();
+        if acts.iter().any(|a| matches!(a, Action::FetchJwks(_))) {
+            let jwks = h.fake.jwks();
+            h.edge.handle_jwks(h.now, Ok(jwks.as_bytes()));
+            let _ = h.edge.drain_actions();
+        }
+        h
+    }
+
+    pub fn advance(&mut self, ms: u64) {
+        self.now += ms;
+        self.edge.handle_timeout(self.now);
+    }
+
+    pub fn request_with(&mut self, id: u64, method: &str, path: &str, headers: &[(&str, &str)], cert: Option<&str>) -> Vec<Action> {
+        let req = Request {
+            id,
+            method,
+            scheme: "https",
+            authority: "api.example",
+            path,
+            headers,
+            client_cert_thumbprint: cert,
+        };
+        self.edge.handle_request(self.now, &req);
+        self.edge.drain_actions()
+    }
+
+    pub fn request(&mut self, id: u64, path: &str, token: &str) -> Vec<Action> {
+        let auth = format!("Bearer {token}");
+        self.request_with(id, "GET", path, &[("authorization", &auth)], None)
+    }
+
+    pub fn respond(&mut self, ticket: u64, status: u16, content_type: &str, body: &str) -> Vec<Action> {
+        let headers = [("content-type", content_type)];
+        let resp = HttpResponse { status, headers: &headers, body: body.as_bytes() };
+        self.edge.handle_introspection_response(self.now, ticket, &resp).unwrap();
+        self.edge.drain_actions()
+    }
+
+    pub fn respond_headers(&mut self, ticket: u64, status: u16, headers: &[(&str, &str)], body: &str) -> Vec<Action> {
+        let resp = HttpResponse { status, headers, body: body.as_bytes() };
+        self.edge.handle_introspection_response(self.now, ticket, &resp).unwrap();
+        self.edge.drain_actions()
+    }
+}
+
+pub fn introspects(actions: &[Action]) -> Vec<&IntrospectRequest> {
+    actions.iter().filter_map(|a| if let Action::Introspect(i) = a { Some(i) } else { None }).collect()
+}
+pub fn ticket(actions: &[Action]) -> u64 {
+    let i = introspects(actions);
+    assert_eq!(i.len(), 1, "expected exactly one introspection in {actions:?}");
+    i[0].ticket
+}
+pub fn forwards(actions: &[Action]) -> Vec<&Forward> {
+    actions.iter().filter_map(|a| if let Action::Forward(f) = a { Some(f) } else { None }).collect()
+}
+pub fn rejects(actions: &[Action]) -> Vec<&Reject> {
+    actions.iter().filter_map(|a| if let Action::Reject(r) = a { Some(r) } else { None }).collect()
+}
+pub fn forward(actions: &[Action]) -> &Forward {
+    let f = forwards(actions);
+    assert_eq!(f.len(), 1, "expected one Forward in {actions:?}");
+    assert!(rejects(actions).is_empty());
+    f[0]
+}
+pub fn reject(actions: &[Action]) -> &Reject {
+    let r = rejects(actions);
+    assert_eq!(r.len(), 1, "expected one Reject in {actions:?}");
+    assert!(forwards(actions).is_empty());
+    r[0]
+}
+
+/// Decodes the payload of a compact JWT (no verification: for assertions in tests).
+pub fn jwt_claims(jwt: &str) -> Value {
+    let p = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&B64.decode(p).unwrap()).unwrap()
+}
+pub fn jwt_header(jwt: &str) -> Value {
+    let p = jwt.split('.').next().unwrap();
+    serde_json::from_slice(&B64.decode(p).unwrap()).unwrap()
+}
