@@ -1,0 +1,1216 @@
+//! One test group per numbered requirement of the core (issue 2) and per invariant of DESIGN.md.
+mod support;
+
+use phantom_edge_core::{
+    Action, AuditKind, Config, Edge, HttpResponse, Origin, Reason, Revocation, Selector,
+};
+use serde_json::json;
+use support::*;
+
+const RFC9701_CT: &str = "application/token-introspection+jwt";
+
+fn active_9701(h: &mut Harness, ticket: u64, scope: &str) -> Vec<Action> {
+    let body = h
+        .fake
+        .rfc9701(&h.fake.ed, FakeAs::claims(h.now, scope), h.now);
+    h.respond(ticket, 200, RFC9701_CT, &body)
+}
+
+// 1. Requests --------------------------------------------------------------------------------
+
+#[test]
+fn missing_token_is_401_without_error_code() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let acts = h.request_with(1, "GET", "/orders", &[], None);
+    let r = reject(&acts);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.www_authenticate.as_deref(),
+        Some("Bearer realm=\"phantom-edge\"")
+    );
+    let acts = h.request_with(
+        2,
+        "GET",
+        "/orders",
+        &[("authorization", "Basic dTpw")],
+        None,
+    );
+    assert_eq!(reject(&acts).status, 401);
+}
+
+#[test]
+fn malformed_and_repeated_headers_are_400_invalid_request() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    for headers in [
+        vec![("authorization", "Bearer a b")],
+        vec![("authorization", "Bearer")],
+        vec![("authorization", "Bearer a"), ("Authorization", "Bearer b")],
+    ] {
+        let acts = h.request_with(1, "GET", "/orders", &headers, None);
+        let r = reject(&acts);
+        assert_eq!(r.status, 400, "{headers:?}");
+        assert!(
+            r.www_authenticate
+                .as_ref()
+                .unwrap()
+                .contains("error=\"invalid_request\"")
+        );
+        assert!(introspects(&acts).is_empty());
+    }
+}
+
+#[test]
+fn inactive_is_401_invalid_token_and_insufficient_scope_is_403() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders/1", "tok-inactive"));
+    let body = h.fake.rfc9701(&h.fake.ed, json!({"active": false}), h.now);
+    let r = reject(&h.respond(t, 200, RFC9701_CT, &body)).clone();
+    assert_eq!((r.status, r.reason), (401, Reason::Inactive));
+    assert!(
+        r.www_authenticate
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+
+    let t = ticket(&h.request(2, "/orders/1", "tok-narrow"));
+    let r = reject(&active_9701(&mut h, t, "profile")).clone();
+    assert_eq!(r.status, 403);
+    let www = r.www_authenticate.unwrap();
+    assert!(
+        www.contains("error=\"insufficient_scope\"") && www.contains("scope=\"orders:read\""),
+        "{www}"
+    );
+}
+
+#[test]
+fn authorization_server_failures_fail_closed() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let cases: Vec<(u16, &str, &str, Reason)> = vec![
+        (500, "application/json", "{}", Reason::Unavailable),
+        (
+            401,
+            "application/json",
+            r#"{"error":"invalid_client"}"#,
+            Reason::ClientAuthFailed,
+        ),
+        (200, RFC9701_CT, "garbage", Reason::Unavailable),
+        (
+            200,
+            "application/json",
+            r#"{"active":true}"#,
+            Reason::Unavailable,
+        ),
+    ];
+    for (i, (status, ct, body, reason)) in cases.into_iter().enumerate() {
+        let t = ticket(&h.request(i as u64, "/orders", &format!("tok-fail-{i}")));
+        let acts = h.respond(t, status, ct, body);
+        let r = reject(&acts);
+        assert_eq!((r.status, r.reason), (503, reason), "case {i}");
+        assert!(r.www_authenticate.is_none());
+    }
+    // Transport failure and timeout.
+    let t = ticket(&h.request(10, "/orders", "tok-down"));
+    h.edge
+        .handle_introspection_failure(h.now, t, "connection refused")
+        .unwrap();
+    assert_eq!(reject(&h.edge.drain_actions()).status, 503);
+    let _t = ticket(&h.request(11, "/orders", "tok-slow"));
+    h.advance(1_999);
+    assert!(rejects(&h.edge.drain_actions()).is_empty());
+    h.advance(1);
+    let acts = h.edge.drain_actions();
+    assert_eq!(
+        (reject(&acts).status, reject(&acts).reason),
+        (503, Reason::Timeout)
+    );
+    // Failures are not cached: the next request introspects again.
+    assert_eq!(introspects(&h.request(12, "/orders", "tok-down")).len(), 1);
+}
+
+#[test]
+fn unavailable_status_can_be_502() {
+    let mut cfg = base_config("rfc9701");
+    cfg["authorization_server"]["unavailable_status"] = json!(502);
+    let mut h = Harness::new(cfg);
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    assert_eq!(
+        reject(&h.respond(t, 502, "text/html", "bad gateway")).status,
+        502
+    );
+}
+
+#[test]
+fn no_route_is_404() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let r = reject(&h.request(1, "/elsewhere", "tok")).clone();
+    assert_eq!((r.status, r.reason), (404, Reason::NoRoute));
+}
+
+// 2. Introspection requests ------------------------------------------------------------------
+
+#[test]
+fn introspection_request_is_rfc7662_with_client_auth() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let acts = h.request(1, "/orders", "a+b/c==");
+    let i = introspects(&acts)[0];
+    assert_eq!((i.method, i.url.as_str()), ("POST", INTROSPECT));
+    assert_eq!(i.body, "token=a%2Bb%2Fc%3D%3D&token_type_hint=access_token");
+    let hdr = |n: &str| {
+        i.headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(hdr("accept"), Some("application/token-introspection+jwt"));
+    assert_eq!(
+        hdr("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    // base64("gateway:gateway-secret")
+    assert_eq!(
+        hdr("authorization"),
+        Some("Basic Z2F0ZXdheTpnYXRld2F5LXNlY3JldA==")
+    );
+    assert!(!format!("{i:?}").contains("a+b/c"), "Debug hides the body");
+
+    let mut cfg = base_config("keycloak");
+    cfg["authorization_server"]["client_auth"] = json!("client_secret_post");
+    let mut h = Harness::new(cfg);
+    let acts = h.request(1, "/orders", "tok");
+    let i = introspects(&acts)[0];
+    assert_eq!(
+        i.body,
+        "token=tok&token_type_hint=access_token&client_id=gateway&client_secret=gateway-secret"
+    );
+    assert!(i.headers.iter().all(|(k, _)| k != "authorization"));
+    assert!(
+        i.headers
+            .iter()
+            .any(|(k, v)| k == "accept" && v == "application/json")
+    );
+}
+
+// 3. Dialects -------------------------------------------------------------------------------
+
+#[test]
+fn rfc9701_mints_a_narrow_upstream_jwt() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders/1", "tok"));
+    let acts = active_9701(&mut h, t, "orders:read orders:write profile");
+    let f = forward(&acts);
+    let jwt = f.header_value.strip_prefix("Bearer ").unwrap();
+    assert_eq!(jwt_header(jwt)["typ"], "at+jwt");
+    assert_eq!(jwt_header(jwt)["alg"], "EdDSA");
+    let c = jwt_claims(jwt);
+    assert_eq!(c["aud"], "orders-api");
+    assert_eq!(c["scope"], "orders:read", "scopes narrowed to the route");
+    assert_eq!(c["sub"], "alice");
+    assert!(
+        c["exp"].as_u64().unwrap() <= h.now / 1000 + 60,
+        "assertions.max_ttl bounds the lifetime"
+    );
+    assert!(!f.header_value.contains("tok\""));
+    // The minted JWT verifies with the edge's published JWKS.
+    let jwks: serde_json::Value = serde_json::from_str(&h.edge.assertion_jwks().unwrap()).unwrap();
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+    let (input, sig) = jwt.rsplit_once('.').unwrap();
+    assert!(
+        jsonwebtoken::crypto::verify(sig, input.as_bytes(), &key, jsonwebtoken::Algorithm::EdDSA)
+            .unwrap()
+    );
+    assert!(f.strip_headers.iter().any(|h| h == "authorization"));
+}
+
+#[test]
+fn minted_lifetime_never_exceeds_the_access_token() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let mut claims = FakeAs::claims(h.now, "orders:read");
+    claims["exp"] = json!(h.now / 1000 + 20);
+    let body = h.fake.rfc9701(&h.fake.ed, claims, h.now);
+    let acts = h.respond(t, 200, RFC9701_CT, &body);
+    let jwt = forward(&acts)
+        .header_value
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_string();
+    assert_eq!(jwt_claims(&jwt)["exp"].as_u64().unwrap(), h.now / 1000 + 20);
+}
+
+#[test]
+fn rfc9701_response_checks() {
+    let fake = FakeAs::default();
+    let now = T0;
+    let claims = FakeAs::claims(now, "orders:read");
+    let bad: Vec<(&str, String)> = vec![
+        ("wrong typ", fake.ed.sign("JWT", &json!({"iss": ISSUER, "aud": "gateway", "iat": now / 1000, "token_introspection": claims}))),
+        ("wrong aud", fake.ed.sign("token-introspection+jwt", &json!({"iss": ISSUER, "aud": "other", "iat": now / 1000, "token_introspection": claims}))),
+        ("wrong iss", fake.ed.sign("token-introspection+jwt", &json!({"iss": "https://evil", "aud": "gateway", "iat": now / 1000, "token_introspection": claims}))),
+        ("stale iat", fake.ed.sign("token-introspection+jwt", &json!({"iss": ISSUER, "aud": "gateway", "iat": now / 1000 - 600, "token_introspection": claims}))),
+        ("alg none", {
+            let j = fake.rfc9701(&fake.ed, claims.clone(), now);
+            let mut parts: Vec<String> = j.split('.').map(str::to_owned).collect();
+            use base64::Engine as _;
+            parts[0] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"token-introspection+jwt"}"#);
+            format!("{}.{}.", parts[0], parts[1])
+        }),
+        ("tampered payload", {
+            let j = fake.rfc9701(&fake.ed, claims.clone(), now);
+            let other = fake.rfc9701(&fake.ed, json!({"active": true, "scope": "orders:read orders:admin"}), now);
+            let p: Vec<&str> = j.split('.').collect();
+            let q: Vec<&str> = other.split('.').collect();
+            format!("{}.{}.{}", p[0], q[1], p[2])
+        }),
+        ("HS256 with the public key as secret", {
+            let secret = serde_json::to_vec(&fake.ed.jwk).unwrap();
+            let key = jsonwebtoken::EncodingKey::from_secret(&secret);
+            let mut hd = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+            hd.typ = Some("token-introspection+jwt".into());
+            hd.kid = Some("as-ed".into());
+            jsonwebtoken::encode(&hd, &json!({"iss": ISSUER, "aud": "gateway", "iat": now / 1000, "token_introspection": claims}), &key).unwrap()
+        }),
+    ];
+    for (name, body) in bad {
+        let mut h = Harness::new(base_config("rfc9701"));
+        let t = ticket(&h.request(1, "/orders", "tok"));
+        let acts = h.respond(t, 200, RFC9701_CT, &body);
+        let r = reject(&acts);
+        assert_eq!(r.status, 503, "{name}");
+        // A JSON answer to a JWT request is refused too.
+        let t = ticket(&h.request(2, "/orders", "tok2"));
+        assert_eq!(
+            reject(&h.respond(t, 200, "application/json", r#"{"active":true}"#)).status,
+            503
+        );
+    }
+}
+
+#[test]
+fn curity_forwards_the_as_jwt_and_204_is_inactive() {
+    let mut cfg = base_config("curity");
+    cfg.as_object_mut().unwrap().remove("assertions");
+    let mut h = Harness::new(cfg);
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let jwt = h
+        .fake
+        .access_jwt(&h.fake.es, &FakeAs::claims(h.now, "orders:read"));
+    let acts = h.respond(t, 200, "application/jwt", &jwt);
+    assert_eq!(&*forward(&acts).header_value, format!("Bearer {jwt}"));
+    let t = ticket(&h.request(2, "/orders", "tok-204"));
+    let acts = h.respond(t, 204, "", "");
+    assert_eq!(reject(&acts).reason, Reason::Inactive);
+    // A JWT signed by someone else is an untrustworthy answer: fail closed.
+    let t = ticket(&h.request(3, "/orders", "tok-forged"));
+    let forged = Signer::ed25519(EDGE_ED25519, Some("as-ed"))
+        .sign("at+jwt", &FakeAs::claims(h.now, "orders:read"));
+    assert_eq!(
+        reject(&h.respond(t, 200, "application/jwt", &forged)).status,
+        503
+    );
+    // An introspection-response JWT is never accepted as an access token (typ separation).
+    let t = ticket(&h.request(4, "/orders", "tok-typ"));
+    let wrong = h
+        .fake
+        .rfc9701(&h.fake.ed, FakeAs::claims(h.now, "orders:read"), h.now);
+    assert_eq!(
+        reject(&h.respond(t, 200, "application/jwt", &wrong)).status,
+        503
+    );
+}
+
+#[test]
+fn keycloak_reads_the_jwt_member() {
+    let mut cfg = base_config("keycloak");
+    cfg.as_object_mut().unwrap().remove("assertions");
+    let mut h = Harness::new(cfg);
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let jwt = h
+        .fake
+        .access_jwt(&h.fake.ed, &FakeAs::claims(h.now, "orders:read"));
+    let body = json!({"active": true, "jwt": jwt}).to_string();
+    let acts = h.respond(t, 200, "application/json", &body);
+    assert_eq!(&*forward(&acts).header_value, format!("Bearer {jwt}"));
+    let t = ticket(&h.request(2, "/orders", "tok-off"));
+    assert_eq!(
+        reject(&h.respond(t, 200, "application/json", r#"{"active":false}"#)).status,
+        401
+    );
+}
+
+#[test]
+fn rfc7662_json_is_minted_and_inactive_never_cached_as_valid() {
+    let mut cfg = base_config("rfc7662");
+    cfg["authorization_server"]
+        .as_object_mut()
+        .unwrap()
+        .remove("jwks_uri");
+    let mut h = Harness::new(cfg);
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let acts = h.respond(
+        t,
+        200,
+        "application/json",
+        &FakeAs::claims(h.now, "orders:read").to_string(),
+    );
+    let jwt = forward(&acts)
+        .header_value
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_string();
+    assert_eq!(jwt_claims(&jwt)["client_id"], "app");
+    let t = ticket(&h.request(2, "/orders", "tok-off"));
+    assert_eq!(
+        reject(&h.respond(t, 200, "application/json", r#"{"active":false}"#)).status,
+        401
+    );
+    h.advance(11_000); // past negative_ttl
+    assert_eq!(
+        introspects(&h.request(3, "/orders", "tok-off")).len(),
+        1,
+        "inactive is re-asked, never served as valid"
+    );
+}
+
+#[test]
+fn rfc9701_and_rfc7662_require_assertions() {
+    for d in ["rfc9701", "rfc7662"] {
+        let mut cfg = base_config(d);
+        cfg.as_object_mut().unwrap().remove("assertions");
+        let err = phantom_edge_core::RawConfig::from_value(cfg)
+            .unwrap()
+            .resolve(&|_| None)
+            .unwrap_err();
+        assert_eq!(err.field, "assertions");
+    }
+}
+
+// 4. JWKS -----------------------------------------------------------------------------------
+
+#[test]
+fn unknown_kid_triggers_one_rate_limited_refetch() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    h.advance(30_000); // past jwks_min_refresh since the start-up fetch
+    let rotated = Signer::ed25519(SET_ED25519, Some("as-rotated"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let body = h
+        .fake
+        .rfc9701(&rotated, FakeAs::claims(h.now, "orders:read"), h.now);
+    let acts = h.respond(t, 200, RFC9701_CT, &body);
+    assert!(
+        acts.iter().any(|a| matches!(a, Action::FetchJwks(_))),
+        "{acts:?}"
+    );
+    assert!(
+        rejects(&acts).is_empty() && forwards(&acts).is_empty(),
+        "parked until the JWKS arrives"
+    );
+    let jwks = json!({"keys": [h.fake.ed.jwk, rotated.jwk]}).to_string();
+    h.edge.handle_jwks(h.now, Ok(jwks.as_bytes()));
+    forward(&h.edge.drain_actions());
+
+    // Another unknown kid within jwks_min_refresh: no refetch, fail closed.
+    let stranger = Signer::ed25519(EDGE_ED25519, Some("stranger"));
+    let t = ticket(&h.request(2, "/orders", "tok2"));
+    let body = h
+        .fake
+        .rfc9701(&stranger, FakeAs::claims(h.now, "orders:read"), h.now);
+    let acts = h.respond(t, 200, RFC9701_CT, &body);
+    assert!(!acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
+    assert_eq!(reject(&acts).status, 503);
+}
+
+#[test]
+fn jwks_without_usable_keys_is_refused() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    h.edge
+        .handle_jwks(h.now, Ok(br#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#));
+    let acts = h.edge.drain_actions();
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Audit(e) if e.kind == AuditKind::JwksFailed))
+    );
+    // The previous keys are kept.
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    forward(&active_9701(&mut h, t, "orders:read"));
+}
+
+// 5. Cache ----------------------------------------------------------------------------------
+
+#[test]
+fn cache_hits_skip_the_as_but_not_authorization() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    forward(&active_9701(&mut h, t, "orders:read"));
+    let acts = h.request(2, "/orders/9", "tok");
+    assert!(introspects(&acts).is_empty());
+    forward(&acts);
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Audit(e) if e.kind == AuditKind::CacheHit))
+    );
+    // Same cached token, route needing another scope: refused on the hit (invariant 4).
+    let acts = h.request(3, "/admin", "tok");
+    assert!(introspects(&acts).is_empty());
+    assert_eq!(reject(&acts).status, 403);
+}
+
+#[test]
+fn cache_ttl_is_bounded_by_max_age_exp_and_max_ttl() {
+    // max-age 30 s
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let body = h
+        .fake
+        .rfc9701(&h.fake.ed, FakeAs::claims(h.now, "orders:read"), h.now);
+    forward(&h.respond_headers(
+        t,
+        200,
+        &[
+            ("content-type", RFC9701_CT),
+            ("cache-control", "max-age=30"),
+        ],
+        &body,
+    ));
+    h.advance(29_000);
+    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
+    h.advance(1_000);
+    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+
+    // token exp in 60 s (skew 5 s) with max_ttl 300 s
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let mut c = FakeAs::claims(h.now, "orders:read");
+    c["exp"] = json!(h.now / 1000 + 60);
+    forward(&h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now)));
+    h.advance(54_999);
+    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
+    h.advance(1);
+    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+
+    // max_ttl 300 s
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    forward(&active_9701(&mut h, t, "orders:read"));
+    h.advance(299_999);
+    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
+    h.advance(1);
+    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+}
+
+#[test]
+fn no_store_is_honoured_unless_configured_otherwise() {
+    for (ignore, cached) in [(false, false), (true, true)] {
+        let mut cfg = base_config("rfc9701");
+        cfg["cache"]["ignore_no_store"] = json!(ignore);
+        let mut h = Harness::new(cfg);
+        let t = ticket(&h.request(1, "/orders", "tok"));
+        let body = h
+            .fake
+            .rfc9701(&h.fake.ed, FakeAs::claims(h.now, "orders:read"), h.now);
+        forward(&h.respond_headers(
+            t,
+            200,
+            &[("content-type", RFC9701_CT), ("cache-control", "no-store")],
+            &body,
+        ));
+        assert_eq!(
+            introspects(&h.request(2, "/orders", "tok")).is_empty(),
+            cached
+        );
+    }
+}
+
+#[test]
+fn negative_cache_answers_without_the_as_for_negative_ttl() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "bad"));
+    let body = h.fake.rfc9701(&h.fake.ed, json!({"active": false}), h.now);
+    reject(&h.respond(t, 200, RFC9701_CT, &body));
+    h.advance(9_999);
+    let acts = h.request(2, "/orders", "bad");
+    assert!(introspects(&acts).is_empty());
+    assert_eq!(reject(&acts).status, 401);
+    h.advance(1);
+    assert_eq!(introspects(&h.request(3, "/orders", "bad")).len(), 1);
+}
+
+#[test]
+fn cache_is_bounded_lru() {
+    let mut cfg = base_config("rfc9701");
+    cfg["cache"]["max_entries"] = json!(3);
+    let mut h = Harness::new(cfg);
+    for i in 0..5u64 {
+        let t = ticket(&h.request(i, "/orders", &format!("tok{i}")));
+        forward(&active_9701(&mut h, t, "orders:read"));
+    }
+    assert_eq!(h.edge.stats().cache_entries, 3);
+    assert_eq!(h.edge.stats().evictions, 2);
+    assert_eq!(
+        introspects(&h.request(9, "/orders", "tok0")).len(),
+        1,
+        "oldest evicted"
+    );
+    assert!(introspects(&h.request(10, "/orders", "tok4")).is_empty());
+}
+
+// 6. Coalescing -----------------------------------------------------------------------------
+
+#[test]
+fn concurrent_misses_coalesce_into_one_introspection() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let mut all = Vec::new();
+    for id in 0..100 {
+        all.extend(h.request(id, "/orders", "same-token"));
+    }
+    assert_eq!(introspects(&all).len(), 1);
+    let t = ticket(&all);
+    let acts = active_9701(&mut h, t, "orders:read");
+    let mut ids: Vec<u64> = forwards(&acts).iter().map(|f| f.request_id).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        (0..100).collect::<Vec<_>>(),
+        "every waiter gets the same answer"
+    );
+    assert_eq!(h.edge.stats().pending, 0);
+}
+
+#[test]
+fn pending_set_and_waiters_are_bounded() {
+    let mut cfg = base_config("rfc9701");
+    cfg["cache"]["max_pending"] = json!(2);
+    cfg["cache"]["max_waiters"] = json!(2);
+    let mut h = Harness::new(cfg);
+    h.request(1, "/orders", "a");
+    h.request(2, "/orders", "b");
+    let r = reject(&h.request(3, "/orders", "c")).clone();
+    assert_eq!((r.status, r.reason), (503, Reason::Overloaded));
+    h.request(4, "/orders", "a");
+    assert_eq!(
+        reject(&h.request(5, "/orders", "a")).reason,
+        Reason::Overloaded
+    );
+}
+
+#[test]
+fn late_answers_are_ignored_and_unknown_tickets_are_errors() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    h.advance(2_000);
+    let _ = h.edge.drain_actions();
+    let body = h
+        .fake
+        .rfc9701(&h.fake.ed, FakeAs::claims(h.now, "orders:read"), h.now);
+    let resp = HttpResponse {
+        status: 200,
+        headers: &[("content-type", RFC9701_CT)],
+        body: body.as_bytes(),
+    };
+    h.edge
+        .handle_introspection_response(h.now, t, &resp)
+        .unwrap();
+    assert!(forwards(&h.edge.drain_actions()).is_empty());
+    assert!(
+        h.edge
+            .handle_introspection_response(h.now, 999, &resp)
+            .is_err()
+    );
+}
+
+// 7. Revocation -----------------------------------------------------------------------------
+
+fn cached(h: &mut Harness, token: &str) {
+    let t = ticket(&h.request(1, "/orders", token));
+    forward(&active_9701(h, t, "orders:read"));
+}
+
+#[test]
+fn revocation_by_every_selector_stops_a_cached_token() {
+    let selectors = [
+        Selector::Token("tok".into()),
+        Selector::Jti("jti-1".into()),
+        Selector::Sub("alice".into()),
+        Selector::ClientId("app".into()),
+    ];
+    for s in selectors {
+        let mut h = Harness::new(base_config("rfc9701"));
+        cached(&mut h, "tok");
+        h.edge
+            .handle_revocation(
+                h.now,
+                Revocation {
+                    selector: s.clone(),
+                    until: None,
+                },
+                Origin::Shared,
+            )
+            .unwrap();
+        let acts = h.request(2, "/orders", "tok");
+        assert_eq!(reject(&acts).reason, Reason::Revoked, "{s:?}");
+    }
+    // by fingerprint, as printed in audit events
+    let mut h = Harness::new(base_config("rfc9701"));
+    cached(&mut h, "tok");
+    let fp = h.edge.fingerprint("tok");
+    let body = format!(r#"{{"fingerprint":"{fp}"}}"#);
+    h.edge
+        .handle_revocation(
+            h.now,
+            Revocation::from_json(body.as_bytes()).unwrap(),
+            Origin::Shared,
+        )
+        .unwrap();
+    assert_eq!(
+        reject(&h.request(2, "/orders", "tok")).reason,
+        Reason::Revoked
+    );
+}
+
+#[test]
+fn revocation_while_in_flight_wins() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    h.edge
+        .handle_revocation(
+            h.now,
+            Revocation {
+                selector: Selector::Sid("s1".into()),
+                until: None,
+            },
+            Origin::Local,
+        )
+        .unwrap();
+    let acts = h.edge.drain_actions();
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::SharedPublish(p) if p.message.contains("\"sid\":\"s1\"")))
+    );
+    let mut c = FakeAs::claims(h.now, "orders:read");
+    c["sid"] = json!("s1");
+    let acts = h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now));
+    assert_eq!(reject(&acts).reason, Reason::Revoked);
+    // and never later either
+    assert_eq!(
+        reject(&h.request(2, "/orders", "tok")).reason,
+        Reason::Revoked
+    );
+}
+
+#[test]
+fn a_new_token_for_a_revoked_subject_issued_later_works() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    h.edge
+        .handle_revocation(
+            h.now,
+            Revocation {
+                selector: Selector::Sub("alice".into()),
+                until: None,
+            },
+            Origin::Shared,
+        )
+        .unwrap();
+    h.advance(2_000);
+    let t = ticket(&h.request(1, "/orders", "fresh"));
+    forward(&active_9701(&mut h, t, "orders:read"));
+}
+
+#[test]
+fn published_revocations_never_carry_the_token() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    h.edge
+        .handle_revocation(
+            h.now,
+            Revocation {
+                selector: Selector::Token("raw-secret-token".into()),
+                until: None,
+            },
+            Origin::Local,
+        )
+        .unwrap();
+    let acts = h.edge.drain_actions();
+    let Some(Action::SharedPublish(p)) =
+        acts.iter().find(|a| matches!(a, Action::SharedPublish(_)))
+    else {
+        panic!()
+    };
+    assert!(!p.message.contains("raw-secret-token"));
+    assert!(
+        p.message
+            .contains(&h.edge.fingerprint("raw-secret-token").to_string())
+    );
+}
+
+#[test]
+fn admin_route_is_authenticated() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    cached(&mut h, "tok");
+    let body = br#"{"token":"tok"}"#;
+    let e = h
+        .edge
+        .handle_admin_revocation(h.now, Some("application/json"), None, body)
+        .unwrap_err();
+    assert_eq!(e.status(), 401);
+    let e = h
+        .edge
+        .handle_admin_revocation(h.now, Some("application/json"), Some("Bearer wrong"), body)
+        .unwrap_err();
+    assert_eq!(e.status(), 401);
+    let ok = Some("Bearer admin-secret-0123456789");
+    let e = h
+        .edge
+        .handle_admin_revocation(h.now, Some("application/json"), ok, b"{")
+        .unwrap_err();
+    assert_eq!(e.status(), 400);
+    h.edge
+        .handle_admin_revocation(h.now, Some("application/json; charset=utf-8"), ok, body)
+        .unwrap();
+    assert_eq!(
+        reject(&h.request(2, "/orders", "tok")).reason,
+        Reason::Revoked
+    );
+}
+
+#[test]
+fn security_event_tokens_revoke_sessions() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let mut c = FakeAs::claims(h.now, "orders:read");
+    c["sid"] = json!("sess-9");
+    forward(&h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now)));
+    let set_signer = Signer::ed25519(SET_ED25519, None);
+    let set = set_signer.sign("secevent+jwt", &json!({
+        "iss": ISSUER, "jti": "set-1", "iat": h.now / 1000,
+        "sub_id": {"format": "opaque", "id": "sess-9"},
+        "events": {"https://schemas.openid.net/secevent/caep/event-type/session-revoked": {"event_timestamp": h.now / 1000}}
+    }));
+    // Wrong signer: refused.
+    let forged = Signer::ed25519(EDGE_ED25519, None).sign("secevent+jwt", &jwt_claims(&set));
+    assert_eq!(
+        h.edge
+            .handle_admin_revocation(
+                h.now,
+                Some("application/secevent+jwt"),
+                None,
+                forged.as_bytes()
+            )
+            .unwrap_err()
+            .status(),
+        401
+    );
+    forward(&h.request(2, "/orders", "tok"));
+    h.edge
+        .handle_admin_revocation(
+            h.now,
+            Some("application/secevent+jwt"),
+            None,
+            set.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(
+        reject(&h.request(3, "/orders", "tok")).reason,
+        Reason::Revoked
+    );
+    // Replays are accepted idempotently.
+    h.edge.handle_security_event(h.now, &set).unwrap();
+}
+
+#[test]
+fn revocations_expire_and_stay_bounded() {
+    let mut cfg = base_config("rfc9701");
+    cfg["revocation"]["max_entries"] = json!(3);
+    let mut h = Harness::new(cfg);
+    for i in 0..10 {
+        let sel = Selector::Jti(format!("j{i}"));
+        h.edge
+            .handle_revocation(
+                h.now,
+                Revocation {
+                    selector: sel,
+                    until: Some(h.now / 1000 + 60),
+                },
+                Origin::Shared,
+            )
+            .unwrap();
+    }
+    assert_eq!(h.edge.stats().revocations, 3);
+    h.advance(61_000);
+    h.advance(10_000);
+    assert_eq!(h.edge.stats().revocations, 0);
+}
+
+// 8. Forwarding -----------------------------------------------------------------------------
+
+#[test]
+fn upstream_header_name_and_scheme_are_configurable() {
+    let mut cfg = base_config("rfc9701");
+    cfg["upstream"] =
+        json!({"header": "X-Internal-JWT", "scheme": "", "strip_headers": ["Cookie"]});
+    let mut h = Harness::new(cfg);
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let acts = active_9701(&mut h, t, "orders:read");
+    let f = forward(&acts);
+    assert_eq!(&*f.header_name, "x-internal-jwt");
+    assert_eq!(
+        f.header_value.split('.').count(),
+        3,
+        "bare JWT without scheme"
+    );
+    for s in ["authorization", "dpop", "cookie"] {
+        assert!(f.strip_headers.iter().any(|h| h == s), "{s}");
+    }
+}
+
+// Sender constraints -------------------------------------------------------------------------
+
+fn dpop_proof(
+    signer: &Signer,
+    method: &str,
+    htu: &str,
+    token: &str,
+    iat: u64,
+    jti: &str,
+) -> String {
+    let ath = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(token.as_bytes()))
+    };
+    signer.sign_with_header(
+        json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": signer.jwk}),
+        &json!({"jti": jti, "htm": method, "htu": htu, "iat": iat, "ath": ath}),
+    )
+}
+
+#[test]
+fn dpop_bound_tokens_need_a_matching_proof() {
+    let client = Signer::es256(CLIENT_DPOP_ES256, None);
+    let jkt = {
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(client.jwk.clone()).unwrap();
+        jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+            .unwrap()
+    };
+    let mut h = Harness::new(base_config("rfc9701"));
+    let htu = "https://api.example/orders";
+    let proof = dpop_proof(&client, "GET", htu, "tok", h.now / 1000, "p1");
+    let acts = h.request_with(
+        1,
+        "GET",
+        "/orders?x=1",
+        &[("authorization", "DPoP tok"), ("dpop", &proof)],
+        None,
+    );
+    let t = ticket(&acts);
+    let mut c = FakeAs::claims(h.now, "orders:read");
+    c["cnf"] = json!({"jkt": jkt});
+    let acts = h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now));
+    let f = forward(&acts);
+    assert_eq!(
+        jwt_claims(f.header_value.strip_prefix("Bearer ").unwrap())["cnf"]["jkt"],
+        jkt.as_str()
+    );
+
+    // Replayed proof.
+    let r = reject(&h.request_with(
+        2,
+        "GET",
+        "/orders",
+        &[("authorization", "DPoP tok"), ("dpop", &proof)],
+        None,
+    ))
+    .clone();
+    assert_eq!(r.reason, Reason::InvalidDpopProof);
+    assert!(r.www_authenticate.unwrap().starts_with("DPoP "));
+    // Presented as Bearer: refused with a DPoP challenge (RFC 9449 §7.2).
+    let r = reject(&h.request(3, "/orders", "tok")).clone();
+    assert_eq!((r.status, r.reason), (401, Reason::SenderMismatch));
+    assert!(r.www_authenticate.unwrap().starts_with("DPoP "));
+    // Wrong method, wrong URI, wrong token, stale.
+    for (m, u, tok, iat) in [
+        ("POST", htu, "tok", h.now / 1000),
+        ("GET", "https://api.example/other", "tok", h.now / 1000),
+        ("GET", htu, "other", h.now / 1000),
+        ("GET", htu, "tok", h.now / 1000 - 3600),
+    ] {
+        let p = dpop_proof(&client, m, u, tok, iat, &format!("{m}{u}{tok}{iat}"));
+        let acts = h.request_with(
+            4,
+            "GET",
+            "/orders",
+            &[("authorization", "DPoP tok"), ("dpop", &p)],
+            None,
+        );
+        assert_eq!(
+            reject(&acts).reason,
+            Reason::InvalidDpopProof,
+            "{m} {u} {tok} {iat}"
+        );
+    }
+    // A different key with a valid proof: sender mismatch.
+    let other = Signer::es256(AS_ES256, None);
+    let p = dpop_proof(&other, "GET", htu, "tok", h.now / 1000, "p9");
+    let acts = h.request_with(
+        5,
+        "GET",
+        "/orders",
+        &[("authorization", "DPoP tok"), ("dpop", &p)],
+        None,
+    );
+    assert_eq!(reject(&acts).reason, Reason::SenderMismatch);
+}
+
+#[test]
+fn certificate_bound_tokens_need_the_certificate() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request_with(
+        1,
+        "GET",
+        "/orders",
+        &[("authorization", "Bearer tok")],
+        Some("thumb-A"),
+    ));
+    let mut c = FakeAs::claims(h.now, "orders:read");
+    c["cnf"] = json!({"x5t#S256": "thumb-A"});
+    forward(&h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now)));
+    let acts = h.request_with(
+        2,
+        "GET",
+        "/orders",
+        &[("authorization", "Bearer tok")],
+        Some("thumb-B"),
+    );
+    assert_eq!(reject(&acts).reason, Reason::SenderMismatch);
+    let acts = h.request_with(
+        3,
+        "GET",
+        "/orders",
+        &[("authorization", "Bearer tok")],
+        None,
+    );
+    assert_eq!(reject(&acts).reason, Reason::SenderMismatch);
+}
+
+// Split mode --------------------------------------------------------------------------------
+
+#[test]
+fn split_tokens_are_reassembled_and_verified() {
+    let mut cfg = base_config("rfc9701");
+    cfg["mode"] = json!("split");
+    cfg.as_object_mut().unwrap().remove("assertions");
+    let mut h = Harness::new(cfg);
+    let jwt = h
+        .fake
+        .access_jwt(&h.fake.ed, &FakeAs::claims(h.now, "orders:read"));
+    let (head, sig) = jwt.rsplit_once('.').unwrap();
+    let acts = h.request(1, "/orders", sig);
+    let Some(Action::SharedLookup(l)) = acts.iter().find(|a| matches!(a, Action::SharedLookup(_)))
+    else {
+        panic!("{acts:?}")
+    };
+    assert!(!l.key.contains(sig));
+    let t = l.ticket;
+    h.edge
+        .handle_shared_lookup(h.now, t, phantom_edge_core::LookupResult::Found(head))
+        .unwrap();
+    assert_eq!(
+        &*forward(&h.edge.drain_actions()).header_value,
+        format!("Bearer {jwt}")
+    );
+    // Poisoned store: another payload under the same signature.
+    let evil = h.fake.access_jwt(
+        &h.fake.ed,
+        &FakeAs::claims(h.now, "orders:read orders:admin"),
+    );
+    let (evil_head, _) = evil.rsplit_once('.').unwrap();
+    let (_, sig2) = h
+        .fake
+        .access_jwt(
+            &h.fake.ed,
+            &json!({"iss": ISSUER, "exp": h.now / 1000 + 60, "sub": "bob"}),
+        )
+        .rsplit_once('.')
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .unwrap();
+    let acts = h.request(2, "/admin", &sig2);
+    let Some(Action::SharedLookup(l)) = acts.iter().find(|a| matches!(a, Action::SharedLookup(_)))
+    else {
+        panic!()
+    };
+    h.edge
+        .handle_shared_lookup(
+            h.now,
+            l.ticket,
+            phantom_edge_core::LookupResult::Found(evil_head),
+        )
+        .unwrap();
+    assert_eq!(reject(&h.edge.drain_actions()).status, 401);
+}
+
+// 9. Audit: no raw token anywhere (invariant 1) ----------------------------------------------
+
+#[test]
+fn no_action_or_event_ever_contains_the_raw_token() {
+    let token = "RAW-TOKEN-must-not-leak-0123456789";
+    let mut h = Harness::new(base_config("rfc9701"));
+    let mut seen = Vec::new();
+    let acts = h.request(1, "/orders", token);
+    let t = ticket(&acts);
+    seen.extend(acts);
+    seen.extend(active_9701(&mut h, t, "orders:read"));
+    seen.extend(h.request(2, "/orders", token));
+    seen.extend(h.request(3, "/admin", token));
+    h.edge
+        .handle_revocation(
+            h.now,
+            Revocation {
+                selector: Selector::Token(token.into()),
+                until: None,
+            },
+            Origin::Local,
+        )
+        .unwrap();
+    seen.extend(h.edge.drain_actions());
+    seen.extend(h.request(4, "/orders", token));
+    for a in &seen {
+        let text = format!("{a:?}");
+        assert!(!text.contains(token), "leak in {text}");
+        if let Action::Audit(e) = a {
+            assert!(!e.to_json().contains(token));
+        }
+    }
+    assert!(!h.edge.prometheus().contains(token));
+    assert!(
+        h.edge
+            .prometheus()
+            .contains("phantom_edge_cache_hits_total 2")
+    );
+}
+
+// 10. Config --------------------------------------------------------------------------------
+
+#[test]
+fn config_errors_name_the_field() {
+    let toml_ok = r#"
+[authorization_server]
+issuer = "http://127.0.0.1:3000"
+introspection_endpoint = "http://127.0.0.1:3000/token/introspection"
+jwks_uri = "http://127.0.0.1:3000/jwks"
+client_id = "gateway"
+client_secret_env = "PHANTOM_EDGE_CLIENT_SECRET"
+client_auth = "client_secret_basic"
+dialect = "keycloak"
+timeout = "2s"
+
+[cache]
+max_ttl = "300s"
+negative_ttl = "10s"
+max_entries = 100000
+
+[upstream]
+header = "authorization"
+
+[admin]
+token_env = "PHANTOM_EDGE_ADMIN_TOKEN"
+
+[[routes]]
+path_prefix = "/orders"
+required_scopes = ["orders:read"]
+audience = "orders-api"
+
+[gateway]
+listen = "127.0.0.1:8080"
+"#;
+    let env = |k: &str| match k {
+        "PHANTOM_EDGE_CLIENT_SECRET" => Some("s".to_string()),
+        "PHANTOM_EDGE_ADMIN_TOKEN" => Some("0123456789abcdef".to_string()),
+        _ => None,
+    };
+    Config::from_toml(toml_ok, &env).unwrap();
+    let cases: Vec<(String, &str)> = vec![
+        (toml_ok.replace("[cache]", "[cahce]"), "cahce"),
+        (
+            toml_ok.replace(
+                "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"",
+                "client_secret_env = \"NOPE\"",
+            ),
+            "authorization_server.client_secret_env",
+        ),
+        (
+            toml_ok.replace(
+                "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"",
+                "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"\nclient_secret = \"x\"",
+            ),
+            "authorization_server.client_secret",
+        ),
+        (
+            toml_ok.replace("timeout = \"2s\"", "timeout = \"two seconds\""),
+            "authorization_server.timeout",
+        ),
+        (
+            toml_ok.replace("max_entries = 100000", "max_entries = 0"),
+            "cache.max_entries",
+        ),
+        (
+            toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"orders\""),
+            "routes[0].path_prefix",
+        ),
+        (
+            toml_ok.replace("dialect = \"keycloak\"", "dialect = \"rfc9701\""),
+            "assertions",
+        ),
+        (
+            toml_ok.replace(
+                "dialect = \"keycloak\"",
+                "dialect = \"keycloak\"\nalgorithms = [\"HS256\"]",
+            ),
+            "authorization_server.algorithms",
+        ),
+        (
+            toml_ok.replace(
+                "dialect = \"keycloak\"",
+                "dialect = \"keycloak\"\nalgorithms = [\"none\"]",
+            ),
+            "authorization_server.algorithms",
+        ),
+        (
+            toml_ok.replace(
+                "issuer = \"http://127.0.0.1:3000\"",
+                "issuer = \"127.0.0.1\"",
+            ),
+            "authorization_server.issuer",
+        ),
+    ];
+    for (text, field) in cases {
+        let e = Config::from_toml(&text, &env).unwrap_err();
+        assert_eq!(e.field, field, "{e}");
+    }
+    // Secrets never appear in Debug output.
+    let c = Config::from_toml(
+        &toml_ok.replace(
+            "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"",
+            "client_secret = \"hunter2-secret\"",
+        ),
+        &env,
+    )
+    .unwrap();
+    assert!(!format!("{c:?}").contains("hunter2-secret"));
+    // JSON of the same shape.
+    let json =
+        serde_json::to_string(&toml::from_str::<serde_json::Value>(toml_ok).unwrap()).unwrap();
+    Config::from_json(&json, &env).unwrap();
+}
+
+#[test]
+fn time_never_goes_backwards() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    forward(&active_9701(&mut h, t, "orders:read"));
+    h.now += 400_000; // past max_ttl
+    assert_eq!(introspects(&h.request(2, "/orders", "tok")).len(), 1);
+    // A host clock stepping back does not revive the expired entry.
+    let mut edge_clock_back = Edge::new(config(base_config("rfc9701")), [7; 32], T0);
+    let _ = edge_clock_back.drain_actions();
+    edge_clock_back.handle_timeout(T0 + 10);
+    edge_clock_back.handle_timeout(T0);
+}
