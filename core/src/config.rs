@@ -914,7 +914,7 @@ fn one_secret(
             name,
             format!("give {name} or {name}_env, not both"),
         )),
-        (Some(v), None) if v.is_empty() => Err(ConfigError::new(name, "must not be empty")),
+        (Some(""), None) => Err(ConfigError::new(name, "must not be empty")),
         (Some(v), None) => Ok(Some(Secret::new(v.to_string()))),
         (None, Some(var)) => match env(var) {
             Some(v) if !v.is_empty() => Ok(Some(Secret::new(v))),

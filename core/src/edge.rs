@@ -560,7 +560,8 @@ impl Edge {
                     .collect(),
                 body: response.body.to_vec(),
             };
-            return Ok(self.park(fp, ticket, parked, now));
+            self.park(fp, ticket, parked, now);
+            return Ok(());
         }
         self.complete(fp, outcome, now);
         Ok(())
@@ -616,7 +617,8 @@ impl Edge {
             LookupResult::Found(value) => {
                 let o = self.split_outcome(fp, value, now);
                 if matches!(o, Outcome::NeedKeys) {
-                    return Ok(self.park(fp, ticket, Parked::Split(value.to_string()), now));
+                    self.park(fp, ticket, Parked::Split(value.to_string()), now);
+                    return Ok(());
                 }
                 o
             }
@@ -643,7 +645,7 @@ impl Edge {
         // Reassembled from the shared store: verify before trusting (cache poisoning defence).
         match verify_access_jwt(&self.cfg, keys, &jwt, now) {
             Ok(info) => Outcome::Active {
-                info,
+                info: Box::new(info),
                 jwt: Some(jwt),
                 cache: Default::default(),
             },
@@ -807,10 +809,10 @@ impl Edge {
                     expires = expires.min(exp.saturating_mul(1000).saturating_sub(cfg.skew_ms));
                 }
                 let cacheable =
-                    !p.no_cache && !(cache.no_store && !cfg.ignore_no_store) && expires > now;
+                    !p.no_cache && (cfg.ignore_no_store || !cache.no_store) && expires > now;
                 let forward = jwt.map(|j| header_value(&cfg.upstream_scheme, &j));
                 let entry = Entry {
-                    info: Arc::new(info),
+                    info: Arc::new(*info),
                     expires_ms: if cacheable { expires } else { now + 1 },
                     epoch: self.revocations.epoch,
                     forward,

@@ -28,7 +28,7 @@ pub(crate) enum Outcome {
     /// Active: claims, the AS-issued JWT to forward as is (Curity, Keycloak, split), and the
     /// response's own freshness bound.
     Active {
-        info: TokenInfo,
+        info: Box<TokenInfo>,
         jwt: Option<String>,
         cache: CacheDirective,
     },
@@ -339,7 +339,11 @@ fn from_introspection_claims(
     {
         return Outcome::Inactive(Reason::Expired);
     }
-    Outcome::Active { info, jwt, cache }
+    Outcome::Active {
+        info: Box::new(info),
+        jwt,
+        cache,
+    }
 }
 
 /// How an access-token JWT failed.
@@ -406,7 +410,7 @@ fn from_access_jwt(
 ) -> Outcome {
     match verify_access_jwt(cfg, keys, jwt, now_ms) {
         Ok(info) => Outcome::Active {
-            info,
+            info: Box::new(info),
             jwt: Some(jwt.to_string()),
             cache,
         },

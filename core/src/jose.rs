@@ -398,7 +398,8 @@ impl fmt::Debug for SigningKey {
 impl SigningKey {
     /// From a PKCS#8 PEM private key: Ed25519 → EdDSA, P-256 → ES256, P-384 → ES384, RSA → RS256.
     pub(crate) fn from_pem(pem: &[u8], kid: Option<String>) -> Result<Self, String> {
-        let candidates: [(fn(&[u8]) -> jsonwebtoken::errors::Result<EncodingKey>, Alg); 4] = [
+        type Loader = fn(&[u8]) -> jsonwebtoken::errors::Result<EncodingKey>;
+        let candidates: [(Loader, Alg); 4] = [
             (EncodingKey::from_ed_pem, Alg::EdDSA),
             (EncodingKey::from_ec_pem, Alg::ES256),
             (EncodingKey::from_ec_pem, Alg::ES384),

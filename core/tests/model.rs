@@ -92,7 +92,7 @@ proptest! {
         let mut decided: HashMap<u64, u32> = HashMap::new();
         let mut next_id = 0u64;
 
-        let mut check = |acts: &[Action], now: u64, revoked: &HashSet<usize>, alice: Option<u64>,
+        let check = |acts: &[Action], now: u64, revoked: &HashSet<usize>, alice: Option<u64>,
                          issued: &HashMap<usize, u64>, requests: &HashMap<u64, (usize, usize)>,
                          decided: &mut HashMap<u64, u32>, open: &mut Vec<(u64, usize)>, token_of: &dyn Fn(&str) -> Option<usize>| {
             for a in acts {
