@@ -7,7 +7,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use phantom_edge_core::{Action, Config, Edge, Forward, HttpResponse, IntrospectRequest, Reject, Request};
+use phantom_edge_core::{
+    Action, Config, Edge, Forward, HttpResponse, IntrospectRequest, Reject, Request,
+};
 use serde_json::{Value, json};
 
 pub const ISSUER: &str = "https://as.example";
@@ -20,7 +22,8 @@ pub const AS_ES256: &str = include_str!("../../../tests/vectors/keys/as-es256.pe
 pub const EDGE_ED25519: &str = include_str!("../../../tests/vectors/keys/edge-ed25519.pem");
 pub const SET_ED25519: &str = include_str!("../../../tests/vectors/keys/set-ed25519.pem");
 pub const SET_ED25519_PUB: &str = include_str!("../../../tests/vectors/keys/set-ed25519.pub.pem");
-pub const CLIENT_DPOP_ES256: &str = include_str!("../../../tests/vectors/keys/client-dpop-es256.pem");
+pub const CLIENT_DPOP_ES256: &str =
+    include_str!("../../../tests/vectors/keys/client-dpop-es256.pem");
 
 /// A signing key with its JOSE alg and kid.
 pub struct Signer {
@@ -32,17 +35,30 @@ pub struct Signer {
 
 impl Signer {
     pub fn ed25519(pem: &str, kid: Option<&str>) -> Self {
-        Self::new(EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(), Algorithm::EdDSA, kid)
+        Self::new(
+            EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
+            Algorithm::EdDSA,
+            kid,
+        )
     }
     pub fn es256(pem: &str, kid: Option<&str>) -> Self {
-        Self::new(EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(), Algorithm::ES256, kid)
+        Self::new(
+            EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
+            Algorithm::ES256,
+            kid,
+        )
     }
     fn new(key: EncodingKey, alg: Algorithm, kid: Option<&str>) -> Self {
         let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&key, alg).unwrap()).unwrap();
         if let Some(k) = kid {
             jwk["kid"] = k.into();
         }
-        Self { key, alg, kid: kid.map(str::to_owned), jwk }
+        Self {
+            key,
+            alg,
+            kid: kid.map(str::to_owned),
+            jwk,
+        }
     }
     /// Signs arbitrary header members + claims.
     pub fn sign_with_header(&self, header: Value, claims: &Value) -> String {
@@ -74,7 +90,10 @@ pub struct FakeAs {
 
 impl Default for FakeAs {
     fn default() -> Self {
-        Self { ed: Signer::ed25519(AS_ED25519, Some("as-ed")), es: Signer::es256(AS_ES256, Some("as-es")) }
+        Self {
+            ed: Signer::ed25519(AS_ED25519, Some("as-ed")),
+            es: Signer::es256(AS_ES256, Some("as-es")),
+        }
     }
 }
 
@@ -142,7 +161,11 @@ pub struct Harness {
 impl Harness {
     pub fn new(cfg: Value) -> Self {
         let edge = Edge::new(config(cfg), [7; 32], T0);
-        let mut h = Self { edge, now: T0, fake: FakeAs::default() };
+        let mut h = Self {
+            edge,
+            now: T0,
+            fake: FakeAs::default(),
+        };
         // Answer the initial JWKS fetch.
         let acts = h.edge.drain_actions();
         if acts.iter().any(|a| matches!(a, Action::FetchJwks(_))) {
@@ -158,7 +181,14 @@ impl Harness {
         self.edge.handle_timeout(self.now);
     }
 
-    pub fn request_with(&mut self, id: u64, method: &str, path: &str, headers: &[(&str, &str)], cert: Option<&str>) -> Vec<Action> {
+    pub fn request_with(
+        &mut self,
+        id: u64,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        cert: Option<&str>,
+    ) -> Vec<Action> {
         let req = Request {
             id,
             method,
@@ -177,33 +207,88 @@ impl Harness {
         self.request_with(id, "GET", path, &[("authorization", &auth)], None)
     }
 
-    pub fn respond(&mut self, ticket: u64, status: u16, content_type: &str, body: &str) -> Vec<Action> {
+    pub fn respond(
+        &mut self,
+        ticket: u64,
+        status: u16,
+        content_type: &str,
+        body: &str,
+    ) -> Vec<Action> {
         let headers = [("content-type", content_type)];
-        let resp = HttpResponse { status, headers: &headers, body: body.as_bytes() };
-        self.edge.handle_introspection_response(self.now, ticket, &resp).unwrap();
+        let resp = HttpResponse {
+            status,
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        self.edge
+            .handle_introspection_response(self.now, ticket, &resp)
+            .unwrap();
         self.edge.drain_actions()
     }
 
-    pub fn respond_headers(&mut self, ticket: u64, status: u16, headers: &[(&str, &str)], body: &str) -> Vec<Action> {
-        let resp = HttpResponse { status, headers, body: body.as_bytes() };
-        self.edge.handle_introspection_response(self.now, ticket, &resp).unwrap();
+    pub fn respond_headers(
+        &mut self,
+        ticket: u64,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Vec<Action> {
+        let resp = HttpResponse {
+            status,
+            headers,
+            body: body.as_bytes(),
+        };
+        self.edge
+            .handle_introspection_response(self.now, ticket, &resp)
+            .unwrap();
         self.edge.drain_actions()
     }
 }
 
 pub fn introspects(actions: &[Action]) -> Vec<&IntrospectRequest> {
-    actions.iter().filter_map(|a| if let Action::Introspect(i) = a { Some(i) } else { None }).collect()
+    actions
+        .iter()
+        .filter_map(|a| {
+            if let Action::Introspect(i) = a {
+                Some(i)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 pub fn ticket(actions: &[Action]) -> u64 {
     let i = introspects(actions);
-    assert_eq!(i.len(), 1, "expected exactly one introspection in {actions:?}");
+    assert_eq!(
+        i.len(),
+        1,
+        "expected exactly one introspection in {actions:?}"
+    );
     i[0].ticket
 }
 pub fn forwards(actions: &[Action]) -> Vec<&Forward> {
-    actions.iter().filter_map(|a| if let Action::Forward(f) = a { Some(f) } else { None }).collect()
+    actions
+        .iter()
+        .filter_map(|a| {
+            if let Action::Forward(f) = a {
+                Some(f)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 pub fn rejects(actions: &[Action]) -> Vec<&Reject> {
-    actions.iter().filter_map(|a| if let Action::Reject(r) = a { Some(r) } else { None }).collect()
+    actions
+        .iter()
+        .filter_map(|a| {
+            if let Action::Reject(r) = a {
+                Some(r)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 pub fn forward(actions: &[Action]) -> &Forward {
     let f = forwards(actions);
