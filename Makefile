@@ -1,0 +1,56 @@
+# phantom-edge: every task a developer or CI runs. `make` lists them.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+CARGO ?= cargo
+
+.PHONY: help demo test check fmt clippy unit wasm no-io fuzz-smoke as-smoke bench vectors fuzz
+help:
+	@echo "make demo        run the demo: a full phantom-token exchange against an in-process fake AS"
+	@echo "make test        everything CI runs: fmt, clippy, unit/integration/property/vector tests,"
+	@echo "                 wasm32-wasip2 build, no-I/O check, fuzz-target smoke, AS fixture smoke"
+	@echo "make bench       criterion benchmarks of the core (release)"
+	@echo "make vectors     regenerate tests/vectors/cases (then review git diff)"
+	@echo "make fuzz T=...  run one cargo-fuzz target (see README)"
+
+demo:
+	$(CARGO) run -q -p phantom-edge-core --example demo
+
+test: fmt clippy unit wasm no-io fuzz-smoke as-smoke
+	@echo "make test: all checks passed"
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p phantom-edge-core --lib --target wasm32-wasip2 -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+wasm:
+	rustup target add wasm32-wasip2 >/dev/null
+	$(CARGO) build -p phantom-edge-core --target wasm32-wasip2
+
+# The core must stay free of I/O, clocks, threads and async (DESIGN.md).
+no-io:
+	@if grep -rnE 'std::net|std::fs|SystemTime::now|Instant::now|thread::spawn|tokio|async fn|std::env' core/src; then \
+	  echo "core/src must not do I/O, read clocks, spawn threads or be async"; exit 1; fi
+	@if $(CARGO) tree -p phantom-edge-core -e normal --prefix none | grep -E '^(tokio|hyper|reqwest|ureq|mio|async-std|isahc|curl) '; then \
+	  echo "core has an I/O dependency"; exit 1; fi
+	@echo "no-io: ok"
+
+fuzz-smoke:
+	@if [ -f fuzz/Cargo.toml ]; then CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) test --manifest-path fuzz/Cargo.toml; fi
+
+as-smoke:
+	bash tests/e2e/authorization-server/smoke.sh
+
+bench:
+	$(CARGO) bench -p phantom-edge-core
+
+vectors:
+	$(CARGO) run -q -p phantom-edge-core --example gen_vectors
+
+fuzz:
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $(T) -- -max_total_time=60
