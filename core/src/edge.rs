@@ -539,16 +539,9 @@ impl Edge {
         response: &HttpResponse<'_>,
     ) -> Result<(), EdgeError> {
         let now = self.tick(now);
-        let Some(fp) = self.live_ticket(ticket)? else {
+        let Some(fp) = self.live_ticket(ticket, false)? else {
             return Ok(());
         };
-        if self
-            .pending
-            .get(&fp)
-            .is_some_and(|p| p.split_signature.is_some())
-        {
-            return Err(EdgeError::WrongTicketKind(ticket));
-        }
         let outcome = parse_response(&self.cfg, self.keys.as_ref(), response, now);
         if matches!(outcome, Outcome::NeedKeys) {
             let parked = Parked::Introspection {
@@ -575,7 +568,7 @@ impl Edge {
         detail: &str,
     ) -> Result<(), EdgeError> {
         let now = self.tick(now);
-        let Some(fp) = self.live_ticket(ticket)? else {
+        let Some(fp) = self.live_ticket(ticket, false)? else {
             return Ok(());
         };
         let detail: String = detail
@@ -599,16 +592,9 @@ impl Edge {
         result: LookupResult<'_>,
     ) -> Result<(), EdgeError> {
         let now = self.tick(now);
-        let Some(fp) = self.live_ticket(ticket)? else {
+        let Some(fp) = self.live_ticket(ticket, true)? else {
             return Ok(());
         };
-        if self
-            .pending
-            .get(&fp)
-            .is_none_or(|p| p.split_signature.is_none())
-        {
-            return Err(EdgeError::WrongTicketKind(ticket));
-        }
         let outcome = match result {
             LookupResult::NotFound => Outcome::Inactive(Reason::Inactive),
             LookupResult::Error => {
@@ -655,10 +641,24 @@ impl Edge {
         }
     }
 
-    /// `Ok(Some(fp))` for a live ticket, `Ok(None)` for one that already ended (late answer).
-    fn live_ticket(&mut self, ticket: Ticket) -> Result<Option<Fingerprint>, EdgeError> {
+    /// `Ok(Some(fp))` for a live ticket of the expected kind (`split`: a shared-store lookup),
+    /// `Ok(None)` for one that already ended (a late answer).
+    fn live_ticket(
+        &mut self,
+        ticket: Ticket,
+        split: bool,
+    ) -> Result<Option<Fingerprint>, EdgeError> {
         match self.tickets.get(&ticket) {
-            Some(fp) => Ok(Some(*fp)),
+            Some(fp) => {
+                let is_split = self
+                    .pending
+                    .get(fp)
+                    .is_some_and(|p| p.split_signature.is_some());
+                if is_split != split {
+                    return Err(EdgeError::WrongTicketKind(ticket));
+                }
+                Ok(Some(*fp))
+            }
             None if ticket > 0 && ticket < self.next_ticket => {
                 let mut ev = AuditEvent::new(AuditKind::LateResponse);
                 ev.ticket = Some(ticket);
