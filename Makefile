@@ -53,4 +53,4 @@ vectors:
 	$(CARGO) run -q -p phantom-edge-core --example gen_vectors
 
 fuzz:
-	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $(T) -- -max_total_time=60
+	mkdir -p /tmp/corpus-$(T) && cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(CURDIR)/target cargo fuzz run $(T) /tmp/corpus-$(T) corpus/$(T) -- -max_total_time=60
