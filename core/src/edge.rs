@@ -335,26 +335,8 @@ impl Edge {
         };
 
         // Positive cache: authorization still runs on every hit (invariant 4).
-        let epoch = self.revocations.epoch;
-        if let Some(entry) = self.cache.get_mut(&fp, now) {
-            if entry.epoch != epoch {
-                if self.revocations.matches(&fp, &entry.info) {
-                    self.cache.remove(&fp);
-                    self.cache.insert_negative(
-                        fp,
-                        now + self.cfg.negative_ttl_ms.max(1),
-                        Reason::Revoked,
-                    );
-                    return self.reject(req.id, Reason::Revoked, Some(fp), dpop, None, None);
-                }
-                entry.epoch = epoch;
-            }
-            self.metrics.cache_hits += 1;
-            let mut ev = AuditEvent::new(AuditKind::CacheHit);
-            ev.request_id = Some(req.id);
-            ev.fingerprint = Some(fp);
-            self.actions.push_back(Action::Audit(ev));
-            return self.decide_cached(req.id, fp, route, &binding, now);
+        if self.decide_cached(req.id, fp, route, &binding, now, true) {
+            return;
         }
         if let Some(reason) = self.cache.negative(&fp, now) {
             self.metrics.negative_hits += 1;
@@ -429,7 +411,11 @@ impl Edge {
         self.deadlines.insert((deadline, ticket));
         match self.cfg.mode {
             Mode::Phantom => {
-                let jti = self.minter.next_id();
+                let jti = if self.cfg.client_auth == crate::config::ClientAuth::PrivateKeyJwt {
+                    self.minter.next_id()
+                } else {
+                    String::new()
+                };
                 let (headers, body) = build_request(&self.cfg, token, now, &jti);
                 self.metrics.introspections += 1;
                 self.actions
@@ -464,7 +450,8 @@ impl Edge {
         route: usize,
         binding: &Binding,
         now: u64,
-    ) {
+        hit: bool,
+    ) -> bool {
         let Self {
             cache,
             cfg,
@@ -473,11 +460,29 @@ impl Edge {
             strip,
             actions,
             metrics,
+            revocations,
             ..
         } = self;
+        // One lookup per request: the entry found here is the one decided on.
         let Some(entry) = cache.get_mut(&fp, now) else {
-            return;
+            return false;
         };
+        if entry.epoch != revocations.epoch {
+            if revocations.matches(&fp, &entry.info) {
+                cache.remove(&fp);
+                cache.insert_negative(fp, now + cfg.negative_ttl_ms.max(1), Reason::Revoked);
+                self.reject(id, Reason::Revoked, Some(fp), binding.dpop, None, None);
+                return true;
+            }
+            entry.epoch = revocations.epoch;
+        }
+        if hit {
+            metrics.cache_hits += 1;
+            let mut ev = AuditEvent::new(AuditKind::CacheHit);
+            ev.request_id = Some(id);
+            ev.fingerprint = Some(fp);
+            actions.push_back(Action::Audit(ev));
+        }
         let before = entry.bytes();
         let decision = decide(cfg, minter, entry, route, binding, now);
         let after = entry.bytes();
@@ -504,6 +509,7 @@ impl Edge {
                 self.reject(id, reason, Some(fp), dpop, scopes, None);
             }
         }
+        true
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -825,10 +831,8 @@ impl Edge {
                     self.audit(ev);
                     self.cache.insert(fp, entry);
                     for w in p.waiters {
-                        if self.cache.peek(&fp).is_some() {
-                            self.decide_cached(w.request_id, fp, w.route, &w.binding, now);
-                        } else {
-                            // Evicted at once (a cache of size one under load): decide uncached.
+                        if !self.decide_cached(w.request_id, fp, w.route, &w.binding, now, false) {
+                            // Evicted at once (bounds smaller than one entry): fail closed.
                             self.reject(
                                 w.request_id,
                                 Reason::Overloaded,
