@@ -17,7 +17,9 @@ use crate::jose::{KeySet, sha256_b64};
 use crate::metrics::{Metrics, Stats};
 use crate::replay::ReplaySet;
 use crate::request::{Credentials, Request, credentials, normalize_htu};
-use crate::revocation::{Kind, Origin, Revocation, RevocationError, RevocationSet, Selector};
+use crate::revocation::{
+    Forgotten, Kind, Origin, Revocation, RevocationError, RevocationSet, Selector,
+};
 use crate::secret::{Fingerprint, FingerprintBuild, Fingerprinter, Secret};
 use crate::set::{SetAction, parse_security_event};
 use crate::token::TokenInfo;
@@ -1003,12 +1005,24 @@ impl Edge {
                 (o, None, serde_json::json!({ name: v, "until": u / 1000 }))
             }
         };
-        if overflow {
-            // Forgetting a revocation is only safe if every cached decision is re-checked.
-            self.cache.clear();
+        if let Some(forgotten) = overflow {
+            // Forgetting a revocation is only safe if what it covered is re-checked at the AS.
+            let n = match &forgotten {
+                Forgotten::Fingerprint(f) => usize::from(self.cache.remove(f).is_some()),
+                Forgotten::Named(kind, name) => self.cache.purge(|_, info| {
+                    let field = match kind {
+                        Kind::Jti => &info.jti,
+                        Kind::Sub => &info.sub,
+                        Kind::ClientId => &info.client_id,
+                        Kind::Sid => &info.sid,
+                    };
+                    field.as_deref() == Some(name.as_str())
+                }),
+            };
             let mut ev = AuditEvent::new(AuditKind::RevocationOverflow);
-            ev.detail =
-                Some("revocation set full: oldest entry dropped, decision cache flushed".into());
+            ev.detail = Some(format!(
+                "revocation set full: the soonest-expiring entry was dropped and {n} cached decisions it covered"
+            ));
             self.audit(ev);
         }
         self.metrics.revocations += 1;
@@ -1029,7 +1043,7 @@ impl Edge {
         fp: Fingerprint,
         until_ms: Option<u64>,
         now: u64,
-    ) -> (bool, u64) {
+    ) -> (Option<Forgotten>, u64) {
         // Keep it as long as the token can live: its exp when known, else the default.
         let known_exp = self
             .cache

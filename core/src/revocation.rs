@@ -3,10 +3,11 @@
 //! Which error is dangerous: a *spurious* revocation (a token refused that was still good) is
 //! safe; a *missed* one is a security bug. So matching errs towards refusing: a `sub`, `client_id`
 //! or `sid` revocation refuses every matching token issued at or before it, and every matching
-//! token whose `iat` is unknown; and when the set is full the core forgets an entry only after
-//! flushing every cached decision, so the forgotten one is re-checked at the authorization server.
+//! token whose `iat` is unknown; and when the set is full the core forgets the soonest-expiring entry
+//! and drops every cached decision it covered, so those tokens are re-checked at the authorization
+//! server.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Deserialize;
 
@@ -180,7 +181,7 @@ struct Entry {
     until_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
     Jti,
     Sub,
@@ -188,12 +189,21 @@ pub(crate) enum Kind {
     Sid,
 }
 
+/// A revocation set key: what [`RevocationSet::add_fingerprint`] / `add_named` may forget.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Forgotten {
+    Fingerprint(Fingerprint),
+    Named(Kind, String),
+}
+
 /// The revocation set. `epoch` increases on every addition, so cache entries checked at the
-/// current epoch need no re-check.
+/// current epoch need no re-check. `order` indexes entries by expiry, so expiring and making room
+/// cost O(log n).
 #[derive(Debug)]
 pub(crate) struct RevocationSet {
     fps: HashMap<Fingerprint, Entry, FingerprintBuild>,
     named: [HashMap<String, Entry>; 4],
+    order: BTreeSet<(u64, Forgotten)>,
     pub(crate) epoch: u64,
     max: usize,
 }
@@ -212,66 +222,85 @@ impl RevocationSet {
         Self {
             fps: HashMap::default(),
             named: Default::default(),
+            order: BTreeSet::new(),
             epoch: 0,
             max,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.fps.len() + self.named.iter().map(HashMap::len).sum::<usize>()
+        self.order.len()
     }
 
-    /// Adds a revocation. Returns `true` if an older entry had to be forgotten to stay within the
-    /// bound (the caller must then flush cached decisions).
-    pub(crate) fn add_fingerprint(&mut self, fp: Fingerprint, at_ms: u64, until_ms: u64) -> bool {
+    /// Adds a revocation. Returns the entry forgotten to stay within the bound, if any: the
+    /// caller must then drop cached decisions it covered, so they are re-checked at the AS.
+    pub(crate) fn add_fingerprint(
+        &mut self,
+        fp: Fingerprint,
+        at_ms: u64,
+        until_ms: u64,
+    ) -> Option<Forgotten> {
         self.epoch += 1;
-        let overflow = !self.fps.contains_key(&fp) && self.make_room();
-        let e = self.fps.entry(fp).or_insert(Entry { at_ms, until_ms });
-        e.until_ms = e.until_ms.max(until_ms);
-        overflow
+        let key = Forgotten::Fingerprint(fp);
+        if let Some(e) = self.fps.get_mut(&fp) {
+            if until_ms > e.until_ms {
+                self.order.remove(&(e.until_ms, key.clone()));
+                e.until_ms = until_ms;
+                self.order.insert((until_ms, key));
+            }
+            return None;
+        }
+        let forgotten = self.make_room();
+        self.fps.insert(fp, Entry { at_ms, until_ms });
+        self.order.insert((until_ms, key));
+        forgotten
     }
 
-    pub(crate) fn add_named(&mut self, kind: Kind, key: &str, at_ms: u64, until_ms: u64) -> bool {
+    pub(crate) fn add_named(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        at_ms: u64,
+        until_ms: u64,
+    ) -> Option<Forgotten> {
         self.epoch += 1;
-        let map_has = self.named[slot(kind)].contains_key(key);
-        let overflow = !map_has && self.make_room();
-        let e = self.named[slot(kind)]
-            .entry(key.to_string())
-            .or_insert(Entry { at_ms, until_ms });
-        // A later revocation of the same subject covers later tokens too.
-        e.at_ms = e.at_ms.max(at_ms);
-        e.until_ms = e.until_ms.max(until_ms);
-        overflow
+        if let Some(e) = self.named[slot(kind)].get_mut(name) {
+            // A later revocation of the same subject covers later tokens too.
+            e.at_ms = e.at_ms.max(at_ms);
+            if until_ms > e.until_ms {
+                let key = Forgotten::Named(kind, name.to_string());
+                self.order.remove(&(e.until_ms, key.clone()));
+                e.until_ms = until_ms;
+                self.order.insert((until_ms, key));
+            }
+            return None;
+        }
+        let forgotten = self.make_room();
+        self.named[slot(kind)].insert(name.to_string(), Entry { at_ms, until_ms });
+        self.order
+            .insert((until_ms, Forgotten::Named(kind, name.to_string())));
+        forgotten
     }
 
-    /// Forgets the entry that expires first when full. O(n), only at the bound.
-    fn make_room(&mut self) -> bool {
-        if self.len() < self.max {
-            return false;
+    /// Forgets the entry that expires first when full.
+    fn make_room(&mut self) -> Option<Forgotten> {
+        if self.order.len() < self.max {
+            return None;
         }
-        let mut victim: Option<(u64, Option<Fingerprint>, usize, String)> = None;
-        for (fp, e) in &self.fps {
-            if victim.as_ref().is_none_or(|v| e.until_ms < v.0) {
-                victim = Some((e.until_ms, Some(*fp), 0, String::new()));
+        let (_, victim) = self.order.pop_first()?;
+        self.remove_key(&victim);
+        Some(victim)
+    }
+
+    fn remove_key(&mut self, key: &Forgotten) {
+        match key {
+            Forgotten::Fingerprint(fp) => {
+                self.fps.remove(fp);
+            }
+            Forgotten::Named(kind, name) => {
+                self.named[slot(*kind)].remove(name);
             }
         }
-        for (i, m) in self.named.iter().enumerate() {
-            for (k, e) in m {
-                if victim.as_ref().is_none_or(|v| e.until_ms < v.0) {
-                    victim = Some((e.until_ms, None, i, k.clone()));
-                }
-            }
-        }
-        match victim {
-            Some((_, Some(fp), _, _)) => {
-                self.fps.remove(&fp);
-            }
-            Some((_, None, i, k)) => {
-                self.named[i].remove(&k);
-            }
-            None => {}
-        }
-        true
     }
 
     pub(crate) fn is_fingerprint_revoked(&self, fp: &Fingerprint) -> bool {
@@ -304,9 +333,13 @@ impl RevocationSet {
 
     /// Forgets expired revocations.
     pub(crate) fn expire(&mut self, now_ms: u64) {
-        self.fps.retain(|_, e| e.until_ms > now_ms);
-        for m in &mut self.named {
-            m.retain(|_, e| e.until_ms > now_ms);
+        while let Some((until, _)) = self.order.first() {
+            if *until > now_ms {
+                break;
+            }
+            if let Some((_, key)) = self.order.pop_first() {
+                self.remove_key(&key);
+            }
         }
     }
 }
@@ -357,9 +390,12 @@ mod tests {
     #[test]
     fn bounded_with_overflow_signal() {
         let mut s = RevocationSet::new(2);
-        assert!(!s.add_named(Kind::Jti, "a", 0, 100));
-        assert!(!s.add_named(Kind::Jti, "b", 0, 50));
-        assert!(s.add_named(Kind::Jti, "c", 0, 200));
+        assert_eq!(s.add_named(Kind::Jti, "a", 0, 100), None);
+        assert_eq!(s.add_named(Kind::Jti, "b", 0, 50), None);
+        assert_eq!(
+            s.add_named(Kind::Jti, "c", 0, 200),
+            Some(Forgotten::Named(Kind::Jti, "b".into()))
+        );
         assert_eq!(s.len(), 2);
         let info = |j: &str| TokenInfo {
             jti: Some(j.into()),

@@ -1214,3 +1214,51 @@ fn time_never_goes_backwards() {
     edge_clock_back.handle_timeout(T0 + 10);
     edge_clock_back.handle_timeout(T0);
 }
+
+#[test]
+fn a_forgotten_revocation_sends_only_what_it_covered_back_to_the_as() {
+    let mut cfg = base_config("rfc9701");
+    cfg["revocation"]["max_entries"] = json!(1);
+    let mut h = Harness::new(cfg);
+    cached(&mut h, "alice-token");
+    let t = ticket(&h.request(2, "/orders", "bob-token"));
+    let mut c = FakeAs::claims(h.now, "orders:read");
+    c["sub"] = json!("bob");
+    c["jti"] = json!("jti-bob");
+    forward(&h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now)));
+    let soon = Some(h.now / 1000 + 100);
+    h.edge
+        .handle_revocation(
+            h.now,
+            Revocation {
+                selector: Selector::Sub("alice".into()),
+                until: soon,
+            },
+            Origin::Shared,
+        )
+        .unwrap();
+    // The set holds one entry: this forgets the alice revocation.
+    h.edge
+        .handle_revocation(
+            h.now,
+            Revocation {
+                selector: Selector::Jti("other".into()),
+                until: Some(h.now / 1000 + 500),
+            },
+            Origin::Shared,
+        )
+        .unwrap();
+    let acts = h.edge.drain_actions();
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Audit(e) if e.kind == AuditKind::RevocationOverflow))
+    );
+    assert_eq!(h.edge.stats().revocations, 1);
+    // alice's token is no longer refused at the edge, but it is re-checked at the AS, not served
+    // from the cache; bob's cached decision is untouched.
+    assert_eq!(
+        introspects(&h.request(3, "/orders", "alice-token")).len(),
+        1
+    );
+    assert!(introspects(&h.request(4, "/orders", "bob-token")).is_empty());
+}
