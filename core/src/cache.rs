@@ -116,11 +116,6 @@ impl Cache {
         Some(e)
     }
 
-    pub(crate) fn clear(&mut self) {
-        self.pos.clear();
-        self.bytes = 0;
-    }
-
     /// Drops every entry whose claims match.
     pub(crate) fn purge(&mut self, pred: impl Fn(&Fingerprint, &TokenInfo) -> bool) -> usize {
         let doomed: Vec<Fingerprint> = self
