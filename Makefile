@@ -3,11 +3,12 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: help demo test check fmt clippy unit wasm no-io fuzz-smoke as-smoke bench vectors fuzz
+.PHONY: help swift demo test check fmt clippy unit wasm no-io fuzz-smoke as-smoke bench vectors fuzz
 help:
 	@echo "make demo        run the demo: a full phantom-token exchange against an in-process fake AS"
 	@echo "make test        everything CI runs: fmt, clippy, unit/integration/property/vector tests,"
 	@echo "                 wasm32-wasip2 build, no-I/O check, fuzz-target smoke, AS fixture smoke"
+	@echo "make swift       uniffi/Swift SDK: drift check + every vector through the generated FFI (Python)"
 	@echo "make bench       criterion benchmarks of the core (release)"
 	@echo "make vectors     regenerate tests/vectors/cases (then review git diff)"
 	@echo "make fuzz T=...  run one cargo-fuzz target (see README)"
@@ -15,7 +16,7 @@ help:
 demo:
 	$(CARGO) run -q -p phantom-edge-core --example demo
 
-test: fmt clippy unit wasm no-io fuzz-smoke as-smoke
+test: fmt clippy unit wasm no-io fuzz-smoke as-smoke swift
 	@echo "make test: all checks passed"
 
 fmt:
@@ -42,6 +43,9 @@ no-io:
 
 fuzz-smoke:
 	@if [ -f fuzz/Cargo.toml ]; then CARGO_TARGET_DIR=$(CURDIR)/target $(CARGO) test --manifest-path fuzz/Cargo.toml; fi
+
+swift:
+	bash bindings/swift/ci.sh
 
 as-smoke:
 	bash tests/e2e/authorization-server/smoke.sh
