@@ -3,11 +3,12 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: help swift demo test check fmt clippy unit wasm no-io fuzz-smoke as-smoke bench vectors fuzz
+.PHONY: help python swift demo test check fmt clippy unit wasm no-io fuzz-smoke as-smoke bench vectors fuzz
 help:
 	@echo "make demo        run the demo: a full phantom-token exchange against an in-process fake AS"
 	@echo "make test        everything CI runs: fmt, clippy, unit/integration/property/vector tests,"
 	@echo "                 wasm32-wasip2 build, no-I/O check, fuzz-target smoke, AS fixture smoke"
+	@echo "make python      Python SDK: wheel, stubtest, mypy, vectors, unit, e2e against oidc-provider"
 	@echo "make swift       uniffi/Swift SDK: drift check + every vector through the generated FFI (Python)"
 	@echo "make bench       criterion benchmarks of the core (release)"
 	@echo "make vectors     regenerate tests/vectors/cases (then review git diff)"
@@ -16,7 +17,7 @@ help:
 demo:
 	$(CARGO) run -q -p phantom-edge-core --example demo
 
-test: fmt clippy unit wasm no-io fuzz-smoke as-smoke swift
+test: fmt clippy unit wasm no-io fuzz-smoke as-smoke swift python
 	@echo "make test: all checks passed"
 
 fmt:
@@ -46,6 +47,9 @@ fuzz-smoke:
 
 swift:
 	bash bindings/swift/ci.sh
+
+python:
+	PHANTOM_EDGE_WHEEL=1 bash bindings/python/ci.sh
 
 as-smoke:
 	bash tests/e2e/authorization-server/smoke.sh

@@ -1,0 +1,157 @@
+"""Cache-hit and miss decisions through the binding, next to a peer written the way a Python team
+would (PyJWT + cachetools.TTLCache + hashlib). Run:
+
+    python -m pytest bindings/python/benchmarks --benchmark-only
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import pathlib
+import time
+import uuid
+
+import jwt
+import pytest
+from cachetools import TTLCache
+from jwt.algorithms import ECAlgorithm
+
+from phantom_edge import Config, Edge, Forward, Introspect
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+KEYS = REPO / "tests/vectors/keys"
+EDGE_KEY = (KEYS / "edge-ed25519.pem").read_text()
+AS_KEY = (KEYS / "as-es256.pem").read_text()
+ISS = "https://as.example"
+
+
+def config(dialect: str) -> Config:
+    return Config.from_dict({
+        "authorization_server": {
+            "issuer": ISS, "introspection_endpoint": f"{ISS}/introspect", "jwks_uri": f"{ISS}/jwks",
+            "client_id": "gateway", "client_secret": "gateway-secret", "dialect": dialect,
+        },
+        "cache": {"ignore_no_store": True},
+        "assertions": {"signing_key": EDGE_KEY, "kid": "edge-1"},
+        "routes": [{"path_prefix": "/orders", "required_scopes": ["orders:read"], "audience": "orders-api"}],
+    })
+
+
+def claims(now: int) -> dict:
+    return {"active": True, "client_id": "app", "sub": "alice", "scope": "orders:read",
+            "aud": "orders-api", "iss": ISS, "exp": now + 600, "iat": now}
+
+
+def es256_answer(now: int) -> str:
+    return jwt.encode({"token_introspection": claims(now), "aud": "gateway", "iss": ISS, "iat": now},
+                      AS_KEY, algorithm="ES256", headers={"typ": "token-introspection+jwt", "kid": "as-es256"})
+
+
+def jwks() -> str:
+    pub = jwt.api_jws.get_algorithm_by_name("ES256").prepare_key(AS_KEY).public_key()
+    jwk = json.loads(ECAlgorithm.to_jwk(pub))
+    jwk.update(kid="as-es256", alg="ES256", use="sig")
+    return json.dumps({"keys": [jwk]})
+
+
+def decide(edge: Edge, rid: int, token: str):
+    edge.handle_request(rid, "GET", "https", "api.example", "/orders/1",
+                        [("authorization", f"Bearer {token}")])
+    return edge.drain_actions()
+
+
+# -- cache hit -------------------------------------------------------------------------------
+
+def test_hit_phantom_edge(benchmark):
+    edge = Edge(config("rfc7662"))
+    edge.drain_actions()
+    now = int(time.time())
+    intro = [a for a in decide(edge, 0, "tok") if isinstance(a, Introspect)][0]
+    edge.handle_introspection_response(intro.ticket, 200, [("content-type", "application/json")],
+                                       json.dumps(claims(now)))
+    edge.drain_actions()
+    ids = itertools.count(1)
+
+    def run():
+        return [a for a in decide(edge, next(ids), "tok") if isinstance(a, Forward)][0]
+
+    assert benchmark(run).header_value.startswith("Bearer ")
+
+
+class Peer:
+    """What a Python team would write: sha256-keyed TTLCache of claims + a minted JWT per token."""
+
+    def __init__(self) -> None:
+        self.cache: TTLCache = TTLCache(maxsize=100_000, ttl=300)
+        self.key = jwt.api_jws.get_algorithm_by_name("EdDSA").prepare_key(EDGE_KEY)
+        self.as_key = jwt.api_jws.get_algorithm_by_name("ES256").prepare_key(AS_KEY).public_key()
+
+    def mint(self, c: dict) -> str:
+        now = int(time.time())
+        return jwt.encode({"iss": "phantom-edge", "sub": c.get("sub"), "aud": "orders-api",
+                           "scope": c["scope"], "iat": now, "exp": min(now + 60, c["exp"]),
+                           "jti": uuid.uuid4().hex}, self.key, algorithm="EdDSA",
+                          headers={"typ": "at+jwt", "kid": "edge-1"})
+
+    def hit(self, header: str):
+        if not header.startswith("Bearer "):
+            return 401
+        key = hashlib.sha256(header[7:].encode()).hexdigest()
+        entry = self.cache.get(key)
+        if entry is None:
+            return None
+        c, minted = entry
+        if c["exp"] <= time.time() or "orders:read" not in c["scope"].split() or c["aud"] != "orders-api":
+            return 401
+        return ("authorization", f"Bearer {minted}")
+
+    def miss(self, header: str, answer: str):
+        payload = jwt.decode(answer, self.as_key, algorithms=["ES256"], audience="gateway", issuer=ISS,
+                             options={"require": ["iat"]})
+        c = payload["token_introspection"]
+        if not c.get("active") or c["iss"] != ISS:
+            return 401
+        key = hashlib.sha256(header[7:].encode()).hexdigest()
+        minted = self.mint(c)
+        self.cache[key] = (c, minted)
+        return self.hit(header)
+
+
+def test_hit_peer_pyjwt_cachetools(benchmark):
+    peer = Peer()
+    now = int(time.time())
+    peer.cache[hashlib.sha256(b"tok").hexdigest()] = (claims(now), peer.mint(claims(now)))
+    assert benchmark(peer.hit, "Bearer tok")[0] == "authorization"
+
+
+# -- miss: RFC 9701 ES256 answer verified, claims checked, JWT minted -------------------------
+
+def test_miss_es256_phantom_edge(benchmark):
+    edge = Edge(config("rfc9701"))
+    edge.drain_actions()
+    edge.handle_jwks(jwks())
+    edge.drain_actions()
+    answer = es256_answer(int(time.time()))
+    hdrs = [("content-type", "application/token-introspection+jwt")]
+    ids = itertools.count(1)
+
+    def run():
+        rid = next(ids)
+        intro = [a for a in decide(edge, rid, f"tok-{rid}") if isinstance(a, Introspect)][0]
+        edge.handle_introspection_response(intro.ticket, 200, hdrs, answer)
+        return [a for a in edge.drain_actions() if isinstance(a, Forward)][0]
+
+    assert benchmark(run).request_id > 0
+
+
+def test_miss_es256_peer_pyjwt(benchmark):
+    peer = Peer()
+    answer = es256_answer(int(time.time()))
+    ids = itertools.count(1)
+
+    def run():
+        return peer.miss(f"Bearer tok-{next(ids)}", answer)
+
+    assert benchmark(run)[0] == "authorization"

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# CI for the Python SDK (issue 4). Run from the repository root on a fresh machine:
+#
+#     bash bindings/python/ci.sh
+#
+# Creates (or reuses) a venv in target/py-venv, installs the tools, builds the extension with
+# maturin (release profile), runs stubtest, mypy --strict, and pytest: the 65 shared vectors,
+# unit tests, the end-to-end tests against tests/e2e/authorization-server (needs node + npm),
+# the host example, and the benchmarks with --benchmark-disable (one round each, as tests).
+# PHANTOM_EDGE_WHEEL=1 also runs `maturin build --release` (abi3 wheel in target/wheels).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+export CARGO_TARGET_DIR="$ROOT/target"
+export MYPY_CACHE_DIR="$ROOT/target/mypy-cache"
+VENV="${PHANTOM_EDGE_VENV:-$ROOT/target/py-venv}"
+PY="${PYTHON:-python3}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "venv ($VENV)"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+# shellcheck disable=SC1091
+source "$VENV/bin/activate"
+python -m pip install -q --upgrade pip
+python -m pip install -q maturin pytest pytest-asyncio httpx starlette fastapi uvicorn \
+  pytest-benchmark "pyjwt[crypto]" cachetools mypy
+
+step "maturin develop --release"
+(cd bindings/python && maturin develop --release)
+
+step "stubtest"
+if python -m mypy.stubtest --help >/dev/null 2>&1; then
+  (cd bindings/python && python -m mypy.stubtest phantom_edge._native)
+else
+  echo "skipped: mypy.stubtest is not available in this mypy"
+fi
+
+step "mypy --strict"
+python -m mypy --strict bindings/python/python/phantom_edge
+
+step "pytest: vectors, unit, e2e, benchmarks (disabled)"
+python -m pytest -q -p no:cacheprovider bindings/python/tests bindings/python/benchmarks \
+  --benchmark-disable
+
+step "pytest: host-examples/python-asgi"
+python -m pytest -q -p no:cacheprovider host-examples/python-asgi
+
+if [ "${PHANTOM_EDGE_WHEEL:-0}" = "1" ]; then
+  step "maturin build --release"
+  (cd bindings/python && maturin build --release --out "$ROOT/target/wheels")
+fi
+
+step "ok"

@@ -1,0 +1,182 @@
+"""ASGI middleware: ``app.add_middleware(PhantomTokenMiddleware, config="phantom-edge.toml")``.
+
+For each HTTP request the core decides; a forward rewrites the headers the app sees (strips the
+listed ones, sets the upstream header) and stores the claims in ``scope["state"]["phantom_edge"]``
+(``request.state.phantom_edge`` in Starlette/FastAPI); a reject is answered with the core's status,
+``WWW-Authenticate`` and body. It also serves the revocation route (POST, default
+``/_phantom/revocations``) and metrics (GET, default ``/_phantom/metrics``); both paths come from
+the ``[middleware]`` section (``revocation_path``, ``metrics_path``; ``""`` disables a route).
+Logs carry audit events (fingerprints), never tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, MutableMapping, Optional
+
+from .client import AsyncEdge, ConfigSource, load_config
+
+__all__ = ["PhantomTokenMiddleware"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+DEFAULT_REVOCATION_PATH = "/_phantom/revocations"
+DEFAULT_METRICS_PATH = "/_phantom/metrics"
+
+logger = logging.getLogger("phantom_edge.asgi")
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    headers = headers + [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class PhantomTokenMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: ConfigSource = "phantom-edge.toml",
+        *,
+        http_client: Any = None,
+        edge: Optional[AsyncEdge] = None,
+        revocation_path: Optional[str] = None,
+        metrics_path: Optional[str] = None,
+    ) -> None:
+        self.app = app
+        if edge is None:
+            edge = AsyncEdge(load_config(config), http_client=http_client, audit_logger=logger)
+        self.edge = edge
+        section = edge.config.middleware or {}
+        self.revocation_path = (
+            revocation_path
+            if revocation_path is not None
+            else section.get("revocation_path", DEFAULT_REVOCATION_PATH)
+        )
+        self.metrics_path = (
+            metrics_path
+            if metrics_path is not None
+            else section.get("metrics_path", DEFAULT_METRICS_PATH)
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        if kind == "http" and self.revocation_path and path == self.revocation_path:
+            await self._revocation(scope, receive, send)
+            return
+        if kind == "http" and self.metrics_path and path == self.metrics_path:
+            await self._metrics(scope, send)
+            return
+
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        authority = next((v for k, v in headers if k.lower() == "host"), None)
+        if authority is None:
+            server = scope.get("server")
+            authority = f"{server[0]}:{server[1]}" if server else "localhost"
+        raw_path = scope.get("raw_path")
+        target = raw_path.decode("latin-1") if raw_path else path
+        qs = scope.get("query_string", b"")
+        if qs:
+            target = f"{target}?{qs.decode('latin-1')}"
+        scheme = scope.get("scheme", "http")
+        method = scope.get("method", "GET")
+        decision = await self.edge.authorize_parts(
+            method, scheme, authority, target, headers, _cert_thumbprint(scope)
+        )
+        if not decision.forward:
+            if kind == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            out = [(b"content-type", b"application/json")]
+            if decision.www_authenticate:
+                out.append((b"www-authenticate", decision.www_authenticate.encode("latin-1")))
+            await _respond(send, decision.status, decision.body.encode(), out)
+            return
+        new_scope = dict(scope)
+        new_scope["headers"] = [
+            (n.encode("latin-1"), v.encode("latin-1"))
+            for n, v in decision.upstream_headers(headers)
+        ]
+        state = dict(scope.get("state") or {})
+        state["phantom_edge"] = decision.claims
+        new_scope["state"] = state
+        await self.app(new_scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def wrapped_receive() -> Message:
+            return await receive()
+
+        async def wrapped_send(message: Message) -> None:
+            if message.get("type") == "lifespan.shutdown.complete":
+                await self.edge.aclose()
+            await send(message)
+
+        await self.app(scope, wrapped_receive, wrapped_send)
+
+    async def _revocation(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") != "POST":
+            await _respond(send, 405, b"", [(b"allow", b"POST")])
+            return
+        body = b""
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            body += msg.get("body", b"")
+            if len(body) > 64 * 1024:
+                await _respond(send, 413, b"", [])
+                return
+            if not msg.get("more_body", False):
+                break
+        content_type = authorization = None
+        for k, v in scope["headers"]:
+            name = k.decode("latin-1").lower()
+            if name == "content-type":
+                content_type = v.decode("latin-1")
+            elif name == "authorization":
+                authorization = v.decode("latin-1")
+        status, text = await self.edge.revoke(content_type, authorization, body)
+        hdrs = [(b"content-type", b"application/json")] if text else []
+        await _respond(send, status, text.encode(), hdrs)
+
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        if scope.get("method") not in ("GET", "HEAD"):
+            await _respond(send, 405, b"", [(b"allow", b"GET")])
+            return
+        await _respond(
+            send,
+            200,
+            self.edge.metrics().encode(),
+            [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")],
+        )
+
+
+def _cert_thumbprint(scope: Scope) -> Optional[str]:
+    """``base64url(SHA-256(DER))`` of the client certificate, when the server exposes it via the
+    ASGI TLS extension; otherwise None."""
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    if not chain:
+        return None
+    import base64
+    import hashlib
+    import ssl
+
+    try:
+        der = ssl.PEM_cert_to_DER_cert(chain[0])
+    except Exception:
+        return None
+    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()

@@ -1,0 +1,352 @@
+"""The asyncio host of the core: performs the I/O the core asks for, with one shared
+``httpx.AsyncClient``, and drives its timers. No policy here: every decision comes from the core."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Optional, Union
+from urllib.parse import urlsplit
+
+from ._native import (
+    Audit,
+    Config,
+    Edge,
+    EdgeError,
+    FetchJwks,
+    Forward,
+    Introspect,
+    Reject,
+    RevocationError,
+    SharedLookup,
+    SharedPublish,
+)
+
+__all__ = ["AsyncEdge", "Decision", "load_config"]
+
+logger = logging.getLogger("phantom_edge")
+
+ConfigSource = Union[Config, str, "os.PathLike[str]", "dict[str, Any]"]
+
+
+def load_config(config: ConfigSource) -> Config:
+    """A :class:`Config` from a ``Config``, a dict, a TOML/JSON path or TOML text."""
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, dict):
+        return Config.from_dict(config)
+    path = os.fspath(config)
+    if path.endswith(".json") and "\n" not in path:
+        return Config.from_json(config)
+    return Config.from_toml(config)
+
+
+#: Audit kinds logged at DEBUG (one per request on the happy path); the others at INFO.
+_ROUTINE = frozenset(
+    {"cache_hit", "cache_miss", "coalesced", "cached", "forwarded", "introspected", "negative_hit"}
+)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The core's decision for one request."""
+
+    forward: bool
+    #: forward: the header to set upstream, its value and the inbound headers to strip.
+    header_name: Optional[str] = None
+    header_value: Optional[str] = None
+    strip_headers: list[str] = field(default_factory=list)
+    #: forward: the token's claims (``sub``, ``client_id``, ``scopes``, ``aud``, ...).
+    claims: dict[str, Any] = field(default_factory=dict)
+    #: reject: status, ``WWW-Authenticate`` value (or None), JSON body, stable reason code.
+    status: int = 200
+    www_authenticate: Optional[str] = None
+    body: str = ""
+    reason: Optional[str] = None
+    #: keyed fingerprint of the presented token (never the token itself).
+    fingerprint: Optional[str] = None
+
+    @classmethod
+    def _from_action(cls, a: Union[Forward, Reject]) -> "Decision":
+        if isinstance(a, Forward):
+            return cls(
+                forward=True,
+                header_name=a.header_name,
+                header_value=a.header_value,
+                strip_headers=list(a.strip_headers),
+                claims=a.token,
+                fingerprint=a.fingerprint,
+            )
+        return cls(
+            forward=False,
+            status=a.status,
+            www_authenticate=a.www_authenticate,
+            body=a.body,
+            reason=a.reason,
+            fingerprint=a.fingerprint,
+        )
+
+    def upstream_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """``headers`` without the stripped ones, plus the upstream header (forward only)."""
+        strip = {h.lower() for h in self.strip_headers}
+        if self.header_name is not None:
+            strip.add(self.header_name.lower())
+        out = [(n, v) for n, v in headers if n.lower() not in strip]
+        if self.header_name is not None and self.header_value is not None:
+            out.append((self.header_name, self.header_value))
+        return out
+
+
+class AsyncEdge:
+    """An asyncio host around :class:`Edge`.
+
+    ``await authorize(...)`` returns the core's :class:`Decision`. Concurrent calls for one token
+    share one introspection (the core coalesces them; each call waits on a future keyed by its
+    request id). Call :meth:`aclose` when done (closes the HTTP client if this object made it).
+    """
+
+    def __init__(
+        self,
+        config: ConfigSource,
+        *,
+        http_client: Any = None,
+        seed: Optional[bytes] = None,
+        shared_lookup: Optional[Callable[[str], Awaitable[Optional[str]]]] = None,
+        on_publish: Optional[Callable[[str], Any]] = None,
+        audit_logger: Optional[logging.Logger] = None,
+    ) -> None:
+        self.config = load_config(config)
+        self._edge = Edge(self.config, seed)
+        self._http = http_client
+        self._owns_http = http_client is None
+        self._shared_lookup = shared_lookup
+        self._on_publish = on_publish
+        self._log = audit_logger or logger
+        self._ids = itertools.count(1)
+        self._waiters: dict[int, asyncio.Future[Decision]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_at: Optional[int] = None
+
+    @property
+    def edge(self) -> Edge:
+        """The underlying state machine."""
+        return self._edge
+
+    def _client(self) -> Any:
+        if self._http is None:
+            import httpx
+
+            self._http = httpx.AsyncClient()
+        return self._http
+
+    # -- public API ------------------------------------------------------------------------
+
+    async def authorize(
+        self,
+        method: str,
+        url: str,
+        headers: Union[list[tuple[str, str]], dict[str, str], Any],
+        client_cert_thumbprint: Optional[str] = None,
+    ) -> Decision:
+        """Decide on a request to ``url`` (absolute: ``https://host/path?query``)."""
+        parts = urlsplit(url)
+        path = parts.path or "/"
+        if parts.query:
+            path = f"{path}?{parts.query}"
+        return await self.authorize_parts(
+            method, parts.scheme or "http", parts.netloc, path, headers, client_cert_thumbprint
+        )
+
+    async def authorize_parts(
+        self,
+        method: str,
+        scheme: str,
+        authority: str,
+        path: str,
+        headers: Union[list[tuple[str, str]], dict[str, str], Any],
+        client_cert_thumbprint: Optional[str] = None,
+    ) -> Decision:
+        """Like :meth:`authorize`, with the URL already split."""
+        if hasattr(headers, "multi_items"):
+            hdrs = list(headers.multi_items())
+        elif hasattr(headers, "items"):
+            hdrs = list(headers.items())
+        else:
+            hdrs = list(headers)
+        loop = asyncio.get_running_loop()
+        rid = next(self._ids)
+        fut: asyncio.Future[Decision] = loop.create_future()
+        self._waiters[rid] = fut
+        try:
+            self._edge.handle_request(
+                rid, method, scheme, authority, path, hdrs, client_cert_thumbprint, _now_ms()
+            )
+        except BaseException:
+            self._waiters.pop(rid, None)
+            raise
+        self._pump()
+        try:
+            return await fut
+        finally:
+            self._waiters.pop(rid, None)
+
+    async def revoke(
+        self, content_type: Optional[str], authorization: Optional[str], body: Union[bytes, str]
+    ) -> tuple[int, str]:
+        """The revocation route: ``(204, "")`` or ``(400|401, json_body)``."""
+        try:
+            self._edge.handle_admin_revocation(content_type, authorization, body, _now_ms())
+            result = (204, "")
+        except RevocationError as e:
+            result = (e.status, e.body)
+        self._pump()
+        return result
+
+    def metrics(self) -> str:
+        """Prometheus text exposition."""
+        return self._edge.prometheus()
+
+    def fingerprint(self, token: str) -> str:
+        return self._edge.fingerprint(token)
+
+    async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def __aenter__(self) -> "AsyncEdge":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- the run loop ----------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _pump(self) -> None:
+        """Carry out every queued action, then re-arm the timer."""
+        while True:
+            action = self._edge.poll_action()
+            if action is None:
+                break
+            if isinstance(action, (Forward, Reject)):
+                fut = self._waiters.get(action.request_id)
+                if fut is not None and not fut.done():
+                    fut.set_result(Decision._from_action(action))
+            elif isinstance(action, Audit):
+                level = logging.DEBUG if action.kind in _ROUTINE else logging.INFO
+                if self._log.isEnabledFor(level):
+                    self._log.log(level, "phantom_edge audit %s", action.to_json())
+            elif isinstance(action, Introspect):
+                self._spawn(self._introspect(action))
+            elif isinstance(action, FetchJwks):
+                self._spawn(self._fetch_jwks(action))
+            elif isinstance(action, SharedLookup):
+                self._spawn(self._lookup(action))
+            elif isinstance(action, SharedPublish):
+                if self._on_publish is not None:
+                    self._on_publish(action.message)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        at = self._edge.poll_timeout()
+        if at == self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        delay = max(0.0, (at - _now_ms()) / 1000.0)
+        self._timer = loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._edge.handle_timeout(_now_ms())
+        self._pump()
+
+    async def _introspect(self, a: Introspect) -> None:
+        try:
+            resp = await self._client().request(
+                a.method,
+                a.url,
+                headers=a.headers,
+                content=a.body.encode(),
+                timeout=a.timeout_ms / 1000.0,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # transport failure: the core fails closed
+            self._feed(
+                lambda: self._edge.handle_introspection_failure(
+                    a.ticket, type(e).__name__, _now_ms()
+                )
+            )
+            return
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.headers.raw]
+        self._feed(
+            lambda: self._edge.handle_introspection_response(
+                a.ticket, resp.status_code, headers, resp.content, _now_ms()
+            )
+        )
+
+    async def _fetch_jwks(self, a: FetchJwks) -> None:
+        try:
+            resp = await self._client().get(a.url, timeout=self.config.timeout_ms / 1000.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._feed(lambda: self._edge.handle_jwks_failure(type(e).__name__, _now_ms()))
+            return
+        if resp.status_code == 200:
+            self._feed(lambda: self._edge.handle_jwks(resp.content, _now_ms()))
+        else:
+            self._feed(
+                lambda: self._edge.handle_jwks_failure(f"status {resp.status_code}", _now_ms())
+            )
+
+    async def _lookup(self, a: SharedLookup) -> None:
+        if self._shared_lookup is None:
+            self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, None, True, _now_ms()))
+            return
+        try:
+            value = await self._shared_lookup(a.key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, None, True, _now_ms()))
+            return
+        self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, value, False, _now_ms()))
+
+    def _feed(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except EdgeError as e:  # the ticket already timed out in the core
+            self._log.debug("phantom_edge late answer: %s", e.kind)
+        self._pump()

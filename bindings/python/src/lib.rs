@@ -1,0 +1,761 @@
+//! Python bindings of `phantom-edge-core`: a thin translation layer (pyo3). Every decision is
+//! made by the core; this crate only converts arguments and actions between Rust and Python.
+#![forbid(unsafe_code)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use phantom_edge_core as core;
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use serde_json::Value;
+
+create_exception!(
+    _native,
+    PhantomEdgeError,
+    PyException,
+    "Base class of every phantom-edge error."
+);
+create_exception!(
+    _native,
+    ConfigError,
+    PhantomEdgeError,
+    "The configuration was refused: `field` names the key, `message` says why."
+);
+create_exception!(
+    _native,
+    RevocationError,
+    PhantomEdgeError,
+    "A revocation was refused: answer `status` (400/401) with `body` (JSON)."
+);
+create_exception!(
+    _native,
+    EdgeError,
+    PhantomEdgeError,
+    "API misuse: `kind` is `unknown_ticket` or `wrong_ticket_kind`, `ticket` the ticket."
+);
+
+fn config_error(py: Python<'_>, e: &core::ConfigError) -> PyErr {
+    let err = ConfigError::new_err((e.field.clone(), e.message.clone()));
+    let v = err.value(py);
+    let _ = v.setattr("field", e.field.clone());
+    let _ = v.setattr("message", e.message.clone());
+    err
+}
+
+fn revocation_error(py: Python<'_>, e: &core::RevocationError) -> PyErr {
+    let err = RevocationError::new_err((e.status(), e.body()));
+    let v = err.value(py);
+    let _ = v.setattr("status", e.status());
+    let _ = v.setattr("body", e.body());
+    err
+}
+
+fn edge_error(py: Python<'_>, e: &core::EdgeError) -> PyErr {
+    let (kind, ticket) = match e {
+        core::EdgeError::UnknownTicket(t) => ("unknown_ticket", *t),
+        core::EdgeError::WrongTicketKind(t) => ("wrong_ticket_kind", *t),
+        _ => ("edge_error", 0),
+    };
+    let err = EdgeError::new_err(e.to_string());
+    let v = err.value(py);
+    let _ = v.setattr("kind", kind);
+    let _ = v.setattr("ticket", ticket);
+    err
+}
+
+/// JSON value → Python object (dict / list / str / int / float / bool / None).
+fn json_to_py(py: Python<'_>, v: &Value) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Value::Null => py.None(),
+        Value::Bool(b) => b.into_pyobject(py)?.to_owned().into_any().unbind(),
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any().unbind()
+            } else if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any().unbind()
+            } else {
+                n.as_f64()
+                    .unwrap_or(f64::NAN)
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind()
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any().unbind(),
+        Value::Array(a) => {
+            let items = a
+                .iter()
+                .map(|x| json_to_py(py, x))
+                .collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any().unbind()
+        }
+        Value::Object(o) => {
+            let d = PyDict::new(py);
+            for (k, x) in o {
+                d.set_item(k, json_to_py(py, x)?)?;
+            }
+            d.into_any().unbind()
+        }
+    })
+}
+
+fn json_dumps(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let json = obj.py().import("json")?;
+    json.call_method1("dumps", (obj,))?.extract()
+}
+
+fn now_or(now_ms: Option<u64>) -> u64 {
+    now_ms.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    })
+}
+
+/// `bytes` or `str` → bytes.
+fn bytes_of(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        Ok(b.as_bytes().to_vec())
+    } else {
+        Ok(obj.extract::<String>()?.into_bytes())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config
+// ---------------------------------------------------------------------------------------------
+
+/// A checked configuration (TOML or JSON, the same for every host).
+#[pyclass(module = "phantom_edge._native", frozen)]
+#[derive(Debug)]
+pub struct Config {
+    inner: core::Config,
+    middleware: Option<Value>,
+}
+
+impl Config {
+    fn build(py: Python<'_>, raw: Result<core::RawConfig, core::ConfigError>) -> PyResult<Self> {
+        let raw = raw.map_err(|e| config_error(py, &e))?;
+        let middleware = raw.middleware.clone();
+        let environ = py.import("os")?.getattr("environ")?;
+        let env = |k: &str| -> Option<String> {
+            environ
+                .call_method1("get", (k,))
+                .ok()
+                .and_then(|v| v.extract::<Option<String>>().ok().flatten())
+        };
+        let inner = raw.resolve(&env).map_err(|e| config_error(py, &e))?;
+        Ok(Self { inner, middleware })
+    }
+}
+
+#[pymethods]
+impl Config {
+    /// Parses TOML text, or reads the file when given a path (`os.PathLike`, or a one-line `str`
+    /// without `=` naming a file). `*_env` secrets are read from `os.environ`.
+    #[staticmethod]
+    fn from_toml(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let text = read_source(py, source)?;
+        Self::build(py, core::RawConfig::from_toml(&text))
+    }
+
+    /// Parses JSON text, or reads the file when given a path.
+    #[staticmethod]
+    fn from_json(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let text = read_source(py, source)?;
+        Self::build(py, core::RawConfig::from_json(&text))
+    }
+
+    /// Builds the configuration from a dict of the same shape as the TOML.
+    #[staticmethod]
+    fn from_dict(py: Python<'_>, data: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let text = json_dumps(data.as_any())?;
+        Self::build(py, core::RawConfig::from_json(&text))
+    }
+
+    /// The `[middleware]` host section (not read by the core), or `None`.
+    #[getter]
+    fn middleware(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.middleware
+            .as_ref()
+            .map_or_else(|| Ok(py.None()), |v| json_to_py(py, v))
+    }
+
+    /// The configured issuer.
+    #[getter]
+    fn issuer(&self) -> String {
+        self.inner.issuer().to_owned()
+    }
+
+    /// The JWKS URI, if any.
+    #[getter]
+    fn jwks_uri(&self) -> Option<String> {
+        self.inner.jwks_uri().map(str::to_owned)
+    }
+
+    /// The introspection deadline in milliseconds.
+    #[getter]
+    fn timeout_ms(&self) -> u64 {
+        self.inner.timeout_ms()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Config(issuer={:?})", self.inner.issuer())
+    }
+}
+
+fn read_source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<String> {
+    let os = py.import("os")?;
+    let pathlike = os.getattr("PathLike")?;
+    let is_path = if source.is_instance(&pathlike)? {
+        true
+    } else {
+        let s: String = source.extract()?;
+        !s.contains('\n') && !s.contains('=') && !s.trim().is_empty()
+    };
+    if is_path {
+        let path: std::path::PathBuf = source.extract()?;
+        std::fs::read_to_string(&path).map_err(|e| {
+            let err = ConfigError::new_err((
+                "(file)".to_owned(),
+                format!("cannot read {}: {e}", path.display()),
+            ));
+            let v = err.value(py);
+            let _ = v.setattr("field", "(file)");
+            let _ = v.setattr("message", format!("cannot read {}: {e}", path.display()));
+            err
+        })
+    } else {
+        source.extract()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions
+// ---------------------------------------------------------------------------------------------
+
+/// Let the request through: set `header_name: header_value`, strip `strip_headers`.
+#[pyclass(module = "phantom_edge._native", frozen, get_all)]
+#[derive(Debug)]
+pub struct Forward {
+    request_id: u64,
+    header_name: String,
+    header_value: String,
+    strip_headers: Vec<String>,
+    token: Py<PyDict>,
+    fingerprint: String,
+}
+
+#[pymethods]
+impl Forward {
+    fn __repr__(&self) -> String {
+        format!(
+            "Forward(request_id={}, header_name={:?}, fingerprint={:?})",
+            self.request_id, self.header_name, self.fingerprint
+        )
+    }
+}
+
+/// Answer the client with `status`, `WWW-Authenticate: www_authenticate` and `body`.
+#[pyclass(module = "phantom_edge._native", frozen, get_all)]
+#[derive(Debug)]
+pub struct Reject {
+    request_id: u64,
+    status: u16,
+    www_authenticate: Option<String>,
+    body: String,
+    reason: String,
+    fingerprint: Option<String>,
+}
+
+#[pymethods]
+impl Reject {
+    fn __repr__(&self) -> String {
+        format!(
+            "Reject(request_id={}, status={}, reason={:?}, fingerprint={:?})",
+            self.request_id, self.status, self.reason, self.fingerprint
+        )
+    }
+}
+
+/// POST `body` with `headers` to `url`; answer with `Edge.handle_introspection_response`.
+#[pyclass(module = "phantom_edge._native", frozen, get_all)]
+pub struct Introspect {
+    ticket: u64,
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: String,
+    timeout_ms: u64,
+    fingerprint: String,
+}
+
+impl std::fmt::Debug for Introspect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.__repr__())
+    }
+}
+
+#[pymethods]
+impl Introspect {
+    /// Hides the body (it holds the token) and the credentials.
+    fn __repr__(&self) -> String {
+        format!(
+            "Introspect(ticket={}, url={:?}, body={{REDACTED}}, fingerprint={:?})",
+            self.ticket, self.url, self.fingerprint
+        )
+    }
+}
+
+/// GET the authorization server's JWKS; answer with `Edge.handle_jwks`.
+#[pyclass(module = "phantom_edge._native", frozen, get_all)]
+#[derive(Debug)]
+pub struct FetchJwks {
+    url: String,
+}
+
+#[pymethods]
+impl FetchJwks {
+    fn __repr__(&self) -> String {
+        format!("FetchJwks(url={:?})", self.url)
+    }
+}
+
+/// Look `key` up in the shared store; answer with `Edge.handle_shared_lookup`.
+#[pyclass(module = "phantom_edge._native", frozen, get_all)]
+#[derive(Debug)]
+pub struct SharedLookup {
+    ticket: u64,
+    key: String,
+}
+
+#[pymethods]
+impl SharedLookup {
+    fn __repr__(&self) -> String {
+        format!("SharedLookup(ticket={}, key={:?})", self.ticket, self.key)
+    }
+}
+
+/// Publish `message` (a JSON selector) to the other instances.
+#[pyclass(module = "phantom_edge._native", frozen, get_all)]
+#[derive(Debug)]
+pub struct SharedPublish {
+    message: String,
+}
+
+#[pymethods]
+impl SharedPublish {
+    fn __repr__(&self) -> String {
+        format!("SharedPublish(message={:?})", self.message)
+    }
+}
+
+/// A token-free audit event (fingerprints only).
+#[pyclass(module = "phantom_edge._native", frozen)]
+#[derive(Debug)]
+pub struct Audit {
+    #[pyo3(get)]
+    kind: String,
+    #[pyo3(get)]
+    request_id: Option<u64>,
+    #[pyo3(get)]
+    ticket: Option<u64>,
+    #[pyo3(get)]
+    fingerprint: Option<String>,
+    #[pyo3(get)]
+    reason: Option<String>,
+    #[pyo3(get)]
+    detail: Option<String>,
+    json: String,
+}
+
+#[pymethods]
+impl Audit {
+    /// One line of JSON, for logs.
+    fn to_json(&self) -> String {
+        self.json.clone()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Audit({})", self.json)
+    }
+}
+
+fn action_to_py(py: Python<'_>, action: core::Action) -> PyResult<Py<PyAny>> {
+    Ok(match action {
+        core::Action::Forward(f) => {
+            let token = serde_json::to_value(&*f.token).unwrap_or(Value::Null);
+            let token = json_to_py(py, &token)?
+                .into_bound(py)
+                .cast_into::<PyDict>()?;
+            Py::new(
+                py,
+                Forward {
+                    request_id: f.request_id,
+                    header_name: f.header_name.to_string(),
+                    header_value: f.header_value.to_string(),
+                    strip_headers: f.strip_headers.to_vec(),
+                    token: token.unbind(),
+                    fingerprint: f.fingerprint.to_string(),
+                },
+            )?
+            .into_any()
+        }
+        core::Action::Reject(r) => Py::new(
+            py,
+            Reject {
+                request_id: r.request_id,
+                status: r.status,
+                www_authenticate: r.www_authenticate,
+                body: r.body,
+                reason: r.reason.as_str().to_owned(),
+                fingerprint: r.fingerprint.map(|f| f.to_string()),
+            },
+        )?
+        .into_any(),
+        core::Action::Introspect(i) => Py::new(
+            py,
+            Introspect {
+                ticket: i.ticket,
+                method: i.method.to_owned(),
+                url: i.url,
+                headers: i.headers,
+                body: i.body,
+                timeout_ms: i.timeout_ms,
+                fingerprint: i.fingerprint.to_string(),
+            },
+        )?
+        .into_any(),
+        core::Action::FetchJwks(j) => Py::new(py, FetchJwks { url: j.url })?.into_any(),
+        core::Action::SharedLookup(l) => Py::new(
+            py,
+            SharedLookup {
+                ticket: l.ticket,
+                key: l.key,
+            },
+        )?
+        .into_any(),
+        core::Action::SharedPublish(p) => {
+            Py::new(py, SharedPublish { message: p.message })?.into_any()
+        }
+        core::Action::Audit(e) => Py::new(
+            py,
+            Audit {
+                kind: e.kind.as_str().to_owned(),
+                request_id: e.request_id,
+                ticket: e.ticket,
+                fingerprint: e.fingerprint.map(|f| f.to_string()),
+                reason: e.reason.map(|r| r.as_str().to_owned()),
+                detail: e.detail.clone(),
+                json: e.to_json(),
+            },
+        )?
+        .into_any(),
+        other => {
+            return Err(PhantomEdgeError::new_err(format!(
+                "action not supported by this binding: {other:?}"
+            )));
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Edge
+// ---------------------------------------------------------------------------------------------
+
+fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(n, x)| (n.as_str(), x.as_str())).collect()
+}
+
+/// The phantom-token edge state machine. Each call takes an exclusive borrow: drive it from one
+/// event loop (a concurrent call from another thread raises `RuntimeError`).
+#[pyclass(module = "phantom_edge._native")]
+#[derive(Debug)]
+pub struct Edge {
+    inner: core::Edge,
+}
+
+#[pymethods]
+impl Edge {
+    /// `seed`: 32 random bytes (default `os.urandom(32)`); `now_ms`: Unix ms (default: now).
+    #[new]
+    #[pyo3(signature = (config, seed = None, now_ms = None))]
+    fn new(
+        py: Python<'_>,
+        config: &Config,
+        seed: Option<&[u8]>,
+        now_ms: Option<u64>,
+    ) -> PyResult<Self> {
+        let seed: [u8; 32] = match seed {
+            Some(s) => s
+                .try_into()
+                .map_err(|_| PhantomEdgeError::new_err("seed must be exactly 32 bytes"))?,
+            None => {
+                let b = py.import("os")?.call_method1("urandom", (32,))?;
+                let v: Vec<u8> = b.extract()?;
+                v.try_into()
+                    .map_err(|_| PhantomEdgeError::new_err("os.urandom(32) returned != 32 bytes"))?
+            }
+        };
+        Ok(Self {
+            inner: core::Edge::new(config.inner.clone(), seed, now_or(now_ms)),
+        })
+    }
+
+    /// A client request arrived; drain the actions for its decision (now or later).
+    #[pyo3(signature = (id, method, scheme, authority, path, headers, client_cert_thumbprint = None, now_ms = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn handle_request(
+        &mut self,
+        id: u64,
+        method: &str,
+        scheme: &str,
+        authority: &str,
+        path: &str,
+        headers: Vec<(String, String)>,
+        client_cert_thumbprint: Option<&str>,
+        now_ms: Option<u64>,
+    ) {
+        let h = pairs(&headers);
+        let req = core::Request {
+            id,
+            method,
+            scheme,
+            authority,
+            path,
+            headers: &h,
+            client_cert_thumbprint,
+        };
+        self.inner.handle_request(now_or(now_ms), &req);
+    }
+
+    /// The introspection endpoint answered `ticket`. Raises `EdgeError` for a foreign ticket.
+    #[pyo3(signature = (ticket, status, headers, body, now_ms = None))]
+    fn handle_introspection_response(
+        &mut self,
+        py: Python<'_>,
+        ticket: u64,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: &Bound<'_, PyAny>,
+        now_ms: Option<u64>,
+    ) -> PyResult<()> {
+        let body = bytes_of(body)?;
+        let h = pairs(&headers);
+        let resp = core::HttpResponse {
+            status,
+            headers: &h,
+            body: &body,
+        };
+        self.inner
+            .handle_introspection_response(now_or(now_ms), ticket, &resp)
+            .map_err(|e| edge_error(py, &e))
+    }
+
+    /// Sending the introspection for `ticket` failed (connection refused, TLS, timeout).
+    #[pyo3(signature = (ticket, detail, now_ms = None))]
+    fn handle_introspection_failure(
+        &mut self,
+        py: Python<'_>,
+        ticket: u64,
+        detail: &str,
+        now_ms: Option<u64>,
+    ) -> PyResult<()> {
+        self.inner
+            .handle_introspection_failure(now_or(now_ms), ticket, detail)
+            .map_err(|e| edge_error(py, &e))
+    }
+
+    /// The JWKS fetch answered 200 with `body`.
+    #[pyo3(signature = (body, now_ms = None))]
+    fn handle_jwks(&mut self, body: &Bound<'_, PyAny>, now_ms: Option<u64>) -> PyResult<()> {
+        let body = bytes_of(body)?;
+        self.inner.handle_jwks(now_or(now_ms), Ok(&body));
+        Ok(())
+    }
+
+    /// The JWKS fetch failed.
+    #[pyo3(signature = (detail, now_ms = None))]
+    fn handle_jwks_failure(&mut self, detail: &str, now_ms: Option<u64>) {
+        self.inner.handle_jwks(now_or(now_ms), Err(detail));
+    }
+
+    /// The shared store answered `ticket`: `value` found, `None` not found, or `error=True`.
+    #[pyo3(signature = (ticket, value, error = false, now_ms = None))]
+    fn handle_shared_lookup(
+        &mut self,
+        py: Python<'_>,
+        ticket: u64,
+        value: Option<&str>,
+        error: bool,
+        now_ms: Option<u64>,
+    ) -> PyResult<()> {
+        let r = if error {
+            core::LookupResult::Error
+        } else {
+            value.map_or(core::LookupResult::NotFound, core::LookupResult::Found)
+        };
+        self.inner
+            .handle_shared_lookup(now_or(now_ms), ticket, r)
+            .map_err(|e| edge_error(py, &e))
+    }
+
+    /// A revocation as the JSON selector (`str`, `bytes` or `dict`); `origin` is `"local"`
+    /// (published to other instances) or `"shared"`. Raises `RevocationError`.
+    #[pyo3(signature = (selector, origin = "local", now_ms = None))]
+    fn handle_revocation(
+        &mut self,
+        py: Python<'_>,
+        selector: &Bound<'_, PyAny>,
+        origin: &str,
+        now_ms: Option<u64>,
+    ) -> PyResult<()> {
+        let body = if selector.is_instance_of::<PyDict>() {
+            json_dumps(selector)?.into_bytes()
+        } else {
+            bytes_of(selector)?
+        };
+        let origin = match origin {
+            "local" => core::Origin::Local,
+            "shared" => core::Origin::Shared,
+            o => {
+                return Err(PhantomEdgeError::new_err(format!(
+                    "origin must be \"local\" or \"shared\", not {o:?}"
+                )));
+            }
+        };
+        core::Revocation::from_json(&body)
+            .and_then(|r| self.inner.handle_revocation(now_or(now_ms), r, origin))
+            .map_err(|e| revocation_error(py, &e))
+    }
+
+    /// An RFC 8417 Security Event Token (compact JWT). Raises `RevocationError`.
+    #[pyo3(signature = (set, now_ms = None))]
+    fn handle_security_event(
+        &mut self,
+        py: Python<'_>,
+        set: &str,
+        now_ms: Option<u64>,
+    ) -> PyResult<()> {
+        self.inner
+            .handle_security_event(now_or(now_ms), set)
+            .map_err(|e| revocation_error(py, &e))
+    }
+
+    /// The revocation route: returns `None` (answer 204) or raises `RevocationError`
+    /// (answer `e.status` with `e.body`).
+    #[pyo3(signature = (content_type, authorization, body, now_ms = None))]
+    fn handle_admin_revocation(
+        &mut self,
+        py: Python<'_>,
+        content_type: Option<&str>,
+        authorization: Option<&str>,
+        body: &Bound<'_, PyAny>,
+        now_ms: Option<u64>,
+    ) -> PyResult<()> {
+        let body = bytes_of(body)?;
+        self.inner
+            .handle_admin_revocation(now_or(now_ms), content_type, authorization, &body)
+            .map_err(|e| revocation_error(py, &e))
+    }
+
+    /// Time passed: expire tickets and sweep bounded sets.
+    #[pyo3(signature = (now_ms = None))]
+    fn handle_timeout(&mut self, now_ms: Option<u64>) {
+        self.inner.handle_timeout(now_or(now_ms));
+    }
+
+    /// The next action, or `None`.
+    fn poll_action(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.inner
+            .poll_action()
+            .map(|a| action_to_py(py, a))
+            .transpose()
+    }
+
+    /// Every queued action, in order.
+    fn drain_actions(&mut self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+        self.inner
+            .drain_actions()
+            .into_iter()
+            .map(|a| action_to_py(py, a))
+            .collect()
+    }
+
+    /// When (Unix ms) `handle_timeout` must be called next, if ever.
+    fn poll_timeout(&self) -> Option<u64> {
+        self.inner.poll_timeout()
+    }
+
+    /// Prometheus text exposition of the counters and sizes.
+    fn prometheus(&self) -> String {
+        self.inner.prometheus()
+    }
+
+    /// The keyed fingerprint (32 hex digits) this edge computes for `token`.
+    fn fingerprint(&self, token: &str) -> String {
+        self.inner.fingerprint(token).to_string()
+    }
+
+    /// The edge's public JWKS (JSON text) for backends, or `None` without `[assertions]`.
+    fn assertion_jwks(&self) -> Option<String> {
+        self.inner.assertion_jwks()
+    }
+
+    /// Current sizes of the bounded structures.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        d.set_item("cache_entries", s.cache_entries)?;
+        d.set_item("cache_bytes", s.cache_bytes)?;
+        d.set_item("negative_entries", s.negative_entries)?;
+        d.set_item("pending", s.pending)?;
+        d.set_item("waiters", s.waiters)?;
+        d.set_item("revocations", s.revocations)?;
+        d.set_item("dpop_replay_entries", s.dpop_replay_entries)?;
+        d.set_item("jwks_keys", s.jwks_keys)?;
+        d.set_item("evictions", s.evictions)?;
+        Ok(d)
+    }
+
+    /// Counters since start.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let m = self.inner.metrics();
+        let d = PyDict::new(py);
+        d.set_item("requests", m.requests)?;
+        d.set_item("forwarded", m.forwarded)?;
+        d.set_item("rejected", m.rejected)?;
+        d.set_item("cache_hits", m.cache_hits)?;
+        d.set_item("negative_hits", m.negative_hits)?;
+        d.set_item("cache_misses", m.cache_misses)?;
+        d.set_item("coalesced", m.coalesced)?;
+        d.set_item("introspections", m.introspections)?;
+        d.set_item("shared_lookups", m.shared_lookups)?;
+        d.set_item("introspection_failures", m.introspection_failures)?;
+        d.set_item("revocations", m.revocations)?;
+        d.set_item("jwks_fetches", m.jwks_fetches)?;
+        Ok(d)
+    }
+}
+
+/// The native module.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("PhantomEdgeError", py.get_type::<PhantomEdgeError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("RevocationError", py.get_type::<RevocationError>())?;
+    m.add("EdgeError", py.get_type::<EdgeError>())?;
+    m.add_class::<Config>()?;
+    m.add_class::<Edge>()?;
+    m.add_class::<Forward>()?;
+    m.add_class::<Reject>()?;
+    m.add_class::<Introspect>()?;
+    m.add_class::<FetchJwks>()?;
+    m.add_class::<SharedLookup>()?;
+    m.add_class::<SharedPublish>()?;
+    m.add_class::<Audit>()?;
+    Ok(())
+}

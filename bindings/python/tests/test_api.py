@@ -1,0 +1,214 @@
+"""Unit tests of the Python API surface: config loading, exceptions, the asyncio client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+
+import phantom_edge
+from e2e_support import EDGE_KEY
+from phantom_edge import (
+    AsyncEdge,
+    Config,
+    ConfigError,
+    Edge,
+    EdgeError,
+    Introspect,
+    PhantomEdgeError,
+    RevocationError,
+)
+
+TOML = """
+[authorization_server]
+issuer = "https://as.example"
+introspection_endpoint = "https://as.example/introspect"
+client_id = "gateway"
+client_secret_env = "PE_TEST_SECRET"
+dialect = "rfc7662"
+timeout = "250ms"
+
+[assertions]
+signing_key_env = "PE_TEST_KEY"
+kid = "edge-1"
+
+[admin]
+token = "admin-secret-0123456789"
+
+[middleware]
+revocation_path = "/revoke"
+
+[[routes]]
+path_prefix = "/orders"
+required_scopes = ["orders:read"]
+"""
+
+
+@pytest.fixture
+def env(monkeypatch):
+    monkeypatch.setenv("PE_TEST_SECRET", "gateway-secret")
+    monkeypatch.setenv("PE_TEST_KEY", EDGE_KEY)
+
+
+def test_all_exports():
+    for name in phantom_edge.__all__:
+        assert hasattr(phantom_edge, name)
+
+
+def test_config_from_toml_text_and_path(env, tmp_path):
+    c = Config.from_toml(TOML)
+    assert c.issuer == "https://as.example"
+    assert c.timeout_ms == 250
+    assert c.middleware == {"revocation_path": "/revoke"}
+    p = tmp_path / "edge.toml"
+    p.write_text(TOML)
+    assert Config.from_toml(p).issuer == "https://as.example"
+    assert Config.from_toml(str(p)).issuer == "https://as.example"
+
+
+def test_config_error_names_the_field(monkeypatch):
+    monkeypatch.delenv("PE_TEST_SECRET", raising=False)
+    monkeypatch.setenv("PE_TEST_KEY", EDGE_KEY)
+    with pytest.raises(ConfigError) as e:
+        Config.from_toml(TOML)
+    assert e.value.field == "authorization_server.client_secret_env"
+    assert "PE_TEST_SECRET" in e.value.message
+    assert isinstance(e.value, PhantomEdgeError)
+
+
+def test_config_unknown_key_refused():
+    with pytest.raises(ConfigError):
+        Config.from_dict({"authorization_server": {"issuer": "x"}, "bogus": 1, "routes": []})
+
+
+def test_config_missing_file():
+    with pytest.raises(ConfigError):
+        Config.from_toml("/nonexistent/phantom-edge.toml")
+
+
+def test_edge_errors(env):
+    edge = Edge(Config.from_toml(TOML), bytes(32), 1_700_000_000_000)
+    with pytest.raises(EdgeError) as e:
+        edge.handle_introspection_failure(99, "x", now_ms=1_700_000_000_000)
+    assert e.value.kind == "unknown_ticket" and e.value.ticket == 99
+    with pytest.raises(RevocationError) as r:
+        edge.handle_admin_revocation("application/json", "Bearer nope-nope-nope-nope", b"{}")
+    assert r.value.status == 401 and json.loads(r.value.body)["error"] == "unauthorized"
+    with pytest.raises(RevocationError) as r:
+        edge.handle_revocation({"nothing": 1})
+    assert r.value.status == 400
+    with pytest.raises(PhantomEdgeError):
+        Edge(Config.from_toml(TOML), b"short")
+
+
+def test_introspect_repr_hides_token(env):
+    edge = Edge(Config.from_toml(TOML))
+    edge.handle_request(1, "GET", "https", "api", "/orders/1", [("authorization", "Bearer sekrit-token")])
+    intro = [a for a in edge.drain_actions() if isinstance(a, Introspect)]
+    assert len(intro) == 1
+    assert "sekrit-token" in intro[0].body
+    assert "sekrit-token" not in repr(intro[0])
+    assert edge.fingerprint("sekrit-token") == intro[0].fingerprint
+
+
+def _active(scope="orders:read"):
+    now = int(time.time())
+    return {"active": True, "client_id": "app", "sub": "alice", "scope": scope,
+            "iss": "https://as.example", "exp": now + 600, "iat": now}
+
+
+async def test_async_edge_coalesces_and_caches(env):
+    calls = []
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        calls.append(req)
+        await asyncio.sleep(0.05)
+        return httpx.Response(200, json=_active())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with AsyncEdge(TOML, http_client=http) as edge:
+        hdrs = [("authorization", "Bearer tok-1")]
+        ds = await asyncio.gather(*[edge.authorize("GET", "https://api/orders/1", hdrs) for _ in range(20)])
+        assert all(d.forward for d in ds)
+        assert len(calls) == 1
+        d = await edge.authorize("GET", "https://api/orders/2?x=1", {"authorization": "Bearer tok-1"})
+        assert d.forward and len(calls) == 1
+        assert d.claims["sub"] == "alice"
+        assert d.header_name == "authorization" and d.header_value.startswith("Bearer ey")
+        up = d.upstream_headers([("Authorization", "Bearer tok-1"), ("x-a", "1")])
+        assert up == [("x-a", "1"), ("authorization", d.header_value)]
+        assert "phantom_edge_cache_hits_total 1" in edge.metrics()
+        status, body = await edge.revoke("application/json", "Bearer admin-secret-0123456789",
+                                         json.dumps({"token": "tok-1"}))
+        assert (status, body) == (204, "")
+        d = await edge.authorize("GET", "https://api/orders/2", hdrs)
+        assert not d.forward and d.status == 401 and d.reason == "revoked"
+    await http.aclose()
+
+
+async def test_async_edge_timeout_is_driven_by_the_timer(env):
+    async def handler(req: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(5)
+        return httpx.Response(200, json=_active())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with AsyncEdge(TOML, http_client=http) as edge:
+        t0 = time.monotonic()
+        d = await asyncio.wait_for(
+            edge.authorize("GET", "https://api/orders/1", [("authorization", "Bearer slow")]), 3)
+        assert not d.forward and d.status == 503 and d.reason == "timeout"
+        assert time.monotonic() - t0 < 2
+    await http.aclose()
+
+
+async def test_async_edge_transport_failure_503(env):
+    async def handler(req: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with AsyncEdge(TOML, http_client=http) as edge:
+        d = await edge.authorize("GET", "https://api/orders/1", [("authorization", "Bearer t")])
+        assert d.status == 503 and d.reason == "unavailable"
+    await http.aclose()
+
+
+def test_edge_usable_from_another_thread(env):
+    import threading
+
+    edge = Edge(Config.from_toml(TOML))
+    out = []
+    t = threading.Thread(target=lambda: (edge.handle_request(1, "GET", "https", "a", "/orders/1", []),
+                                         out.extend(edge.drain_actions())))
+    t.start()
+    t.join()
+    assert [type(a).__name__ for a in out] == ["Audit", "Reject"]
+
+
+async def test_middleware_paths_from_config_section(env):
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from phantom_edge.asgi import PhantomTokenMiddleware
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=_active())
+
+    async def home(request):
+        return PlainTextResponse(request.headers["authorization"][:9])
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    app = Starlette(routes=[Route("/orders/{x}", home)])
+    app.add_middleware(PhantomTokenMiddleware, config=Config.from_toml(TOML), http_client=http)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.post("/revoke", json={"sub": "alice"},
+                         headers={"authorization": "Bearer admin-secret-0123456789"})
+        assert r.status_code == 204
+        assert (await c.get("/revoke")).status_code == 405
+        assert (await c.get("/_phantom/metrics")).status_code == 200  # default metrics path
+        r = await c.get("/orders/1", headers={"authorization": "Bearer t"})
+        assert r.status_code == 401  # sub alice revoked
+    await http.aclose()

@@ -1,0 +1,181 @@
+"""End to end: Starlette app + PhantomTokenMiddleware (via httpx.ASGITransport) against the real
+oidc-provider authorization server."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from e2e_support import ADMIN_TOKEN, EDGE_KEY, AuthServer, edge_config
+from phantom_edge.asgi import PhantomTokenMiddleware
+
+
+@pytest.fixture(scope="module")
+def auth_server():
+    server = AuthServer()
+    yield server
+    server.stop()
+
+
+async def echo(request: Request) -> JSONResponse:
+    return JSONResponse({
+        "authorization": request.headers.get("authorization"),
+        "all_headers": [[k, v] for k, v in request.headers.items()],
+        "claims": request.state.phantom_edge,
+    })
+
+
+def make_app(issuer: str, counter: dict[str, int]):
+    async def on_request(req: httpx.Request) -> None:
+        if req.url.path.endswith("/token/introspection"):
+            counter["introspections"] += 1
+
+    http = httpx.AsyncClient(event_hooks={"request": [on_request]})
+    app = Starlette(routes=[Route("/orders/write", echo), Route("/orders/{rest:path}", echo)])
+    app.add_middleware(PhantomTokenMiddleware, config=edge_config(issuer), http_client=http)
+    return app, http
+
+
+@pytest.fixture
+async def client(auth_server):
+    counter = {"introspections": 0}
+    app, http = make_app(auth_server.issuer, counter)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.example") as c:
+        c.counter = counter  # type: ignore[attr-defined]
+        yield c
+    await http.aclose()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def verify_jwt(value: str) -> dict:
+    assert value.startswith("Bearer ")
+    key = serialization.load_pem_private_key(EDGE_KEY.encode(), None).public_key()
+    return jwt.decode(value[7:], key, algorithms=["EdDSA"], audience="orders-api",
+                      options={"verify_iat": False})
+
+
+async def test_valid_token_forwards_a_jwt(client, auth_server):
+    token = auth_server.token()
+    r = await client.get("/orders/7", headers=bearer(token))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert token not in r.text
+    claims = verify_jwt(body["authorization"])
+    assert claims["aud"] == "orders-api"
+    assert claims["scope"] == "orders:read"
+    assert claims["iss"] == "phantom-edge"
+    assert jwt.get_unverified_header(body["authorization"][7:])["typ"] == "at+jwt"
+    assert body["claims"]["client_id"] == "app"
+    assert body["claims"]["scopes"] == ["orders:read"]
+    assert body["claims"]["aud"] == ["orders-api"]
+
+
+async def test_missing_token_401(client):
+    r = await client.get("/orders/7")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == 'Bearer realm="phantom-edge"'
+
+
+async def test_malformed_header_400(client):
+    r = await client.get("/orders/7", headers={"authorization": "Bearer a b c"})
+    assert r.status_code == 400
+    assert 'error="invalid_request"' in r.headers["www-authenticate"]
+
+
+async def test_unknown_token_401(client):
+    r = await client.get("/orders/7", headers=bearer("x" * 43))
+    assert r.status_code == 401
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
+    assert r.json()["error"] == "invalid_token"
+
+
+async def test_insufficient_scope_403(client, auth_server):
+    token = auth_server.token("orders:read")
+    r = await client.get("/orders/write", headers=bearer(token))
+    assert r.status_code == 403
+    assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
+    assert 'scope="orders:write"' in r.headers["www-authenticate"]
+
+
+async def test_revoked_at_as_then_pushed_401(client, auth_server):
+    token = auth_server.token()
+    assert (await client.get("/orders/1", headers=bearer(token))).status_code == 200
+    auth_server.revoke(token)
+    # Still cached at the edge until the revocation is pushed.
+    assert (await client.get("/orders/1", headers=bearer(token))).status_code == 200
+    r = await client.post("/_phantom/revocations", headers={
+        "authorization": f"Bearer {ADMIN_TOKEN}", "content-type": "application/json",
+    }, content=json.dumps({"token": token}))
+    assert r.status_code == 204, r.text
+    r = await client.get("/orders/1", headers=bearer(token))
+    assert r.status_code == 401
+    # bad admin credentials
+    r = await client.post("/_phantom/revocations", headers={
+        "authorization": "Bearer wrong-wrong-wrong-wrong", "content-type": "application/json",
+    }, content=json.dumps({"token": token}))
+    assert r.status_code == 401
+
+
+async def test_metrics_route(client, auth_server):
+    await client.get("/orders/1", headers=bearer(auth_server.token()))
+    r = await client.get("/_phantom/metrics")
+    assert r.status_code == 200
+    assert "phantom_edge_requests_total 1" in r.text
+
+
+async def test_concurrent_requests_one_introspection(client, auth_server):
+    token = auth_server.token()
+    rs = await asyncio.gather(*[client.get("/orders/1", headers=bearer(token)) for _ in range(100)])
+    assert [r.status_code for r in rs] == [200] * 100
+    assert client.counter["introspections"] == 1
+
+
+async def test_logs_never_contain_the_token(client, auth_server, caplog):
+    caplog.set_level(logging.DEBUG)
+    token = auth_server.token()
+    await client.get("/orders/1", headers=bearer(token))
+    await client.get("/orders/1", headers=bearer(token))
+    await client.get("/orders/write", headers=bearer(token))
+    await client.get("/orders/1", headers=bearer("y" * 43))
+    await client.post("/_phantom/revocations", headers={
+        "authorization": f"Bearer {ADMIN_TOKEN}", "content-type": "application/json",
+    }, content=json.dumps({"token": token}))
+    await client.get("/orders/1", headers=bearer(token))
+    text = caplog.text
+    assert "phantom_edge audit" in text
+    assert token not in text
+    assert "y" * 43 not in text
+    assert base64.b64encode(token.encode()).decode() not in text
+
+
+async def test_as_stopped_503():
+    server = AuthServer()
+    counter = {"introspections": 0}
+    app, http = make_app(server.issuer, counter)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.example") as c:
+        ok = server.token()
+        assert (await c.get("/orders/1", headers=bearer(ok))).status_code == 200
+        fresh = server.token()
+        server.stop()
+        r = await c.get("/orders/1", headers=bearer(fresh))
+        assert r.status_code == 503
+        assert r.json()["error"]
+        # the cached token is still served from the cache
+        assert (await c.get("/orders/1", headers=bearer(ok))).status_code == 200
+    await http.aclose()
