@@ -52,6 +52,9 @@ pub struct Forward {
     pub token: Arc<TokenInfo>,
     /// Keyed fingerprint of the presented token.
     pub fingerprint: Fingerprint,
+    /// When the token came in the query (`request.allow_query_token`): the path and query to
+    /// forward instead, without the `access_token` parameter. `None`: forward the path unchanged.
+    pub rewritten_path: Option<String>,
 }
 
 /// The request is refused.

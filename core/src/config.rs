@@ -121,6 +121,9 @@ pub struct RawConfig {
     /// Split-token mode settings.
     #[serde(default)]
     pub split: RawSplit,
+    /// Where tokens may come from besides the Authorization header.
+    #[serde(default)]
+    pub request: RawRequest,
     /// Path prefix → required scopes and audience.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
@@ -284,6 +287,14 @@ pub struct RawSplit {
 }
 
 #[allow(missing_docs)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRequest {
+    #[serde(default)]
+    pub allow_query_token: bool,
+}
+
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
@@ -390,6 +401,7 @@ pub struct Config {
     pub(crate) dpop_proof_max_age_ms: u64,
     pub(crate) dpop_max_replay_entries: usize,
     pub(crate) split_key_prefix: String,
+    pub(crate) allow_query_token: bool,
     pub(crate) routes: Vec<Route>,
 }
 
@@ -869,6 +881,7 @@ impl Config {
                 d.max_replay_entries,
                 100_000,
             )?,
+            allow_query_token: raw.request.allow_query_token,
             split_key_prefix: raw
                 .split
                 .key_prefix

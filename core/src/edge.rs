@@ -16,7 +16,7 @@ use crate::introspection::{
 use crate::jose::{KeySet, sha256_b64};
 use crate::metrics::{Metrics, Stats};
 use crate::replay::ReplaySet;
-use crate::request::{Credentials, Request, credentials, normalize_htu};
+use crate::request::{Credentials, QueryToken, Request, credentials, normalize_htu, query_token};
 use crate::revocation::{
     Forgotten, Kind, Origin, Revocation, RevocationError, RevocationSet, Selector,
 };
@@ -53,6 +53,7 @@ struct Binding {
     dpop: bool,
     jkt: Option<String>,
     cert: Option<String>,
+    rewritten_path: Option<String>,
 }
 
 #[derive(Debug)]
@@ -268,11 +269,14 @@ impl Edge {
         let Some(route) = route_for(&self.cfg.routes, req.path) else {
             return self.reject(req.id, Reason::NoRoute, None, false, None, None);
         };
-        let (token, dpop) = match credentials(req.headers) {
-            Credentials::None => {
-                return self.reject(req.id, Reason::MissingToken, None, false, None, None);
-            }
-            Credentials::Malformed(why) => {
+        let query = if self.cfg.allow_query_token {
+            query_token(req.path)
+        } else {
+            QueryToken::Absent
+        };
+        let query_owned: String;
+        let (token, dpop, rewritten_path) = match (credentials(req.headers), query) {
+            (Credentials::Malformed(why), _) | (_, QueryToken::Malformed(why)) => {
                 return self.reject(
                     req.id,
                     Reason::MalformedRequest,
@@ -282,8 +286,19 @@ impl Edge {
                     Some(why),
                 );
             }
-            Credentials::Bearer(t) => (t, false),
-            Credentials::Dpop(t) => (t, true),
+            (Credentials::Bearer(_) | Credentials::Dpop(_), QueryToken::One { .. }) => {
+                let why = Some("the token was sent in more than one way");
+                return self.reject(req.id, Reason::MalformedRequest, None, false, None, why);
+            }
+            (Credentials::None, QueryToken::Absent) => {
+                return self.reject(req.id, Reason::MissingToken, None, false, None, None);
+            }
+            (Credentials::None, QueryToken::One { token, rewritten }) => {
+                query_owned = token;
+                (query_owned.as_str(), false, Some(rewritten))
+            }
+            (Credentials::Bearer(t), QueryToken::Absent) => (t, false, None),
+            (Credentials::Dpop(t), QueryToken::Absent) => (t, true, None),
         };
         let fp = self.fp.fingerprint(token);
 
@@ -334,6 +349,7 @@ impl Edge {
             dpop,
             jkt,
             cert: req.client_cert_thumbprint.map(str::to_owned),
+            rewritten_path,
         };
 
         // Positive cache: authorization still runs on every hit (invariant 4).
@@ -498,6 +514,7 @@ impl Edge {
                     strip_headers: strip.clone(),
                     token: entry.info.clone(),
                     fingerprint: fp,
+                    rewritten_path: binding.rewritten_path.clone(),
                 }));
                 if after != before {
                     cache.resized(before, after);
@@ -905,6 +922,7 @@ impl Edge {
                     strip_headers: self.strip.clone(),
                     token: entry.info.clone(),
                     fingerprint: fp,
+                    rewritten_path: w.binding.rewritten_path.clone(),
                 }));
             }
             Err(reason) => {

@@ -33,7 +33,7 @@ pub(crate) enum Credentials<'a> {
     Dpop(&'a str),
 }
 
-fn is_token68(t: &str) -> bool {
+pub(crate) fn is_token68(t: &str) -> bool {
     let body = t.trim_end_matches('=');
     !body.is_empty()
         && body
@@ -76,6 +76,65 @@ pub(crate) fn credentials<'a>(headers: &[(&str, &'a str)]) -> Credentials<'a> {
         Credentials::Dpop(rest)
     } else {
         Credentials::Bearer(rest)
+    }
+}
+
+/// An `access_token` query parameter (RFC 6750 §2.3), looked at only when
+/// `request.allow_query_token` is set.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum QueryToken {
+    Absent,
+    /// The decoded token and the path with the rest of the query, to forward instead.
+    One {
+        token: String,
+        rewritten: String,
+    },
+    Malformed(&'static str),
+}
+
+pub(crate) fn query_token(path: &str) -> QueryToken {
+    let Some((base, query)) = path.split_once('?') else {
+        return QueryToken::Absent;
+    };
+    let query = query.split('#').next().unwrap_or("");
+    let mut token = None;
+    let mut rest = Vec::new();
+    for seg in query.split('&') {
+        let name = seg.split('=').next().unwrap_or("");
+        if name != "access_token" {
+            if !seg.is_empty() {
+                rest.push(seg);
+            }
+            continue;
+        }
+        if token.is_some() {
+            return QueryToken::Malformed("more than one access_token parameter");
+        }
+        let value = form_urlencoded::parse(seg.as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        if value.is_empty() {
+            return QueryToken::Malformed("empty token");
+        }
+        if value.len() > MAX_TOKEN_LEN {
+            return QueryToken::Malformed("token too long");
+        }
+        if !is_token68(&value) {
+            return QueryToken::Malformed("token is not token68 syntax");
+        }
+        token = Some(value);
+    }
+    match token {
+        None => QueryToken::Absent,
+        Some(token) => {
+            let rewritten = if rest.is_empty() {
+                base.to_string()
+            } else {
+                format!("{base}?{}", rest.join("&"))
+            };
+            QueryToken::One { token, rewritten }
+        }
     }
 }
 
@@ -157,6 +216,38 @@ mod tests {
         assert!(matches!(
             credentials(&[("authorization", &long)]),
             Credentials::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn query_tokens() {
+        assert_eq!(query_token("/a"), QueryToken::Absent);
+        assert_eq!(query_token("/a?x=1"), QueryToken::Absent);
+        assert_eq!(
+            query_token("/a?x=1&access_token=ab%2Bc&y=2"),
+            QueryToken::One {
+                token: "ab+c".into(),
+                rewritten: "/a?x=1&y=2".into()
+            }
+        );
+        assert_eq!(
+            query_token("/a?access_token=t"),
+            QueryToken::One {
+                token: "t".into(),
+                rewritten: "/a".into()
+            }
+        );
+        assert!(matches!(
+            query_token("/a?access_token=a&access_token=b"),
+            QueryToken::Malformed(_)
+        ));
+        assert!(matches!(
+            query_token("/a?access_token="),
+            QueryToken::Malformed(_)
+        ));
+        assert!(matches!(
+            query_token("/a?access_token=a%20b"),
+            QueryToken::Malformed(_)
         ));
     }
 

@@ -1262,3 +1262,39 @@ fn a_forgotten_revocation_sends_only_what_it_covered_back_to_the_as() {
     );
     assert!(introspects(&h.request(4, "/orders", "bob-token")).is_empty());
 }
+
+#[test]
+fn query_tokens_only_when_enabled_and_never_forwarded() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let acts = h.request_with(1, "GET", "/orders?access_token=tok&x=1", &[], None);
+    assert_eq!(
+        reject(&acts).reason,
+        Reason::MissingToken,
+        "disabled by default"
+    );
+
+    let mut cfg = base_config("rfc9701");
+    cfg["request"] = json!({"allow_query_token": true});
+    let mut h = Harness::new(cfg);
+    let t = ticket(&h.request_with(1, "GET", "/orders?x=1&access_token=tok", &[], None));
+    let acts = active_9701(&mut h, t, "orders:read");
+    assert_eq!(
+        forward(&acts).rewritten_path.as_deref(),
+        Some("/orders?x=1")
+    );
+    // The same token by header hits the same cache entry and forwards the path unchanged.
+    let acts = h.request(2, "/orders", "tok");
+    assert!(introspects(&acts).is_empty());
+    assert_eq!(forward(&acts).rewritten_path, None);
+    // Two ways at once is invalid_request (RFC 6750 §2).
+    let acts = h.request_with(
+        3,
+        "GET",
+        "/orders?access_token=tok",
+        &[("authorization", "Bearer tok")],
+        None,
+    );
+    assert_eq!(reject(&acts).status, 400);
+    let acts = h.request_with(4, "GET", "/orders?access_token=a&access_token=b", &[], None);
+    assert_eq!(reject(&acts).status, 400);
+}
