@@ -2,12 +2,16 @@
 //! made by the core; this crate only converts arguments and actions between Rust and Python.
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use phantom_edge_core as core;
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use serde_json::Value;
 
@@ -237,24 +241,182 @@ fn read_source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<String> {
 // ---------------------------------------------------------------------------------------------
 
 /// Let the request through: set `header_name: header_value`, strip `strip_headers`.
-#[pyclass(module = "phantom_edge._native", frozen, get_all)]
-#[derive(Debug)]
+///
+/// Cheap to make: the header strings are shared (immutable `str`, cached per core `Arc`); the
+/// `strip_headers` list, the `fingerprint` and the `token` dict are built when read (the dict
+/// once, from a per-token template, then the same dict on every read of this `Forward`).
+#[pyclass(module = "phantom_edge._native", frozen)]
 pub struct Forward {
     request_id: u64,
-    header_name: String,
-    header_value: String,
-    strip_headers: Vec<String>,
-    token: Py<PyDict>,
-    fingerprint: String,
+    header_name: Py<PyString>,
+    header_value: Py<PyString>,
+    strip_headers: Arc<[String]>,
+    claims: Arc<Claims>,
+    token: PyOnceLock<Py<PyDict>>,
+    fingerprint: core::Fingerprint,
+}
+
+impl std::fmt::Debug for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.__repr__())
+    }
 }
 
 #[pymethods]
 impl Forward {
+    #[getter]
+    const fn request_id(&self) -> u64 {
+        self.request_id
+    }
+
+    #[getter]
+    fn header_name(&self, py: Python<'_>) -> Py<PyString> {
+        self.header_name.clone_ref(py)
+    }
+
+    #[getter]
+    fn header_value(&self, py: Python<'_>) -> Py<PyString> {
+        self.header_value.clone_ref(py)
+    }
+
+    #[getter]
+    fn strip_headers(&self) -> &[String] {
+        &self.strip_headers
+    }
+
+    /// The token's claims (a dict built on first access, then the same dict every time).
+    #[getter]
+    fn token(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        self.token
+            .get_or_try_init(py, || self.claims.fresh_dict(py).map(Bound::unbind))
+            .map(|d| d.clone_ref(py))
+    }
+
+    #[getter]
+    fn fingerprint(&self) -> String {
+        self.fingerprint.to_string()
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Forward(request_id={}, header_name={:?}, fingerprint={:?})",
-            self.request_id, self.header_name, self.fingerprint
+            self.request_id,
+            Python::attach(|py| self.header_name.bind(py).to_string()),
+            self.fingerprint.to_string()
         )
+    }
+}
+
+/// `TokenInfo` → dict, exactly as `serde_json::to_value` + `json_to_py` would build it (the same
+/// members, skipped when `None`, in `serde_json::Map`'s sorted key order) without the detour
+/// through a JSON tree.
+fn token_dict<'py>(py: Python<'py>, t: &core::TokenInfo) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let text = |k: &Bound<'py, PyString>, v: &Option<String>| -> PyResult<()> {
+        v.as_ref().map_or(Ok(()), |v| d.set_item(k, v))
+    };
+    let int = |k: &Bound<'py, PyString>, v: Option<u64>| -> PyResult<()> {
+        v.map_or(Ok(()), |v| d.set_item(k, v))
+    };
+    d.set_item(intern!(py, "aud"), PyList::new(py, &t.aud)?)?;
+    text(intern!(py, "client_id"), &t.client_id)?;
+    text(intern!(py, "cnf_jkt"), &t.cnf_jkt)?;
+    text(intern!(py, "cnf_x5t_s256"), &t.cnf_x5t_s256)?;
+    int(intern!(py, "exp"), t.exp)?;
+    int(intern!(py, "iat"), t.iat)?;
+    text(intern!(py, "iss"), &t.iss)?;
+    text(intern!(py, "jti"), &t.jti)?;
+    int(intern!(py, "nbf"), t.nbf)?;
+    d.set_item(intern!(py, "scopes"), PyList::new(py, &t.scopes)?)?;
+    text(intern!(py, "sid"), &t.sid)?;
+    text(intern!(py, "sub"), &t.sub)?;
+    text(intern!(py, "token_type"), &t.token_type)?;
+    text(intern!(py, "username"), &t.username)?;
+    Ok(d)
+}
+
+/// The claims of one `TokenInfo` (one cache entry of the core), shared by every `Forward` built
+/// from it: the Python objects of the claims (`str`, `int`) are made once, on the first read of a
+/// `token`; each `Forward.token` is then a fresh dict with fresh `aud` / `scopes` lists holding
+/// those immutable objects, so no two `Forward`s share a mutable object.
+struct Claims {
+    info: Arc<core::TokenInfo>,
+    template: PyOnceLock<Py<PyDict>>,
+}
+
+impl std::fmt::Debug for Claims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claims")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Claims {
+    fn fresh_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let template = self
+            .template
+            .get_or_try_init(py, || token_dict(py, &self.info).map(Bound::unbind))?
+            .bind(py);
+        let d = template.copy()?;
+        for key in [intern!(py, "aud"), intern!(py, "scopes")] {
+            if let Some(list) = template.get_item(key)? {
+                let list = list.cast_into::<PyList>()?;
+                d.set_item(key, list.get_slice(0, list.len()))?;
+            }
+        }
+        Ok(d)
+    }
+}
+
+/// Small direct-mapped caches of the Python objects of a `Forward`, keyed by the core's `Arc`s (a
+/// cache hit hands out the same `Arc<TokenInfo>` and the same minted header value every time).
+/// Only immutable objects (`str`) or templates that are copied are shared. Bounded:
+/// `CACHE_SLOTS` entries each.
+#[derive(Debug, Default)]
+struct ActionCache {
+    claims: Vec<Option<Arc<Claims>>>,
+    texts: Vec<Option<(Arc<str>, Py<PyString>)>>,
+}
+
+const CACHE_SLOTS: usize = 64;
+
+fn slot(ptr: *const u8) -> usize {
+    (ptr as usize >> 4) % CACHE_SLOTS
+}
+
+impl ActionCache {
+    fn claims(&mut self, info: Arc<core::TokenInfo>) -> Arc<Claims> {
+        if self.claims.is_empty() {
+            self.claims.resize(CACHE_SLOTS, None);
+        }
+        let i = slot(Arc::as_ptr(&info).cast());
+        match &self.claims[i] {
+            Some(c) if Arc::ptr_eq(&c.info, &info) => Arc::clone(c),
+            _ => {
+                let c = Arc::new(Claims {
+                    info,
+                    template: PyOnceLock::new(),
+                });
+                self.claims[i] = Some(Arc::clone(&c));
+                c
+            }
+        }
+    }
+
+    fn text(&mut self, py: Python<'_>, text: Arc<str>) -> Py<PyString> {
+        if self.texts.is_empty() {
+            self.texts.resize_with(CACHE_SLOTS, || None);
+        }
+        let i = slot(Arc::as_ptr(&text).cast());
+        match &self.texts[i] {
+            Some((t, s)) if Arc::ptr_eq(t, &text) => s.clone_ref(py),
+            _ => {
+                let s = PyString::new(py, &text).unbind();
+                self.texts[i] = Some((text, s.clone_ref(py)));
+                s
+            }
+        }
     }
 }
 
@@ -352,57 +514,75 @@ impl SharedPublish {
     }
 }
 
-/// A token-free audit event (fingerprints only).
+/// A token-free audit event (fingerprints only). The fields and the JSON line are rendered when
+/// read.
 #[pyclass(module = "phantom_edge._native", frozen)]
 #[derive(Debug)]
 pub struct Audit {
-    #[pyo3(get)]
-    kind: String,
-    #[pyo3(get)]
-    request_id: Option<u64>,
-    #[pyo3(get)]
-    ticket: Option<u64>,
-    #[pyo3(get)]
-    fingerprint: Option<String>,
-    #[pyo3(get)]
-    reason: Option<String>,
-    #[pyo3(get)]
-    detail: Option<String>,
-    json: String,
+    event: core::AuditEvent,
 }
 
 #[pymethods]
 impl Audit {
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.event.kind.as_str()
+    }
+
+    #[getter]
+    const fn request_id(&self) -> Option<u64> {
+        self.event.request_id
+    }
+
+    #[getter]
+    const fn ticket(&self) -> Option<u64> {
+        self.event.ticket
+    }
+
+    #[getter]
+    fn fingerprint(&self) -> Option<String> {
+        self.event.fingerprint.map(|f| f.to_string())
+    }
+
+    #[getter]
+    fn reason(&self) -> Option<&'static str> {
+        self.event.reason.map(|r| r.as_str())
+    }
+
+    #[getter]
+    fn detail(&self) -> Option<&str> {
+        self.event.detail.as_deref()
+    }
+
     /// One line of JSON, for logs.
     fn to_json(&self) -> String {
-        self.json.clone()
+        self.event.to_json()
     }
 
     fn __repr__(&self) -> String {
-        format!("Audit({})", self.json)
+        format!("Audit({})", self.event.to_json())
     }
 }
 
-fn action_to_py(py: Python<'_>, action: core::Action) -> PyResult<Py<PyAny>> {
+fn action_to_py(
+    py: Python<'_>,
+    cache: &mut ActionCache,
+    action: core::Action,
+) -> PyResult<Py<PyAny>> {
     Ok(match action {
-        core::Action::Forward(f) => {
-            let token = serde_json::to_value(&*f.token).unwrap_or(Value::Null);
-            let token = json_to_py(py, &token)?
-                .into_bound(py)
-                .cast_into::<PyDict>()?;
-            Py::new(
-                py,
-                Forward {
-                    request_id: f.request_id,
-                    header_name: f.header_name.to_string(),
-                    header_value: f.header_value.to_string(),
-                    strip_headers: f.strip_headers.to_vec(),
-                    token: token.unbind(),
-                    fingerprint: f.fingerprint.to_string(),
-                },
-            )?
-            .into_any()
-        }
+        core::Action::Forward(f) => Py::new(
+            py,
+            Forward {
+                request_id: f.request_id,
+                header_name: cache.text(py, f.header_name),
+                header_value: cache.text(py, f.header_value),
+                strip_headers: f.strip_headers,
+                claims: cache.claims(f.token),
+                token: PyOnceLock::new(),
+                fingerprint: f.fingerprint,
+            },
+        )?
+        .into_any(),
         core::Action::Reject(r) => Py::new(
             py,
             Reject {
@@ -440,19 +620,7 @@ fn action_to_py(py: Python<'_>, action: core::Action) -> PyResult<Py<PyAny>> {
         core::Action::SharedPublish(p) => {
             Py::new(py, SharedPublish { message: p.message })?.into_any()
         }
-        core::Action::Audit(e) => Py::new(
-            py,
-            Audit {
-                kind: e.kind.as_str().to_owned(),
-                request_id: e.request_id,
-                ticket: e.ticket,
-                fingerprint: e.fingerprint.map(|f| f.to_string()),
-                reason: e.reason.map(|r| r.as_str().to_owned()),
-                detail: e.detail.clone(),
-                json: e.to_json(),
-            },
-        )?
-        .into_any(),
+        core::Action::Audit(event) => Py::new(py, Audit { event })?.into_any(),
         other => {
             return Err(PhantomEdgeError::new_err(format!(
                 "action not supported by this binding: {other:?}"
@@ -475,6 +643,7 @@ fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
 #[derive(Debug)]
 pub struct Edge {
     inner: core::Edge,
+    cache: ActionCache,
 }
 
 #[pymethods]
@@ -501,6 +670,7 @@ impl Edge {
         };
         Ok(Self {
             inner: core::Edge::new(config.inner.clone(), seed, now_or(now_ms)),
+            cache: ActionCache::default(),
         })
     }
 
@@ -510,23 +680,25 @@ impl Edge {
     fn handle_request(
         &mut self,
         id: u64,
-        method: &str,
-        scheme: &str,
-        authority: &str,
-        path: &str,
-        headers: Vec<(String, String)>,
-        client_cert_thumbprint: Option<&str>,
+        method: PyBackedStr,
+        scheme: PyBackedStr,
+        authority: PyBackedStr,
+        path: PyBackedStr,
+        headers: Vec<(PyBackedStr, PyBackedStr)>,
+        client_cert_thumbprint: Option<PyBackedStr>,
         now_ms: Option<u64>,
     ) {
-        let h = pairs(&headers);
+        // `PyBackedStr` borrows the UTF-8 of the Python string (or of one encoded `bytes` on
+        // Python < 3.10's limited API) instead of copying it into a `String`.
+        let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (&**n, &**v)).collect();
         let req = core::Request {
             id,
-            method,
-            scheme,
-            authority,
-            path,
+            method: &method,
+            scheme: &scheme,
+            authority: &authority,
+            path: &path,
             headers: &h,
-            client_cert_thumbprint,
+            client_cert_thumbprint: client_cert_thumbprint.as_deref(),
         };
         self.inner.handle_request(now_or(now_ms), &req);
     }
@@ -671,17 +843,19 @@ impl Edge {
     fn poll_action(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         self.inner
             .poll_action()
-            .map(|a| action_to_py(py, a))
+            .map(|a| action_to_py(py, &mut self.cache, a))
             .transpose()
     }
 
     /// Every queued action, in order.
-    fn drain_actions(&mut self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
-        self.inner
+    fn drain_actions<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let actions = self
+            .inner
             .drain_actions()
             .into_iter()
-            .map(|a| action_to_py(py, a))
-            .collect()
+            .map(|a| action_to_py(py, &mut self.cache, a))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, actions)
     }
 
     /// When (Unix ms) `handle_timeout` must be called next, if ever.

@@ -114,6 +114,48 @@ def test_introspect_repr_hides_token(env):
     assert edge.fingerprint("sekrit-token") == intro[0].fingerprint
 
 
+def test_forward_objects_are_fresh_per_decision(env):
+    """Claims are built lazily and shared templates are copied: a host mutating one request's
+    claims never changes another's; the audit events stay complete."""
+    from phantom_edge import Audit, Forward
+
+    edge = Edge(Config.from_toml(TOML))
+    edge.handle_request(1, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
+    intro = [a for a in edge.drain_actions() if isinstance(a, Introspect)][0]
+    edge.handle_introspection_response(intro.ticket, 200, [("content-type", "application/json")],
+                                       json.dumps(_active()))
+    first = [a for a in edge.drain_actions() if isinstance(a, Forward)][0]
+
+    def hit(rid):
+        edge.handle_request(rid, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
+        actions = edge.drain_actions()
+        assert type(actions) is list
+        return actions
+
+    a1, a2 = hit(2), hit(3)
+    f1 = [a for a in a1 if isinstance(a, Forward)][0]
+    f2 = [a for a in a2 if isinstance(a, Forward)][0]
+    assert f1.token is f1.token  # one dict per Forward
+    assert list(f1.token) == sorted(f1.token)  # serde_json's key order, as before
+    assert f1.token == f2.token == first.token
+    assert f1.token["sub"] == "alice" and f1.token["scopes"] == ["orders:read"]
+    f1.token["sub"] = "mallory"
+    f1.token["scopes"].append("admin")
+    f1.token["aud"].append("x")
+    assert f2.token["sub"] == "alice" and f2.token["scopes"] == ["orders:read"]
+    assert "x" not in f2.token["aud"]
+    assert [a for a in hit(4) if isinstance(a, Forward)][0].token == first.token
+    assert f1.header_name == "authorization" and f1.header_value == f2.header_value
+    assert f1.header_value.startswith("Bearer ") and "tok-1" not in f1.header_value
+    assert f1.strip_headers == ["authorization", "dpop"] and f1.strip_headers is not f1.strip_headers
+    assert f1.fingerprint == edge.fingerprint("tok-1") and f1.request_id == 2
+    audits = [a for a in a1 if isinstance(a, Audit)]
+    assert audits and audits[0].request_id == 2 and audits[0].fingerprint == f1.fingerprint
+    assert json.loads(audits[0].to_json())["kind"] == audits[0].kind
+    assert repr(audits[0]) == f"Audit({audits[0].to_json()})"
+    assert "tok-1" not in repr(f1) and "tok-1" not in audits[0].to_json()
+
+
 def _active(scope="orders:read"):
     now = int(time.time())
     return {"active": True, "client_id": "app", "sub": "alice", "scope": scope,
