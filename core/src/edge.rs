@@ -11,7 +11,7 @@ use crate::cache::{Cache, Entry, Minted};
 use crate::config::{Config, Mode, Route};
 use crate::dpop::{ProofError, check_proof};
 use crate::introspection::{
-    HttpResponse, JwtFailure, Outcome, build_request, parse_response, verify_access_jwt,
+    HttpResponse, JwtFailure, Outcome, build_request, media_type, parse_response, verify_access_jwt,
 };
 use crate::jose::{KeySet, sha256_b64};
 use crate::metrics::{Metrics, Stats};
@@ -474,8 +474,6 @@ impl Edge {
             cache,
             cfg,
             minter,
-            header_name,
-            strip,
             actions,
             metrics,
             revocations,
@@ -504,31 +502,45 @@ impl Edge {
         let before = entry.bytes();
         let decision = decide(cfg, minter, entry, route, binding, now);
         let after = entry.bytes();
+        let info = entry.info.clone();
+        if after != before {
+            cache.resized(before, after);
+        }
+        self.emit_decision(decision, id, fp, route, binding, info);
+        true
+    }
+
+    /// Queues the `Forward` or `Reject` for one authorization decision.
+    fn emit_decision(
+        &mut self,
+        decision: Result<Arc<str>, Reason>,
+        id: RequestId,
+        fp: Fingerprint,
+        route: usize,
+        binding: &Binding,
+        info: Arc<TokenInfo>,
+    ) {
         match decision {
             Ok(value) => {
-                metrics.forwarded += 1;
-                actions.push_back(Action::Forward(Forward {
+                self.metrics.forwarded += 1;
+                self.actions.push_back(Action::Forward(Forward {
                     request_id: id,
-                    header_name: header_name.clone(),
+                    header_name: self.header_name.clone(),
                     header_value: value,
-                    strip_headers: strip.clone(),
-                    token: entry.info.clone(),
+                    strip_headers: self.strip.clone(),
+                    token: info,
                     fingerprint: fp,
                     rewritten_path: binding.rewritten_path.clone(),
                 }));
-                if after != before {
-                    cache.resized(before, after);
-                }
             }
             Err(reason) => {
-                let dpop = binding.dpop
-                    || (reason == Reason::SenderMismatch && entry.info.cnf_jkt.is_some());
+                let dpop =
+                    binding.dpop || (reason == Reason::SenderMismatch && info.cnf_jkt.is_some());
                 let scopes = (reason == Reason::InsufficientScope)
-                    .then(|| cfg.routes[route].required_scopes.join(" "));
+                    .then(|| self.cfg.routes[route].required_scopes.join(" "));
                 self.reject(id, reason, Some(fp), dpop, scopes, None);
             }
         }
-        true
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -596,11 +608,7 @@ impl Edge {
         let Some(fp) = self.live_ticket(ticket, false)? else {
             return Ok(());
         };
-        let detail: String = detail
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(200)
-            .collect();
+        let detail = host_detail(detail);
         self.complete(
             fp,
             Outcome::Failure(Reason::Unavailable, format!("transport: {detail}")),
@@ -740,7 +748,7 @@ impl Edge {
         self.jwks_in_flight = false;
         let parsed = match result {
             Ok(body) => KeySet::from_json(body, &self.cfg.algorithms),
-            Err(e) => Err(e.chars().filter(|c| !c.is_control()).take(200).collect()),
+            Err(e) => Err(host_detail(e)),
         };
         match parsed {
             Ok(keys) => {
@@ -912,27 +920,15 @@ impl Edge {
     }
 
     fn decide_uncached(&mut self, w: Waiter, fp: Fingerprint, entry: &mut Entry, now: u64) {
-        match decide(&self.cfg, &mut self.minter, entry, w.route, &w.binding, now) {
-            Ok(value) => {
-                self.metrics.forwarded += 1;
-                self.actions.push_back(Action::Forward(Forward {
-                    request_id: w.request_id,
-                    header_name: self.header_name.clone(),
-                    header_value: value,
-                    strip_headers: self.strip.clone(),
-                    token: entry.info.clone(),
-                    fingerprint: fp,
-                    rewritten_path: w.binding.rewritten_path.clone(),
-                }));
-            }
-            Err(reason) => {
-                let dpop = w.binding.dpop
-                    || (reason == Reason::SenderMismatch && entry.info.cnf_jkt.is_some());
-                let scopes = (reason == Reason::InsufficientScope)
-                    .then(|| self.cfg.routes[w.route].required_scopes.join(" "));
-                self.reject(w.request_id, reason, Some(fp), dpop, scopes, None);
-            }
-        }
+        let decision = decide(&self.cfg, &mut self.minter, entry, w.route, &w.binding, now);
+        self.emit_decision(
+            decision,
+            w.request_id,
+            fp,
+            w.route,
+            &w.binding,
+            entry.info.clone(),
+        );
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1152,13 +1148,7 @@ impl Edge {
         authorization: Option<&str>,
         body: &[u8],
     ) -> Result<(), RevocationError> {
-        let mt = content_type
-            .unwrap_or("")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let mt = media_type(content_type);
         if mt == "application/secevent+jwt" {
             let text = std::str::from_utf8(body)
                 .map_err(|_| RevocationError::Invalid("body is not UTF-8".into()))?;
@@ -1186,6 +1176,15 @@ impl Edge {
         let revocation = Revocation::from_json(body)?;
         self.handle_revocation(now, revocation, Origin::Local)
     }
+}
+
+/// A host-supplied failure detail made safe for audit events: no control characters, bounded.
+fn host_detail(detail: &str) -> String {
+    detail
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
 }
 
 fn selector_name(s: &Selector) -> &'static str {

@@ -142,8 +142,9 @@ fn failure(detail: impl Into<String>) -> Outcome {
     Outcome::Failure(Reason::Unavailable, detail.into())
 }
 
-fn media_type(headers: &[(&str, &str)]) -> String {
-    header(headers, "content-type")
+/// The media type of a `Content-Type` value, without parameters, lowercased.
+pub(crate) fn media_type(content_type: Option<&str>) -> String {
+    content_type
         .unwrap_or("")
         .split(';')
         .next()
@@ -177,7 +178,7 @@ pub(crate) fn parse_response(
         return failure("response body too large");
     }
     let cache = cache_directive(resp.headers);
-    let mt = media_type(resp.headers);
+    let mt = media_type(header(resp.headers, "content-type"));
     match cfg.dialect {
         Dialect::Rfc7662 => {
             if mt != "application/json" {
