@@ -1,0 +1,372 @@
+'use strict'
+// The async host of the core: performs the I/O the core asks for with the built-in fetch, drives
+// its timers and routes its decisions to the waiting requests by request id. No policy here:
+// every decision comes from the core.
+const { Edge } = require('./edge.js')
+const { EdgeError, RevocationError } = require('./errors.js')
+
+/** Audit kinds logged at debug level (one per request on the happy path); the others at info. */
+const ROUTINE = new Set(['cache_hit', 'cache_miss', 'coalesced', 'cached', 'forwarded', 'introspected', 'negative_hit'])
+
+/** The only request headers the core reads. */
+const CORE_HEADERS = new Set(['authorization', 'dpop'])
+
+/** One line of JSON for an audit event, in the core's field names (token-free). */
+function auditJson(a) {
+  const o = { kind: a.kind }
+  if (a.requestId != null) o.request_id = a.requestId
+  if (a.ticket != null) o.ticket = a.ticket
+  if (a.fingerprint != null) o.fingerprint = a.fingerprint
+  if (a.reason != null) o.reason = a.reason
+  if (a.detail != null) o.detail = a.detail
+  return JSON.stringify(o)
+}
+
+/**
+ * The headers the core reads (`authorization`, `dpop`, every occurrence) as `[name, value]` pairs,
+ * from: an array of pairs, a flat `rawHeaders` array, a `Headers` object, or a plain object
+ * (`IncomingHttpHeaders`: values may be arrays).
+ */
+function coreHeaders(headers) {
+  const out = []
+  if (headers == null) return out
+  if (Array.isArray(headers)) {
+    if (headers.length > 0 && typeof headers[0] === 'string') {
+      for (let i = 0; i + 1 < headers.length; i += 2) {
+        const n = headers[i].toLowerCase()
+        if (CORE_HEADERS.has(n)) out.push([n, headers[i + 1]])
+      }
+    } else {
+      for (const [n, v] of headers) {
+        const l = String(n).toLowerCase()
+        if (CORE_HEADERS.has(l)) out.push([l, String(v)])
+      }
+    }
+    return out
+  }
+  if (typeof headers.entries === 'function' && typeof headers.get === 'function') {
+    // WHATWG Headers joins repeated values with ", ": the core then sees one malformed value.
+    for (const n of CORE_HEADERS) {
+      const v = headers.get(n)
+      if (v != null) out.push([n, v])
+    }
+    return out
+  }
+  for (const k of Object.keys(headers)) {
+    const n = k.toLowerCase()
+    if (!CORE_HEADERS.has(n)) continue
+    const v = headers[k]
+    if (Array.isArray(v)) for (const x of v) out.push([n, String(x)])
+    else if (v != null) out.push([n, String(v)])
+  }
+  return out
+}
+
+function responseHeaders(resp) {
+  const out = []
+  resp.headers.forEach((v, n) => out.push([n, v]))
+  return out
+}
+
+function errorName(e) {
+  if (e && e.name === 'TimeoutError') return 'timeout'
+  if (e && e.cause && e.cause.code) return String(e.cause.code)
+  return (e && (e.code || e.name)) ? String(e.code || e.name) : 'error'
+}
+
+/**
+ * An async host around the core's `Edge`.
+ *
+ * `await authorize({ method, url, headers })` resolves to the core's decision: a `Forward`
+ * (`type: 'forward'`, `headerName`, `headerValue`, `stripHeaders`, `token` claims) or a `Reject`
+ * (`type: 'reject'`, `status`, `wwwAuthenticate`, `body`, `reason`). Concurrent calls for one
+ * token share one introspection: the core coalesces them, and each call waits on its request id.
+ */
+class PhantomEdge {
+  /**
+   * @param config a Config, an object, TOML text or a TOML/JSON path
+   * @param options `fetch` (default globalThis.fetch), `seed`, `logger` (`{debug, info}`, e.g.
+   *   pino or console; audit events only, never tokens), `sharedLookup(key) => Promise<string|null>`
+   *   (split mode), `onPublish(message)` (revocations to other instances)
+   */
+  constructor(config, options = {}) {
+    this.edge = new Edge(config, options.seed)
+    this.config = this.edge.config
+    this._fetch = options.fetch || globalThis.fetch
+    if (typeof this._fetch !== 'function') throw new TypeError('phantom-edge needs fetch (Node >= 18)')
+    this._logger = options.logger || null
+    this._sharedLookup = options.sharedLookup || null
+    this._onPublish = options.onPublish || null
+    this._nextId = 0
+    this._waiters = new Map()
+    this._current = -1
+    this._decided = null
+    this._timer = null
+    this._timerAt = null
+    this._closing = false
+    this._closed = false
+    this._inflight = new Set()
+    this._pump()
+  }
+
+  /**
+   * Decide on one request. `url`: absolute (`https://api.example/orders/7?x=1`) or a path with
+   * `authority`/`scheme` given separately. `headers`: object, `Headers`, pairs or rawHeaders.
+   */
+  authorize(request) {
+    const { method = 'GET', headers, clientCertThumbprint = null } = request
+    let { url, scheme, authority } = request
+    let path = url
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+      const u = new URL(url)
+      scheme = scheme || u.protocol.slice(0, -1)
+      authority = authority || u.host
+      path = u.pathname + u.search
+    }
+    return this.authorizeParts(method, scheme || 'http', authority || 'localhost', path || '/',
+      coreHeaders(headers), clientCertThumbprint)
+  }
+
+  /**
+   * Like `authorize`, with the URL split and the headers already as `[name, value]` pairs (only
+   * `authorization` and `dpop` are read).
+   */
+  authorizeParts(method, scheme, authority, path, headerPairs, clientCertThumbprint = null) {
+    if (this._closing) return Promise.reject(new Error('phantom-edge: closed'))
+    const id = ++this._nextId
+    this._current = id
+    this._decided = null
+    try {
+      this.edge.handleRequest(id, method, scheme, authority, path, headerPairs, clientCertThumbprint, Date.now())
+      this._pump()
+    } finally {
+      this._current = -1
+    }
+    const decided = this._decided
+    if (decided !== null) {
+      this._decided = null
+      return Promise.resolve(decided)
+    }
+    // A waiting request keeps the process alive until the core decides (the timer is ref'd).
+    if (this._timer !== null && typeof this._timer.ref === 'function') this._timer.ref()
+    return new Promise((resolve) => this._waiters.set(id, resolve))
+  }
+
+  /** The revocation route: `{ status: 204, body: '' }` or `{ status: 400|401, body: json }`. */
+  revoke(contentType, authorization, body) {
+    let result
+    try {
+      this.edge.handleAdminRevocation(contentType ?? null, authorization ?? null, body, Date.now())
+      result = { status: 204, body: '' }
+    } catch (e) {
+      if (!(e instanceof RevocationError)) throw e
+      result = { status: e.status, body: e.body }
+    }
+    this._pump()
+    return Promise.resolve(result)
+  }
+
+  /** Prometheus text exposition. */
+  metrics() {
+    return this.edge.prometheus()
+  }
+
+  /** The keyed fingerprint this edge computes for a token (for logs; never log the token). */
+  fingerprint(token) {
+    return this.edge.fingerprint(token)
+  }
+
+  /**
+   * Refuses new requests, waits for the I/O in flight (at most the configured timeout + 1 s, so
+   * every waiting request still gets the core's decision), then stops the timer.
+   */
+  async close() {
+    if (this._closing) return
+    this._closing = true
+    // Bounded: a fetch that ignores its AbortSignal must not hang close() forever.
+    const deadline = Date.now() + this.config.timeoutMs + 1000
+    while (this._inflight.size > 0 && Date.now() < deadline) {
+      let t
+      const limit = new Promise((resolve) => { t = setTimeout(resolve, Math.max(1, deadline - Date.now())) })
+      await Promise.race([Promise.allSettled([...this._inflight]), limit])
+      clearTimeout(t)
+    }
+    this._closed = true
+    if (this._timer !== null) clearTimeout(this._timer)
+    this._timer = null
+  }
+
+  // -- the run loop -------------------------------------------------------------------------
+
+  _pump() {
+    const edge = this.edge
+    for (let a; (a = edge.pollAction()) !== null;) {
+      switch (a.type) {
+        case 'forward':
+        case 'reject': {
+          const id = a.requestId
+          if (id === this._current) {
+            this._decided = a
+          } else {
+            const resolve = this._waiters.get(id)
+            if (resolve !== undefined) {
+              this._waiters.delete(id)
+              resolve(a)
+            }
+          }
+          break
+        }
+        case 'audit':
+          if (this._logger !== null) this._audit(a)
+          break
+        case 'introspect':
+          this._track(this._introspect(a))
+          break
+        case 'fetchJwks':
+          this._track(this._fetchJwks(a))
+          break
+        case 'sharedLookup':
+          this._track(this._lookup(a))
+          break
+        case 'sharedPublish':
+          if (this._onPublish !== null) {
+            try {
+              this._onPublish(a.message)
+            } catch (e) {
+              this._log('info', `phantom_edge publish failed: ${errorName(e)}`)
+            }
+          }
+          break
+      }
+    }
+    this._armTimer()
+  }
+
+  _audit(a) {
+    this._log(ROUTINE.has(a.kind) ? 'debug' : 'info', `phantom_edge audit ${auditJson(a)}`)
+  }
+
+  _log(level, line) {
+    const l = this._logger
+    if (l === null) return
+    const fn = typeof l[level] === 'function' ? l[level] : l.info
+    if (typeof fn === 'function') fn.call(l, line)
+  }
+
+  _track(p) {
+    this._inflight.add(p)
+    p.finally(() => this._inflight.delete(p))
+  }
+
+  _armTimer() {
+    if (this._closed) return
+    const at = this.edge.pollTimeout()
+    if (at === this._timerAt && this._timer !== null) return
+    if (this._timer !== null) clearTimeout(this._timer)
+    this._timer = null
+    this._timerAt = at
+    if (at === null) return
+    const delay = Math.max(0, at - Date.now())
+    this._timer = setTimeout(() => this._onTimer(), delay)
+    // Idle housekeeping (cache sweeps) must not keep the process alive; waiting requests do.
+    if (this._waiters.size === 0 && typeof this._timer.unref === 'function') this._timer.unref()
+  }
+
+  _onTimer() {
+    this._timer = null
+    this._timerAt = null
+    if (this._closed) return
+    this.edge.handleTimeout(Date.now())
+    this._pump()
+  }
+
+  _feed(call) {
+    if (this._closed) return
+    try {
+      call()
+    } catch (e) {
+      if (!(e instanceof EdgeError)) throw e
+      // The ticket already timed out in the core: a late answer.
+      this._log('debug', `phantom_edge late answer: ${e.kind}`)
+    }
+    this._pump()
+  }
+
+  async _introspect(a) {
+    let resp
+    let body
+    try {
+      resp = await this._fetch(a.url, {
+        method: a.method,
+        headers: a.headers,
+        body: a.body,
+        signal: AbortSignal.timeout(Math.max(1, a.timeoutMs)),
+        redirect: 'manual',
+      })
+      body = Buffer.from(await resp.arrayBuffer())
+    } catch (e) {
+      // Transport failure or timeout: the core fails closed (503/502).
+      this._feed(() => this.edge.handleIntrospectionFailure(a.ticket, errorName(e), Date.now()))
+      return
+    }
+    const headers = responseHeaders(resp)
+    this._feed(() => this.edge.handleIntrospectionResponse(a.ticket, resp.status, headers, body, Date.now()))
+  }
+
+  async _fetchJwks(a) {
+    let resp
+    let body
+    try {
+      resp = await this._fetch(a.url, {
+        method: 'GET',
+        headers: { accept: 'application/json' },
+        signal: AbortSignal.timeout(Math.max(1, this.config.timeoutMs)),
+      })
+      body = Buffer.from(await resp.arrayBuffer())
+    } catch (e) {
+      this._feed(() => this.edge.handleJwksFailure(errorName(e), Date.now()))
+      return
+    }
+    if (resp.status === 200) this._feed(() => this.edge.handleJwks(body, Date.now()))
+    else this._feed(() => this.edge.handleJwksFailure(`status ${resp.status}`, Date.now()))
+  }
+
+  async _lookup(a) {
+    if (this._sharedLookup === null) {
+      this._feed(() => this.edge.handleSharedLookup(a.ticket, null, true, Date.now()))
+      return
+    }
+    let value
+    try {
+      value = await this._sharedLookup(a.key)
+    } catch {
+      this._feed(() => this.edge.handleSharedLookup(a.ticket, null, true, Date.now()))
+      return
+    }
+    this._feed(() => this.edge.handleSharedLookup(a.ticket, value ?? null, false, Date.now()))
+  }
+}
+
+/**
+ * `headers` (a plain object, e.g. `req.headers`) rewritten for the upstream after a `Forward`:
+ * the stripped headers removed, the upstream header set. Mutates and returns `headers`.
+ */
+function applyForward(decision, headers) {
+  for (const h of decision.stripHeaders) delete headers[h]
+  headers[decision.headerName] = decision.headerValue
+  return headers
+}
+
+/** The same for a flat `rawHeaders` array. Returns a new array. */
+function applyForwardRaw(decision, rawHeaders) {
+  const strip = new Set(decision.stripHeaders)
+  strip.add(decision.headerName)
+  const out = []
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if (!strip.has(rawHeaders[i].toLowerCase())) out.push(rawHeaders[i], rawHeaders[i + 1])
+  }
+  out.push(decision.headerName, decision.headerValue)
+  return out
+}
+
+module.exports = { PhantomEdge, coreHeaders, applyForward, applyForwardRaw, auditJson }

@@ -1,0 +1,147 @@
+'use strict'
+// Express (and plain node:http / Connect) middleware:
+//
+//   const { phantomToken } = require('phantom-edge/express')
+//   app.use(phantomToken('phantom-edge.toml'))
+//
+// For each request the core decides. A forward rewrites the headers the handlers see (strips the
+// listed ones, sets the upstream header; `req.headers` and `req.rawHeaders`) and puts the claims in
+// `req.phantomEdge`; a reject is answered with the core's status, WWW-Authenticate and JSON body.
+// It also serves the revocation route (POST, default /_phantom/revocations) and metrics (GET,
+// default /_phantom/metrics); both paths come from the config's [middleware] section
+// (`revocation_path`, `metrics_path`; "" disables a route). Logs carry audit events, never tokens.
+const { PhantomEdge, coreHeaders, applyForward, applyForwardRaw } = require('./client.js')
+const { loadConfig, middlewareSection } = require('./config.js')
+
+const DEFAULT_REVOCATION_PATH = '/_phantom/revocations'
+const DEFAULT_METRICS_PATH = '/_phantom/metrics'
+const MAX_REVOCATION_BODY = 64 * 1024
+
+function routePaths(config, options) {
+  const section = middlewareSection(config)
+  const pick = (opt, key, dflt) => {
+    if (opt !== undefined && opt !== null) return opt
+    return typeof section[key] === 'string' ? section[key] : dflt
+  }
+  return {
+    revocationPath: pick(options.revocationPath, 'revocation_path', DEFAULT_REVOCATION_PATH),
+    metricsPath: pick(options.metricsPath, 'metrics_path', DEFAULT_METRICS_PATH),
+  }
+}
+
+function pathOf(url) {
+  const q = url.indexOf('?')
+  return q === -1 ? url : url.slice(0, q)
+}
+
+function send(res, status, body, headers) {
+  res.statusCode = status
+  for (const [n, v] of Object.entries(headers)) res.setHeader(n, v)
+  res.setHeader('content-length', Buffer.byteLength(body))
+  res.end(body)
+}
+
+/** base64url(SHA-256(DER)) of the verified TLS client certificate, if any. */
+function certThumbprint(req) {
+  const sock = req.socket
+  if (!sock || typeof sock.getPeerCertificate !== 'function' || !sock.authorized) return null
+  const cert = sock.getPeerCertificate()
+  if (!cert || !cert.raw) return null
+  return require('node:crypto').createHash('sha256').update(cert.raw).digest('base64url')
+}
+
+function schemeOf(req) {
+  if (typeof req.protocol === 'string') return req.protocol // Express (honours `trust proxy`)
+  return req.socket && req.socket.encrypted ? 'https' : 'http'
+}
+
+function readBody(req) {
+  if (Buffer.isBuffer(req.body)) return Promise.resolve(req.body)
+  if (typeof req.body === 'string') return Promise.resolve(Buffer.from(req.body))
+  if (req.body && typeof req.body === 'object' && req._body) {
+    // Already parsed by a body parser: the core re-parses the same JSON selector.
+    return Promise.resolve(Buffer.from(JSON.stringify(req.body)))
+  }
+  return new Promise((resolve, reject) => {
+    const chunks = []
+    let size = 0
+    req.on('data', (c) => {
+      size += c.length
+      if (size > MAX_REVOCATION_BODY) {
+        reject(Object.assign(new Error('body too large'), { status: 413 }))
+        req.destroy()
+        return
+      }
+      chunks.push(c)
+    })
+    req.on('end', () => resolve(Buffer.concat(chunks)))
+    req.on('error', reject)
+  })
+}
+
+/**
+ * The middleware. `config`: a TOML path, TOML text, an object of the same shape or a Config.
+ * `options`: `fetch`, `seed`, `logger` (`{debug, info}`), `sharedLookup`, `onPublish`,
+ * `revocationPath`, `metricsPath` (override the [middleware] section), or `edge` (a PhantomEdge to
+ * share). The returned function has `.edge` (the PhantomEdge) and `.close()`.
+ */
+function phantomToken(config = 'phantom-edge.toml', options = {}) {
+  const edge = options.edge || new PhantomEdge(loadConfig(config), options)
+  const { revocationPath, metricsPath } = routePaths(edge.config, options)
+
+  async function revocation(req, res) {
+    if (req.method !== 'POST') return send(res, 405, '', { allow: 'POST' })
+    let body
+    try {
+      body = await readBody(req)
+    } catch (e) {
+      return send(res, e.status === 413 ? 413 : 400, '', {})
+    }
+    const r = await edge.revoke(req.headers['content-type'], req.headers.authorization, body)
+    return send(res, r.status, r.body, r.body ? { 'content-type': 'application/json' } : {})
+  }
+
+  function metrics(req, res) {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, '', { allow: 'GET' })
+    return send(res, 200, edge.metrics(), { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+  }
+
+  const middleware = function phantomEdgeMiddleware(req, res, next) {
+    const url = req.originalUrl || req.url
+    const path = pathOf(url)
+    if (revocationPath && path === revocationPath) {
+      revocation(req, res).catch(next)
+      return
+    }
+    if (metricsPath && path === metricsPath) {
+      metrics(req, res)
+      return
+    }
+    const authority = req.headers.host || 'localhost'
+    edge
+      .authorizeParts(req.method, schemeOf(req), authority, url, coreHeaders(req.rawHeaders || req.headers), certThumbprint(req))
+      .then((d) => {
+        if (d.type !== 'forward') {
+          const headers = { 'content-type': 'application/json' }
+          if (d.wwwAuthenticate) headers['www-authenticate'] = d.wwwAuthenticate
+          send(res, d.status, d.body, headers)
+          return
+        }
+        applyForward(d, req.headers)
+        if (Array.isArray(req.rawHeaders)) req.rawHeaders = applyForwardRaw(d, req.rawHeaders)
+        if (d.rewrittenPath != null) {
+          req.url = d.rewrittenPath
+          if (req.originalUrl !== undefined) req.originalUrl = d.rewrittenPath
+        }
+        req.phantomEdge = d.token
+        next()
+      }, next)
+  }
+  middleware.edge = edge
+  middleware.revocationPath = revocationPath
+  middleware.metricsPath = metricsPath
+  middleware.close = () => edge.close()
+  return middleware
+}
+
+module.exports = { phantomToken, routePaths, DEFAULT_REVOCATION_PATH, DEFAULT_METRICS_PATH }

@@ -1,0 +1,91 @@
+'use strict'
+// Fastify plugin (an `onRequest` hook; registered without encapsulation, like fastify-plugin):
+//
+//   fastify.register(require('phantom-edge/fastify'), { config: 'phantom-edge.toml' })
+//
+// For each request the core decides. A forward rewrites `request.headers` (strips the listed
+// headers, sets the upstream header) and puts the claims in `request.phantomEdge`; a reject is
+// answered with the core's status, WWW-Authenticate and JSON body. It also serves the revocation
+// route (POST) and metrics (GET) at the paths of the config's [middleware] section
+// (`revocation_path`, `metrics_path`; "" disables a route). Audit events go to `fastify.log`
+// (debug/info) unless `logger` is given; never tokens. Routes with `config: { phantomEdge: false }`
+// skip the hook (the plugin's own routes do).
+const { PhantomEdge, coreHeaders, applyForward, applyForwardRaw } = require('./client.js')
+const { loadConfig } = require('./config.js')
+const { routePaths } = require('./express.js')
+
+const MAX_REVOCATION_BODY = 64 * 1024
+
+function certThumbprint(raw) {
+  const sock = raw.socket
+  if (!sock || typeof sock.getPeerCertificate !== 'function' || !sock.authorized) return null
+  const cert = sock.getPeerCertificate()
+  if (!cert || !cert.raw) return null
+  return require('node:crypto').createHash('sha256').update(cert.raw).digest('base64url')
+}
+
+async function phantomEdge(fastify, opts = {}) {
+  const edge = opts.edge || new PhantomEdge(loadConfig(opts.config ?? 'phantom-edge.toml'), {
+    ...opts,
+    logger: opts.logger || fastify.log,
+  })
+  const { revocationPath, metricsPath } = routePaths(edge.config, opts)
+
+  fastify.decorate('phantomEdge', edge)
+  fastify.decorateRequest('phantomEdge', null)
+
+  fastify.addHook('onRequest', async (request, reply) => {
+    const routeConfig = request.routeOptions && request.routeOptions.config
+    if (routeConfig && routeConfig.phantomEdge === false) return
+    const raw = request.raw
+    const d = await edge.authorizeParts(raw.method, request.protocol, raw.headers.host || 'localhost',
+      raw.url, coreHeaders(raw.rawHeaders), certThumbprint(raw))
+    if (d.type !== 'forward') {
+      reply.code(d.status).header('content-type', 'application/json')
+      if (d.wwwAuthenticate) reply.header('www-authenticate', d.wwwAuthenticate)
+      return reply.send(d.body)
+    }
+    applyForward(d, request.headers)
+    if (request.headers !== raw.headers) applyForward(d, raw.headers)
+    raw.rawHeaders = applyForwardRaw(d, raw.rawHeaders)
+    if (d.rewrittenPath != null) raw.url = d.rewrittenPath
+    request.phantomEdge = d.token
+  })
+
+  if (revocationPath || metricsPath) {
+    fastify.register(async function phantomEdgeRoutes(child) {
+      child.removeAllContentTypeParsers()
+      child.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_REVOCATION_BODY },
+        (req, body, done) => done(null, body))
+      const config = { phantomEdge: false }
+      if (revocationPath) {
+        child.post(revocationPath, { config }, async (request, reply) => {
+          const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
+          const r = await edge.revoke(request.headers['content-type'], request.headers.authorization, body)
+          reply.code(r.status)
+          if (r.body) return reply.header('content-type', 'application/json').send(r.body)
+          return reply.send()
+        })
+      }
+      if (metricsPath) {
+        child.get(metricsPath, { config }, async (request, reply) => {
+          return reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(edge.metrics())
+        })
+      }
+    })
+  }
+
+  fastify.addHook('onClose', async () => {
+    if (!opts.edge) await edge.close()
+  })
+}
+
+// fastify-plugin semantics without the dependency: no encapsulation, so the hook applies to the
+// routes of the registering context.
+phantomEdge[Symbol.for('skip-override')] = true
+phantomEdge[Symbol.for('fastify.display-name')] = 'phantom-edge'
+phantomEdge[Symbol.for('plugin-meta')] = { name: 'phantom-edge', fastify: '>=4' }
+
+module.exports = phantomEdge
+module.exports.default = phantomEdge
+module.exports.phantomEdge = phantomEdge

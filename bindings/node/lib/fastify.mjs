@@ -1,0 +1,4 @@
+import cjs from './fastify.js'
+
+export const phantomEdge = cjs
+export default cjs

@@ -1,0 +1,654 @@
+//! Node bindings of `phantom-edge-core`: a thin translation layer (napi-rs). Every decision is
+//! made by the core; this crate only converts arguments and actions between Rust and JavaScript.
+//!
+//! The generated `index.d.ts` describes this module; the `phantom-edge` package wraps it
+//! (`lib/`) with `Error` subclasses, config loading and the async host.
+//!
+//! Errors thrown from here carry a `code` (`PHANTOM_EDGE_CONFIG`, `PHANTOM_EDGE_REVOCATION`,
+//! `PHANTOM_EDGE_UNKNOWN_TICKET`, `PHANTOM_EDGE_WRONG_TICKET_KIND`, `PHANTOM_EDGE_INVALID_ARG`)
+//! and a JSON message with their fields; `lib/errors.js` turns them into typed errors.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use napi::bindgen_prelude::{Buffer, Either, Either7};
+use napi_derive::napi;
+use phantom_edge_core as core;
+use serde_json::json;
+
+type Result<T> = napi::Result<T, String>;
+
+fn fail(code: &str, payload: &serde_json::Value) -> napi::Error<String> {
+    napi::Error::new(code.to_owned(), payload.to_string())
+}
+
+fn config_error(e: &core::ConfigError) -> napi::Error<String> {
+    fail(
+        "PHANTOM_EDGE_CONFIG",
+        &json!({ "field": e.field, "message": e.message }),
+    )
+}
+
+fn revocation_error(e: &core::RevocationError) -> napi::Error<String> {
+    fail(
+        "PHANTOM_EDGE_REVOCATION",
+        &json!({ "status": e.status(), "body": e.body(), "message": e.to_string() }),
+    )
+}
+
+fn edge_error(e: &core::EdgeError) -> napi::Error<String> {
+    let (code, ticket) = match e {
+        core::EdgeError::UnknownTicket(t) => ("PHANTOM_EDGE_UNKNOWN_TICKET", *t),
+        core::EdgeError::WrongTicketKind(t) => ("PHANTOM_EDGE_WRONG_TICKET_KIND", *t),
+        _ => ("PHANTOM_EDGE_ERROR", 0),
+    };
+    fail(code, &json!({ "ticket": ticket, "message": e.to_string() }))
+}
+
+fn invalid_arg(field: &str, message: &str) -> napi::Error<String> {
+    fail(
+        "PHANTOM_EDGE_INVALID_ARG",
+        &json!({ "field": field, "message": message }),
+    )
+}
+
+/// JS numbers → u64 (ids, tickets, times). Negative, fractional or unsafe values are refused.
+fn to_u64(field: &str, v: f64) -> Result<u64> {
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0 {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked just above
+        Ok(v as u64)
+    } else {
+        Err(invalid_arg(field, "must be a non-negative safe integer"))
+    }
+}
+
+#[allow(clippy::cast_precision_loss)] // ids, tickets and times stay below 2^53
+const fn to_f64(v: u64) -> f64 {
+    v as f64
+}
+
+fn now_or(now: Option<f64>) -> Result<u64> {
+    match now {
+        Some(n) => to_u64("now", n),
+        None => Ok(SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
+    }
+}
+
+fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(n, x)| (n.as_str(), x.as_str())).collect()
+}
+
+fn body_bytes(body: &Either<String, Buffer>) -> &[u8] {
+    match body {
+        Either::A(s) => s.as_bytes(),
+        Either::B(b) => b,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config
+// ---------------------------------------------------------------------------------------------
+
+/// A checked configuration (TOML or JSON, the same for every host). `*_env` secrets are read from
+/// the process environment when it is built.
+#[napi]
+#[derive(Debug)]
+pub struct Config {
+    inner: core::Config,
+    middleware: Option<String>,
+}
+
+impl Config {
+    fn build(raw: std::result::Result<core::RawConfig, core::ConfigError>) -> Result<Self> {
+        let raw = raw.map_err(|e| config_error(&e))?;
+        let middleware = raw.middleware.as_ref().map(ToString::to_string);
+        let inner = raw
+            .resolve(&|k| std::env::var(k).ok())
+            .map_err(|e| config_error(&e))?;
+        Ok(Self { inner, middleware })
+    }
+}
+
+#[napi]
+impl Config {
+    /// Parses TOML text. Throws a `PHANTOM_EDGE_CONFIG` error naming the field.
+    #[napi(factory)]
+    pub fn from_toml(text: String) -> Result<Self> {
+        Self::build(core::RawConfig::from_toml(&text))
+    }
+
+    /// Parses JSON text of the same shape as the TOML.
+    #[napi(factory)]
+    pub fn from_json(text: String) -> Result<Self> {
+        Self::build(core::RawConfig::from_json(&text))
+    }
+
+    /// The `[middleware]` host section as JSON text (not read by the core), or `null`.
+    #[napi(getter)]
+    pub fn middleware_json(&self) -> Option<String> {
+        self.middleware.clone()
+    }
+
+    /// The configured issuer.
+    #[napi(getter)]
+    pub fn issuer(&self) -> String {
+        self.inner.issuer().to_owned()
+    }
+
+    /// The JWKS URI, if any.
+    #[napi(getter)]
+    pub fn jwks_uri(&self) -> Option<String> {
+        self.inner.jwks_uri().map(str::to_owned)
+    }
+
+    /// The introspection deadline in milliseconds.
+    #[napi(getter)]
+    pub fn timeout_ms(&self) -> f64 {
+        to_f64(self.inner.timeout_ms())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Actions: plain objects, discriminated by `type`
+// ---------------------------------------------------------------------------------------------
+
+/// The claims of a forwarded token (absent claims are `undefined`).
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct TokenClaims {
+    pub sub: Option<String>,
+    pub client_id: Option<String>,
+    pub scopes: Vec<String>,
+    pub aud: Vec<String>,
+    pub iss: Option<String>,
+    pub exp: Option<f64>,
+    pub iat: Option<f64>,
+    pub nbf: Option<f64>,
+    pub jti: Option<String>,
+    pub sid: Option<String>,
+    pub username: Option<String>,
+    pub token_type: Option<String>,
+    pub cnf_jkt: Option<String>,
+    #[napi(js_name = "cnfX5tS256")]
+    pub cnf_x5t_s256: Option<String>,
+}
+
+impl From<&core::TokenInfo> for TokenClaims {
+    fn from(t: &core::TokenInfo) -> Self {
+        Self {
+            sub: t.sub.clone(),
+            client_id: t.client_id.clone(),
+            scopes: t.scopes.clone(),
+            aud: t.aud.clone(),
+            iss: t.iss.clone(),
+            exp: t.exp.map(to_f64),
+            iat: t.iat.map(to_f64),
+            nbf: t.nbf.map(to_f64),
+            jti: t.jti.clone(),
+            sid: t.sid.clone(),
+            username: t.username.clone(),
+            token_type: t.token_type.clone(),
+            cnf_jkt: t.cnf_jkt.clone(),
+            cnf_x5t_s256: t.cnf_x5t_s256.clone(),
+        }
+    }
+}
+
+/// Let the request through: set `headerName: headerValue`, strip `stripHeaders`.
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct Forward {
+    #[napi(js_name = "type", ts_type = "'forward'")]
+    pub ty: &'static str,
+    pub request_id: f64,
+    pub header_name: String,
+    pub header_value: String,
+    pub strip_headers: Vec<String>,
+    /// The token's claims.
+    pub token: TokenClaims,
+    /// Keyed fingerprint of the presented token (32 hex digits), never the token.
+    pub fingerprint: String,
+    /// When the token came in the query: the path and query to forward instead.
+    pub rewritten_path: Option<String>,
+}
+
+/// Answer the client with `status`, `WWW-Authenticate: wwwAuthenticate` and the JSON `body`.
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct Reject {
+    #[napi(js_name = "type", ts_type = "'reject'")]
+    pub ty: &'static str,
+    pub request_id: f64,
+    pub status: u16,
+    pub www_authenticate: Option<String>,
+    pub body: String,
+    /// Stable snake_case reason code (`missing_token`, `inactive`, `insufficient_scope`, ...).
+    pub reason: String,
+    pub fingerprint: Option<String>,
+}
+
+/// Send this HTTP request to the introspection endpoint; answer with
+/// `handleIntrospectionResponse` / `handleIntrospectionFailure` quoting `ticket`.
+/// `body` holds the token: never log it.
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct Introspect {
+    #[napi(js_name = "type", ts_type = "'introspect'")]
+    pub ty: &'static str,
+    pub ticket: f64,
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub timeout_ms: f64,
+    pub fingerprint: String,
+}
+
+/// GET `url` and answer with `handleJwks` / `handleJwksFailure`.
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct FetchJwks {
+    #[napi(js_name = "type", ts_type = "'fetchJwks'")]
+    pub ty: &'static str,
+    pub url: String,
+}
+
+/// Look `key` up in the shared store; answer with `handleSharedLookup`.
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct SharedLookup {
+    #[napi(js_name = "type", ts_type = "'sharedLookup'")]
+    pub ty: &'static str,
+    pub ticket: f64,
+    pub key: String,
+}
+
+/// Publish `message` (a JSON selector, never a raw token) to the other instances.
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct SharedPublish {
+    #[napi(js_name = "type", ts_type = "'sharedPublish'")]
+    pub ty: &'static str,
+    pub message: String,
+}
+
+/// A token-free audit event (fingerprints only).
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct Audit {
+    #[napi(js_name = "type", ts_type = "'audit'")]
+    pub ty: &'static str,
+    /// `cache_hit`, `cache_miss`, `introspected`, `rejected`, `revoked`, ... (snake_case)
+    pub kind: &'static str,
+    pub request_id: Option<f64>,
+    pub ticket: Option<f64>,
+    pub fingerprint: Option<String>,
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// One action of the core.
+pub type Action =
+    Either7<Forward, Reject, Introspect, FetchJwks, SharedLookup, SharedPublish, Audit>;
+
+fn action_to_js(action: core::Action) -> Result<Action> {
+    Ok(match action {
+        core::Action::Forward(f) => Either7::A(Forward {
+            ty: "forward",
+            request_id: to_f64(f.request_id),
+            header_name: f.header_name.to_string(),
+            header_value: f.header_value.to_string(),
+            strip_headers: f.strip_headers.to_vec(),
+            token: TokenClaims::from(&*f.token),
+            fingerprint: f.fingerprint.to_string(),
+            rewritten_path: f.rewritten_path,
+        }),
+        core::Action::Reject(r) => Either7::B(Reject {
+            ty: "reject",
+            request_id: to_f64(r.request_id),
+            status: r.status,
+            www_authenticate: r.www_authenticate,
+            body: r.body,
+            reason: r.reason.as_str().to_owned(),
+            fingerprint: r.fingerprint.map(|f| f.to_string()),
+        }),
+        core::Action::Introspect(i) => Either7::C(Introspect {
+            ty: "introspect",
+            ticket: to_f64(i.ticket),
+            method: i.method.to_owned(),
+            url: i.url,
+            headers: i.headers,
+            body: i.body,
+            timeout_ms: to_f64(i.timeout_ms),
+            fingerprint: i.fingerprint.to_string(),
+        }),
+        core::Action::FetchJwks(j) => Either7::D(FetchJwks {
+            ty: "fetchJwks",
+            url: j.url,
+        }),
+        core::Action::SharedLookup(l) => Either7::E(SharedLookup {
+            ty: "sharedLookup",
+            ticket: to_f64(l.ticket),
+            key: l.key,
+        }),
+        core::Action::SharedPublish(p) => Either7::F(SharedPublish {
+            ty: "sharedPublish",
+            message: p.message,
+        }),
+        core::Action::Audit(e) => Either7::G(Audit {
+            ty: "audit",
+            kind: e.kind.as_str(),
+            request_id: e.request_id.map(to_f64),
+            ticket: e.ticket.map(to_f64),
+            fingerprint: e.fingerprint.map(|f| f.to_string()),
+            reason: e.reason.map(|r| r.as_str().to_owned()),
+            detail: e.detail,
+        }),
+        other => {
+            return Err(fail(
+                "PHANTOM_EDGE_ERROR",
+                &json!({ "message": format!("action not supported by this binding: {other:?}") }),
+            ));
+        }
+    })
+}
+
+/// Counters since start.
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct EdgeMetrics {
+    pub requests: f64,
+    pub forwarded: f64,
+    pub rejected: f64,
+    pub cache_hits: f64,
+    pub negative_hits: f64,
+    pub cache_misses: f64,
+    pub coalesced: f64,
+    pub introspections: f64,
+    pub shared_lookups: f64,
+    pub introspection_failures: f64,
+    pub revocations: f64,
+    pub jwks_fetches: f64,
+}
+
+/// Current sizes of the bounded structures.
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct EdgeStats {
+    pub cache_entries: f64,
+    pub cache_bytes: f64,
+    pub negative_entries: f64,
+    pub pending: f64,
+    pub waiters: f64,
+    pub revocations: f64,
+    pub dpop_replay_entries: f64,
+    pub jwks_keys: f64,
+    pub evictions: f64,
+}
+
+#[allow(clippy::cast_precision_loss)] // sizes stay far below 2^53
+const fn usize_f64(v: usize) -> f64 {
+    v as f64
+}
+
+// ---------------------------------------------------------------------------------------------
+// Edge
+// ---------------------------------------------------------------------------------------------
+
+/// The phantom-token edge state machine. Feed inputs (`handle*`), then drain `pollAction()`
+/// until `null` and carry out each action in order; call `handleTimeout()` at `pollTimeout()`.
+/// `now` (Unix ms) is optional everywhere and defaults to the current time.
+#[napi]
+#[derive(Debug)]
+pub struct Edge {
+    inner: core::Edge,
+}
+
+#[napi]
+impl Edge {
+    /// `seed`: 32 random bytes (the JS wrapper passes `crypto.randomBytes(32)` by default).
+    #[napi(constructor)]
+    pub fn new(config: &Config, seed: Buffer, now: Option<f64>) -> Result<Self> {
+        let seed: [u8; 32] = seed
+            .as_ref()
+            .try_into()
+            .map_err(|_| invalid_arg("seed", "must be exactly 32 bytes"))?;
+        Ok(Self {
+            inner: core::Edge::new(config.inner.clone(), seed, now_or(now)?),
+        })
+    }
+
+    /// A client request arrived. `headers` may be limited to `authorization` and `dpop` (the
+    /// only ones the core reads), repeated as often as they occur.
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn handle_request(
+        &mut self,
+        id: f64,
+        method: String,
+        scheme: String,
+        authority: String,
+        path: String,
+        headers: Vec<(String, String)>,
+        client_cert_thumbprint: Option<String>,
+        now: Option<f64>,
+    ) -> Result<()> {
+        let h = pairs(&headers);
+        let req = core::Request {
+            id: to_u64("id", id)?,
+            method: &method,
+            scheme: &scheme,
+            authority: &authority,
+            path: &path,
+            headers: &h,
+            client_cert_thumbprint: client_cert_thumbprint.as_deref(),
+        };
+        self.inner.handle_request(now_or(now)?, &req);
+        Ok(())
+    }
+
+    /// The introspection endpoint answered `ticket`.
+    #[napi]
+    pub fn handle_introspection_response(
+        &mut self,
+        ticket: f64,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Either<String, Buffer>,
+        now: Option<f64>,
+    ) -> Result<()> {
+        let h = pairs(&headers);
+        let resp = core::HttpResponse {
+            status,
+            headers: &h,
+            body: body_bytes(&body),
+        };
+        let ticket = to_u64("ticket", ticket)?;
+        self.inner
+            .handle_introspection_response(now_or(now)?, ticket, &resp)
+            .map_err(|e| edge_error(&e))
+    }
+
+    /// Sending the introspection for `ticket` failed (connection refused, TLS, timeout).
+    #[napi]
+    pub fn handle_introspection_failure(
+        &mut self,
+        ticket: f64,
+        detail: String,
+        now: Option<f64>,
+    ) -> Result<()> {
+        let ticket = to_u64("ticket", ticket)?;
+        self.inner
+            .handle_introspection_failure(now_or(now)?, ticket, &detail)
+            .map_err(|e| edge_error(&e))
+    }
+
+    /// The JWKS fetch answered 200 with `body`.
+    #[napi]
+    pub fn handle_jwks(&mut self, body: Either<String, Buffer>, now: Option<f64>) -> Result<()> {
+        self.inner.handle_jwks(now_or(now)?, Ok(body_bytes(&body)));
+        Ok(())
+    }
+
+    /// The JWKS fetch failed.
+    #[napi]
+    pub fn handle_jwks_failure(&mut self, detail: String, now: Option<f64>) -> Result<()> {
+        self.inner.handle_jwks(now_or(now)?, Err(&detail));
+        Ok(())
+    }
+
+    /// The shared store answered `ticket`: `value` found, `null` not found, or `error: true`.
+    #[napi]
+    pub fn handle_shared_lookup(
+        &mut self,
+        ticket: f64,
+        value: Option<String>,
+        error: Option<bool>,
+        now: Option<f64>,
+    ) -> Result<()> {
+        let r = if error.unwrap_or(false) {
+            core::LookupResult::Error
+        } else {
+            value
+                .as_deref()
+                .map_or(core::LookupResult::NotFound, core::LookupResult::Found)
+        };
+        let ticket = to_u64("ticket", ticket)?;
+        self.inner
+            .handle_shared_lookup(now_or(now)?, ticket, r)
+            .map_err(|e| edge_error(&e))
+    }
+
+    /// A revocation as the JSON selector text (`{"sub": "alice"}`, ...); `origin` is `"local"`
+    /// (default; published to other instances) or `"shared"`.
+    #[napi]
+    pub fn handle_revocation(
+        &mut self,
+        selector: Either<String, Buffer>,
+        #[napi(ts_arg_type = "'local' | 'shared' | undefined | null")] origin: Option<String>,
+        now: Option<f64>,
+    ) -> Result<()> {
+        let origin = match origin.as_deref() {
+            None | Some("local") => core::Origin::Local,
+            Some("shared") => core::Origin::Shared,
+            Some(_) => return Err(invalid_arg("origin", "must be \"local\" or \"shared\"")),
+        };
+        let now = now_or(now)?;
+        core::Revocation::from_json(body_bytes(&selector))
+            .and_then(|r| self.inner.handle_revocation(now, r, origin))
+            .map_err(|e| revocation_error(&e))
+    }
+
+    /// An RFC 8417 Security Event Token (compact JWT).
+    #[napi]
+    pub fn handle_security_event(&mut self, set: String, now: Option<f64>) -> Result<()> {
+        self.inner
+            .handle_security_event(now_or(now)?, &set)
+            .map_err(|e| revocation_error(&e))
+    }
+
+    /// The revocation route: returns (answer 204) or throws a `PHANTOM_EDGE_REVOCATION` error
+    /// with `status` (400/401) and `body`.
+    #[napi]
+    pub fn handle_admin_revocation(
+        &mut self,
+        content_type: Option<String>,
+        authorization: Option<String>,
+        body: Either<String, Buffer>,
+        now: Option<f64>,
+    ) -> Result<()> {
+        self.inner
+            .handle_admin_revocation(
+                now_or(now)?,
+                content_type.as_deref(),
+                authorization.as_deref(),
+                body_bytes(&body),
+            )
+            .map_err(|e| revocation_error(&e))
+    }
+
+    /// Time passed: expire tickets and sweep bounded sets.
+    #[napi]
+    pub fn handle_timeout(&mut self, now: Option<f64>) -> Result<()> {
+        self.inner.handle_timeout(now_or(now)?);
+        Ok(())
+    }
+
+    /// The next action, or `null`.
+    #[napi(ts_return_type = "Action | null")]
+    pub fn poll_action(&mut self) -> Result<Option<Action>> {
+        self.inner.poll_action().map(action_to_js).transpose()
+    }
+
+    /// Every queued action, in order.
+    #[napi(ts_return_type = "Array<Action>")]
+    pub fn drain_actions(&mut self) -> Result<Vec<Action>> {
+        self.inner
+            .drain_actions()
+            .into_iter()
+            .map(action_to_js)
+            .collect()
+    }
+
+    /// When (Unix ms) `handleTimeout` must be called next, or `null`.
+    #[napi]
+    pub fn poll_timeout(&self) -> Option<f64> {
+        self.inner.poll_timeout().map(to_f64)
+    }
+
+    /// Prometheus text exposition of the counters and sizes.
+    #[napi]
+    pub fn prometheus(&self) -> String {
+        self.inner.prometheus()
+    }
+
+    /// The keyed fingerprint (32 hex digits) this edge computes for `token`.
+    #[napi]
+    pub fn fingerprint(&self, token: String) -> String {
+        self.inner.fingerprint(&token).to_string()
+    }
+
+    /// The edge's public JWKS (JSON text) for backends, or `null` without `[assertions]`.
+    #[napi]
+    pub fn assertion_jwks(&self) -> Option<String> {
+        self.inner.assertion_jwks()
+    }
+
+    /// Current sizes of the bounded structures.
+    #[napi]
+    pub fn stats(&self) -> EdgeStats {
+        let s = self.inner.stats();
+        EdgeStats {
+            cache_entries: usize_f64(s.cache_entries),
+            cache_bytes: usize_f64(s.cache_bytes),
+            negative_entries: usize_f64(s.negative_entries),
+            pending: usize_f64(s.pending),
+            waiters: usize_f64(s.waiters),
+            revocations: usize_f64(s.revocations),
+            dpop_replay_entries: usize_f64(s.dpop_replay_entries),
+            jwks_keys: usize_f64(s.jwks_keys),
+            evictions: to_f64(s.evictions),
+        }
+    }
+
+    /// Counters since start.
+    #[napi]
+    pub fn metrics(&self) -> EdgeMetrics {
+        let m = self.inner.metrics();
+        EdgeMetrics {
+            requests: to_f64(m.requests),
+            forwarded: to_f64(m.forwarded),
+            rejected: to_f64(m.rejected),
+            cache_hits: to_f64(m.cache_hits),
+            negative_hits: to_f64(m.negative_hits),
+            cache_misses: to_f64(m.cache_misses),
+            coalesced: to_f64(m.coalesced),
+            introspections: to_f64(m.introspections),
+            shared_lookups: to_f64(m.shared_lookups),
+            introspection_failures: to_f64(m.introspection_failures),
+            revocations: to_f64(m.revocations),
+            jwks_fetches: to_f64(m.jwks_fetches),
+        }
+    }
+}

@@ -1,0 +1,236 @@
+'use strict'
+// Unit tests of the package's JavaScript surface: config loading, the error classes (their JS
+// shape: class, code, field), and the async host (coalescing, timers, transport failures) with an
+// in-process fake fetch.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+const pe = require('..')
+const { Config, Edge, PhantomEdge, loadConfig, ConfigError, RevocationError, EdgeError, InvalidArgumentError, PhantomEdgeError } = pe
+const { EDGE_KEY } = require('./support.js')
+
+const ISSUER = 'https://as.example'
+
+function config(extra = {}) {
+  return {
+    authorization_server: {
+      issuer: ISSUER,
+      introspection_endpoint: `${ISSUER}/introspect`,
+      client_id: 'gateway',
+      client_secret: 'gateway-secret',
+      dialect: 'rfc7662',
+      timeout: '2s',
+      ...extra.as,
+    },
+    assertions: { signing_key: EDGE_KEY, kid: 'edge-1' },
+    admin: { token: 'admin-secret-0123456789' },
+    routes: [{ path_prefix: '/orders', required_scopes: ['orders:read'], audience: 'orders-api' }],
+    ...extra.top,
+  }
+}
+
+const TOML = `
+[authorization_server]
+issuer = "${ISSUER}"
+introspection_endpoint = "${ISSUER}/introspect"
+client_id = "gateway"
+client_secret_env = "PHANTOM_EDGE_TEST_SECRET"
+dialect = "rfc7662"
+
+[assertions]
+signing_key_env = "PHANTOM_EDGE_TEST_KEY"
+kid = "edge-1"
+
+[middleware]
+revocation_path = "/admin/revoke"
+metrics_path = ""
+
+[[routes]]
+path_prefix = "/orders"
+required_scopes = ["orders:read"]
+`
+
+test('config from an object, TOML text, a TOML path and a JSON path', () => {
+  process.env.PHANTOM_EDGE_TEST_SECRET = 'gateway-secret'
+  process.env.PHANTOM_EDGE_TEST_KEY = EDGE_KEY
+  assert.equal(loadConfig(config()).issuer, ISSUER)
+  const fromText = loadConfig(TOML)
+  assert.ok(fromText instanceof Config)
+  assert.deepEqual(JSON.parse(fromText.middlewareJson), { revocation_path: '/admin/revoke', metrics_path: '' })
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pe-node-'))
+  fs.writeFileSync(path.join(dir, 'edge.toml'), TOML)
+  fs.writeFileSync(path.join(dir, 'edge.json'), JSON.stringify(config()))
+  assert.equal(loadConfig(path.join(dir, 'edge.toml')).timeoutMs, 2000)
+  assert.equal(loadConfig(path.join(dir, 'edge.json')).middlewareJson, null)
+  assert.equal(new Edge(path.join(dir, 'edge.toml')).config.issuer, ISSUER)
+  fs.rmSync(dir, { recursive: true })
+})
+
+test('ConfigError: an Error subclass with code and the bad field', () => {
+  const bad = config()
+  delete bad.authorization_server.client_secret
+  let err
+  try {
+    new Edge(bad)
+  } catch (e) {
+    err = e
+  }
+  assert.ok(err instanceof ConfigError)
+  assert.ok(err instanceof PhantomEdgeError)
+  assert.ok(err instanceof Error)
+  assert.equal(err.name, 'ConfigError')
+  assert.equal(err.code, 'PHANTOM_EDGE_CONFIG')
+  assert.match(err.field, /^authorization_server\.client_secret/)
+  assert.match(err.message, /^invalid config: authorization_server\.client_secret/)
+
+  assert.throws(() => loadConfig({ ...config(), nope: 1 }), (e) => e instanceof ConfigError && e.field === 'nope')
+  delete process.env.PHANTOM_EDGE_TEST_SECRET_MISSING
+  assert.throws(() => loadConfig(TOML.replace('PHANTOM_EDGE_TEST_SECRET', 'PHANTOM_EDGE_TEST_SECRET_MISSING')),
+    (e) => e instanceof ConfigError && e.field === 'authorization_server.client_secret_env')
+  assert.throws(() => loadConfig('/does/not/exist.toml'), (e) => e instanceof ConfigError && e.field === '(file)')
+})
+
+test('RevocationError and EdgeError carry status/body and ticket', () => {
+  const edge = new Edge(config())
+  assert.throws(() => edge.handleRevocation({ sub: 'a', jti: 'b' }), (e) => {
+    assert.ok(e instanceof RevocationError)
+    assert.equal(e.code, 'PHANTOM_EDGE_REVOCATION')
+    assert.equal(e.status, 400)
+    assert.equal(JSON.parse(e.body).error, 'invalid_request')
+    assert.equal(e.field, 'invalid_request')
+    return true
+  })
+  assert.throws(() => edge.handleAdminRevocation('application/json', 'Bearer wrong-wrong-wrong-wrong', '{"sub":"a"}'),
+    (e) => e instanceof RevocationError && e.status === 401)
+  edge.handleAdminRevocation('application/json', 'Bearer admin-secret-0123456789', '{"sub":"a"}')
+  edge.handleRevocation({ sub: 'b' }, 'shared')
+  assert.throws(() => edge.handleIntrospectionFailure(42, 'x'), (e) => {
+    assert.ok(e instanceof EdgeError)
+    assert.equal(e.code, 'PHANTOM_EDGE_UNKNOWN_TICKET')
+    assert.equal(e.kind, 'unknown_ticket')
+    assert.equal(e.ticket, 42)
+    return true
+  })
+  assert.throws(() => edge.handleRequest(-1, 'GET', 'https', 'a', '/', []), (e) => e instanceof Error)
+  assert.throws(() => new Edge(config(), Buffer.alloc(3)), (e) => e instanceof InvalidArgumentError && e.field === 'seed')
+  assert.throws(() => edge.handleRevocation({ sub: 'c' }, 'elsewhere'), (e) => e instanceof InvalidArgumentError && e.field === 'origin')
+})
+
+test('the event/action API: request → introspect → forward with claims, camelCase', () => {
+  const now = 1_700_000_000_000
+  const edge = new Edge(config(), Buffer.alloc(32, 7), now)
+  assert.deepEqual(edge.drainActions(), [])
+  edge.handleRequest(1, 'GET', 'https', 'api.example', '/orders/1', [['authorization', 'Bearer tok-123']], null, now)
+  const actions = edge.drainActions()
+  const intro = actions.find((a) => a.type === 'introspect')
+  assert.equal(intro.method, 'POST')
+  assert.equal(intro.url, `${ISSUER}/introspect`)
+  assert.ok(intro.headers.some(([n]) => n === 'authorization'))
+  assert.equal(intro.timeoutMs, 2000)
+  assert.equal(intro.fingerprint, edge.fingerprint('tok-123'))
+  const body = JSON.stringify({ active: true, scope: 'orders:read', aud: 'orders-api', client_id: 'app', sub: 'alice', exp: now / 1000 + 600, iss: ISSUER })
+  edge.handleIntrospectionResponse(intro.ticket, 200, [['content-type', 'application/json']], body, now + 5)
+  const fwd = edge.drainActions().find((a) => a.type === 'forward')
+  assert.equal(fwd.requestId, 1)
+  assert.equal(fwd.headerName, 'authorization')
+  assert.match(fwd.headerValue, /^Bearer ey/)
+  assert.ok(fwd.stripHeaders.includes('authorization'))
+  assert.equal(fwd.token.clientId, 'app')
+  assert.equal(fwd.token.sub, 'alice')
+  assert.deepEqual(fwd.token.scopes, ['orders:read'])
+  assert.ok(!JSON.stringify(fwd).includes('tok-123'))
+  assert.equal(edge.metrics().introspections, 1)
+  assert.equal(edge.stats().cacheEntries, 1)
+  assert.match(edge.prometheus(), /phantom_edge_requests_total 1/)
+  assert.ok(JSON.parse(edge.assertionJwks()).keys.length === 1)
+})
+
+function introspectionAnswer(now = Date.now()) {
+  return JSON.stringify({ active: true, scope: 'orders:read', aud: 'orders-api', client_id: 'app', exp: Math.floor(now / 1000) + 600, iss: ISSUER })
+}
+
+test('PhantomEdge: concurrent misses for one token → one fetch, every waiter answered', async () => {
+  let calls = 0
+  let release
+  const gate = new Promise((r) => { release = r })
+  const fakeFetch = async (url, init) => {
+    calls++
+    assert.equal(url, `${ISSUER}/introspect`)
+    assert.ok(init.signal instanceof AbortSignal)
+    await gate
+    return new Response(introspectionAnswer(), { status: 200, headers: { 'content-type': 'application/json' } })
+  }
+  const edge = new PhantomEdge(config(), { fetch: fakeFetch })
+  const pending = Array.from({ length: 50 }, () => edge.authorize({ method: 'GET', url: 'https://api.example/orders/1', headers: { authorization: 'Bearer shared-token' } }))
+  await new Promise((r) => setImmediate(r))
+  assert.equal(calls, 1)
+  release()
+  const decisions = await Promise.all(pending)
+  assert.deepEqual(decisions.map((d) => d.type), Array(50).fill('forward'))
+  assert.equal(new Set(decisions.map((d) => d.requestId)).size, 50)
+  assert.equal(calls, 1)
+  // A hit is decided synchronously inside authorize (no I/O).
+  const hit = await edge.authorize({ url: 'https://api.example/orders/2', headers: [['Authorization', 'Bearer shared-token']] })
+  assert.equal(hit.type, 'forward')
+  assert.equal(calls, 1)
+  await edge.close()
+})
+
+test('PhantomEdge: no answer → the core times the ticket out (timer) → 503', async () => {
+  const hang = (url, init) => new Promise(() => {}) // ignores the AbortSignal on purpose
+  const edge = new PhantomEdge(config({ as: { timeout: '150ms' } }), { fetch: hang })
+  const t0 = Date.now()
+  const d = await edge.authorize({ url: 'https://api.example/orders/1', headers: { authorization: 'Bearer slow-token' } })
+  assert.equal(d.type, 'reject')
+  assert.equal(d.status, 503)
+  assert.equal(d.reason, 'timeout')
+  assert.ok(Date.now() - t0 >= 140, 'decided by the timer, not earlier')
+  await edge.close()
+})
+
+test('PhantomEdge: transport failure → 503 unavailable; HTTP 500 → 503', async () => {
+  const refused = async () => { throw new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } }) }
+  const a = new PhantomEdge(config(), { fetch: refused })
+  const d = await a.authorize({ url: 'http://api.example/orders/1', headers: { authorization: 'Bearer t1' } })
+  assert.equal(d.status, 503)
+  assert.equal(d.reason, 'unavailable')
+  await a.close()
+  const five = async () => new Response('oops', { status: 500 })
+  const b = new PhantomEdge(config(), { fetch: five })
+  const e = await b.authorize({ url: 'http://api.example/orders/1', headers: { authorization: 'Bearer t2' } })
+  assert.equal(e.status, 503)
+  await b.close()
+})
+
+test('PhantomEdge: revoke(), metrics() and the audit logger (no tokens)', async () => {
+  const lines = []
+  const fakeFetch = async () => new Response(introspectionAnswer(), { status: 200, headers: { 'content-type': 'application/json' } })
+  const edge = new PhantomEdge(config(), { fetch: fakeFetch, logger: { debug: (l) => lines.push(l), info: (l) => lines.push(l) } })
+  const token = 'secret-token-value-abcdef'
+  assert.equal((await edge.authorize({ url: 'http://a/orders/1', headers: { authorization: `Bearer ${token}` } })).type, 'forward')
+  const r = await edge.revoke('application/json', 'Bearer admin-secret-0123456789', JSON.stringify({ token }))
+  assert.deepEqual(r, { status: 204, body: '' })
+  const bad = await edge.revoke('application/json', null, JSON.stringify({ token }))
+  assert.equal(bad.status, 401)
+  const d = await edge.authorize({ url: 'http://a/orders/1', headers: { authorization: `Bearer ${token}` } })
+  assert.equal(d.status, 401)
+  assert.match(edge.metrics(), /phantom_edge_revocations_total 1/)
+  const text = lines.join('\n')
+  assert.match(text, /"kind":"revoked"/)
+  assert.ok(!text.includes(token))
+  await edge.close()
+})
+
+test('ESM entry points export the same objects as CommonJS', async () => {
+  const esm = await import('phantom-edge')
+  assert.equal(esm.Edge, pe.Edge)
+  assert.equal(esm.PhantomEdge, pe.PhantomEdge)
+  assert.equal(esm.ConfigError, pe.ConfigError)
+  const ex = await import('phantom-edge/express')
+  assert.equal(ex.phantomToken, require('phantom-edge/express').phantomToken)
+  const fa = await import('phantom-edge/fastify')
+  assert.equal(fa.default, require('phantom-edge/fastify'))
+})
