@@ -3,12 +3,13 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: help python swift demo test check fmt clippy unit wasm no-io fuzz-smoke as-smoke bench vectors fuzz
+.PHONY: help python node swift demo test check fmt clippy unit wasm no-io fuzz-smoke as-smoke bench vectors fuzz
 help:
 	@echo "make demo        run the demo: a full phantom-token exchange against an in-process fake AS"
 	@echo "make test        everything CI runs: fmt, clippy, unit/integration/property/vector tests,"
 	@echo "                 wasm32-wasip2 build, no-I/O check, fuzz-target smoke, AS fixture smoke"
 	@echo "make python      Python SDK: wheel, stubtest, mypy, vectors, unit, e2e against oidc-provider"
+	@echo "make node        Node SDK: napi build, index.d.ts drift check, vectors, unit, e2e (Express + Fastify)"
 	@echo "make swift       uniffi/Swift SDK: drift check + every vector through the generated FFI (Python)"
 	@echo "make bench       criterion benchmarks of the core (release)"
 	@echo "make vectors     regenerate tests/vectors/cases (then review git diff)"
@@ -17,7 +18,7 @@ help:
 demo:
 	$(CARGO) run -q -p phantom-edge-core --example demo
 
-test: fmt clippy unit wasm no-io fuzz-smoke as-smoke swift python
+test: fmt clippy unit wasm no-io fuzz-smoke as-smoke swift python node component-portability
 	@echo "make test: all checks passed"
 
 fmt:
@@ -51,6 +52,9 @@ swift:
 python:
 	PHANTOM_EDGE_WHEEL=1 bash bindings/python/ci.sh
 
+node:
+	bash bindings/node/ci.sh
+
 as-smoke:
 	bash tests/e2e/authorization-server/smoke.sh
 
@@ -59,6 +63,12 @@ bench:
 
 vectors:
 	$(CARGO) run -q -p phantom-edge-core --example gen_vectors
+
+# The phantom:edge component on other runtimes: WIT drift check, every vector through jco (Node)
+# and through wasmtime-py (tests/component/ci.sh).
+.PHONY: component-portability
+component-portability:
+	bash tests/component/ci.sh
 
 fuzz:
 	mkdir -p /tmp/corpus-$(T) && cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(CURDIR)/target cargo fuzz run $(T) /tmp/corpus-$(T) corpus/$(T) -- -max_total_time=60
