@@ -1,0 +1,206 @@
+"""A thin host for the phantom:edge component on the `wasmtime` PyPI package (component model).
+
+wasmtime-py has no generated bindings for components (`wasmtime.bindgen` is gone): functions are
+looked up by export name (`[static]edge.create`, `[method]edge.decide`, ...), records are plain
+objects whose attributes carry the WIT field names (kebab-case, read with `getattr`), variants
+whose cases cannot be told apart by Python type come back as `Variant(tag, payload)`, and every
+call must be followed by `post_return`.
+
+    rt = Runtime(path_to_component_wasm)      # compiles once
+    inst = rt.instantiate()                   # a fresh Store + instance
+    edge = inst.create(config_json, "json", [], seed_bytes, now_ms)  # raises ComponentError
+    actions = edge.decide(now_ms, request(...))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wasmtime import Config, Engine, Store, WasiConfig
+from wasmtime.component import Component, Linker, ResourceAny, Variant
+
+IFACE = "phantom:edge/edge@0.1.0"
+
+METHODS = (
+    "handle-request",
+    "decide",
+    "handle-introspection-response",
+    "handle-introspection-failure",
+    "handle-jwks-response",
+    "handle-jwks-failure",
+    "handle-shared-lookup",
+    "handle-revocation",
+    "handle-security-event",
+    "handle-admin-revocation",
+    "handle-timeout",
+    "poll-action",
+    "drain-actions",
+    "poll-timeout",
+    "prometheus",
+    "fingerprint",
+    "assertion-jwks",
+)
+
+
+class Rec:
+    """A WIT record to pass in: attributes named as the WIT fields (kebab-case allowed)."""
+
+    def __init__(self, **fields: Any) -> None:
+        for k, v in fields.items():
+            setattr(self, k.replace("_", "-"), v)
+
+
+def header(name: str, value: str) -> Rec:
+    return Rec(name=name, value=value)
+
+
+def request(id: int, method: str, scheme: str, authority: str, path: str,
+            headers: list[tuple[str, str]], client_cert_thumbprint: str | None = None) -> Rec:
+    return Rec(id=id, method=method, scheme=scheme, authority=authority, path=path,
+               headers=[header(n, v) for n, v in headers],
+               client_cert_thumbprint=client_cert_thumbprint)
+
+
+def http_response(status: int, headers: list[tuple[str, str]], body: bytes) -> Rec:
+    return Rec(status=status, headers=[header(n, v) for n, v in headers], body=body)
+
+
+def field(rec: Any, name: str) -> Any:
+    """A field of a record the component returned (WIT name, kebab-case)."""
+    return getattr(rec, name)
+
+
+class ComponentError(Exception):
+    """An `err(edge-error)` result: `.error` is the `Variant(tag, payload)`."""
+
+    def __init__(self, error: Variant) -> None:
+        super().__init__(f"{error.tag}: {error.payload!r}")
+        self.error = error
+
+    @property
+    def tag(self) -> str:
+        return self.error.tag
+
+    @property
+    def payload(self) -> Any:
+        return self.error.payload
+
+
+class Runtime:
+    def __init__(self, wasm_path: str) -> None:
+        self.engine = Engine(Config())
+        self.component = Component.from_file(self.engine, wasm_path)
+        self.linker = Linker(self.engine)
+        self.linker.add_wasip2()
+
+    def instantiate(self) -> "Instance":
+        return Instance(self)
+
+
+class Instance:
+    def __init__(self, rt: Runtime) -> None:
+        self.store = Store(rt.engine)
+        self.store.set_wasi(WasiConfig())
+        self.instance = rt.linker.instantiate(self.store, rt.component)
+        iface = self.instance.get_export_index(self.store, IFACE)
+        if iface is None:
+            raise LookupError(f"the component does not export {IFACE}")
+
+        def func(name: str) -> Any:
+            idx = self.instance.get_export_index(self.store, name, iface)
+            f = self.instance.get_func(self.store, idx) if idx is not None else None
+            if f is None:
+                raise LookupError(f"{IFACE} has no function {name}")
+            return f
+
+        self._create = func("[static]edge.create")
+        self.funcs = {m: func(f"[method]edge.{m}") for m in METHODS}
+
+    def call(self, f: Any, *args: Any) -> Any:
+        try:
+            return f(self.store, *args)
+        finally:
+            f.post_return(self.store)
+
+    def create(self, config: str, fmt: str, env: list[tuple[str, str]], seed: bytes,
+               now_ms: int) -> "Edge":
+        r = self.call(self._create, config, fmt, env, seed, now_ms)
+        if isinstance(r, Variant):
+            raise ComponentError(r)
+        if not isinstance(r, ResourceAny):
+            raise TypeError(f"create returned {r!r}")
+        return Edge(self, r)
+
+
+class Edge:
+    """The `edge` resource: method names as in WIT with `_` for `-`. `result<_, edge-error>`
+    methods return None or raise ComponentError."""
+
+    def __init__(self, inst: Instance, res: ResourceAny) -> None:
+        self._inst = inst
+        self._res = res
+
+    def _call(self, method: str, *args: Any) -> Any:
+        return self._inst.call(self._inst.funcs[method], self._res, *args)
+
+    def _fallible(self, method: str, *args: Any) -> None:
+        r = self._call(method, *args)
+        if r is not None:
+            if isinstance(r, Variant):
+                raise ComponentError(r)
+            raise TypeError(f"{method} returned {r!r}")
+
+    def handle_request(self, now_ms: int, req: Rec) -> None:
+        self._call("handle-request", now_ms, req)
+
+    def decide(self, now_ms: int, req: Rec) -> list[Variant]:
+        return self._call("decide", now_ms, req)
+
+    def handle_introspection_response(self, now_ms: int, ticket: int, resp: Rec) -> None:
+        self._fallible("handle-introspection-response", now_ms, ticket, resp)
+
+    def handle_introspection_failure(self, now_ms: int, ticket: int, detail: str) -> None:
+        self._fallible("handle-introspection-failure", now_ms, ticket, detail)
+
+    def handle_jwks_response(self, now_ms: int, body: bytes) -> None:
+        self._call("handle-jwks-response", now_ms, body)
+
+    def handle_jwks_failure(self, now_ms: int, detail: str) -> None:
+        self._call("handle-jwks-failure", now_ms, detail)
+
+    def handle_shared_lookup(self, now_ms: int, ticket: int, answer: Variant) -> None:
+        self._fallible("handle-shared-lookup", now_ms, ticket, answer)
+
+    def handle_revocation(self, now_ms: int, json_text: str, origin: str) -> None:
+        self._fallible("handle-revocation", now_ms, json_text, origin)
+
+    def handle_security_event(self, now_ms: int, set_jwt: str) -> None:
+        self._fallible("handle-security-event", now_ms, set_jwt)
+
+    def handle_admin_revocation(self, now_ms: int, content_type: str | None,
+                                authorization: str | None, body: bytes) -> None:
+        self._fallible("handle-admin-revocation", now_ms, content_type, authorization, body)
+
+    def handle_timeout(self, now_ms: int) -> None:
+        self._call("handle-timeout", now_ms)
+
+    def poll_action(self) -> Variant | None:
+        return self._call("poll-action")
+
+    def drain_actions(self) -> list[Variant]:
+        return self._call("drain-actions")
+
+    def poll_timeout(self) -> int | None:
+        return self._call("poll-timeout")
+
+    def prometheus(self) -> str:
+        return self._call("prometheus")
+
+    def fingerprint(self, token: str) -> str:
+        return self._call("fingerprint", token)
+
+    def assertion_jwks(self) -> str | None:
+        return self._call("assertion-jwks")
+
+    def drop(self) -> None:
+        self._res.drop(self._inst.store)
