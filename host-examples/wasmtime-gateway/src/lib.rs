@@ -1,0 +1,16 @@
+//! `phantom-gateway`: the reference phantom-token gateway. A hyper/tokio reverse proxy that
+//! hosts the phantom-edge component (`component/`) in wasmtime and performs the I/O it asks
+//! for: introspection, JWKS fetches, timers, and proxying to the upstream. See README.md.
+//!
+//! Two modes share one config file:
+//! - edge (default): one long-lived instance of `phantom_edge_component.wasm` decides every
+//!   request (cache, coalescing, revocation); admin listener with `POST /revocations`,
+//!   `GET /metrics`, `GET /healthz`.
+//! - proxy: `phantom_edge_proxy.wasm`, a whole wasi:http gateway, hosted per request with
+//!   wasmtime-wasi-http, as `wasmtime serve` or Spin would host it.
+
+pub mod config;
+pub mod engine;
+pub mod gateway;
+pub mod proxy_mode;
+pub mod server;
