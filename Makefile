@@ -3,22 +3,40 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: help python node swift demo test check fmt clippy unit wasm no-io fuzz-smoke as-smoke bench vectors fuzz
+.PHONY: help python node swift demo demo-core components gateway gateway-e2e component-portability test check fmt clippy unit wasm no-io fuzz-smoke as-smoke bench vectors fuzz
 help:
-	@echo "make demo        run the demo: a full phantom-token exchange against an in-process fake AS"
+	@echo "make demo        the demo: oidc-provider + echo upstream + phantom-gateway (component in wasmtime)"
+	@echo "make demo-core   the core alone: a full phantom-token exchange against an in-process fake AS"
 	@echo "make test        everything CI runs: fmt, clippy, unit/integration/property/vector tests,"
 	@echo "                 wasm32-wasip2 build, no-I/O check, fuzz-target smoke, AS fixture smoke"
 	@echo "make python      Python SDK: wheel, stubtest, mypy, vectors, unit, e2e against oidc-provider"
 	@echo "make node        Node SDK: napi build, index.d.ts drift check, vectors, unit, e2e (Express + Fastify)"
+	@echo "make gateway-e2e phantom-gateway end to end (edge + proxy-component modes) against oidc-provider"
+	@echo "make component-portability  WIT drift check + vectors through the component on jco and wasmtime-py"
 	@echo "make swift       uniffi/Swift SDK: drift check + every vector through the generated FFI (Python)"
 	@echo "make bench       criterion benchmarks of the core (release)"
 	@echo "make vectors     regenerate tests/vectors/cases (then review git diff)"
 	@echo "make fuzz T=...  run one cargo-fuzz target (see README)"
 
-demo:
+demo: gateway
+	@cd tests/e2e/authorization-server && { [ -d node_modules/oidc-provider ] || npm ci --no-audit --no-fund --loglevel=error; }
+	python3 host-examples/wasmtime-gateway/demo.py
+
+demo-core:
 	$(CARGO) run -q -p phantom-edge-core --example demo
 
-test: fmt clippy unit wasm no-io fuzz-smoke as-smoke swift python node component-portability
+# The two components (release: small and fast; LTO off) and the gateway that hosts them.
+components:
+	rustup target add wasm32-wasip2 >/dev/null
+	$(CARGO) build --release -p phantom-edge-component -p phantom-edge-proxy --target wasm32-wasip2
+
+gateway: components
+	$(CARGO) build -p phantom-gateway
+
+gateway-e2e: gateway
+	bash tests/e2e/gateway/ci.sh
+
+test: fmt clippy unit wasm no-io fuzz-smoke as-smoke gateway-e2e component-portability swift python node
 	@echo "make test: all checks passed"
 
 fmt:
@@ -27,6 +45,7 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p phantom-edge-core --lib --target wasm32-wasip2 -- -D warnings
+	$(CARGO) clippy -p phantom-edge-component -p phantom-edge-proxy --target wasm32-wasip2 -- -D warnings
 
 unit:
 	$(CARGO) test --workspace

@@ -505,7 +505,8 @@ impl Gateway {
         }
     }
 
-    /// The admin listener's routes.
+    /// The admin listener's routes: `GET /healthz`, `GET /metrics`, `POST /revocations`, and
+    /// `GET /jwks` (the edge's public keys, for upstreams verifying the JWTs it mints).
     pub async fn admin(self: Arc<Self>, req: hyper::Request<Incoming>) -> hyper::Response<Body> {
         let path = req.uri().path().to_owned();
         match (req.method(), path.as_str()) {
@@ -531,7 +532,12 @@ impl Gateway {
                 Err(Poisoned) => error_response(503, "temporarily_unavailable", "gateway failure"),
             },
             (&Method::POST, "/revocations") => self.revoke(req).await,
-            (_, "/healthz" | "/metrics" | "/revocations") => {
+            (&Method::GET, "/jwks") => match self.with_core(Core::assertion_jwks) {
+                Ok(Some(jwks)) => json_response(200, &[], jwks),
+                Ok(None) => error_response(404, "not_found", "this edge does not mint JWTs"),
+                Err(Poisoned) => error_response(503, "temporarily_unavailable", "gateway failure"),
+            },
+            (_, "/healthz" | "/metrics" | "/revocations" | "/jwks") => {
                 error_response(405, "method_not_allowed", "method not allowed")
             }
             _ => error_response(404, "not_found", "no such admin route"),

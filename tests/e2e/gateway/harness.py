@@ -85,14 +85,14 @@ def _basic(user: str, password: str) -> str:
 class AuthServer:
     """panva/oidc-provider with the project's fixture (tests/e2e/authorization-server)."""
 
-    def __init__(self) -> None:
+    def __init__(self, env: Optional[dict[str, str]] = None) -> None:
         if shutil.which("node") is None:
             raise RuntimeError("node not found on PATH")
         if not (AS_DIR / "node_modules/oidc-provider").is_dir():
             subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
                            cwd=AS_DIR, check=True)
         self.proc = subprocess.Popen(
-            ["node", "server.mjs"], cwd=AS_DIR, env=dict(os.environ, AS_PORT="0"),
+            ["node", "server.mjs"], cwd=AS_DIR, env=dict(os.environ, AS_PORT="0", **(env or {})),
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         try:

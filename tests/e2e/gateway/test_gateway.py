@@ -1,0 +1,220 @@
+"""End-to-end: phantom-gateway (both modes) against the real authorization server
+(oidc-provider) and an echo upstream. Each mode gets its own AS, upstream and gateway; the
+tests of a mode run in file order and the AS is stopped last."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import re
+import signal
+import time
+from typing import Any, Iterator
+
+import jwt as pyjwt
+import pytest
+
+import harness
+
+MODES = ["edge", "proxy"]
+
+
+class Setup:
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.tokens: list[str] = []
+        self.auth = harness.AuthServer()
+        self.upstream = harness.EchoUpstream()
+        self.gw = harness.Gateway(harness.config_toml(self.auth.issuer, self.upstream.url), mode)
+
+    def token(self, scope: str = "orders:read") -> str:
+        t = self.auth.token(scope)
+        self.tokens.append(t)
+        return t
+
+    def close(self) -> None:
+        self.gw.stop()
+        self.upstream.stop()
+        self.auth.stop()
+
+
+@pytest.fixture(scope="module", params=MODES)
+def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
+    s = Setup(request.param)
+    yield s
+    s.close()
+
+
+def metric(s: Setup, name: str) -> float:
+    assert s.gw.admin_url is not None
+    text = harness.request("GET", s.gw.admin_url + "/metrics").body.decode()
+    m = re.search(rf"^{name} (\S+)$", text, re.M)
+    assert m, f"{name} not in metrics"
+    return float(m.group(1))
+
+
+def edge_jwks(s: Setup) -> dict[str, Any]:
+    if s.gw.admin_url is not None:
+        r = harness.request("GET", s.gw.admin_url + "/jwks")
+        assert r.status == 200
+        return r.json()
+    # proxy mode has no admin listener: derive the JWKS from the same committed key
+    from cryptography.hazmat.primitives import serialization
+    key = serialization.load_pem_private_key(harness.EDGE_KEY_PATH.read_bytes(), None)
+    jwk = json.loads(pyjwt.algorithms.OKPAlgorithm.to_jwk(key.public_key()))
+    jwk["kid"] = "edge-1"
+    return {"keys": [jwk]}
+
+
+def test_valid_token_reaches_upstream_as_a_verified_jwt(setup: Setup) -> None:
+    token = setup.token()
+    r = setup.gw.get("/orders/42?x=1", token)
+    assert r.status == 200, r.body
+    seen = r.json()
+    assert seen["path"] == "/orders/42?x=1"
+    auth = seen["headers"]["authorization"]
+    assert auth.startswith("Bearer ")
+    jwt_text = auth.removeprefix("Bearer ")
+    assert jwt_text.count(".") == 2
+    keys = {k["kid"]: pyjwt.PyJWK(k) for k in edge_jwks(setup)["keys"]}
+    header = pyjwt.get_unverified_header(jwt_text)
+    assert header["typ"] == "at+jwt" and header["alg"] == "EdDSA"
+    claims = pyjwt.decode(jwt_text, keys[header["kid"]], algorithms=["EdDSA"],
+                          audience="orders-api", options={"require": ["exp", "iat", "aud"]})
+    assert claims["scope"] == "orders:read"
+    assert claims["client_id"] == "app"
+    assert claims["exp"] <= time.time() + 61  # assertions.max_ttl = 60s
+    # the opaque token never reaches the upstream, in any header or the path
+    assert token not in json.dumps(seen)
+    assert "dpop" not in seen["headers"]
+
+
+def test_missing_token_is_401_without_error_code(setup: Setup) -> None:
+    r = setup.gw.get("/orders/1")
+    assert r.status == 401
+    assert r.headers["www-authenticate"] == 'Bearer realm="phantom-edge"'
+    assert len(setup.upstream.seen) == 1  # only the valid request so far
+
+
+def test_malformed_header_is_400(setup: Setup) -> None:
+    r = setup.gw.get("/orders/1", headers={"authorization": "Bearer a b c"})
+    assert r.status == 400
+    assert 'error="invalid_request"' in r.headers["www-authenticate"]
+    assert r.json()["error"] == "invalid_request"
+
+
+def test_unknown_token_is_401_invalid_token(setup: Setup) -> None:
+    bogus = "Q" * 43
+    setup.tokens.append(bogus)
+    r = setup.gw.get("/orders/1", bogus)
+    assert r.status == 401
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
+
+
+def test_insufficient_scope_is_403_with_scope(setup: Setup) -> None:
+    token = setup.token("orders:read")
+    r = setup.gw.get("/orders/write/9", token)
+    assert r.status == 403
+    assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
+    assert 'scope="orders:write"' in r.headers["www-authenticate"]
+    both = setup.token("orders:read orders:write")
+    assert setup.gw.get("/orders/write/9", both).status == 200
+
+
+def test_unrouted_path_is_404(setup: Setup) -> None:
+    assert setup.gw.get("/admin", setup.token()).status == 404
+
+
+def test_concurrent_misses_introspect_once(setup: Setup) -> None:
+    if setup.mode != "edge":
+        pytest.skip("proxy mode: one instance per request, no shared cache to coalesce in")
+    token = setup.token()
+    before = metric(setup, "phantom_edge_introspections_total")
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        statuses = list(pool.map(lambda _: setup.gw.get("/orders/7", token).status, range(100)))
+    assert statuses == [200] * 100
+    assert metric(setup, "phantom_edge_introspections_total") - before == 1
+
+
+def test_revoked_token_is_refused_at_once(setup: Setup) -> None:
+    token = setup.token()
+    assert setup.gw.get("/orders/5", token).status == 200
+    setup.auth.revoke(token)
+    if setup.mode == "edge":
+        # cached: still allowed until the push reaches the admin listener
+        assert setup.gw.get("/orders/5", token).status == 200
+        assert setup.gw.revoke({"token": token}, admin_token="wrong-admin-token-xxxx").status == 401
+        bad = harness.request("POST", setup.gw.admin_url + "/revocations", {
+            "authorization": f"Bearer {harness.ADMIN_TOKEN}",
+            "content-type": "application/json"}, b'{"nope": 1}')
+        assert bad.status == 400 and "error" in bad.json()
+        assert setup.gw.revoke({"token": token}).status == 204
+    r = setup.gw.get("/orders/5", token)
+    assert r.status == 401
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
+
+
+def test_revocation_by_client_id_covers_every_token(setup: Setup) -> None:
+    if setup.mode != "edge":
+        pytest.skip("proxy mode has no admin listener")
+    t1, t2 = setup.token(), setup.token()
+    assert setup.gw.get("/orders/1", t1).status == 200
+    assert setup.gw.revoke({"client_id": "app", "until": int(time.time()) + 600}).status == 204
+    assert setup.gw.get("/orders/1", t1).status == 401
+    assert setup.gw.get("/orders/1", t2).status == 401
+
+
+def test_admin_health_and_metrics(setup: Setup) -> None:
+    if setup.mode != "edge":
+        pytest.skip("proxy mode has no admin listener")
+    assert harness.request("GET", setup.gw.admin_url + "/healthz").status == 200
+    m = harness.request("GET", setup.gw.admin_url + "/metrics")
+    assert m.status == 200 and m.headers["content-type"].startswith("text/plain")
+    assert metric(setup, "phantom_edge_revocations_total") >= 1
+
+
+def test_authorization_server_down_is_503(setup: Setup) -> None:
+    if setup.mode == "edge":
+        # tokens issued after the client_id revocation above (iat in a later second) are
+        # not covered by it
+        time.sleep(1.1)
+        # a token introspected before the AS goes away is still served from the cache
+        cached = setup.token()
+        assert setup.gw.get("/orders/3", cached).status == 200
+    fresh = setup.token()
+    setup.auth.stop()
+    r = setup.gw.get("/orders/3", fresh)
+    assert r.status == 503
+    assert r.json()["error"] == "temporarily_unavailable"
+    if setup.mode == "edge":
+        assert setup.gw.get("/orders/3", cached).status == 200
+
+
+def test_no_raw_token_in_logs_and_clean_shutdown(setup: Setup) -> None:
+    setup.gw.proc.send_signal(signal.SIGTERM)
+    assert setup.gw.proc.wait(15) == 0
+    logs = setup.gw.logs()
+    assert len(logs) > 1000, "expected debug logs to scan"
+    assert len(setup.tokens) >= 5
+    for t in setup.tokens:
+        assert t not in logs
+    assert "audit" in logs or setup.mode == "proxy"
+
+
+def test_expired_token_is_refused() -> None:
+    """A token the AS issued for 2 s: allowed, then refused once expired (the cache entry
+    never outlives exp)."""
+    auth = harness.AuthServer({"AS_ACCESS_TOKEN_TTL": "2"})
+    upstream = harness.EchoUpstream()
+    gw = harness.Gateway(harness.config_toml(auth.issuer, upstream.url))
+    try:
+        token = auth.token()
+        assert gw.get("/orders/1", token).status == 200
+        time.sleep(2.6)
+        r = gw.get("/orders/1", token)
+        assert r.status == 401
+        assert 'error="invalid_token"' in r.headers["www-authenticate"]
+    finally:
+        gw.stop()
+        upstream.stop()
+        auth.stop()
