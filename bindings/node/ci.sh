@@ -42,6 +42,9 @@ done
 if [ "$drift" -ne 0 ]; then exit 1; fi
 echo "no drift"
 
+step "tsc: the published types (index.d.ts, lib/*.d.ts) against test/types/check.ts"
+(cd "$PKG" && npx tsc -p test/types)
+
 step "npm ci (host-examples/node-express)"
 (cd "$ROOT/host-examples/node-express" && npm ci --no-audit --no-fund)
 

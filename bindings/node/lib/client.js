@@ -106,6 +106,8 @@ class PhantomEdge {
     this._closing = false
     this._closed = false
     this._inflight = new Set()
+    // Without a logger the audit actions are not even built (the core's decisions are the same).
+    this.edge.auditActions = this._logger !== null
     this._pump()
   }
 
@@ -134,10 +136,13 @@ class PhantomEdge {
   authorizeParts(method, scheme, authority, path, headerPairs, clientCertThumbprint = null) {
     if (this._closing) return Promise.reject(new Error('phantom-edge: closed'))
     const id = ++this._nextId
+    // Fast path: decided at once with nothing else to do (a hit without audit logging, or a
+    // rejection that needs no I/O). Nothing new to time: no ticket was created.
+    const fast = this.edge.decide(id, method, scheme, authority, path, headerPairs, clientCertThumbprint, Date.now())
+    if (fast !== null) return Promise.resolve(fast)
     this._current = id
     this._decided = null
     try {
-      this.edge.handleRequest(id, method, scheme, authority, path, headerPairs, clientCertThumbprint, Date.now())
       this._pump()
     } finally {
       this._current = -1

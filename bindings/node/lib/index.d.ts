@@ -44,8 +44,14 @@ export declare class Edge extends NativeEdge {
   handleRevocation(selector: string | Buffer | Record<string, unknown>, origin?: 'local' | 'shared' | null, now?: number | null): void
 }
 
+/**
+ * A `Forward` as `authorize` returns it: decided on the fast path (`Edge.decide`) it has no
+ * `requestId` and is frozen and shared by the hits on one cache entry.
+ */
+export type DecidedForward = Readonly<Omit<Forward, 'requestId'>> & { readonly requestId?: number }
+
 /** The core's decision for one request. */
-export type Decision = Forward | Reject
+export type Decision = DecidedForward | Reject
 
 export interface AuditLogger {
   debug?(line: string): void

@@ -8,9 +8,14 @@
 //! `PHANTOM_EDGE_UNKNOWN_TICKET`, `PHANTOM_EDGE_WRONG_TICKET_KIND`, `PHANTOM_EDGE_INVALID_ARG`)
 //! and a JSON message with their fields; `lib/errors.js` turns them into typed errors.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use napi::bindgen_prelude::{Buffer, Either, Either7};
+use napi::Env;
+use napi::bindgen_prelude::{
+    Array, Buffer, Either, Either7, JsObjectValue, Object, ObjectFinalize, ObjectRef, Unknown,
+};
 use napi_derive::napi;
 use phantom_edge_core as core;
 use serde_json::json;
@@ -42,6 +47,11 @@ fn edge_error(e: &core::EdgeError) -> napi::Error<String> {
         _ => ("PHANTOM_EDGE_ERROR", 0),
     };
     fail(code, &json!({ "ticket": ticket, "message": e.to_string() }))
+}
+
+/// A napi (engine) error in this module's error type.
+fn engine<T>(r: napi::Result<T>) -> Result<T> {
+    r.map_err(|e| napi::Error::new(e.status.as_ref().to_owned(), e.reason.clone()))
 }
 
 fn invalid_arg(field: &str, message: &str) -> napi::Error<String> {
@@ -393,16 +403,239 @@ const fn usize_f64(v: usize) -> f64 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Forward objects on the hit path
+// ---------------------------------------------------------------------------------------------
+
+/// Direct-mapped caches of the JS values of a `Forward`, keyed by the core's `Arc`s (a cache hit
+/// hands out the same `Arc<TokenInfo>` and the same minted header value every time): the frozen
+/// claims object with the fingerprint string, and a holder of the header name, value and the
+/// frozen `stripHeaders` array. Only immutable (frozen) objects and strings are shared between
+/// `Forward`s. Bounded: `SLOTS` entries each; references are released on eviction and when the
+/// `Edge` is garbage-collected.
+#[derive(Default)]
+struct JsCache {
+    claims: Vec<Option<ClaimsEntry>>,
+    headers: Vec<Option<HeadersEntry>>,
+    decisions: Vec<Option<DecisionEntry>>,
+}
+
+/// Claims holder `{ token, fingerprint }` of one token.
+type ClaimsEntry = (Arc<core::TokenInfo>, core::Fingerprint, ObjectRef<false>);
+/// Holder `{ headerName, headerValue, stripHeaders }`, keyed by name, value and strip list.
+type HeadersEntry = (Arc<str>, Arc<str>, Arc<[String]>, ObjectRef<false>);
+/// Frozen `Forward` without `requestId`, keyed by header value, claims and fingerprint.
+type DecisionEntry = (
+    Arc<str>,
+    Arc<core::TokenInfo>,
+    core::Fingerprint,
+    ObjectRef<false>,
+);
+
+impl std::fmt::Debug for JsCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsCache").finish_non_exhaustive()
+    }
+}
+
+const SLOTS: usize = 64;
+
+fn slot<T: ?Sized>(ptr: *const T) -> usize {
+    (ptr.cast::<u8>() as usize >> 4) % SLOTS
+}
+
+fn claims_object<'e>(env: &'e Env, t: &core::TokenInfo) -> Result<Object<'e>> {
+    let mut o = engine(Object::new(env))?;
+    let text = |o: &mut Object<'e>, k: &std::ffi::CStr, v: &Option<String>| -> Result<()> {
+        v.as_deref()
+            .map_or(Ok(()), |v| engine(o.set_c_named_property(k, v)))
+    };
+    let num = |o: &mut Object<'e>, k: &std::ffi::CStr, v: Option<u64>| -> Result<()> {
+        v.map_or(Ok(()), |v| engine(o.set_c_named_property(k, to_f64(v))))
+    };
+    text(&mut o, c"sub", &t.sub)?;
+    text(&mut o, c"clientId", &t.client_id)?;
+    engine(o.set_c_named_property(c"scopes", frozen_array(env, &t.scopes)?))?;
+    engine(o.set_c_named_property(c"aud", frozen_array(env, &t.aud)?))?;
+    text(&mut o, c"iss", &t.iss)?;
+    num(&mut o, c"exp", t.exp)?;
+    num(&mut o, c"iat", t.iat)?;
+    num(&mut o, c"nbf", t.nbf)?;
+    text(&mut o, c"jti", &t.jti)?;
+    text(&mut o, c"sid", &t.sid)?;
+    text(&mut o, c"username", &t.username)?;
+    text(&mut o, c"tokenType", &t.token_type)?;
+    text(&mut o, c"cnfJkt", &t.cnf_jkt)?;
+    text(&mut o, c"cnfX5tS256", &t.cnf_x5t_s256)?;
+    engine(o.freeze())?;
+    Ok(o)
+}
+
+fn frozen_array<'e>(env: &'e Env, items: &[String]) -> Result<Array<'e>> {
+    let mut a = engine(env.create_array(u32::try_from(items.len()).unwrap_or(u32::MAX)))?;
+    for (i, x) in items.iter().enumerate() {
+        engine(a.set(u32::try_from(i).unwrap_or(u32::MAX), x.as_str()))?;
+    }
+    let mut obj = engine(a.coerce_to_object())?;
+    engine(obj.freeze())?;
+    Ok(a)
+}
+
+impl JsCache {
+    /// `{ token, fingerprint }` for this token's claims.
+    fn claims<'e>(&mut self, env: &'e Env, f: &core::Forward) -> Result<Object<'e>> {
+        if self.claims.is_empty() {
+            self.claims.resize_with(SLOTS, || None);
+        }
+        let i = slot(Arc::as_ptr(&f.token));
+        if let Some((info, fp, r)) = &self.claims[i]
+            && Arc::ptr_eq(info, &f.token)
+            && *fp == f.fingerprint
+        {
+            return engine(r.get_value(env));
+        }
+        let mut holder = engine(Object::new(env))?;
+        engine(holder.set_c_named_property(c"token", claims_object(env, &f.token)?))?;
+        engine(holder.set_c_named_property(c"fingerprint", f.fingerprint.to_string()))?;
+        let r = engine(holder.create_ref::<false>())?;
+        if let Some((_, _, old)) = self.claims[i].replace((Arc::clone(&f.token), f.fingerprint, r))
+        {
+            engine(old.unref(env))?;
+        }
+        Ok(holder)
+    }
+
+    /// `{ headerName, headerValue, stripHeaders }` for this upstream header.
+    fn headers<'e>(&mut self, env: &'e Env, f: &core::Forward) -> Result<Object<'e>> {
+        if self.headers.is_empty() {
+            self.headers.resize_with(SLOTS, || None);
+        }
+        let i = slot(Arc::as_ptr(&f.header_value));
+        if let Some((name, value, strip, r)) = &self.headers[i]
+            && Arc::ptr_eq(value, &f.header_value)
+            && Arc::ptr_eq(name, &f.header_name)
+            && Arc::ptr_eq(strip, &f.strip_headers)
+        {
+            return engine(r.get_value(env));
+        }
+        let mut holder = engine(Object::new(env))?;
+        engine(holder.set_c_named_property(c"headerName", &*f.header_name))?;
+        engine(holder.set_c_named_property(c"headerValue", &*f.header_value))?;
+        engine(holder.set_c_named_property(c"stripHeaders", frozen_array(env, &f.strip_headers)?))?;
+        let r = engine(holder.create_ref::<false>())?;
+        let entry = (
+            Arc::clone(&f.header_name),
+            Arc::clone(&f.header_value),
+            Arc::clone(&f.strip_headers),
+            r,
+        );
+        if let Some((_, _, _, old)) = self.headers[i].replace(entry) {
+            engine(old.unref(env))?;
+        }
+        Ok(holder)
+    }
+
+    fn release(&mut self, env: &Env) -> Result<()> {
+        for (_, _, r) in self.claims.drain(..).flatten() {
+            engine(r.unref(env))?;
+        }
+        for (_, _, _, r) in self.headers.drain(..).flatten() {
+            engine(r.unref(env))?;
+        }
+        for (_, _, _, r) in self.decisions.drain(..).flatten() {
+            engine(r.unref(env))?;
+        }
+        Ok(())
+    }
+
+    /// A frozen `Forward` without `requestId`, shared by every hit on the same cache entry and
+    /// upstream header (for `decide`, whose caller knows the request).
+    fn decision<'e>(&mut self, env: &'e Env, f: &core::Forward) -> Result<Object<'e>> {
+        if self.decisions.is_empty() {
+            self.decisions.resize_with(SLOTS, || None);
+        }
+        let i = slot(Arc::as_ptr(&f.header_value));
+        // One minted value per route and token, so name and strip list come with the value.
+        if let Some((value, info, fp, r)) = &self.decisions[i]
+            && Arc::ptr_eq(value, &f.header_value)
+            && Arc::ptr_eq(info, &f.token)
+            && *fp == f.fingerprint
+        {
+            return engine(r.get_value(env));
+        }
+        let mut o = self.forward(env, f)?;
+        engine(o.delete_named_property("requestId"))?;
+        engine(o.freeze())?;
+        let r = engine(o.create_ref::<false>())?;
+        let entry = (
+            Arc::clone(&f.header_value),
+            Arc::clone(&f.token),
+            f.fingerprint,
+            r,
+        );
+        if let Some((_, _, _, old)) = self.decisions[i].replace(entry) {
+            engine(old.unref(env))?;
+        }
+        Ok(o)
+    }
+
+    /// The `Forward` as a fresh object whose values (strings, frozen claims and arrays) are shared.
+    fn forward<'e>(&mut self, env: &'e Env, f: &core::Forward) -> Result<Object<'e>> {
+        let claims = self.claims(env, f)?;
+        let headers = self.headers(env, f)?;
+        let mut o = engine(Object::new(env))?;
+        let copy = |o: &mut Object<'e>, from: &Object<'e>, k: &std::ffi::CStr| -> Result<()> {
+            let v: Unknown<'e> = engine(from.get_c_named_property_unchecked(k))?;
+            engine(o.set_c_named_property(k, v))
+        };
+        engine(o.set_c_named_property(c"type", "forward"))?;
+        engine(o.set_c_named_property(c"requestId", to_f64(f.request_id)))?;
+        copy(&mut o, &headers, c"headerName")?;
+        copy(&mut o, &headers, c"headerValue")?;
+        copy(&mut o, &headers, c"stripHeaders")?;
+        copy(&mut o, &claims, c"token")?;
+        copy(&mut o, &claims, c"fingerprint")?;
+        if let Some(p) = &f.rewritten_path {
+            engine(o.set_c_named_property(c"rewrittenPath", p.as_str()))?;
+        }
+        Ok(o)
+    }
+}
+
+/// One action as JS: `Forward`s built through the cache, the others as plain objects.
+fn to_js<'e>(
+    env: &'e Env,
+    cache: &mut JsCache,
+    action: core::Action,
+) -> Result<Either<Object<'e>, Action>> {
+    match action {
+        core::Action::Forward(f) => cache.forward(env, &f).map(Either::A),
+        other => action_to_js(other).map(Either::B),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Edge
 // ---------------------------------------------------------------------------------------------
 
 /// The phantom-token edge state machine. Feed inputs (`handle*`), then drain `pollAction()`
 /// until `null` and carry out each action in order; call `handleTimeout()` at `pollTimeout()`.
 /// `now` (Unix ms) is optional everywhere and defaults to the current time.
-#[napi]
+#[napi(custom_finalize)]
 #[derive(Debug)]
 pub struct Edge {
     inner: core::Edge,
+    cache: JsCache,
+    audit: bool,
+    /// Actions taken from the core by `decide` and not handed out yet (in order).
+    queued: VecDeque<core::Action>,
+}
+
+impl ObjectFinalize for Edge {
+    fn finalize(mut self, env: Env) -> napi::Result<()> {
+        self.cache
+            .release(&env)
+            .map_err(|e| napi::Error::new(napi::Status::GenericFailure, e.reason))
+    }
 }
 
 #[napi]
@@ -416,6 +649,9 @@ impl Edge {
             .map_err(|_| invalid_arg("seed", "must be exactly 32 bytes"))?;
         Ok(Self {
             inner: core::Edge::new(config.inner.clone(), seed, now_or(now)?),
+            cache: JsCache::default(),
+            audit: true,
+            queued: VecDeque::new(),
         })
     }
 
@@ -446,6 +682,60 @@ impl Edge {
         };
         self.inner.handle_request(now_or(now)?, &req);
         Ok(())
+    }
+
+    /// `handleRequest`, then, when the core decided this request at once (a cache hit, or a
+    /// rejection that needs no I/O) and nothing else is left to hand out, that decision.
+    /// Otherwise `null`, and every action (the decision too) waits for `pollAction` in order.
+    /// One call instead of three on the hit path (with `auditActions = false`, since a hit also
+    /// queues an audit event). A `Forward` returned here has no `requestId` (the caller knows
+    /// it) and is frozen and shared by the hits on one cache entry.
+    #[napi(ts_return_type = "Readonly<Omit<Forward, 'requestId'>> | Reject | null")]
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide<'e>(
+        &mut self,
+        env: &'e Env,
+        id: f64,
+        method: String,
+        scheme: String,
+        authority: String,
+        path: String,
+        headers: Vec<(String, String)>,
+        client_cert_thumbprint: Option<String>,
+        now: Option<f64>,
+    ) -> Result<Option<Either<Object<'e>, Action>>> {
+        let rid = to_u64("id", id)?;
+        self.handle_request(
+            id,
+            method,
+            scheme,
+            authority,
+            path,
+            headers,
+            client_cert_thumbprint,
+            now,
+        )?;
+        while let Some(a) = self.inner.poll_action() {
+            if self.audit || !matches!(a, core::Action::Audit(_)) {
+                self.queued.push_back(a);
+            }
+        }
+        let decided = self.queued.len() == 1
+            && match self.queued.front() {
+                Some(core::Action::Forward(f)) => f.request_id == rid,
+                Some(core::Action::Reject(r)) => r.request_id == rid,
+                _ => false,
+            };
+        if !decided {
+            return Ok(None);
+        }
+        match self.queued.pop_front() {
+            Some(core::Action::Forward(f)) if f.rewritten_path.is_none() => {
+                self.cache.decision(env, &f).map(|o| Some(Either::A(o)))
+            }
+            Some(a) => to_js(env, &mut self.cache, a).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The introspection endpoint answered `ticket`.
@@ -575,19 +865,46 @@ impl Edge {
         Ok(())
     }
 
-    /// The next action, or `null`.
+    /// Whether `pollAction` / `drainActions` return `audit` actions (default `true`). A host
+    /// that does not log them turns them off to save building the objects; the core's decisions
+    /// do not change.
+    #[napi(setter)]
+    pub fn set_audit_actions(&mut self, enabled: bool) {
+        self.audit = enabled;
+    }
+
+    /// See the setter.
+    #[napi(getter)]
+    pub fn get_audit_actions(&self) -> bool {
+        self.audit
+    }
+
+    /// The next action, or `null`. A `Forward`'s `token` (the claims), `stripHeaders` and
+    /// `token.scopes` / `token.aud` are frozen and shared by the `Forward`s of one cache entry.
     #[napi(ts_return_type = "Action | null")]
-    pub fn poll_action(&mut self) -> Result<Option<Action>> {
-        self.inner.poll_action().map(action_to_js).transpose()
+    pub fn poll_action<'e>(&mut self, env: &'e Env) -> Result<Option<Either<Object<'e>, Action>>> {
+        loop {
+            let next = match self.queued.pop_front() {
+                Some(a) => Some(a),
+                None => self.inner.poll_action(),
+            };
+            match next {
+                None => return Ok(None),
+                Some(core::Action::Audit(_)) if !self.audit => {}
+                Some(a) => return to_js(env, &mut self.cache, a).map(Some),
+            }
+        }
     }
 
     /// Every queued action, in order.
     #[napi(ts_return_type = "Array<Action>")]
-    pub fn drain_actions(&mut self) -> Result<Vec<Action>> {
-        self.inner
-            .drain_actions()
-            .into_iter()
-            .map(action_to_js)
+    pub fn drain_actions<'e>(&mut self, env: &'e Env) -> Result<Vec<Either<Object<'e>, Action>>> {
+        let audit = self.audit;
+        let mut all: Vec<core::Action> = self.queued.drain(..).collect();
+        all.extend(self.inner.drain_actions());
+        all.into_iter()
+            .filter(|a| audit || !matches!(a, core::Action::Audit(_)))
+            .map(|a| to_js(env, &mut self.cache, a))
             .collect()
     }
 

@@ -148,6 +148,53 @@ test('the event/action API: request → introspect → forward with claims, came
   assert.ok(JSON.parse(edge.assertionJwks()).keys.length === 1)
 })
 
+test('Forward values of one cache entry are shared and frozen; auditActions = false drops only audits', () => {
+  const now = 1_700_000_000_000
+  const edge = new Edge(config(), Buffer.alloc(32, 9), now)
+  edge.handleRequest(1, 'GET', 'https', 'api.example', '/orders/1', [['authorization', 'Bearer tok-9']], null, now)
+  const intro = edge.drainActions().find((a) => a.type === 'introspect')
+  const body = JSON.stringify({ active: true, scope: 'orders:read', aud: 'orders-api', client_id: 'app', exp: now / 1000 + 600, iss: ISSUER })
+  edge.handleIntrospectionResponse(intro.ticket, 200, [['content-type', 'application/json']], body, now)
+  const first = edge.drainActions().find((a) => a.type === 'forward')
+  edge.handleRequest(2, 'GET', 'https', 'api.example', '/orders/2', [['authorization', 'Bearer tok-9']], null, now + 1)
+  const hit = edge.drainActions()
+  assert.deepEqual(hit.map((a) => a.type), ['audit', 'forward'])
+  const second = hit[1]
+  assert.equal(second.requestId, 2)
+  assert.notEqual(second, first)
+  assert.equal(second.token, first.token)
+  assert.ok(Object.isFrozen(second.token) && Object.isFrozen(second.token.scopes) && Object.isFrozen(second.stripHeaders))
+  assert.throws(() => { second.token.scopes.push('admin') }, TypeError)
+  assert.throws(() => { second.token.sub = 'mallory' }, TypeError)
+  assert.equal(edge.auditActions, true)
+  edge.auditActions = false
+  edge.handleRequest(3, 'GET', 'https', 'api.example', '/orders/3', [['authorization', 'Bearer tok-9']], null, now + 2)
+  const quiet = edge.drainActions()
+  assert.deepEqual(quiet.map((a) => a.type), ['forward'])
+  assert.equal(quiet[0].headerValue, second.headerValue)
+  edge.handleRequest(4, 'GET', 'https', 'api.example', '/orders/4', [], null, now + 3)
+  assert.deepEqual(edge.drainActions().map((a) => [a.type, a.status]), [['reject', 401]])
+
+  // decide(): the decision in one call when nothing else is queued ...
+  // (a frozen Forward without requestId, the same object for every hit on this entry)
+  const fast = edge.decide(5, 'GET', 'https', 'api.example', '/orders/5', [['authorization', 'Bearer tok-9']], null, now + 4)
+  assert.equal(fast.type, 'forward')
+  assert.equal(fast.requestId, undefined)
+  assert.equal(fast.token, second.token)
+  assert.equal(fast.headerValue, second.headerValue)
+  assert.ok(Object.isFrozen(fast))
+  assert.equal(edge.pollAction(), null)
+  assert.equal(edge.decide(55, 'GET', 'https', 'api.example', '/orders/55', [['authorization', 'Bearer tok-9']], null, now + 4), fast)
+  const refused = edge.decide(56, 'GET', 'https', 'api.example', '/orders/56', [['authorization', 'Bearer a b']], null, now + 4)
+  assert.deepEqual([refused.type, refused.requestId, refused.status], ['reject', 56, 400])
+  // ... and null, with every action left queued in order, when there is more to do.
+  assert.equal(edge.decide(6, 'GET', 'https', 'api.example', '/orders/6', [['authorization', 'Bearer other']], null, now + 5), null)
+  assert.deepEqual(edge.drainActions().map((a) => a.type), ['introspect'])
+  edge.auditActions = true
+  assert.equal(edge.decide(7, 'GET', 'https', 'api.example', '/orders/7', [['authorization', 'Bearer tok-9']], null, now + 6), null)
+  assert.deepEqual(edge.drainActions().map((a) => [a.type, a.requestId]), [['audit', 7], ['forward', 7]])
+})
+
 function introspectionAnswer(now = Date.now()) {
   return JSON.stringify({ active: true, scope: 'orders:read', aud: 'orders-api', client_id: 'app', exp: Math.floor(now / 1000) + 600, iss: ISSUER })
 }
