@@ -22,6 +22,9 @@ pub struct GatewayConfig {
     /// How long shutdown waits for in-flight requests, e.g. `"10s"`.
     #[serde(default = "default_grace", with = "duration")]
     pub shutdown_grace: u64,
+    /// Most client connections open at once; beyond it, accepting waits (backpressure).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Largest admin request body (bytes).
     #[serde(default = "default_admin_body")]
     pub max_admin_body: usize,
@@ -31,6 +34,9 @@ fn default_request_timeout() -> u64 {
     30_000
 }
 fn default_grace() -> u64 {
+    10_000
+}
+fn default_max_connections() -> usize {
     10_000
 }
 fn default_admin_body() -> usize {

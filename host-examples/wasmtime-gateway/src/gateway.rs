@@ -328,6 +328,8 @@ impl Gateway {
             match next {
                 Some(t) if t <= now => {
                     self.feed("timeout", |c| c.timeout(now_ms()).map(Ok));
+                    // never spin: at most one timeout round per millisecond
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
                 }
                 Some(t) => {
@@ -701,6 +703,7 @@ pub async fn serve(
         main,
         stop.clone(),
         grace,
+        cfg.max_connections,
         move |req, remote| {
             let g = g.clone();
             async move { g.handle(req, remote).await }
@@ -708,10 +711,16 @@ pub async fn serve(
     ));
     let admin_task = admin.map(|l| {
         let g = gateway.clone();
-        tokio::spawn(server::run(l, stop.clone(), grace, move |req, _remote| {
-            let g = g.clone();
-            async move { g.admin(req).await }
-        }))
+        tokio::spawn(server::run(
+            l,
+            stop.clone(),
+            grace,
+            64,
+            move |req, _remote| {
+                let g = g.clone();
+                async move { g.admin(req).await }
+            },
+        ))
     });
     let _ = main_task.await;
     if let Some(t) = admin_task {

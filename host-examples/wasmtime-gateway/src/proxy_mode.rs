@@ -143,6 +143,7 @@ pub async fn serve(
         listener,
         stop,
         Duration::from_millis(cfg.shutdown_grace),
+        cfg.max_connections,
         move |req, _remote| {
             let s = server.clone();
             async move { s.handle(req).await }

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -11,7 +12,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+
+use tokio::sync::{Semaphore, watch};
 use tracing::{debug, warn};
 
 use crate::gateway::Body;
@@ -31,18 +33,28 @@ pub fn announce(listen: SocketAddr, admin: Option<SocketAddr>) {
     }
 }
 
-/// Serves `listener` with `handler` until `stop` flips, then drains for at most `grace`.
+/// Serves `listener` with `handler` until `stop` flips, then drains for at most `grace`. At
+/// most `max_connections` connections are open at once; beyond that, accepting waits.
 pub async fn run<F, Fut>(
     listener: TcpListener,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
+    max_connections: usize,
     handler: F,
 ) where
     F: Fn(hyper::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = hyper::Response<Body>> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stop.changed() => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, remote) = match accepted {
@@ -69,6 +81,7 @@ pub async fn run<F, Fut>(
                     if let Err(e) = conn.await {
                         debug!(error = %e, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             _ = stop.changed() => break,
