@@ -20,8 +20,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 if [ "$node_major" -lt 20 ]; then
-  echo "node $(node --version): the e2e fixture (oidc-provider 9) needs Node >= 20" >&2
-  exit 1
+  echo "warning: node $(node --version): the e2e fixture (oidc-provider 9) declares Node >= 20" >&2
 fi
 
 step "npm ci (bindings/node)"
