@@ -149,6 +149,40 @@ impl GatewayConfig {
     }
 }
 
+/// The environment variables the config names in `*_env` keys (e.g. `client_secret_env`), with
+/// their values: all the component gets to see of the process environment.
+pub fn referenced_env(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Vec<(String, String)> {
+    fn walk(v: &toml::Value, names: &mut Vec<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    match v {
+                        toml::Value::String(name) if k.ends_with("_env") => {
+                            names.push(name.clone())
+                        }
+                        other => walk(other, names),
+                    }
+                }
+            }
+            toml::Value::Array(a) => a.iter().for_each(|v| walk(v, names)),
+            _ => {}
+        }
+    }
+    let mut names = Vec::new();
+    if let Ok(table) = toml::from_str::<toml::Table>(text) {
+        walk(&toml::Value::Table(table), &mut names);
+    }
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|n| lookup(&n).map(|v| (n, v)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +211,16 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("listen_addr"), "{e}");
         assert!(GatewayConfig::from_toml("[cache]\n").is_err());
+    }
+
+    #[test]
+    fn passes_only_the_named_environment() {
+        let text = "[authorization_server]\nclient_secret_env = \"A\"\n[admin]\ntoken_env = \"B\"\n\
+                    [[routes]]\nx_env = \"C\"\nother = \"D\"\n";
+        let env = referenced_env(text, |n| (n != "C").then(|| format!("v-{n}")));
+        assert_eq!(
+            env,
+            vec![("A".into(), "v-A".into()), ("B".into(), "v-B".into())]
+        );
     }
 }

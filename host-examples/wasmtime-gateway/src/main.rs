@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use phantom_gateway::config::GatewayConfig;
+use phantom_gateway::config::{GatewayConfig, referenced_env};
 use phantom_gateway::engine::{ConfigFormat, Core, Loaded};
 use phantom_gateway::gateway::{self, Gateway};
 use phantom_gateway::proxy_mode;
@@ -101,7 +101,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
     match args.component {
         Mode::Edge => {
             let loaded = Loaded::from_file(&wasm)?;
-            let env: Vec<(String, String)> = std::env::vars().collect();
+            let env = referenced_env(&text, |n| std::env::var(n).ok());
             let core = Core::new(
                 &loaded,
                 &text,

@@ -126,9 +126,9 @@ pub async fn serve(
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
-    let mut env: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| k != "PHANTOM_EDGE_CONFIG")
-        .collect();
+    // The guest sees the config and the secrets it names, nothing else of the environment.
+    let mut env = crate::config::referenced_env(&config_text, |n| std::env::var(n).ok());
+    env.retain(|(k, _)| k != "PHANTOM_EDGE_CONFIG");
     env.push(("PHANTOM_EDGE_CONFIG".into(), config_text));
     let server = Arc::new(ProxyServer {
         pre,
