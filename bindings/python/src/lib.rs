@@ -254,6 +254,7 @@ pub struct Forward {
     claims: Arc<Claims>,
     token: PyOnceLock<Py<PyDict>>,
     fingerprint: core::Fingerprint,
+    rewritten_path: Option<String>,
 }
 
 impl std::fmt::Debug for Forward {
@@ -295,6 +296,13 @@ impl Forward {
     #[getter]
     fn fingerprint(&self) -> String {
         self.fingerprint.to_string()
+    }
+
+    /// When the token came in the query (`request.allow_query_token`): the path and query to
+    /// pass on instead, without `access_token`. `None`: pass the path on unchanged.
+    #[getter]
+    fn rewritten_path(&self) -> Option<&str> {
+        self.rewritten_path.as_deref()
     }
 
     fn __repr__(&self) -> String {
@@ -580,6 +588,7 @@ fn action_to_py(
                 claims: cache.claims(f.token),
                 token: PyOnceLock::new(),
                 fingerprint: f.fingerprint,
+                rewritten_path: f.rewritten_path,
             },
         )?
         .into_any(),

@@ -179,3 +179,31 @@ async def test_as_stopped_503():
         # the cached token is still served from the cache
         assert (await c.get("/orders/1", headers=bearer(ok))).status_code == 200
     await http.aclose()
+
+
+async def test_query_token_is_removed_from_what_the_app_sees(auth_server):
+    """RFC 6750 §2.3 (request.allow_query_token): the app gets the JWT in Authorization and the
+    query without access_token; the opaque token reaches it nowhere."""
+
+    async def echo_query(request: Request) -> JSONResponse:
+        return JSONResponse({
+            "authorization": request.headers.get("authorization"),
+            "path": request.url.path,
+            "query": request.url.query,
+            "raw_path": request.scope.get("raw_path", b"").decode(),
+        })
+
+    cfg = edge_config(auth_server.issuer)
+    cfg["request"] = {"allow_query_token": True}
+    app = Starlette(routes=[Route("/orders/{rest:path}", echo_query)])
+    app.add_middleware(PhantomTokenMiddleware, config=cfg)
+    token = auth_server.token()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.example") as c:
+        r = await c.get(f"/orders/9?x=1&access_token={token}&y=2")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert token not in r.text
+    assert body["path"] == "/orders/9"
+    assert body["query"] == "x=1&y=2"
+    assert verify_jwt(body["authorization"])["scope"] == "orders:read"

@@ -12,6 +12,7 @@ Logs carry audit events (fingerprints), never tokens.
 from __future__ import annotations
 
 import logging
+import urllib.parse
 from typing import Any, Awaitable, Callable, MutableMapping, Optional
 
 from .client import AsyncEdge, ConfigSource, load_config
@@ -110,6 +111,12 @@ class PhantomTokenMiddleware:
             (n.encode("latin-1"), v.encode("latin-1"))
             for n, v in decision.upstream_headers(headers)
         ]
+        if decision.rewritten_path is not None:
+            # the token came in the query: the app sees the query without access_token
+            new_path, _, new_qs = decision.rewritten_path.partition("?")
+            new_scope["raw_path"] = new_path.encode("latin-1")
+            new_scope["path"] = urllib.parse.unquote(new_path)
+            new_scope["query_string"] = new_qs.encode("latin-1")
         state = dict(scope.get("state") or {})
         state["phantom_edge"] = decision.claims
         new_scope["state"] = state

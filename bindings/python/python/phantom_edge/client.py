@@ -73,6 +73,9 @@ class Decision:
     reason: Optional[str] = None
     #: keyed fingerprint of the presented token (never the token itself).
     fingerprint: Optional[str] = None
+    #: forward, token taken from the query (``request.allow_query_token``): the path and query
+    #: to pass on instead, without ``access_token``; None: pass the path on unchanged.
+    rewritten_path: Optional[str] = None
 
     @classmethod
     def _from_action(cls, a: Union[Forward, Reject]) -> "Decision":
@@ -84,6 +87,7 @@ class Decision:
                 strip_headers=list(a.strip_headers),
                 claims=a.token,
                 fingerprint=a.fingerprint,
+                rewritten_path=a.rewritten_path,
             )
         return cls(
             forward=False,
