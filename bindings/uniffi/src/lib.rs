@@ -81,6 +81,9 @@ pub struct ForwardAction {
     pub fingerprint: String,
     /// The token's claims: the core's `TokenInfo` serialized as JSON.
     pub token_json: String,
+    /// When the token came in the query (`request.allow_query_token`): the path and query to
+    /// forward instead, without `access_token`. `None`: forward the path unchanged.
+    pub rewritten_path: Option<String>,
 }
 
 /// Refuse the request.
@@ -287,6 +290,7 @@ impl From<core::Action> for Action {
                     strip_headers: f.strip_headers.to_vec(),
                     fingerprint: f.fingerprint.to_string(),
                     token_json: serde_json::to_string(&*f.token).unwrap_or_default(),
+                    rewritten_path: f.rewritten_path,
                 },
             },
             core::Action::Reject(r) => Self::Reject {

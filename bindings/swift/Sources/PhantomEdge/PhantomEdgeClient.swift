@@ -44,7 +44,8 @@ public enum PhantomEdgeClientError: Error, Equatable, Sendable {
 
 /// The outcome of `PhantomEdgeClient.authorize`.
 public enum AuthorizationDecision: Equatable {
-    /// Forward upstream: set `header_name: header_value`, remove `strip_headers`.
+    /// Forward upstream: set `header_name: header_value`, remove `strip_headers`, and when
+    /// `rewritten_path` is set (a query token), forward that path and query instead.
     case forward(ForwardAction)
     /// Answer the client with `status`, `www_authenticate` and `body`.
     case reject(RejectAction)

@@ -1174,6 +1174,11 @@ public struct ForwardAction: Equatable, Hashable {
      * The token's claims: the core's `TokenInfo` serialized as JSON.
      */
     public var tokenJson: String
+    /**
+     * When the token came in the query (`request.allow_query_token`): the path and query to
+     * forward instead, without `access_token`. `None`: forward the path unchanged.
+     */
+    public var rewrittenPath: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1195,13 +1200,18 @@ public struct ForwardAction: Equatable, Hashable {
          */fingerprint: String, 
         /**
          * The token's claims: the core's `TokenInfo` serialized as JSON.
-         */tokenJson: String) {
+         */tokenJson: String, 
+        /**
+         * When the token came in the query (`request.allow_query_token`): the path and query to
+         * forward instead, without `access_token`. `None`: forward the path unchanged.
+         */rewrittenPath: String?) {
         self.requestId = requestId
         self.headerName = headerName
         self.headerValue = headerValue
         self.stripHeaders = stripHeaders
         self.fingerprint = fingerprint
         self.tokenJson = tokenJson
+        self.rewrittenPath = rewrittenPath
     }
 
     
@@ -1225,7 +1235,8 @@ public struct FfiConverterTypeForwardAction: FfiConverterRustBuffer {
                 headerValue: FfiConverterString.read(from: &buf), 
                 stripHeaders: FfiConverterSequenceString.read(from: &buf), 
                 fingerprint: FfiConverterString.read(from: &buf), 
-                tokenJson: FfiConverterString.read(from: &buf)
+                tokenJson: FfiConverterString.read(from: &buf), 
+                rewrittenPath: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -1236,6 +1247,7 @@ public struct FfiConverterTypeForwardAction: FfiConverterRustBuffer {
         FfiConverterSequenceString.write(value.stripHeaders, into: &buf)
         FfiConverterString.write(value.fingerprint, into: &buf)
         FfiConverterString.write(value.tokenJson, into: &buf)
+        FfiConverterOptionString.write(value.rewrittenPath, into: &buf)
     }
 }
 
