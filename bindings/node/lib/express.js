@@ -58,10 +58,11 @@ function schemeOf(req) {
 function readBody(req) {
   if (Buffer.isBuffer(req.body)) return Promise.resolve(req.body)
   if (typeof req.body === 'string') return Promise.resolve(Buffer.from(req.body))
-  if (req.body && typeof req.body === 'object' && req._body) {
-    // Already parsed by a body parser: the core re-parses the same JSON selector.
+  if (req.body !== null && typeof req.body === 'object') {
+    // Already parsed by a body parser (express.json()): the core re-parses the same selector.
     return Promise.resolve(Buffer.from(JSON.stringify(req.body)))
   }
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0)) // consumed by someone else
   return new Promise((resolve, reject) => {
     const chunks = []
     let size = 0

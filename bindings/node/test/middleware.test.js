@@ -1,0 +1,80 @@
+'use strict'
+// The Express middleware and the Fastify plugin without an authorization server (in-process fake
+// fetch): revocation route behind a body parser, [middleware] paths, disabled routes, 405s.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const express = require('express')
+const Fastify = require('fastify')
+const { phantomToken } = require('phantom-edge/express')
+const phantomEdge = require('phantom-edge/fastify')
+const { EDGE_KEY, ADMIN_TOKEN } = require('./support.js')
+
+const ISSUER = 'https://as.example'
+const config = (middleware) => ({
+  authorization_server: { issuer: ISSUER, introspection_endpoint: `${ISSUER}/introspect`, client_id: 'gateway', client_secret: 'gateway-secret', dialect: 'rfc7662' },
+  assertions: { signing_key: EDGE_KEY, kid: 'edge-1' },
+  admin: { token: ADMIN_TOKEN },
+  routes: [{ path_prefix: '/orders', required_scopes: ['orders:read'], audience: 'orders-api' }],
+  ...(middleware ? { middleware } : {}),
+})
+const fakeFetch = async () => new Response(JSON.stringify({ active: true, scope: 'orders:read', aud: 'orders-api', client_id: 'app', sub: 'alice', exp: Math.floor(Date.now() / 1000) + 600, iss: ISSUER }), { status: 200, headers: { 'content-type': 'application/json' } })
+
+async function listen(app) {
+  const server = await new Promise((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)) })
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => { server.closeAllConnections(); return new Promise((r) => server.close(r)) } }
+}
+
+const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }
+
+test('express: revocation route behind express.json(), paths from [middleware], "" disables metrics', async () => {
+  const app = express()
+  app.use(express.json())
+  const mw = phantomToken(config({ revocation_path: '/admin/revoke', metrics_path: '' }), { fetch: fakeFetch })
+  app.use(mw)
+  app.get('/orders/:id', (req, res) => res.json({ sub: req.phantomEdge.sub }))
+  app.get('/_phantom/metrics', (req, res) => res.status(418).end())
+  const s = await listen(app)
+  try {
+    assert.equal(mw.revocationPath, '/admin/revoke')
+    assert.equal(mw.metricsPath, '')
+    const ok = await fetch(`${s.url}/orders/1`, { headers: { authorization: 'Bearer tok-a' } })
+    assert.deepEqual(await ok.json(), { sub: 'alice' })
+    assert.equal((await fetch(`${s.url}/admin/revoke`)).status, 405)
+    const r = await fetch(`${s.url}/admin/revoke`, { method: 'POST', headers: admin, body: JSON.stringify({ sub: 'alice' }) })
+    assert.equal(r.status, 204)
+    assert.equal((await fetch(`${s.url}/orders/1`, { headers: { authorization: 'Bearer tok-a' } })).status, 401)
+    const bad = await fetch(`${s.url}/admin/revoke`, { method: 'POST', headers: admin, body: '{"sub": 1}' })
+    assert.equal(bad.status, 400)
+    // metrics disabled: not served by the middleware; the edge decides it like any other request
+    // (no [[routes]] prefix matches: 404), so the app's own handler (418) is not reached either.
+    const m = await fetch(`${s.url}/_phantom/metrics`)
+    assert.equal(m.status, 404)
+    assert.doesNotMatch(await m.text(), /phantom_edge_requests_total/)
+  } finally {
+    await s.close()
+    await mw.close()
+  }
+})
+
+test('fastify: routes with config.phantomEdge = false skip the hook; revocation takes raw bodies', async () => {
+  const app = Fastify()
+  await app.register(phantomEdge, { config: config(), fetch: fakeFetch })
+  app.get('/orders/:id', async (request) => ({ sub: request.phantomEdge.sub, auth: request.headers.authorization.slice(0, 10) }))
+  app.get('/healthz', { config: { phantomEdge: false } }, async () => 'ok')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `http://127.0.0.1:${app.server.address().port}`
+  try {
+    assert.deepEqual(await (await fetch(`${url}/orders/1`, { headers: { authorization: 'Bearer tok-b' } })).json(), { sub: 'alice', auth: 'Bearer eyJ' })
+    assert.equal(await (await fetch(`${url}/healthz`)).text(), 'ok')
+    assert.equal((await fetch(`${url}/orders/1`)).status, 401)
+    const set = await fetch(`${url}/_phantom/revocations`, { method: 'POST', headers: { 'content-type': 'application/secevent+jwt' }, body: 'not.a.jwt' })
+    assert.equal(set.status, 401) // no revocation.set_key configured: SETs are refused
+    const r = await fetch(`${url}/_phantom/revocations`, { method: 'POST', headers: admin, body: JSON.stringify({ client_id: 'app' }) })
+    assert.equal(r.status, 204)
+    assert.equal((await fetch(`${url}/orders/1`, { headers: { authorization: 'Bearer tok-b' } })).status, 401)
+    const m = await fetch(`${url}/_phantom/metrics`)
+    assert.match(await m.text(), /phantom_edge_revocations_total 1/)
+  } finally {
+    await app.close()
+  }
+})
