@@ -11,6 +11,15 @@ const ROUTINE = new Set(['cache_hit', 'cache_miss', 'coalesced', 'cached', 'forw
 /** The only request headers the core reads. */
 const CORE_HEADERS = new Set(['authorization', 'dpop'])
 
+/** Whether `logger` would write audit lines (info or debug); unknown loggers: yes. */
+function logsAudits(logger) {
+  if (logger == null) return false
+  if (typeof logger.isLevelEnabled === 'function') {
+    return logger.isLevelEnabled('info') || logger.isLevelEnabled('debug')
+  }
+  return logger.level !== 'silent'
+}
+
 /** One line of JSON for an audit event, in the core's field names (token-free). */
 function auditJson(a) {
   const o = { kind: a.kind }
@@ -106,8 +115,9 @@ class PhantomEdge {
     this._closing = false
     this._closed = false
     this._inflight = new Set()
-    // Without a logger the audit actions are not even built (the core's decisions are the same).
-    this.edge.auditActions = this._logger !== null
+    // Without a logger (or with one that drops info and debug) the audit actions are not even
+    // built; the core's decisions are the same. The level is read once, here.
+    this.edge.auditActions = logsAudits(this._logger)
     this._pump()
   }
 

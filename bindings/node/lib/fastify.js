@@ -8,7 +8,7 @@
 // answered with the core's status, WWW-Authenticate and JSON body. It also serves the revocation
 // route (POST) and metrics (GET) at the paths of the config's [middleware] section
 // (`revocation_path`, `metrics_path`; "" disables a route). Audit events go to `fastify.log`
-// (debug/info) unless `logger` is given; never tokens. Routes with `config: { phantomEdge: false }`
+// (debug/info) when Fastify's logger is enabled, or to `logger`; never tokens. Routes with `config: { phantomEdge: false }`
 // skip the hook (the plugin's own routes do).
 const { PhantomEdge, coreHeaders, applyForward, applyForwardRaw } = require('./client.js')
 const { loadConfig } = require('./config.js')
@@ -25,9 +25,11 @@ function certThumbprint(raw) {
 }
 
 async function phantomEdge(fastify, opts = {}) {
+  // Fastify's logger when it is enabled (pino has isLevelEnabled; the disabled stand-in has not).
+  const fastifyLog = typeof fastify.log.isLevelEnabled === 'function' ? fastify.log : null
   const edge = opts.edge || new PhantomEdge(loadConfig(opts.config ?? 'phantom-edge.toml'), {
     ...opts,
-    logger: opts.logger || fastify.log,
+    logger: opts.logger || fastifyLog,
   })
   const { revocationPath, metricsPath } = routePaths(edge.config, opts)
 

@@ -271,6 +271,22 @@ test('PhantomEdge: revoke(), metrics() and the audit logger (no tokens)', async 
   await edge.close()
 })
 
+test('PhantomEdge builds audit actions only for a logger that writes info or debug', async () => {
+  const f = async () => new Response('{}', { status: 500 })
+  const cases = [
+    [undefined, false],
+    [{ info() {}, debug() {} }, true],
+    [{ info() {}, level: 'silent' }, false],
+    [{ info() {}, isLevelEnabled: (l) => l === 'warn' }, false],
+    [{ info() {}, isLevelEnabled: (l) => l === 'info' }, true],
+  ]
+  for (const [logger, expected] of cases) {
+    const pe = new PhantomEdge(config(), { fetch: f, logger })
+    assert.equal(pe.edge.auditActions, expected)
+    await pe.close()
+  }
+})
+
 test('ESM entry points export the same objects as CommonJS', async () => {
   const esm = await import('phantom-edge')
   assert.equal(esm.Edge, pe.Edge)

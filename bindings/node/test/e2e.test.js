@@ -162,6 +162,7 @@ for (const [name, start] of Object.entries(HOSTS)) {
       await fetch(`${app.url}/orders/1`, { headers: bearer(token) })
       // pino (Fastify) writes JSON lines: the audit line is inside a string, with escaped quotes.
       const text = capture.text().replace(/\\"/g, '"')
+      assert.equal(app.edge.edge.auditActions, true)
       assert.match(text, /phantom_edge audit \{/)
       assert.match(text, /"kind":"introspected"/)
       assert.match(text, /"kind":"revoked"/)
