@@ -131,7 +131,10 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
         applyForward(d, req.headers)
         if (Array.isArray(req.rawHeaders)) req.rawHeaders = applyForwardRaw(d, req.rawHeaders)
         if (d.rewrittenPath != null) {
-          req.url = d.rewrittenPath
+          // The token came in the query (request.allow_query_token): the handlers see the URL
+          // without it (req.url relative to the mount point, as Express has it).
+          const base = typeof req.baseUrl === 'string' ? req.baseUrl : ''
+          req.url = base && d.rewrittenPath.startsWith(base) ? d.rewrittenPath.slice(base.length) || '/' : d.rewrittenPath
           if (req.originalUrl !== undefined) req.originalUrl = d.rewrittenPath
         }
         req.phantomEdge = d.token

@@ -10,6 +10,7 @@
 // (`revocation_path`, `metrics_path`; "" disables a route). Audit events go to `fastify.log`
 // (debug/info) when Fastify's logger is enabled, or to `logger`; never tokens. Routes with `config: { phantomEdge: false }`
 // skip the hook (the plugin's own routes do).
+const querystring = require('node:querystring')
 const { PhantomEdge, coreHeaders, applyForward, applyForwardRaw } = require('./client.js')
 const { loadConfig } = require('./config.js')
 const { routePaths } = require('./express.js')
@@ -50,7 +51,15 @@ async function phantomEdge(fastify, opts = {}) {
     applyForward(d, request.headers)
     if (request.headers !== raw.headers) applyForward(d, raw.headers)
     raw.rawHeaders = applyForwardRaw(d, raw.rawHeaders)
-    if (d.rewrittenPath != null) raw.url = d.rewrittenPath
+    if (d.rewrittenPath != null) {
+      // The token came in the query (request.allow_query_token): the handlers see the URL and
+      // the query without it. (Fastify logs the incoming URL before any hook: with query tokens,
+      // turn off its request logging or serialize `req` without the query.)
+      raw.url = d.rewrittenPath
+      if (raw.originalUrl !== undefined) raw.originalUrl = d.rewrittenPath
+      const q = d.rewrittenPath.indexOf('?')
+      request.query = querystring.parse(q === -1 ? '' : d.rewrittenPath.slice(q + 1))
+    }
     request.phantomEdge = d.token
   })
 

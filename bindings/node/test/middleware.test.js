@@ -80,3 +80,36 @@ test('fastify: routes with config.phantomEdge = false skip the hook; revocation 
     await app.close()
   }
 })
+
+test('query tokens (request.allow_query_token): the handlers see neither the token nor access_token', async () => {
+  const cfg = { ...config(), request: { allow_query_token: true } }
+  const token = 'query-token-0123456789abcdef'
+  const target = `/orders/9?x=1&access_token=${token}&y=2`
+
+  const app = express()
+  const mw = phantomToken(cfg, { fetch: fakeFetch })
+  app.use(mw)
+  app.get('/orders/:id', (req, res) => res.json({ url: req.url, originalUrl: req.originalUrl, query: req.query, authorization: req.headers.authorization }))
+  const s = await listen(app)
+  const f = Fastify()
+  await f.register(phantomEdge, { config: cfg, fetch: fakeFetch })
+  f.get('/orders/:id', async (request) => ({ url: request.url, raw: request.raw.url, query: request.query, authorization: request.headers.authorization }))
+  await f.listen({ port: 0, host: '127.0.0.1' })
+  try {
+    for (const base of [s.url, `http://127.0.0.1:${f.server.address().port}`]) {
+      const r = await fetch(`${base}${target}`)
+      const text = await r.text()
+      assert.equal(r.status, 200, text)
+      assert.ok(!text.includes(token), `${base}: the query token reached the handler`)
+      assert.ok(!text.includes('access_token'), `${base}: access_token reached the handler`)
+      const body = JSON.parse(text)
+      assert.equal(body.url, '/orders/9?x=1&y=2')
+      assert.deepEqual({ ...body.query }, { x: '1', y: '2' })
+      assert.match(body.authorization, /^Bearer eyJ/)
+    }
+  } finally {
+    await s.close()
+    await mw.close()
+    await f.close()
+  }
+})
