@@ -86,6 +86,12 @@ export declare class Edge {
   /** See the setter. */
   get auditActions(): boolean
   /**
+   * Audit kinds (`cache_hit`, `cache_miss`, ...) that `pollAction` / `drainActions` skip, e.g.
+   * the routine ones a logger at info level would drop; `[]` hands out all again. Throws
+   * `PHANTOM_EDGE_INVALID_ARG` for an unknown kind.
+   */
+  muteAudits(kinds: Array<string>): void
+  /**
    * The next action, or `null`. A `Forward`'s `token` (the claims), `stripHeaders` and
    * `token.scopes` / `token.aud` are frozen and shared by the `Forward`s of one cache entry.
    */

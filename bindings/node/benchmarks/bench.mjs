@@ -148,6 +148,12 @@ async function main() {
   host._pump()
   const hostReq = { method: 'GET', url: 'https://api.example/orders/1', headers: { authorization: 'Bearer tok-hit' } }
   assert.equal((await host.authorize(hostReq)).type, 'forward')
+  // The same with a logger at info level (pino-like): routine audit kinds muted, others logged.
+  const infoLogger = { info() {}, debug() {}, isLevelEnabled: (l) => l !== 'debug' }
+  const logged = new PhantomEdge(config, { fetch: host._fetch, logger: infoLogger })
+  logged.edge.handleJwks(jwks)
+  logged._pump()
+  assert.equal((await logged.authorize(hostReq)).type, 'forward')
   const peer = new Peer()
   assert.ok((await peer.miss('Bearer tok-hit', answer)).headerValue)
 
@@ -171,6 +177,10 @@ async function main() {
     })
     .add('hit: phantom-edge PhantomEdge.authorize (await; no logger → decide)', async () => {
       const f = await host.authorize(hostReq)
+      if (f.type !== 'forward') throw new Error(f.type)
+    })
+    .add('hit: phantom-edge PhantomEdge.authorize (await; logger at info level)', async () => {
+      const f = await logged.authorize(hostReq)
       if (f.type !== 'forward') throw new Error(f.type)
     })
     .add('hit: peer, async (await of the same function)', async () => {
@@ -198,6 +208,7 @@ async function main() {
   await missBench.run()
   print(missBench)
   await host.close()
+  await logged.close()
 }
 
 function print(bench) {

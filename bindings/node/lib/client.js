@@ -20,6 +20,12 @@ function logsAudits(logger) {
   return logger.level !== 'silent'
 }
 
+/** Whether `logger` writes debug lines (the routine audit kinds); unknown loggers: yes. */
+function logsDebug(logger) {
+  if (typeof logger.isLevelEnabled === 'function') return logger.isLevelEnabled('debug')
+  return true
+}
+
 /** One line of JSON for an audit event, in the core's field names (token-free). */
 function auditJson(a) {
   const o = { kind: a.kind }
@@ -116,8 +122,10 @@ class PhantomEdge {
     this._closed = false
     this._inflight = new Set()
     // Without a logger (or with one that drops info and debug) the audit actions are not even
-    // built; the core's decisions are the same. The level is read once, here.
+    // built, and with one that drops debug the routine kinds are not; the core's decisions are
+    // the same. The level is read once, here.
     this.edge.auditActions = logsAudits(this._logger)
+    if (this.edge.auditActions && !logsDebug(this._logger)) this.edge.muteAudits([...ROUTINE])
     this._pump()
   }
 

@@ -23,7 +23,8 @@ class Edge extends native.Edge {
   }
 }
 
-// Every method that can throw: rethrow typed errors.
+// Every method that can throw: rethrow typed errors. (handleRequest and decide, the hot path, stay
+// native: they throw only for invalid arguments, with code PHANTOM_EDGE_INVALID_ARG.)
 for (const name of [
   'handleIntrospectionResponse',
   'handleIntrospectionFailure',
@@ -33,6 +34,7 @@ for (const name of [
   'handleSecurityEvent',
   'handleAdminRevocation',
   'handleTimeout',
+  'muteAudits',
 ]) {
   const base = native.Edge.prototype[name]
   Object.defineProperty(Edge.prototype, name, {

@@ -626,8 +626,41 @@ pub struct Edge {
     inner: core::Edge,
     cache: JsCache,
     audit: bool,
+    /// Audit kinds not handed out (`muteAudits`).
+    muted: Vec<core::AuditKind>,
     /// Actions taken from the core by `decide` and not handed out yet (in order).
     queued: VecDeque<core::Action>,
+}
+
+/// Every audit kind the core emits (for `muteAudits`).
+const AUDIT_KINDS: [core::AuditKind; 17] = [
+    core::AuditKind::CacheHit,
+    core::AuditKind::NegativeHit,
+    core::AuditKind::CacheMiss,
+    core::AuditKind::Coalesced,
+    core::AuditKind::Introspected,
+    core::AuditKind::Cached,
+    core::AuditKind::Forwarded,
+    core::AuditKind::Rejected,
+    core::AuditKind::Revoked,
+    core::AuditKind::RevocationOverflow,
+    core::AuditKind::Invalidated,
+    core::AuditKind::AsFailure,
+    core::AuditKind::JwksFetched,
+    core::AuditKind::JwksFailed,
+    core::AuditKind::TicketTimedOut,
+    core::AuditKind::LateResponse,
+    core::AuditKind::SecurityEvent,
+];
+
+impl Edge {
+    /// Whether this action is handed out (audit events can be switched off or muted by kind).
+    fn wanted(&self, a: &core::Action) -> bool {
+        match a {
+            core::Action::Audit(e) => self.audit && !self.muted.contains(&e.kind),
+            _ => true,
+        }
+    }
 }
 
 impl ObjectFinalize for Edge {
@@ -651,6 +684,7 @@ impl Edge {
             inner: core::Edge::new(config.inner.clone(), seed, now_or(now)?),
             cache: JsCache::default(),
             audit: true,
+            muted: Vec::new(),
             queued: VecDeque::new(),
         })
     }
@@ -716,7 +750,7 @@ impl Edge {
             now,
         )?;
         while let Some(a) = self.inner.poll_action() {
-            if self.audit || !matches!(a, core::Action::Audit(_)) {
+            if self.wanted(&a) {
                 self.queued.push_back(a);
             }
         }
@@ -879,6 +913,24 @@ impl Edge {
         self.audit
     }
 
+    /// Audit kinds (`cache_hit`, `cache_miss`, ...) that `pollAction` / `drainActions` skip, e.g.
+    /// the routine ones a logger at info level would drop; `[]` hands out all again. Throws
+    /// `PHANTOM_EDGE_INVALID_ARG` for an unknown kind.
+    #[napi]
+    pub fn mute_audits(&mut self, kinds: Vec<String>) -> Result<()> {
+        self.muted = kinds
+            .iter()
+            .map(|k| {
+                AUDIT_KINDS
+                    .iter()
+                    .copied()
+                    .find(|a| a.as_str() == k)
+                    .ok_or_else(|| invalid_arg("kinds", &format!("unknown audit kind {k:?}")))
+            })
+            .collect::<Result<_>>()?;
+        Ok(())
+    }
+
     /// The next action, or `null`. A `Forward`'s `token` (the claims), `stripHeaders` and
     /// `token.scopes` / `token.aud` are frozen and shared by the `Forward`s of one cache entry.
     #[napi(ts_return_type = "Action | null")]
@@ -890,7 +942,7 @@ impl Edge {
             };
             match next {
                 None => return Ok(None),
-                Some(core::Action::Audit(_)) if !self.audit => {}
+                Some(a) if !self.wanted(&a) => {}
                 Some(a) => return to_js(env, &mut self.cache, a).map(Some),
             }
         }
@@ -899,11 +951,10 @@ impl Edge {
     /// Every queued action, in order.
     #[napi(ts_return_type = "Array<Action>")]
     pub fn drain_actions<'e>(&mut self, env: &'e Env) -> Result<Vec<Either<Object<'e>, Action>>> {
-        let audit = self.audit;
         let mut all: Vec<core::Action> = self.queued.drain(..).collect();
         all.extend(self.inner.drain_actions());
+        all.retain(|a| self.wanted(a));
         all.into_iter()
-            .filter(|a| audit || !matches!(a, core::Action::Audit(_)))
             .map(|a| to_js(env, &mut self.cache, a))
             .collect()
     }

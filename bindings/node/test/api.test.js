@@ -285,6 +285,31 @@ test('PhantomEdge builds audit actions only for a logger that writes info or deb
     assert.equal(pe.edge.auditActions, expected)
     await pe.close()
   }
+  // A logger at info level: the routine kinds (cache_hit, ...) are not built, the others are.
+  const lines = []
+  const info = { info: (l) => lines.push(l), debug: () => assert.fail('debug is off'), isLevelEnabled: (l) => l !== 'debug' }
+  const ok = async () => new Response(introspectionAnswer(), { status: 200, headers: { 'content-type': 'application/json' } })
+  const pe = new PhantomEdge(config(), { fetch: ok, logger: info })
+  const req = { url: 'http://a/orders/1', headers: { authorization: 'Bearer info-token' } }
+  assert.equal((await pe.authorize(req)).type, 'forward')
+  assert.equal((await pe.authorize(req)).type, 'forward')
+  assert.equal((await pe.authorize({ url: 'http://a/orders/1' })).status, 401)
+  const kinds = lines.map((l) => JSON.parse(l.replace('phantom_edge audit ', '')).kind)
+  assert.deepEqual(kinds, ['rejected'])
+  // The hit took the one-call path: decide() answers at once with audits of routine kinds muted.
+  assert.notEqual(pe.edge.decide(99, 'GET', 'http', 'a', '/orders/1', [['authorization', 'Bearer info-token']]), null)
+  await pe.close()
+})
+
+test('muteAudits refuses unknown kinds and [] unmutes', () => {
+  const edge = new Edge(config())
+  assert.throws(() => edge.muteAudits(['cache_hit', 'nope']), (e) => e instanceof InvalidArgumentError && e.field === 'kinds')
+  edge.muteAudits(['rejected'])
+  edge.handleRequest(1, 'GET', 'https', 'a', '/orders/1', [])
+  assert.deepEqual(edge.drainActions().map((a) => a.type), ['reject'])
+  edge.muteAudits([])
+  edge.handleRequest(2, 'GET', 'https', 'a', '/orders/1', [])
+  assert.deepEqual(edge.drainActions().map((a) => a.type), ['audit', 'reject'])
 })
 
 test('ESM entry points export the same objects as CommonJS', async () => {
