@@ -77,11 +77,16 @@ impl Hasher for FingerprintHasher {
 pub(crate) type FingerprintBuild = BuildHasherDefault<FingerprintHasher>;
 
 impl fmt::Display for Fingerprint {
+    /// 32 lowercase hex digits, written in one call (this is on every decision's path).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (i, b) in self.0.iter().enumerate() {
+            out[2 * i] = HEX[usize::from(b >> 4)];
+            out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
         }
-        Ok(())
+        // Only ASCII hex digits were written.
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -148,6 +153,18 @@ mod tests {
         assert!(s.ct_eq("hunter2-hunter2"));
         assert!(!s.ct_eq("hunter2-hunter3"));
         assert!(!s.ct_eq("hunter2"));
+    }
+
+    #[test]
+    fn fingerprints_print_as_lowercase_hex() {
+        let mut bytes = [0u8; 16];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = (i as u8) * 17;
+        }
+        bytes[15] = 0xa5;
+        let fp = Fingerprint(bytes);
+        assert_eq!(fp.to_string(), "00112233445566778899aabbccddeea5");
+        assert_eq!(format!("{fp:?}"), "Fingerprint(00112233445566778899aabbccddeea5)");
     }
 
     #[test]
