@@ -164,7 +164,10 @@ mod tests {
         bytes[15] = 0xa5;
         let fp = Fingerprint(bytes);
         assert_eq!(fp.to_string(), "00112233445566778899aabbccddeea5");
-        assert_eq!(format!("{fp:?}"), "Fingerprint(00112233445566778899aabbccddeea5)");
+        assert_eq!(
+            format!("{fp:?}"),
+            "Fingerprint(00112233445566778899aabbccddeea5)"
+        );
     }
 
     #[test]

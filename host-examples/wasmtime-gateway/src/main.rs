@@ -119,10 +119,15 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 }
 
 fn main() -> ExitCode {
+    // Logs go through a writer thread so a request never waits on stderr; lossless (when its
+    // queue is full, logging waits rather than drops audit lines). Flushed when `_guard` drops.
+    let (writer, _guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .json()
         .with_current_span(false)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
