@@ -1,8 +1,7 @@
 //! The baseline for `bench.sh`: a reverse proxy without phantom-edge. Same accept loop as
-//! phantom-gateway (`phantom_gateway::server`), same upstream client (hyper-util legacy `Client`
-//! over `HttpConnector`, nodelay, 5 s connect timeout, 30 s idle pool), and the same header work
-//! per request (drop hop-by-hop and `host`, set `host`, `x-forwarded-*`); it only skips the
-//! decision. The `authorization` header passes through unchanged.
+//! phantom-gateway (`phantom_gateway::server`), the same upstream client
+//! (`phantom_gateway::gateway::upstream_client`) and the same header code
+//! (`upstream_headers`, `strip_hop_by_hop`); it only skips the decision. The `authorization` header passes through unchanged.
 //!
 //! `cargo run --release -p phantom-gateway --example direct_proxy -- LISTEN UPSTREAM`
 //! e.g. `127.0.0.1:0 http://127.0.0.1:8081`; prints `READY listen=ADDR`.
@@ -13,28 +12,17 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use phantom_gateway::gateway::{Body, BodyError};
+use phantom_gateway::gateway::{
+    Body, BodyError, strip_hop_by_hop, upstream_client, upstream_headers,
+};
 use phantom_gateway::server;
 use tokio::sync::watch;
 
 /// phantom-gateway's default `[gateway] max_connections`.
 const MAX_CONNECTIONS: usize = 10_000;
-
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 struct Proxy {
     client: Client<HttpConnector, Incoming>,
@@ -63,23 +51,13 @@ impl Proxy {
         let Ok(uri) = format!("{}{pq}", self.origin).parse::<hyper::Uri>() else {
             return error(400);
         };
-        let mut headers = HeaderMap::with_capacity(parts.headers.len() + 4);
-        let original_host = parts.headers.get("host").cloned();
-        for (name, value) in &parts.headers {
-            let n = name.as_str();
-            if n == "host" || HOP_BY_HOP.contains(&n) {
-                continue;
-            }
-            headers.append(name.clone(), value.clone());
-        }
-        headers.insert("host", self.authority.clone());
-        if let Some(h) = original_host {
-            headers.insert("x-forwarded-host", h);
-        }
-        if let Ok(v) = HeaderValue::try_from(remote.ip().to_string()) {
-            headers.append("x-forwarded-for", v);
-        }
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        let headers = upstream_headers(
+            &parts.headers,
+            |_| false,
+            None,
+            Some(&self.authority),
+            remote,
+        );
         let mut up = hyper::Request::new(body);
         *up.method_mut() = parts.method;
         *up.uri_mut() = uri;
@@ -87,9 +65,7 @@ impl Proxy {
         match tokio::time::timeout(Duration::from_secs(10), self.client.request(up)).await {
             Ok(Ok(resp)) => {
                 let (mut parts, body) = resp.into_parts();
-                for n in HOP_BY_HOP {
-                    parts.headers.remove(n);
-                }
+                strip_hop_by_hop(&mut parts.headers);
                 hyper::Response::from_parts(parts, body.map_err(BodyError::from).boxed_unsync())
             }
             Ok(Err(_)) => error(502),
@@ -115,12 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .next()
         .unwrap_or_default();
     let authority = HeaderValue::try_from(authority)?;
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector);
+    let client = upstream_client();
     let proxy = Arc::new(Proxy {
         client,
         origin,

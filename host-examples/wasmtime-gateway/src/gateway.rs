@@ -58,6 +58,7 @@ pub struct Gateway {
     next_id: AtomicU64,
     http: reqwest::Client,
     upstream_client: Client<HttpConnector, Incoming>,
+    upstream_authority: Option<HeaderValue>,
     upstream: Upstream,
     timer: Notify,
     cfg: GatewayConfig,
@@ -127,6 +128,76 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
+/// The client for the upstream: hyper-util's pooled HTTP/1.1 client, nodelay, 5 s connect
+/// timeout, 30 s idle pool.
+pub fn upstream_client() -> Client<HttpConnector, Incoming> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
+}
+
+/// The headers of the upstream request: the inbound ones without `host`, hop-by-hop headers
+/// (and those `Connection` names) and those `drop` names; then `set` (the forwarded JWT header),
+/// `host` set to the upstream's authority, and `x-forwarded-host/-for/-proto`.
+pub fn upstream_headers(
+    inbound: &HeaderMap,
+    drop: impl Fn(&str) -> bool,
+    set: Option<(HeaderName, HeaderValue)>,
+    upstream_authority: Option<&HeaderValue>,
+    remote: SocketAddr,
+) -> HeaderMap {
+    let connection = connection_tokens(inbound);
+    let mut headers = HeaderMap::with_capacity(inbound.len() + 4);
+    for (name, value) in inbound {
+        let n = name.as_str();
+        if n == "host" || hop_by_hop(n, &connection) || drop(n) {
+            continue;
+        }
+        headers.append(name.clone(), value.clone());
+    }
+    if let Some((n, v)) = set {
+        headers.insert(n, v);
+    }
+    if let Some(a) = upstream_authority {
+        headers.insert("host", a.clone());
+    }
+    if let Some(h) = inbound.get("host") {
+        headers.insert("x-forwarded-host", h.clone());
+    }
+    if let Ok(v) = HeaderValue::try_from(remote.ip().to_string()) {
+        headers.append("x-forwarded-for", v);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers
+}
+
+/// Removes hop-by-hop headers (and those `Connection` names) from an upstream response.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let connection = connection_tokens(headers);
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| hop_by_hop(n.as_str(), &connection))
+        .cloned()
+        .collect();
+    for n in names {
+        headers.remove(n);
+    }
+}
+
+/// Request or response headers as the component takes them (non-UTF-8 bytes replaced).
+fn wit_headers(headers: &HeaderMap) -> Vec<engine::Header> {
+    headers
+        .iter()
+        .map(|(n, v)| engine::Header {
+            name: n.as_str().to_owned(),
+            value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        })
+        .collect()
+}
+
 impl Gateway {
     /// Wraps a freshly built core.
     pub fn new(core: Core, cfg: GatewayConfig) -> Result<Arc<Self>, crate::config::ConfigError> {
@@ -137,18 +208,14 @@ impl Gateway {
             .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| crate::config::ConfigError(format!("http client: {e}")))?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let upstream_client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        let upstream_authority = HeaderValue::try_from(upstream.authority.as_str()).ok();
         Ok(Arc::new(Self {
             core: Mutex::new(Some(core)),
             waiters: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             http,
-            upstream_client,
+            upstream_client: upstream_client(),
+            upstream_authority,
             upstream,
             timer: Notify::new(),
             cfg,
@@ -447,39 +514,19 @@ impl Gateway {
         let Ok(uri) = uri.parse::<hyper::Uri>() else {
             return error_response(400, "invalid_request", "bad request target");
         };
-        let connection = connection_tokens(&parts.headers);
-        let mut headers = HeaderMap::with_capacity(parts.headers.len() + 4);
-        let original_host = parts.headers.get("host").cloned();
-        for (name, value) in &parts.headers {
-            let n = name.as_str();
-            if n == "host"
-                || hop_by_hop(n, &connection)
-                || n == f.header_name
-                || f.strip_headers.iter().any(|s| s == n)
-            {
-                continue;
-            }
-            headers.append(name.clone(), value.clone());
-        }
-        match (
+        let (Ok(name), Ok(value)) = (
             HeaderName::try_from(f.header_name.as_str()),
             HeaderValue::try_from(f.header_value.as_str()),
-        ) {
-            (Ok(n), Ok(v)) => {
-                headers.insert(n, v);
-            }
-            _ => return error_response(502, "bad_gateway", "invalid forwarded header"),
-        }
-        if let Ok(v) = HeaderValue::try_from(self.upstream.authority.as_str()) {
-            headers.insert("host", v);
-        }
-        if let Some(h) = original_host {
-            headers.insert("x-forwarded-host", h);
-        }
-        if let Ok(v) = HeaderValue::try_from(remote.ip().to_string()) {
-            headers.append("x-forwarded-for", v);
-        }
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        ) else {
+            return error_response(502, "bad_gateway", "invalid forwarded header");
+        };
+        let headers = upstream_headers(
+            &parts.headers,
+            |n| n == f.header_name || f.strip_headers.iter().any(|s| s == n),
+            Some((name, value)),
+            self.upstream_authority.as_ref(),
+            remote,
+        );
         let mut up = hyper::Request::new(body);
         *up.method_mut() = parts.method;
         *up.uri_mut() = uri;
@@ -487,16 +534,7 @@ impl Gateway {
         match tokio::time::timeout(deadline, self.upstream_client.request(up)).await {
             Ok(Ok(resp)) => {
                 let (mut parts, body) = resp.into_parts();
-                let connection = connection_tokens(&parts.headers);
-                let names: Vec<HeaderName> = parts
-                    .headers
-                    .keys()
-                    .filter(|n| hop_by_hop(n.as_str(), &connection))
-                    .cloned()
-                    .collect();
-                for n in names {
-                    parts.headers.remove(n);
-                }
+                strip_hop_by_hop(&mut parts.headers);
                 hyper::Response::from_parts(parts, body.map_err(BodyError::from).boxed_unsync())
             }
             Ok(Err(e)) => {
@@ -621,14 +659,7 @@ async fn fetch(
 ) -> Result<(u16, Vec<engine::Header>, Vec<u8>), String> {
     let mut resp = req.send().await.map_err(describe_reqwest)?;
     let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(n, v)| engine::Header {
-            name: n.as_str().to_owned(),
-            value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        })
-        .collect();
+    let headers = wit_headers(resp.headers());
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(describe_reqwest)? {
         if body.len() + chunk.len() > MAX_AS_BODY {
@@ -652,14 +683,7 @@ fn describe_reqwest(e: reqwest::Error) -> String {
 }
 
 fn to_wit_request(id: u64, req: &hyper::Request<Incoming>) -> engine::Request {
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(n, v)| engine::Header {
-            name: n.as_str().to_owned(),
-            value: String::from_utf8_lossy(v.as_bytes()).into_owned(),
-        })
-        .collect();
+    let headers = wit_headers(req.headers());
     let authority = req
         .headers()
         .get("host")
