@@ -9,18 +9,19 @@ import http.server
 import json
 import os
 import pathlib
-import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import Any, Optional
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
-AS_DIR = REPO / "tests/e2e/authorization-server"
+sys.path.insert(0, str(REPO / "tests/e2e/authorization-server"))
+
+from fixture import AuthServer, Response, read_ready, request, stop_process  # noqa: E402
+
+__all__ = ["AuthServer", "EchoUpstream", "Gateway", "Response", "config_toml", "decode_jwt", "request"]
 EDGE_KEY_PATH = REPO / "tests/vectors/keys/edge-ed25519.pem"
 ADMIN_TOKEN = "admin-secret-0123456789"
 
@@ -33,93 +34,6 @@ def gateway_binary() -> pathlib.Path:
     return pathlib.Path(
         os.environ.get("PHANTOM_GATEWAY_BIN", target_dir() / "debug/phantom-gateway")
     )
-
-
-def _read_ready(proc: subprocess.Popen, what: str, seconds: float = 60) -> str:
-    timer = threading.Timer(seconds, proc.kill)
-    timer.start()
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-    finally:
-        timer.cancel()
-    if not line.startswith("READY "):
-        raise RuntimeError(f"{what} did not start (exit {proc.poll()}): {line!r}")
-    return line[len("READY "):]
-
-
-def _stop(proc: Optional[subprocess.Popen]) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-class Response:
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def request(method: str, url: str, headers: Optional[dict[str, str]] = None,
-            body: Optional[bytes] = None, timeout: float = 10) -> Response:
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return Response(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read())
-    except urllib.error.HTTPError as e:
-        return Response(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read())
-
-
-def _basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-class AuthServer:
-    """panva/oidc-provider with the project's fixture (tests/e2e/authorization-server)."""
-
-    def __init__(self, env: Optional[dict[str, str]] = None) -> None:
-        if shutil.which("node") is None:
-            raise RuntimeError("node not found on PATH")
-        if not (AS_DIR / "node_modules/oidc-provider").is_dir():
-            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                           cwd=AS_DIR, check=True)
-        self.proc = subprocess.Popen(
-            ["node", "server.mjs"], cwd=AS_DIR, env=dict(os.environ, AS_PORT="0", **(env or {})),
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )
-        try:
-            self.issuer = _read_ready(self.proc, "authorization server", 30)
-        except Exception:
-            self.stop()
-            raise
-
-    def token(self, scope: str = "orders:read") -> str:
-        body = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": scope})
-        r = request("POST", f"{self.issuer}/token", {
-            "authorization": _basic("app", "app-secret"),
-            "content-type": "application/x-www-form-urlencoded"}, body.encode())
-        if r.status != 200:
-            raise RuntimeError(f"token request failed: {r.status} {r.body!r}")
-        return r.json()["access_token"]
-
-    def revoke(self, token: str) -> None:
-        body = urllib.parse.urlencode({"token": token, "token_type_hint": "access_token"})
-        r = request("POST", f"{self.issuer}/token/revocation", {
-            "authorization": _basic("gateway", "gateway-secret"),
-            "content-type": "application/x-www-form-urlencoded"}, body.encode())
-        if r.status != 200:
-            raise RuntimeError(f"revocation at the AS failed: {r.status}")
-
-    def stop(self) -> None:
-        _stop(self.proc)
 
 
 class EchoUpstream:
@@ -224,7 +138,7 @@ class Gateway:
             stdout=subprocess.PIPE, stderr=self.log, text=True, env=env,
         )
         try:
-            ready = dict(kv.split("=", 1) for kv in _read_ready(self.proc, "phantom-gateway").split())
+            ready = dict(kv.split("=", 1) for kv in read_ready(self.proc, "phantom-gateway").split())
         except Exception:
             self.stop()
             print(self.logs())
@@ -250,7 +164,7 @@ class Gateway:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:
-        _stop(self.proc)
+        stop_process(self.proc)
         self.log.close()
         return self.proc.returncode
 

@@ -1,0 +1,107 @@
+"""Start the authorization-server fixture (server.mjs) from Python tests: `AuthServer()` runs
+`node server.mjs` on a free port and offers `issuer`, `token(scope)`, `revoke(token)` and
+`stop()`. Standard library only; used by the gateway end-to-end tests and demo
+(tests/e2e/gateway/harness.py) and by the Python SDK's (bindings/python/tests/e2e_support.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Optional
+
+AS_DIR = pathlib.Path(__file__).resolve().parent
+
+
+def read_ready(proc: subprocess.Popen, what: str, seconds: float = 60) -> str:
+    timer = threading.Timer(seconds, proc.kill)
+    timer.start()
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+    finally:
+        timer.cancel()
+    if not line.startswith("READY "):
+        raise RuntimeError(f"{what} did not start (exit {proc.poll()}): {line!r}")
+    return line[len("READY "):]
+
+
+def stop_process(proc: Optional[subprocess.Popen]) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Response:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def request(method: str, url: str, headers: Optional[dict[str, str]] = None,
+            body: Optional[bytes] = None, timeout: float = 10) -> Response:
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Response(r.status, {k.lower(): v for k, v in r.headers.items()}, r.read())
+    except urllib.error.HTTPError as e:
+        return Response(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read())
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class AuthServer:
+    """panva/oidc-provider with the project's fixture (tests/e2e/authorization-server)."""
+
+    def __init__(self, env: Optional[dict[str, str]] = None) -> None:
+        if shutil.which("node") is None:
+            raise RuntimeError("node not found on PATH")
+        if not (AS_DIR / "node_modules/oidc-provider").is_dir():
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                           cwd=AS_DIR, check=True)
+        self.proc = subprocess.Popen(
+            ["node", "server.mjs"], cwd=AS_DIR, env=dict(os.environ, AS_PORT="0", **(env or {})),
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        try:
+            self.issuer = read_ready(self.proc, "authorization server", 30)
+        except Exception:
+            self.stop()
+            raise
+
+    def token(self, scope: str = "orders:read") -> str:
+        body = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": scope})
+        r = request("POST", f"{self.issuer}/token", {
+            "authorization": _basic("app", "app-secret"),
+            "content-type": "application/x-www-form-urlencoded"}, body.encode())
+        if r.status != 200:
+            raise RuntimeError(f"token request failed: {r.status} {r.body!r}")
+        return r.json()["access_token"]
+
+    def revoke(self, token: str) -> None:
+        body = urllib.parse.urlencode({"token": token, "token_type_hint": "access_token"})
+        r = request("POST", f"{self.issuer}/token/revocation", {
+            "authorization": _basic("gateway", "gateway-secret"),
+            "content-type": "application/x-www-form-urlencoded"}, body.encode())
+        if r.status != 200:
+            raise RuntimeError(f"revocation at the AS failed: {r.status}")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
