@@ -17,6 +17,13 @@ pub(crate) struct Minted {
     pub(crate) exp_ms: u64,
 }
 
+impl Minted {
+    /// Its share of the entry's size (see `Entry::bytes`).
+    pub(crate) fn bytes(&self) -> usize {
+        self.value.len() + 48
+    }
+}
+
 /// What the edge knows of an active token.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
@@ -37,11 +44,7 @@ impl Entry {
         160 + size_of::<TokenInfo>()
             + self.info.heap_bytes()
             + self.forward.as_ref().map_or(0, |f| f.len() + 16)
-            + self
-                .minted
-                .iter()
-                .map(|m| m.value.len() + 48)
-                .sum::<usize>()
+            + self.minted.iter().map(Minted::bytes).sum::<usize>()
     }
 }
 

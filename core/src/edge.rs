@@ -499,11 +499,10 @@ impl Edge {
             ev.fingerprint = Some(fp);
             actions.push_back(Action::Audit(ev));
         }
-        let before = entry.bytes();
-        let decision = decide(cfg, minter, entry, route, binding, now);
-        let after = entry.bytes();
+        let mut resized = None;
+        let decision = decide(cfg, minter, entry, route, binding, now, &mut resized);
         let info = entry.info.clone();
-        if after != before {
+        if let Some((before, after)) = resized {
             cache.resized(before, after);
         }
         self.emit_decision(decision, id, fp, route, binding, info);
@@ -920,7 +919,16 @@ impl Edge {
     }
 
     fn decide_uncached(&mut self, w: Waiter, fp: Fingerprint, entry: &mut Entry, now: u64) {
-        let decision = decide(&self.cfg, &mut self.minter, entry, w.route, &w.binding, now);
+        // Not in the cache yet: its size is counted when it is inserted.
+        let decision = decide(
+            &self.cfg,
+            &mut self.minter,
+            entry,
+            w.route,
+            &w.binding,
+            now,
+            &mut None,
+        );
         self.emit_decision(
             decision,
             w.request_id,
@@ -1230,6 +1238,7 @@ fn decide(
     route_idx: usize,
     b: &Binding,
     now: u64,
+    resized: &mut Option<(usize, usize)>,
 ) -> Result<Arc<str>, Reason> {
     let info = &*entry.info;
     let route = &cfg.routes[route_idx];
@@ -1280,12 +1289,22 @@ fn decide(
     let exp_ms = (now + a.max_ttl_ms).min(token_exp_ms);
     let jwt = mint(cfg, minter, info, route, now, exp_ms);
     let value = header_value(&cfg.upstream_scheme, &jwt);
-    entry.minted.retain(|m| m.route != route_idx);
-    entry.minted.push(Minted {
+    let minted = Minted {
         route: route_idx,
         value: value.clone(),
         exp_ms,
-    });
+    };
+    // The entry's size changes only here: (bytes before, bytes after) of its minted JWTs for
+    // this route, so a hit does not recount the whole entry.
+    let before = entry
+        .minted
+        .iter()
+        .filter(|m| m.route == route_idx)
+        .map(Minted::bytes)
+        .sum();
+    *resized = Some((before, minted.bytes()));
+    entry.minted.retain(|m| m.route != route_idx);
+    entry.minted.push(minted);
     Ok(value)
 }
 

@@ -33,12 +33,22 @@ pub(crate) enum Credentials<'a> {
     Dpop(&'a str),
 }
 
+/// The token68 characters before any trailing `=` (RFC 9110 §11.2): `ALPHA / DIGIT / "-" / "." /
+/// "_" / "~" / "+" / "/"`, as a table (one load per byte on the hot path, also in wasm).
+const TOKEN68: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+        b += 1;
+    }
+    t
+};
+
 pub(crate) fn is_token68(t: &str) -> bool {
     let body = t.trim_end_matches('=');
-    !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    !body.is_empty() && body.bytes().all(|b| TOKEN68[usize::from(b)])
 }
 
 pub(crate) fn credentials<'a>(headers: &[(&str, &'a str)]) -> Credentials<'a> {
@@ -172,6 +182,23 @@ pub(crate) fn normalize_url(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token68_alphabet() {
+        let allowed: String = (0u8..=255)
+            .filter(|&b| TOKEN68[usize::from(b)])
+            .map(char::from)
+            .collect();
+        assert_eq!(
+            allowed,
+            "+-./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz~"
+        );
+        assert!(is_token68("abc=="));
+        assert!(!is_token68("a=b"));
+        assert!(!is_token68("=="));
+        assert!(!is_token68("a b"));
+        assert!(!is_token68("\u{e9}"));
+    }
 
     #[test]
     fn bearer_parsing() {

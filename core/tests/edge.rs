@@ -373,6 +373,33 @@ fn rfc7662_json_is_minted_and_inactive_never_cached_as_valid() {
 }
 
 #[test]
+fn cache_bytes_follow_jwts_minted_on_hits() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let first = forward(&active_9701(&mut h, t, "orders:read orders:admin"))
+        .header_value
+        .clone();
+    let one_route = h.edge.stats().cache_bytes;
+    // A hit that reuses the JWT minted at the miss changes nothing.
+    assert_eq!(forward(&h.request(2, "/orders", "tok")).header_value, first);
+    assert_eq!(h.edge.stats().cache_bytes, one_route);
+    // A hit on a second route mints one more JWT into the same entry: counted.
+    let admin = forward(&h.request(3, "/admin", "tok")).header_value.clone();
+    let two_routes = h.edge.stats().cache_bytes;
+    assert_eq!(two_routes, one_route + admin.len() + 48);
+    // Past half the assertion lifetime the /orders JWT is replaced: old size out, new size in.
+    h.now += 31_000;
+    let again = forward(&h.request(4, "/orders", "tok"))
+        .header_value
+        .clone();
+    assert_ne!(again, first);
+    assert_eq!(
+        h.edge.stats().cache_bytes,
+        two_routes + again.len() - first.len()
+    );
+}
+
+#[test]
 fn rfc9701_and_rfc7662_require_assertions() {
     for d in ["rfc9701", "rfc7662"] {
         let mut cfg = base_config(d);
