@@ -225,6 +225,32 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Self; 17] = [
+        Self::CacheHit,
+        Self::NegativeHit,
+        Self::CacheMiss,
+        Self::Coalesced,
+        Self::Introspected,
+        Self::Cached,
+        Self::Forwarded,
+        Self::Rejected,
+        Self::Revoked,
+        Self::RevocationOverflow,
+        Self::Invalidated,
+        Self::AsFailure,
+        Self::JwksFetched,
+        Self::JwksFailed,
+        Self::TicketTimedOut,
+        Self::LateResponse,
+        Self::SecurityEvent,
+    ];
+
+    /// The kind with this snake_case name (`"cache_hit"`), if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The stable snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -286,5 +312,40 @@ impl AuditEvent {
     /// One line of JSON, for logs.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditKind;
+
+    #[test]
+    fn audit_kind_all_is_complete_and_named() {
+        // An exhaustive match: a new kind does not compile until it has a place in `ALL`.
+        let position = |k: AuditKind| match k {
+            AuditKind::CacheHit => 0,
+            AuditKind::NegativeHit => 1,
+            AuditKind::CacheMiss => 2,
+            AuditKind::Coalesced => 3,
+            AuditKind::Introspected => 4,
+            AuditKind::Cached => 5,
+            AuditKind::Forwarded => 6,
+            AuditKind::Rejected => 7,
+            AuditKind::Revoked => 8,
+            AuditKind::RevocationOverflow => 9,
+            AuditKind::Invalidated => 10,
+            AuditKind::AsFailure => 11,
+            AuditKind::JwksFetched => 12,
+            AuditKind::JwksFailed => 13,
+            AuditKind::TicketTimedOut => 14,
+            AuditKind::LateResponse => 15,
+            AuditKind::SecurityEvent => 16,
+        };
+        for (i, k) in AuditKind::ALL.into_iter().enumerate() {
+            assert_eq!(position(k), i);
+            assert_eq!(AuditKind::from_name(k.as_str()), Some(k));
+        }
+        assert_eq!(AuditKind::from_name("Cache_Hit"), None);
+        assert_eq!(AuditKind::from_name(""), None);
     }
 }

@@ -234,6 +234,17 @@ impl Edge {
         self.metrics.prometheus(&self.stats())
     }
 
+    /// The header every [`Forward`] sets (its `header_name`): constant for an edge.
+    pub fn forward_header_name(&self) -> &str {
+        &self.header_name
+    }
+
+    /// The headers every [`Forward`] strips (its `strip_headers`): constant for an edge, always
+    /// including `authorization` and `dpop`.
+    pub fn strip_headers(&self) -> &[String] {
+        &self.strip
+    }
+
     /// The fingerprint this edge computes for a token (for operators and revocation tooling).
     pub fn fingerprint(&self, token: &str) -> Fingerprint {
         self.fp.fingerprint(token)

@@ -64,9 +64,11 @@ pub(crate) fn credentials<'a>(headers: &[(&str, &'a str)]) -> Credentials<'a> {
     let Some(value) = found else {
         return Credentials::None;
     };
-    let value = value.trim_matches(|c| c == ' ' || c == '\t');
-    let (scheme, rest) = match value.split_once([' ', '\t']) {
-        Some((s, r)) => (s, r.trim_start_matches([' ', '\t'])),
+    let ws = |c: char| c == ' ' || c == '\t';
+    let value = value.trim_matches(ws);
+    // Byte search: an ASCII delimiter, so both slices stay on char boundaries.
+    let (scheme, rest) = match value.bytes().position(|b| b == b' ' || b == b'\t') {
+        Some(i) => (&value[..i], value[i + 1..].trim_start_matches(ws)),
         None => (value, ""),
     };
     let dpop = scheme.eq_ignore_ascii_case("dpop");

@@ -76,17 +76,32 @@ impl Hasher for FingerprintHasher {
 
 pub(crate) type FingerprintBuild = BuildHasherDefault<FingerprintHasher>;
 
-impl fmt::Display for Fingerprint {
-    /// 32 lowercase hex digits, written in one call (this is on every decision's path).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Fingerprint {
+    fn hex_digits(&self) -> [u8; 32] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 32];
         for (i, b) in self.0.iter().enumerate() {
             out[2 * i] = HEX[usize::from(b >> 4)];
             out[2 * i + 1] = HEX[usize::from(b & 0x0f)];
         }
+        out
+    }
+
+    /// The 32 lowercase hex digits as a `String` of exactly that size: what `to_string()` gives,
+    /// without the formatting machinery (bindings call this on every decision).
+    pub fn hex(&self) -> String {
+        let digits = self.hex_digits();
         // Only ASCII hex digits were written.
-        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+        std::str::from_utf8(&digits).unwrap_or_default().to_owned()
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    /// 32 lowercase hex digits, written in one call (this is on every decision's path).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = self.hex_digits();
+        // Only ASCII hex digits were written.
+        f.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -164,6 +179,8 @@ mod tests {
         bytes[15] = 0xa5;
         let fp = Fingerprint(bytes);
         assert_eq!(fp.to_string(), "00112233445566778899aabbccddeea5");
+        assert_eq!(fp.hex(), fp.to_string());
+        assert_eq!(fp.hex().capacity(), 32);
         assert_eq!(
             format!("{fp:?}"),
             "Fingerprint(00112233445566778899aabbccddeea5)"

@@ -886,6 +886,9 @@ fn upstream_header_name_and_scheme_are_configurable() {
     for s in ["authorization", "dpop", "cookie"] {
         assert!(f.strip_headers.iter().any(|h| h == s), "{s}");
     }
+    // The edge-level view (what the component hands out once) says the same as every Forward.
+    assert_eq!(h.edge.forward_header_name(), &*f.header_name);
+    assert_eq!(h.edge.strip_headers(), &*f.strip_headers);
 }
 
 // Sender constraints -------------------------------------------------------------------------

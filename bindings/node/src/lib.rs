@@ -307,11 +307,11 @@ fn action_to_js(action: core::Action) -> Result<Action> {
         core::Action::Forward(f) => Either7::A(Forward {
             ty: "forward",
             request_id: to_f64(f.request_id),
-            header_name: f.header_name.to_string(),
-            header_value: f.header_value.to_string(),
+            header_name: String::from(&*f.header_name),
+            header_value: String::from(&*f.header_value),
             strip_headers: f.strip_headers.to_vec(),
             token: TokenClaims::from(&*f.token),
-            fingerprint: f.fingerprint.to_string(),
+            fingerprint: f.fingerprint.hex(),
             rewritten_path: f.rewritten_path,
         }),
         core::Action::Reject(r) => Either7::B(Reject {
@@ -321,7 +321,7 @@ fn action_to_js(action: core::Action) -> Result<Action> {
             www_authenticate: r.www_authenticate,
             body: r.body,
             reason: r.reason.as_str().to_owned(),
-            fingerprint: r.fingerprint.map(|f| f.to_string()),
+            fingerprint: r.fingerprint.map(|f| f.hex()),
         }),
         core::Action::Introspect(i) => Either7::C(Introspect {
             ty: "introspect",
@@ -331,7 +331,7 @@ fn action_to_js(action: core::Action) -> Result<Action> {
             headers: i.headers,
             body: i.body,
             timeout_ms: to_f64(i.timeout_ms),
-            fingerprint: i.fingerprint.to_string(),
+            fingerprint: i.fingerprint.hex(),
         }),
         core::Action::FetchJwks(j) => Either7::D(FetchJwks {
             ty: "fetchJwks",
@@ -351,7 +351,7 @@ fn action_to_js(action: core::Action) -> Result<Action> {
             kind: e.kind.as_str(),
             request_id: e.request_id.map(to_f64),
             ticket: e.ticket.map(to_f64),
-            fingerprint: e.fingerprint.map(|f| f.to_string()),
+            fingerprint: e.fingerprint.map(|f| f.hex()),
             reason: e.reason.map(|r| r.as_str().to_owned()),
             detail: e.detail,
         }),
@@ -495,7 +495,7 @@ impl JsCache {
         }
         let mut holder = engine(Object::new(env))?;
         engine(holder.set_c_named_property(c"token", claims_object(env, &f.token)?))?;
-        engine(holder.set_c_named_property(c"fingerprint", f.fingerprint.to_string()))?;
+        engine(holder.set_c_named_property(c"fingerprint", f.fingerprint.hex()))?;
         let r = engine(holder.create_ref::<false>())?;
         if let Some((_, _, old)) = self.claims[i].replace((Arc::clone(&f.token), f.fingerprint, r))
         {
@@ -631,27 +631,6 @@ pub struct Edge {
     /// Actions taken from the core by `decide` and not handed out yet (in order).
     queued: VecDeque<core::Action>,
 }
-
-/// Every audit kind the core emits (for `muteAudits`).
-const AUDIT_KINDS: [core::AuditKind; 17] = [
-    core::AuditKind::CacheHit,
-    core::AuditKind::NegativeHit,
-    core::AuditKind::CacheMiss,
-    core::AuditKind::Coalesced,
-    core::AuditKind::Introspected,
-    core::AuditKind::Cached,
-    core::AuditKind::Forwarded,
-    core::AuditKind::Rejected,
-    core::AuditKind::Revoked,
-    core::AuditKind::RevocationOverflow,
-    core::AuditKind::Invalidated,
-    core::AuditKind::AsFailure,
-    core::AuditKind::JwksFetched,
-    core::AuditKind::JwksFailed,
-    core::AuditKind::TicketTimedOut,
-    core::AuditKind::LateResponse,
-    core::AuditKind::SecurityEvent,
-];
 
 impl Edge {
     /// Whether this action is handed out (audit events can be switched off or muted by kind).
@@ -921,10 +900,7 @@ impl Edge {
         self.muted = kinds
             .iter()
             .map(|k| {
-                AUDIT_KINDS
-                    .iter()
-                    .copied()
-                    .find(|a| a.as_str() == k)
+                core::AuditKind::from_name(k)
                     .ok_or_else(|| invalid_arg("kinds", &format!("unknown audit kind {k:?}")))
             })
             .collect::<Result<_>>()?;

@@ -295,7 +295,7 @@ impl Forward {
 
     #[getter]
     fn fingerprint(&self) -> String {
-        self.fingerprint.to_string()
+        self.fingerprint.hex()
     }
 
     /// When the token came in the query (`request.allow_query_token`): the path and query to
@@ -310,7 +310,7 @@ impl Forward {
             "Forward(request_id={}, header_name={:?}, fingerprint={:?})",
             self.request_id,
             Python::attach(|py| self.header_name.bind(py).to_string()),
-            self.fingerprint.to_string()
+            self.fingerprint.hex()
         )
     }
 }
@@ -549,7 +549,7 @@ impl Audit {
 
     #[getter]
     fn fingerprint(&self) -> Option<String> {
-        self.event.fingerprint.map(|f| f.to_string())
+        self.event.fingerprint.map(|f| f.hex())
     }
 
     #[getter]
@@ -600,7 +600,7 @@ fn action_to_py(
                 www_authenticate: r.www_authenticate,
                 body: r.body,
                 reason: r.reason.as_str().to_owned(),
-                fingerprint: r.fingerprint.map(|f| f.to_string()),
+                fingerprint: r.fingerprint.map(|f| f.hex()),
             },
         )?
         .into_any(),
@@ -613,7 +613,7 @@ fn action_to_py(
                 headers: i.headers,
                 body: i.body,
                 timeout_ms: i.timeout_ms,
-                fingerprint: i.fingerprint.to_string(),
+                fingerprint: i.fingerprint.hex(),
             },
         )?
         .into_any(),
@@ -879,7 +879,7 @@ impl Edge {
 
     /// The keyed fingerprint (32 hex digits) this edge computes for `token`.
     fn fingerprint(&self, token: &str) -> String {
-        self.inner.fingerprint(token).to_string()
+        self.inner.fingerprint(token).hex()
     }
 
     /// The edge's public JWKS (JSON text) for backends, or `None` without `[assertions]`.
