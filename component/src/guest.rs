@@ -13,8 +13,9 @@ wit_bindgen::generate!({
 
 use exports::phantom::edge::edge::{Guest, GuestEdge};
 use exports::phantom::edge::types::{
-    Action, AuditEvent, ConfigError, ConfigFormat, EdgeError, Forward, Header, HttpResponse,
-    Introspect, LookupResult, Origin, Reject, Request, RevocationError, SharedLookup,
+    Action, AuditEvent, ConfigError, ConfigFormat, EdgeError, Forward, ForwardPolicy, Header,
+    HttpResponse, Introspect, LookupResult, Method, Origin, Reject, Request, RevocationError,
+    Scheme, SharedLookup,
 };
 
 struct Component;
@@ -23,8 +24,32 @@ impl Guest for Component {
     type Edge = Edge;
 }
 
-/// One edge: the core state machine.
-struct Edge(RefCell<core::Edge>);
+/// One edge: the core state machine, and what the host asked to be left out of the actions.
+struct Edge {
+    core: RefCell<core::Edge>,
+    out: RefCell<Output>,
+}
+
+/// What the host does not want returned (`mute-audits`, `include-token-json`).
+struct Output {
+    muted: Vec<core::AuditKind>,
+    token_json: bool,
+}
+
+impl Output {
+    /// Core actions as WIT variants, or `None` for a muted audit event. Also `None` for an action
+    /// kind newer than this component (the core's enum is non-exhaustive); such actions are
+    /// dropped, which can only withhold a decision, never grant one — and the crate is built
+    /// against one core version.
+    fn action(&self, a: core::Action) -> Option<Action> {
+        if let core::Action::Audit(e) = &a
+            && self.muted.contains(&e.kind)
+        {
+            return None;
+        }
+        action(a, self.token_json)
+    }
+}
 
 impl From<core::ConfigError> for EdgeError {
     fn from(e: core::ConfigError) -> Self {
@@ -55,6 +80,29 @@ impl From<core::EdgeError> for EdgeError {
     }
 }
 
+fn method(m: &Method) -> &str {
+    match m {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Delete => "DELETE",
+        Method::Connect => "CONNECT",
+        Method::Options => "OPTIONS",
+        Method::Trace => "TRACE",
+        Method::Patch => "PATCH",
+        Method::Other(m) => m,
+    }
+}
+
+fn scheme(s: &Scheme) -> &str {
+    match s {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+        Scheme::Other(s) => s,
+    }
+}
+
 fn pairs(headers: &[Header]) -> Vec<(&str, &str)> {
     headers
         .iter()
@@ -62,18 +110,16 @@ fn pairs(headers: &[Header]) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// Core actions as WIT variants. `None` for an action kind newer than this component (the
-/// core's enum is non-exhaustive); such actions are dropped, which can only withhold a
-/// decision, never grant one — and the crate is built against one core version.
-fn action(a: core::Action) -> Option<Action> {
+/// One core action as a WIT variant (see `Output::action`).
+fn action(a: core::Action, token_json: bool) -> Option<Action> {
     Some(match a {
         core::Action::Forward(f) => Action::Forward(Forward {
+            // `header_name` and `strip_headers` are the edge's, the same in every Forward: hosts
+            // read them once (`forward-policy`).
             request_id: f.request_id,
-            header_name: f.header_name.to_string(),
-            header_value: f.header_value.to_string(),
-            strip_headers: f.strip_headers.to_vec(),
-            fingerprint: f.fingerprint.to_string(),
-            token_json: serde_json::to_string(&*f.token).unwrap_or_default(),
+            header_value: String::from(&*f.header_value),
+            fingerprint: f.fingerprint.hex(),
+            token_json: token_json.then(|| serde_json::to_string(&*f.token).unwrap_or_default()),
             rewritten_path: f.rewritten_path,
         }),
         core::Action::Reject(r) => Action::Reject(Reject {
@@ -82,7 +128,7 @@ fn action(a: core::Action) -> Option<Action> {
             www_authenticate: r.www_authenticate,
             body: r.body,
             reason: r.reason.as_str().to_owned(),
-            fingerprint: r.fingerprint.map(|f| f.to_string()),
+            fingerprint: r.fingerprint.map(|f| f.hex()),
         }),
         core::Action::Introspect(i) => Action::Introspect(Introspect {
             ticket: i.ticket,
@@ -95,7 +141,7 @@ fn action(a: core::Action) -> Option<Action> {
                 .collect(),
             body: i.body,
             timeout_ms: i.timeout_ms,
-            fingerprint: i.fingerprint.to_string(),
+            fingerprint: i.fingerprint.hex(),
         }),
         core::Action::FetchJwks(j) => Action::FetchJwks(j.url),
         core::Action::SharedLookup(l) => Action::SharedLookup(SharedLookup {
@@ -107,7 +153,7 @@ fn action(a: core::Action) -> Option<Action> {
             kind: e.kind.as_str().to_owned(),
             request_id: e.request_id,
             ticket: e.ticket,
-            fingerprint: e.fingerprint.map(|f| f.to_string()),
+            fingerprint: e.fingerprint.map(|f| f.hex()),
             reason: e.reason.map(|r| r.as_str().to_owned()),
             json: e.to_json(),
             detail: e.detail,
@@ -118,26 +164,47 @@ fn action(a: core::Action) -> Option<Action> {
 
 impl Edge {
     fn core(&self) -> RefMut<'_, core::Edge> {
-        self.0.borrow_mut()
+        self.core.borrow_mut()
     }
 
     fn drain(&self) -> Vec<Action> {
-        self.core()
-            .drain_actions()
-            .into_iter()
-            .filter_map(action)
-            .collect()
+        let out = self.out.borrow();
+        let mut core = self.core();
+        let mut actions = Vec::new();
+        while let Some(a) = core.poll_action() {
+            actions.extend(out.action(a));
+        }
+        actions
     }
 
     fn request(&self, now_ms: u64, request: &Request) {
-        let headers = pairs(&request.headers);
+        // The two headers the core reads, as (name, value) pairs, without a heap Vec for the
+        // usual one or two.
+        const INLINE: usize = 4;
+        let named = request
+            .authorization
+            .iter()
+            .map(|v| ("authorization", v.as_str()))
+            .chain(request.dpop.iter().map(|v| ("dpop", v.as_str())));
+        let count = request.authorization.len() + request.dpop.len();
+        let mut inline = [("", ""); INLINE];
+        let spilled: Vec<(&str, &str)>;
+        let headers: &[(&str, &str)] = if count <= INLINE {
+            for (slot, h) in inline.iter_mut().zip(named) {
+                *slot = h;
+            }
+            &inline[..count]
+        } else {
+            spilled = named.collect();
+            &spilled
+        };
         let req = core::Request {
             id: request.id,
-            method: &request.method,
-            scheme: &request.scheme,
+            method: method(&request.method),
+            scheme: scheme(&request.scheme),
             authority: &request.authority,
             path: &request.path,
-            headers: &headers,
+            headers,
             client_cert_thumbprint: request.client_cert_thumbprint.as_deref(),
         };
         self.core().handle_request(now_ms, &req);
@@ -161,9 +228,13 @@ impl GuestEdge for Edge {
             ConfigFormat::Json => core::Config::from_json(&config, &lookup)?,
         };
         let edge = core::Edge::new(config, seed, now_ms);
-        Ok(exports::phantom::edge::edge::Edge::new(Self(RefCell::new(
-            edge,
-        ))))
+        Ok(exports::phantom::edge::edge::Edge::new(Self {
+            core: RefCell::new(edge),
+            out: RefCell::new(Output {
+                muted: Vec::new(),
+                token_json: true,
+            }),
+        }))
     }
 
     fn handle_request(&self, now_ms: u64, request: Request) {
@@ -263,12 +334,29 @@ impl GuestEdge for Edge {
     }
 
     fn poll_action(&self) -> Option<Action> {
+        let out = self.out.borrow();
+        let mut core = self.core();
         loop {
-            let next = self.core().poll_action()?;
-            if let Some(a) = action(next) {
+            if let Some(a) = out.action(core.poll_action()?) {
                 return Some(a);
             }
         }
+    }
+
+    fn mute_audits(&self, kinds: Vec<String>) -> Result<(), EdgeError> {
+        let muted = kinds
+            .iter()
+            .map(|k| {
+                core::AuditKind::from_name(k)
+                    .ok_or_else(|| EdgeError::InvalidArgument(format!("unknown audit kind {k:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        self.out.borrow_mut().muted = muted;
+        Ok(())
+    }
+
+    fn include_token_json(&self, enabled: bool) {
+        self.out.borrow_mut().token_json = enabled;
     }
 
     fn drain_actions(&self) -> Vec<Action> {
@@ -279,12 +367,20 @@ impl GuestEdge for Edge {
         self.core().poll_timeout()
     }
 
+    fn forward_policy(&self) -> ForwardPolicy {
+        let core = self.core();
+        ForwardPolicy {
+            header_name: core.forward_header_name().to_owned(),
+            strip_headers: core.strip_headers().to_vec(),
+        }
+    }
+
     fn prometheus(&self) -> String {
         self.core().prometheus()
     }
 
     fn fingerprint(&self, token: String) -> String {
-        self.core().fingerprint(&token).to_string()
+        self.core().fingerprint(&token).hex()
     }
 
     fn assertion_jwks(&self) -> Option<String> {

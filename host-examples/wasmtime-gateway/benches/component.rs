@@ -143,8 +143,8 @@ fn native_hit(edge: &mut native::Edge, now: u64, id: u64, auth: &str) {
 }
 
 /// A native hit plus the conversions the component's guest does to every action before it
-/// crosses back (component/src/guest.rs `action()`): the Forward's strings copied and its
-/// `token_json` serialised, the audit event's JSON built. Attributes the component's extra
+/// crosses back by default (component/src/guest.rs `action()`): the Forward's value and
+/// fingerprint copied and its `token_json` serialised, the audit event's JSON built. Attributes the component's extra
 /// cost to the crossing or to this work.
 #[inline(always)]
 fn native_hit_converted(edge: &mut native::Edge, now: u64, id: u64, auth: &str) {
@@ -156,17 +156,15 @@ fn native_hit_converted(edge: &mut native::Edge, now: u64, id: u64, auth: &str) 
             native::Action::Forward(f) => {
                 forwarded = true;
                 black_box((
-                    f.header_name.to_string(),
                     f.header_value.to_string(),
-                    f.strip_headers.to_vec(),
-                    f.fingerprint.to_string(),
+                    f.fingerprint.hex(),
                     serde_json::to_string(&*f.token).unwrap_or_default(),
                 ));
             }
             native::Action::Audit(e) => {
                 black_box((
                     e.kind.as_str().to_owned(),
-                    e.fingerprint.map(|f| f.to_string()),
+                    e.fingerprint.map(|f| f.hex()),
                     e.to_json(),
                 ));
             }
@@ -194,17 +192,14 @@ fn wasm_path() -> PathBuf {
 }
 
 fn wit_request(id: u64, auth: &str) -> engine::Request {
-    let h = |n: &str, v: &str| Header {
-        name: n.into(),
-        value: v.into(),
-    };
     engine::Request {
         id,
-        method: "GET".into(),
-        scheme: "http".into(),
+        method: engine::Method::Get,
+        scheme: engine::Scheme::Http,
         authority: HOST.into(),
         path: PATH.into(),
-        headers: vec![h("host", HOST), h("authorization", auth)],
+        authorization: vec![auth.into()],
+        dpop: vec![],
         client_cert_thumbprint: None,
     }
 }
@@ -251,6 +246,7 @@ fn component_filled(tokens: &[String], body: &str) -> Core {
     core
 }
 
+/// One hit through the component: `decide`, every action back in the host.
 #[inline(always)]
 fn component_hit(core: &mut Core, now: u64, req: &engine::Request) {
     let actions = core.decide(now, req).unwrap();
@@ -345,6 +341,41 @@ fn hits(c: &mut Criterion) {
             component_hit(&mut core, now, &req);
         });
     });
+    // What phantom-gateway sets up (gateway.rs `Gateway::new`, `to_wit_request`): no
+    // token-json, the routine audits muted.
+    core.output(false, &["cache_hit", "negative_hit"]).unwrap();
+    match core.decide(now, &wit_request(0, hot)).unwrap().as_slice() {
+        [Action::Forward(f)] => assert!(f.token_json.is_none()),
+        other => panic!("gateway output: expected one Forward, got {other:?}"),
+    }
+    g.bench_function("component/hot_token_gateway_output", |b| {
+        let mut req = wit_request(0, hot);
+        b.iter(|| {
+            req.id += 1;
+            component_hit(&mut core, now, &req);
+        });
+    });
+    g.bench_function("component/hot_token_gateway_output_incl_wit_request", |b| {
+        let mut id = 0u64;
+        b.iter(|| {
+            id += 1;
+            let req = wit_request(id, black_box(hot));
+            component_hit(&mut core, now, &req);
+        });
+    });
+    let reqs: Vec<engine::Request> = order
+        .iter()
+        .map(|&k| wit_request(0, &tokens[k as usize]))
+        .collect();
+    g.bench_function(format!("component/random_token_gateway_output/{n}"), |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let req = &reqs[i];
+            i = (i + 1) % n;
+            component_hit(&mut core, now, req);
+        });
+    });
+    core.output(true, &[]).unwrap();
     g.bench_function(format!("native/random_token/{n}"), |b| {
         let mut i = 0usize;
         b.iter(|| {
@@ -391,7 +422,7 @@ fn hits(c: &mut Criterion) {
         b.iter(|| black_box(black_box(&audit).to_json()));
     });
     g.bench_function("fingerprint_to_string", |b| {
-        b.iter(|| black_box(black_box(&fwd).fingerprint.to_string()));
+        b.iter(|| black_box(black_box(&fwd).fingerprint.hex()));
     });
     g.finish();
 
@@ -404,7 +435,7 @@ fn hits(c: &mut Criterion) {
     });
     let tok = hot.strip_prefix("Bearer ").unwrap();
     g.bench_function("native/fingerprint", |b| {
-        b.iter(|| black_box(edge.fingerprint(black_box(tok)).to_string()));
+        b.iter(|| black_box(edge.fingerprint(black_box(tok)).hex()));
     });
     g.bench_function("component/fingerprint", |b| {
         b.iter(|| black_box(core.fingerprint(black_box(tok)).unwrap()));

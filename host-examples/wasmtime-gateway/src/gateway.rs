@@ -19,13 +19,13 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{Notify, oneshot, watch};
-use tracing::{debug, error, info, warn};
+use tracing::{Level, debug, error, info, warn};
 
 use crate::config::{GatewayConfig, Upstream};
 use crate::engine::{self, Action, Core, EdgeError, Forward, HttpResponse, LookupResult, Reject};
@@ -60,6 +60,10 @@ pub struct Gateway {
     upstream_client: Client<HttpConnector, Incoming>,
     upstream_authority: Option<HeaderValue>,
     upstream: Upstream,
+    /// The component's `forward-policy`: the header set to each forward's value, and the
+    /// inbound headers removed (always including `authorization` and `dpop`).
+    forward_header: HeaderName,
+    strip_headers: Vec<HeaderName>,
     timer: Notify,
     cfg: GatewayConfig,
 }
@@ -187,7 +191,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Request or response headers as the component takes them (non-UTF-8 bytes replaced).
+/// Response headers as the component takes them (non-UTF-8 bytes replaced).
 fn wit_headers(headers: &HeaderMap) -> Vec<engine::Header> {
     headers
         .iter()
@@ -198,10 +202,44 @@ fn wit_headers(headers: &HeaderMap) -> Vec<engine::Header> {
         .collect()
 }
 
+/// Every value of one request header, in order (non-UTF-8 bytes replaced).
+fn header_values(headers: &HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect()
+}
+
 impl Gateway {
-    /// Wraps a freshly built core.
-    pub fn new(core: Core, cfg: GatewayConfig) -> Result<Arc<Self>, crate::config::ConfigError> {
+    /// Wraps a freshly built core. The gateway does not pass claims on, so it asks the component
+    /// not to serialise them per request; per-request audit kinds that `audit` would log at
+    /// debug level are muted unless that level is on.
+    pub fn new(
+        mut core: Core,
+        cfg: GatewayConfig,
+    ) -> Result<Arc<Self>, crate::config::ConfigError> {
         let upstream = cfg.upstream()?;
+        let muted: &[&str] = if tracing::enabled!(target: "phantom_edge::audit", Level::DEBUG) {
+            &[]
+        } else {
+            &ROUTINE_AUDITS
+        };
+        let component_err =
+            |e: wasmtime::Error| crate::config::ConfigError(format!("component: {e:#}"));
+        core.output(false, muted).map_err(component_err)?;
+        let policy = core.forward_policy().map_err(component_err)?;
+        let header = |n: &str| {
+            HeaderName::try_from(n).map_err(|_| {
+                crate::config::ConfigError(format!("component: invalid header name {n:?}"))
+            })
+        };
+        let forward_header = header(&policy.header_name)?;
+        let strip_headers = policy
+            .strip_headers
+            .iter()
+            .map(|n| header(n))
+            .collect::<Result<Vec<_>, _>>()?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
@@ -217,6 +255,8 @@ impl Gateway {
             upstream_client: upstream_client(),
             upstream_authority,
             upstream,
+            forward_header,
+            strip_headers,
             timer: Notify::new(),
             cfg,
         }))
@@ -514,16 +554,13 @@ impl Gateway {
         let Ok(uri) = uri.parse::<hyper::Uri>() else {
             return error_response(400, "invalid_request", "bad request target");
         };
-        let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(f.header_name.as_str()),
-            HeaderValue::try_from(f.header_value.as_str()),
-        ) else {
+        let Ok(value) = HeaderValue::try_from(f.header_value.as_str()) else {
             return error_response(502, "bad_gateway", "invalid forwarded header");
         };
         let headers = upstream_headers(
             &parts.headers,
-            |n| n == f.header_name || f.strip_headers.iter().any(|s| s == n),
-            Some((name, value)),
+            |n| n == self.forward_header.as_str() || self.strip_headers.iter().any(|s| s == n),
+            Some((self.forward_header.clone(), value)),
             self.upstream_authority.as_ref(),
             remote,
         );
@@ -637,6 +674,9 @@ impl Gateway {
     }
 }
 
+/// Audit kinds emitted per request on the fast path, logged at debug level by `audit`.
+const ROUTINE_AUDITS: [&str; 2] = ["cache_hit", "negative_hit"];
+
 fn audit(e: &engine::AuditEvent) {
     match e.kind.as_str() {
         "rejected" | "revoked" | "security_event" | "invalidated" => {
@@ -683,7 +723,6 @@ fn describe_reqwest(e: reqwest::Error) -> String {
 }
 
 fn to_wit_request(id: u64, req: &hyper::Request<Incoming>) -> engine::Request {
-    let headers = wit_headers(req.headers());
     let authority = req
         .headers()
         .get("host")
@@ -693,14 +732,15 @@ fn to_wit_request(id: u64, req: &hyper::Request<Incoming>) -> engine::Request {
         .to_owned();
     engine::Request {
         id,
-        method: req.method().as_str().to_owned(),
-        scheme: "http".into(),
+        method: req.method().as_str().into(),
+        scheme: engine::Scheme::Http,
         authority,
         path: req
             .uri()
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
-        headers,
+        authorization: header_values(req.headers(), AUTHORIZATION.as_str()),
+        dpop: header_values(req.headers(), "dpop"),
         client_cert_thumbprint: None,
     }
 }

@@ -11,6 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { edge as edgeIface } from './out/phantom_edge.js';
+import { credentials, method, scheme } from './canon.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const n = Number(process.argv[2] ?? 50000);
@@ -19,8 +20,8 @@ const c = JSON.parse(readFileSync(resolve(here, '../../vectors/cases/039-cache-h
 const s = c.steps;
 const utf8 = (x) => new TextEncoder().encode(x);
 const req = (r) => ({
-  id: BigInt(r.id), method: r.method, scheme: r.scheme, authority: r.authority, path: r.path,
-  headers: r.headers.map(([name, value]) => ({ name, value })), clientCertThumbprint: undefined,
+  id: BigInt(r.id), method: method(r.method), scheme: scheme(r.scheme), authority: r.authority, path: r.path,
+  ...credentials(r.headers), clientCertThumbprint: undefined,
 });
 
 const edge = edgeIface.Edge.create(JSON.stringify(c.config), 'json', [], Buffer.from(c.seed, 'hex'), BigInt(c.start));

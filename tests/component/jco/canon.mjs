@@ -13,19 +13,40 @@ export function num(x) {
 const optNum = (x) => (x === undefined ? undefined : num(x));
 const orNull = (x) => (x === undefined ? null : x);
 
-export function canon(a) {
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'];
+
+/** The WIT `method` variant: the common methods by (case-sensitive) name, else `other`. */
+export const method = (m) => (METHODS.includes(m) ? { tag: m.toLowerCase() } : { tag: 'other', val: m });
+/**
+ * The request's credential fields from its [name, value] header pairs: every Authorization and
+ * DPoP value, in order (names are case-insensitive); the core reads no other header.
+ */
+export const credentials = (pairs) => ({
+  authorization: pairs.filter(([n]) => n.toLowerCase() === 'authorization').map(([, v]) => v),
+  dpop: pairs.filter(([n]) => n.toLowerCase() === 'dpop').map(([, v]) => v),
+});
+
+/** The WIT `scheme` variant. */
+export const scheme = (s) => (s === 'http' || s === 'https' ? { tag: s } : { tag: 'other', val: s });
+
+/**
+ * One action as the vectors have it. A forward's header name and strip list come from the edge's
+ * `forward-policy` (the vectors carry them per forward, as the core has them).
+ */
+export function canon(a, policy) {
   const v = a.val;
   switch (a.tag) {
     case 'forward': {
       const out = {
         type: 'forward',
         request_id: num(v.requestId),
-        header_name: v.headerName,
+        header_name: policy.headerName,
         header_value: v.headerValue,
-        strip_headers: [...v.stripHeaders],
+        strip_headers: [...policy.stripHeaders],
         fingerprint: v.fingerprint,
-        token: JSON.parse(v.tokenJson),
       };
+      // None only after include-token-json(false).
+      if (v.tokenJson !== undefined) out.token = JSON.parse(v.tokenJson);
       // Vectors carry `rewritten_path` only for query-token cases; anywhere else it must be
       // none, so a stray rewrite shows up as a difference.
       if (v.rewrittenPath !== undefined) out.rewritten_path = v.rewrittenPath;

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { canon, num } from './canon.mjs';
+import { canon, credentials, method, num, scheme } from './canon.mjs';
 import { edge as edgeIface } from './out/phantom_edge.js';
 
 const { Edge } = edgeIface;
@@ -59,11 +59,11 @@ function apply(edge, i, now, inp) {
     case 'request': {
       const req = {
         id: BigInt(inp.id),
-        method: inp.method,
-        scheme: inp.scheme,
+        method: method(inp.method),
+        scheme: scheme(inp.scheme),
         authority: inp.authority,
         path: inp.path,
-        headers: headers(inp.headers),
+        ...credentials(inp.headers),
         clientCertThumbprint: inp.client_cert_thumbprint ?? undefined,
       };
       // decide (handle-request + drain-actions in one call) on even steps.
@@ -119,8 +119,9 @@ for (const file of files) {
   test(file.replace(/\.json$/, ''), () => {
     const c = JSON.parse(readFileSync(join(casesDir, file), 'utf8'));
     const edge = Edge.create(JSON.stringify(c.config), 'json', [], Buffer.from(c.seed, 'hex'), BigInt(c.start));
+    const policy = edge.forwardPolicy();
     try {
-      deepStrictEqual(edge.drainActions().map(canon), c.initial ?? [], 'initial actions differ');
+      deepStrictEqual(edge.drainActions().map((a) => canon(a, policy)), c.initial ?? [], 'initial actions differ');
       c.steps.forEach((step, i) => {
         const what = `step ${i} (${step.input.type})`;
         const now = BigInt(step.now);
@@ -136,7 +137,7 @@ for (const file of files) {
         } else {
           equal(edge.pollAction(), undefined, `${what}: decide left actions in the queue`);
         }
-        deepStrictEqual(actions.map(canon), step.expect, `${what}: actions differ`);
+        deepStrictEqual(actions.map((a) => canon(a, policy)), step.expect, `${what}: actions differ`);
         deepStrictEqual(result, step.result, `${what}: result differs`);
         if ('timeout' in step) {
           const t = edge.pollTimeout();
@@ -187,16 +188,85 @@ test('create: *_env secrets are looked up in the env list, and only there', () =
   equal(missing.val.field, 'authorization_server.client_secret_env');
   // With the secret in env the miss is the vector's, byte for byte (Basic auth included).
   const edge = Edge.create(config, 'json', [['AS_SECRET', secret]], seed, BigInt(c.start));
+  const policy = edge.forwardPolicy();
   try {
-    deepStrictEqual(edge.drainActions().map(canon), c.initial);
+    deepStrictEqual(edge.drainActions().map((a) => canon(a, policy)), c.initial);
     edge.handleJwksResponse(BigInt(c.steps[0].now), utf8(c.steps[0].input.body));
     edge.drainActions();
     const r = c.steps[1].input;
     const got = edge.decide(BigInt(c.steps[1].now), {
-      id: BigInt(r.id), method: r.method, scheme: r.scheme, authority: r.authority, path: r.path,
-      headers: headers(r.headers), clientCertThumbprint: undefined,
+      id: BigInt(r.id), method: method(r.method), scheme: scheme(r.scheme), authority: r.authority, path: r.path,
+      ...credentials(r.headers), clientCertThumbprint: undefined,
     });
-    deepStrictEqual(got.map(canon), c.steps[1].expect);
+    deepStrictEqual(got.map((a) => canon(a, policy)), c.steps[1].expect);
+  } finally {
+    edge[Symbol.dispose]();
+  }
+});
+
+test('mute-audits and include-token-json leave out just what was asked, and can be undone', () => {
+  const c = hitCase();
+  const edge = Edge.create(JSON.stringify(c.config), 'json', [], Buffer.from(c.seed, 'hex'), BigInt(c.start));
+  const policy = edge.forwardPolicy();
+  const muted = ['cache_hit', 'cache_miss'];
+  // What the vector expects, without the muted audit kinds and without the claims.
+  const lean = (expect) =>
+    expect
+      .filter((a) => !(a.type === 'audit' && muted.includes(a.kind)))
+      .map((a) => {
+        if (a.type !== 'forward') return a;
+        const { token, ...rest } = a;
+        return rest;
+      });
+  try {
+    deepStrictEqual(edge.drainActions().map((a) => canon(a, policy)), c.initial ?? []);
+    let refused;
+    try {
+      edge.muteAudits(['cache_hit', 'no_such_kind']);
+    } catch (e) {
+      refused = payloadOf(e);
+    }
+    deepStrictEqual(refused, { tag: 'invalid-argument', val: 'unknown audit kind "no_such_kind"' });
+    edge.muteAudits(muted);
+    edge.includeTokenJson(false);
+    let forwards = 0;
+    c.steps.forEach((step, i) => {
+      const now = BigInt(step.now);
+      const [decided] = apply(edge, 0, now, step.input); // step index 0: requests go through decide
+      const actions = (decided ?? edge.drainActions()).map((a) => canon(a, policy));
+      deepStrictEqual(actions, lean(step.expect), `step ${i} (${step.input.type})`);
+      forwards += actions.filter((a) => a.type === 'forward').length;
+    });
+    equal(forwards, 2, 'the miss and the hit are both forwarded');
+    // Undone: the hit again, exactly as the vector has it (claims and cache_hit audit back).
+    edge.muteAudits([]);
+    edge.includeTokenJson(true);
+    const hit = c.steps.at(-1);
+    const [again] = apply(edge, 0, BigInt(hit.now), hit.input);
+    deepStrictEqual(again.map((a) => canon(a, policy)), hit.expect);
+  } finally {
+    edge[Symbol.dispose]();
+  }
+});
+
+test('request.dpop reaches the core: each DPoP header count is told apart', () => {
+  // The vectors have no DPoP proof header; the audit detail shows what the core saw.
+  const c = hitCase();
+  const edge = Edge.create(JSON.stringify(c.config), 'json', [], Buffer.from(c.seed, 'hex'), BigInt(c.start));
+  try {
+    edge.drainActions();
+    const seen = (dpop) => {
+      const got = edge.decide(BigInt(c.start), {
+        id: 1n, method: method('GET'), scheme: scheme('https'), authority: 'api.example', path: '/orders/1',
+        authorization: ['DPoP opaque-token'], dpop, clientCertThumbprint: undefined,
+      });
+      deepStrictEqual(got.map((a) => a.tag), ['audit', 'reject']);
+      equal(got[1].val.reason, 'invalid_dpop_proof');
+      return got[0].val.detail;
+    };
+    equal(seen([]), 'missing DPoP proof');
+    equal(seen(['x.y.z']), 'malformed proof or alg not allowed');
+    equal(seen(['a.b.c', 'd.e.f']), 'more than one DPoP header');
   } finally {
     edge[Symbol.dispose]();
   }

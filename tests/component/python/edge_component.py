@@ -19,7 +19,7 @@ from typing import Any
 from wasmtime import Config, Engine, Store, WasiConfig
 from wasmtime.component import Component, Linker, ResourceAny, Variant
 
-IFACE = "phantom:edge/edge@0.1.0"
+IFACE = "phantom:edge/edge@0.2.0"
 
 METHODS = (
     "handle-request",
@@ -36,6 +36,9 @@ METHODS = (
     "poll-action",
     "drain-actions",
     "poll-timeout",
+    "forward-policy",
+    "mute-audits",
+    "include-token-json",
     "prometheus",
     "fingerprint",
     "assertion-jwks",
@@ -54,10 +57,26 @@ def header(name: str, value: str) -> Rec:
     return Rec(name=name, value=value)
 
 
-def request(id: int, method: str, scheme: str, authority: str, path: str,
+METHOD_TAGS = ("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH")
+
+
+def method(m: str) -> Variant:
+    """The WIT `method` variant: the common methods by (case-sensitive) name, else `other`."""
+    return Variant(m.lower()) if m in METHOD_TAGS else Variant("other", m)
+
+
+def scheme(s: str) -> Variant:
+    return Variant(s) if s in ("http", "https") else Variant("other", s)
+
+
+def request(id: int, method_: str, scheme_: str, authority: str, path: str,
             headers: list[tuple[str, str]], client_cert_thumbprint: str | None = None) -> Rec:
-    return Rec(id=id, method=method, scheme=scheme, authority=authority, path=path,
-               headers=[header(n, v) for n, v in headers],
+    """A WIT request from a request's headers: every Authorization and DPoP value, in order
+    (names are case-insensitive); the core reads no other header."""
+    def values(name: str) -> list[str]:
+        return [v for n, v in headers if n.lower() == name]
+    return Rec(id=id, method=method(method_), scheme=scheme(scheme_), authority=authority,
+               path=path, authorization=values("authorization"), dpop=values("dpop"),
                client_cert_thumbprint=client_cert_thumbprint)
 
 
@@ -192,6 +211,15 @@ class Edge:
 
     def poll_timeout(self) -> int | None:
         return self._call("poll-timeout")
+
+    def forward_policy(self) -> Any:
+        return self._call("forward-policy")
+
+    def mute_audits(self, kinds: list[str]) -> None:
+        self._fallible("mute-audits", kinds)
+
+    def include_token_json(self, enabled: bool) -> None:
+        self._call("include-token-json", enabled)
 
     def prometheus(self) -> str:
         return self._call("prometheus")

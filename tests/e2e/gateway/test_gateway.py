@@ -5,10 +5,12 @@ tests of a mode run in file order and the AS is stopped last."""
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
 import json
 import re
 import signal
 import time
+import urllib.parse
 from typing import Any, Iterator
 
 import jwt as pyjwt
@@ -101,6 +103,24 @@ def test_malformed_header_is_400(setup: Setup) -> None:
     assert r.status == 400
     assert 'error="invalid_request"' in r.headers["www-authenticate"]
     assert r.json()["error"] == "invalid_request"
+
+
+def test_repeated_authorization_header_is_400(setup: Setup) -> None:
+    # The gateway hands the component every Authorization value, not just the first.
+    token = setup.token()
+    u = urllib.parse.urlsplit(setup.gw.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    try:
+        conn.putrequest("GET", "/orders/1")
+        conn.putheader("Authorization", f"Bearer {token}")
+        conn.putheader("Authorization", "Bearer second-token")
+        conn.endheaders()
+        r = conn.getresponse()
+        assert r.status == 400
+        assert 'error="invalid_request"' in (r.getheader("www-authenticate") or "")
+        r.read()
+    finally:
+        conn.close()
 
 
 def test_unknown_token_is_401_invalid_token(setup: Setup) -> None:
