@@ -11,7 +11,7 @@ help:
 	@echo "                 wasm32-wasip2 build, no-I/O check, fuzz-target smoke, AS fixture smoke"
 	@echo "make python      Python SDK: wheel, stubtest, mypy, vectors, unit, e2e against oidc-provider"
 	@echo "make node        Node SDK: napi build, index.d.ts drift check, vectors, unit, e2e (Express + Fastify)"
-	@echo "make gateway-e2e phantom-gateway end to end (edge + proxy-component modes) against oidc-provider"
+	@echo "make gateway-e2e phantom-gateway end to end (edge + proxy-component modes; proxy component under jco serve) against oidc-provider"
 	@echo "make component-portability  WIT drift check + vectors through the component on jco and wasmtime-py"
 	@echo "make swift       uniffi/Swift SDK: drift check + every vector through the generated FFI (Python)"
 	@echo "make bench       criterion benchmarks of the core (release)"

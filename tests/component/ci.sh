@@ -29,17 +29,7 @@ export PHANTOM_EDGE_COMPONENT="$WASM"
 
 step "jco (pinned in package.json / package-lock.json)"
 cd "$JCO_DIR"
-lock_sum="$(sha256sum package.json package-lock.json | sha256sum | cut -d' ' -f1)"
-if [[ ! -x node_modules/.bin/jco || "$(cat node_modules/.phantom-lock-sum 2>/dev/null)" != "$lock_sum" ]]; then
-  if ! npm ci --no-audit --no-fund >"$TARGET/component-npm-ci.log" 2>&1; then
-    # The registry mirror on the build machines serves only linux-x64 builds of jco's optional
-    # native helpers, so the committed lock cannot list the other platforms' ones and `npm ci`
-    # calls it out of sync. Install from the same lock without rewriting it.
-    echo "npm ci refused the lock (see $TARGET/component-npm-ci.log); npm install --no-save from the lock"
-    npm install --no-save --no-audit --no-fund
-  fi
-  echo "$lock_sum" > node_modules/.phantom-lock-sum
-fi
+bash "$JCO_DIR/install.sh"
 # The versions this replay was written against: jco 1.35.x and the preview2-shim it generates for.
 node -e '
   const v = (p) => require(`./node_modules/${p}/package.json`).version;

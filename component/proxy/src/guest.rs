@@ -22,6 +22,11 @@ struct Proxy;
 
 /// Largest request or response body the proxy buffers (bytes).
 const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Largest revocation body (a JSON selector or a SET).
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+/// The revocation route unless `[middleware] revocation_path` says otherwise (as in the Python
+/// and Node middleware).
+const DEFAULT_REVOCATION_PATH: &str = "/_phantom/revocations";
 /// Upstream timeouts: connect, first byte.
 const UPSTREAM_CONNECT: Duration = Duration::from_secs(5);
 const UPSTREAM_FIRST_BYTE: Duration = Duration::from_secs(30);
@@ -42,6 +47,8 @@ const HOP_BY_HOP: [&str; 10] = [
 struct State {
     edge: core::Edge,
     upstream: Url,
+    /// `POST` here takes a revocation (`None`: the route is off).
+    revocation_path: Option<String>,
 }
 
 thread_local! {
@@ -105,6 +112,18 @@ fn load() -> Result<State, String> {
         .and_then(|u| u.as_str())
         .ok_or_else(|| "gateway.upstream: missing (the upstream base URL)".to_owned())?;
     let upstream = Url::parse(upstream).map_err(|e| format!("gateway.upstream: {e}"))?;
+    let revocation_path = match raw
+        .middleware
+        .as_ref()
+        .and_then(|m| m.get("revocation_path"))
+    {
+        None => Some(DEFAULT_REVOCATION_PATH.to_owned()),
+        Some(serde_json::Value::String(p)) if p.is_empty() => None,
+        Some(serde_json::Value::String(p)) if p.starts_with('/') => Some(p.clone()),
+        Some(_) => {
+            return Err("middleware.revocation_path: a path starting with /, or \"\"".into());
+        }
+    };
     let config = raw
         .resolve(&|name| std::env::var(name).ok())
         .map_err(|e| e.to_string())?;
@@ -114,6 +133,7 @@ fn load() -> Result<State, String> {
     Ok(State {
         edge: core::Edge::new(config, seed, now_ms()),
         upstream,
+        revocation_path,
     })
 }
 
@@ -148,7 +168,7 @@ fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), ()> {
     Ok(())
 }
 
-fn read_body(body: IncomingBody) -> Result<Vec<u8>, String> {
+fn read_body(body: IncomingBody, limit: usize) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     {
         let stream = body.stream().map_err(|_| "body already taken".to_owned())?;
@@ -156,7 +176,7 @@ fn read_body(body: IncomingBody) -> Result<Vec<u8>, String> {
             match stream.blocking_read(64 * 1024) {
                 Ok(chunk) => {
                     bytes.extend_from_slice(&chunk);
-                    if bytes.len() > MAX_BODY {
+                    if bytes.len() > limit {
                         return Err("body too large".into());
                     }
                 }
@@ -207,7 +227,10 @@ fn send(
     };
     let status = resp.status();
     let headers = resp.headers().entries();
-    let body = read_body(resp.consume().map_err(|_| "response body".to_owned())?)?;
+    let body = read_body(
+        resp.consume().map_err(|_| "response body".to_owned())?,
+        MAX_BODY,
+    )?;
     Ok(Answer {
         status,
         headers,
@@ -340,6 +363,45 @@ impl wasip2::exports::http::incoming_handler::Guest for Proxy {
     }
 }
 
+/// The revocation route: a JSON selector with the `[admin]` bearer token, or an RFC 8417 SET;
+/// every check is the core's. It reaches this instance's cache only, which is the whole cache
+/// under hosts that reuse the instance (`jco serve`); under instance-per-request hosts there is
+/// no cache to revoke from, and revocation at the authorization server already applies at once.
+fn revoke(
+    state: &mut State,
+    request: IncomingRequest,
+    headers: &[(String, String)],
+    out: ResponseOutparam,
+) {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let Ok(body) = request
+        .consume()
+        .map_err(|()| "body".to_owned())
+        .and_then(|b| read_body(b, MAX_ADMIN_BODY))
+    else {
+        return json_error(out, 413, "invalid_request", "revocation body too large");
+    };
+    match state.edge.handle_admin_revocation(
+        now_ms(),
+        header("content-type"),
+        header("authorization"),
+        &body,
+    ) {
+        Ok(()) => respond(out, 204, &[], b""),
+        Err(e) => respond(
+            out,
+            e.status(),
+            &[("content-type".into(), b"application/json".to_vec())],
+            e.body().as_bytes(),
+        ),
+    }
+}
+
 fn method_str(m: &Method) -> &str {
     match m {
         Method::Get => "GET",
@@ -377,6 +439,10 @@ fn serve(state: &mut State, request: IncomingRequest, out: ResponseOutparam) {
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
+    if matches!(method, Method::Post) && state.revocation_path.as_deref() == path.split('?').next()
+    {
+        return revoke(state, request, &headers, out);
+    }
     let id = 1;
     let req = core::Request {
         id,
@@ -405,7 +471,7 @@ fn serve(state: &mut State, request: IncomingRequest, out: ResponseOutparam) {
     let Ok(body) = request
         .consume()
         .map_err(|()| "body".to_owned())
-        .and_then(read_body)
+        .and_then(|b| read_body(b, MAX_BODY))
     else {
         return json_error(out, 413, "invalid_request", "request body too large");
     };

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end tests of phantom-gateway (edge and proxy-component modes) against the real
-# authorization server. Builds what they need; run from anywhere.
+# End-to-end tests of phantom-gateway (edge and proxy-component modes), and of the proxy
+# component under `jco serve`, against the real authorization server. Builds and installs what
+# they need; run from anywhere.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
@@ -12,4 +13,5 @@ if [ ! -x "$VENV/bin/pytest" ]; then
   "$VENV/bin/pip" install -q -r tests/e2e/gateway/requirements.txt
 fi
 (cd tests/e2e/authorization-server && [ -d node_modules/oidc-provider ] || npm ci --no-audit --no-fund --loglevel=error)
+bash tests/component/jco/install.sh
 "$VENV/bin/pytest" -q tests/e2e/gateway "$@"

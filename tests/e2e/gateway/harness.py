@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import http.server
+import signal
+import socket
 import json
 import os
 import pathlib
@@ -21,7 +23,8 @@ sys.path.insert(0, str(REPO / "tests/e2e/authorization-server"))
 
 from fixture import AuthServer, Response, read_ready, request, stop_process  # noqa: E402
 
-__all__ = ["AuthServer", "EchoUpstream", "Gateway", "Response", "config_toml", "decode_jwt", "request"]
+__all__ = ["AuthServer", "EchoUpstream", "Gateway", "JcoServe", "Response", "config_toml", "decode_jwt",
+           "request"]
 EDGE_KEY_PATH = REPO / "tests/vectors/keys/edge-ed25519.pem"
 ADMIN_TOKEN = "admin-secret-0123456789"
 
@@ -166,6 +169,73 @@ class Gateway:
     def stop(self) -> int:
         stop_process(self.proc)
         self.log.close()
+        return self.proc.returncode
+
+
+JCO = REPO / "tests/component/jco/node_modules/.bin/jco"
+
+
+class JcoServe:
+    """The proxy component (`phantom_edge_proxy.wasm`) under `jco serve`: Node's wasi:http host
+    (@bytecodealliance/jco and its preview2-shim), a host implementation independent of wasmtime.
+    Same interface as `Gateway` without the admin listener. Config and secrets come from the
+    environment, as under `wasmtime serve` or Spin."""
+
+    def __init__(self, config: str) -> None:
+        wasm = target_dir() / "wasm32-wasip2/release/phantom_edge_proxy.wasm"
+        for need, how in ((JCO, "bash tests/component/jco/install.sh"),
+                          (wasm, "cargo build --release -p phantom-edge-proxy --target wasm32-wasip2")):
+            if not need.exists():
+                raise RuntimeError(f"{need} missing ({how})")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.dir = tempfile.TemporaryDirectory(prefix="phantom-jco-serve-")
+        self.log_path = pathlib.Path(self.dir.name) / "jco-serve.log"
+        self.log = open(self.log_path, "wb")
+        env = dict(os.environ, PHANTOM_EDGE_CONFIG=config,
+                   PHANTOM_EDGE_CLIENT_SECRET="gateway-secret", PHANTOM_EDGE_ADMIN_TOKEN=ADMIN_TOKEN)
+        # jco runs the server in a child node process: a session of its own, stopped as a group.
+        self.proc = subprocess.Popen(
+            [str(JCO), "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--jco-dir", str(pathlib.Path(self.dir.name) / "out"), str(wasm)],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+        self.admin_url: Optional[str] = None
+        if not wait_until(self._listening, 60):
+            self.stop()
+            raise RuntimeError(f"jco serve did not listen on {port}:\n{self.logs()}")
+
+    def _listening(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"jco serve exited ({self.proc.returncode}):\n{self.logs()}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", int(self.url.rsplit(":", 1)[1]))) == 0
+
+    get = Gateway.get
+
+    def revoke(self, selector: dict[str, Any], admin_token: str = ADMIN_TOKEN) -> Response:
+        """The proxy component's in-path revocation route (`[middleware] revocation_path`)."""
+        return request("POST", self.url + "/_phantom/revocations", {
+            "authorization": f"Bearer {admin_token}", "content-type": "application/json"},
+            json.dumps(selector).encode())
+
+    def logs(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
         return self.proc.returncode
 
 

@@ -1,6 +1,7 @@
 """End-to-end: phantom-gateway (both modes) against the real authorization server
-(oidc-provider) and an echo upstream. Each mode gets its own AS, upstream and gateway; the
-tests of a mode run in file order and the AS is stopped last."""
+(oidc-provider) and an echo upstream; and the proxy component under a second wasi:http host,
+`jco serve` (mode "jco"). Each mode gets its own AS, upstream and gateway; the tests of a mode
+run in file order and the AS is stopped last."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ import pytest
 
 import harness
 
-MODES = ["edge", "proxy"]
+# edge: phantom-gateway hosting the edge component; proxy: phantom-gateway hosting the wasi:http
+# proxy component (wasmtime-wasi-http); jco: the same proxy component under `jco serve` (Node).
+MODES = ["edge", "proxy", "jco"]
 
 
 class Setup:
@@ -27,7 +30,11 @@ class Setup:
         self.tokens: list[str] = []
         self.auth = harness.AuthServer()
         self.upstream = harness.EchoUpstream()
-        self.gw = harness.Gateway(harness.config_toml(self.auth.issuer, self.upstream.url), mode)
+        if mode == "jco":
+            config = harness.config_toml(self.auth.issuer, self.upstream.url, admin=False)
+            self.gw: harness.Gateway | harness.JcoServe = harness.JcoServe(config)
+        else:
+            self.gw = harness.Gateway(harness.config_toml(self.auth.issuer, self.upstream.url), mode)
 
     def token(self, scope: str = "orders:read") -> str:
         t = self.auth.token(scope)
@@ -147,7 +154,7 @@ def test_unrouted_path_is_404(setup: Setup) -> None:
 
 def test_concurrent_misses_introspect_once(setup: Setup) -> None:
     if setup.mode != "edge":
-        pytest.skip("proxy mode: one instance per request, no shared cache to coalesce in")
+        pytest.skip("proxy component: one instance per request, no shared cache to coalesce in")
     token = setup.token()
     before = metric(setup, "phantom_edge_introspections_total")
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
@@ -169,6 +176,12 @@ def test_revoked_token_is_refused_at_once(setup: Setup) -> None:
             "content-type": "application/json"}, b'{"nope": 1}')
         assert bad.status == 400 and "error" in bad.json()
         assert setup.gw.revoke({"token": token}).status == 204
+    elif setup.mode == "jco":
+        # jco serve keeps one instance: the proxy component's cache serves the token until the
+        # revocation reaches its in-path route
+        assert setup.gw.get("/orders/5", token).status == 200
+        assert setup.gw.revoke({"token": token}, admin_token="wrong-admin-token-xxxx").status == 401
+        assert setup.gw.revoke({"token": token}).status == 204
     r = setup.gw.get("/orders/5", token)
     assert r.status == 401
     assert 'error="invalid_token"' in r.headers["www-authenticate"]
@@ -176,7 +189,7 @@ def test_revoked_token_is_refused_at_once(setup: Setup) -> None:
 
 def test_revocation_by_client_id_covers_every_token(setup: Setup) -> None:
     if setup.mode != "edge":
-        pytest.skip("proxy mode has no admin listener")
+        pytest.skip("the proxy component has no admin listener")
     t1, t2 = setup.token(), setup.token()
     assert setup.gw.get("/orders/1", t1).status == 200
     assert setup.gw.revoke({"client_id": "app", "until": int(time.time()) + 600}).status == 204
@@ -186,7 +199,7 @@ def test_revocation_by_client_id_covers_every_token(setup: Setup) -> None:
 
 def test_admin_health_and_metrics(setup: Setup) -> None:
     if setup.mode != "edge":
-        pytest.skip("proxy mode has no admin listener")
+        pytest.skip("the proxy component has no admin listener")
     assert harness.request("GET", setup.gw.admin_url + "/healthz").status == 200
     m = harness.request("GET", setup.gw.admin_url + "/metrics")
     assert m.status == 200 and m.headers["content-type"].startswith("text/plain")
@@ -211,14 +224,18 @@ def test_authorization_server_down_is_503(setup: Setup) -> None:
 
 
 def test_no_raw_token_in_logs_and_clean_shutdown(setup: Setup) -> None:
-    setup.gw.proc.send_signal(signal.SIGTERM)
-    assert setup.gw.proc.wait(15) == 0
+    if setup.mode == "jco":
+        setup.gw.stop()  # jco's own process: its exit code is not ours to check
+    else:
+        setup.gw.proc.send_signal(signal.SIGTERM)
+        assert setup.gw.proc.wait(15) == 0
     logs = setup.gw.logs()
-    assert len(logs) > 1000, "expected debug logs to scan"
+    if setup.mode != "jco":
+        assert len(logs) > 1000, "expected debug logs to scan"
     assert len(setup.tokens) >= 5
     for t in setup.tokens:
         assert t not in logs
-    assert "audit" in logs or setup.mode == "proxy"
+    assert "audit" in logs or setup.mode != "edge"
 
 
 def test_expired_token_is_refused() -> None:
