@@ -189,6 +189,14 @@ fn read_body(body: IncomingBody, limit: usize) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// The whole body of an incoming request, refused beyond `limit` bytes.
+fn request_body(request: IncomingRequest, limit: usize) -> Result<Vec<u8>, String> {
+    request
+        .consume()
+        .map_err(|()| "body".to_owned())
+        .and_then(|b| read_body(b, limit))
+}
+
 struct Answer {
     status: u16,
     headers: Vec<(String, Vec<u8>)>,
@@ -379,11 +387,7 @@ fn revoke(
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     };
-    let Ok(body) = request
-        .consume()
-        .map_err(|()| "body".to_owned())
-        .and_then(|b| read_body(b, MAX_ADMIN_BODY))
-    else {
+    let Ok(body) = request_body(request, MAX_ADMIN_BODY) else {
         return json_error(out, 413, "invalid_request", "revocation body too large");
     };
     match state.edge.handle_admin_revocation(
@@ -468,11 +472,7 @@ fn serve(state: &mut State, request: IncomingRequest, out: ResponseOutparam) {
             return json_error(out, 503, "temporarily_unavailable", "gateway error");
         }
     };
-    let Ok(body) = request
-        .consume()
-        .map_err(|()| "body".to_owned())
-        .and_then(|b| read_body(b, MAX_BODY))
-    else {
+    let Ok(body) = request_body(request, MAX_BODY) else {
         return json_error(out, 413, "invalid_request", "request body too large");
     };
     let mut upstream_headers: Vec<(String, Vec<u8>)> = raw_headers
