@@ -88,6 +88,21 @@ def test_hit_phantom_edge(benchmark):
     assert name == "authorization" and value.startswith("Bearer ") and token["sub"] == "alice"
 
 
+def test_hit_phantom_edge_routine_audits_muted(benchmark):
+    """The same hit as `AsyncEdge` / the ASGI middleware run it with the logger above DEBUG: the
+    routine `cache_hit` audit is muted, so the hit yields just the `Forward`."""
+    edge = hit_edge()
+    edge.mute_audits(["cache_hit"])
+    ids = itertools.count(1)
+
+    def run():
+        (f,) = decide(edge, next(ids), "tok")
+        return f.header_name, f.header_value, f.token
+
+    name, value, token = benchmark(run)
+    assert name == "authorization" and value.startswith("Bearer ") and token["sub"] == "alice"
+
+
 def test_hit_phantom_edge_header_only(benchmark):
     """The same hit for a host that reads only the upstream header (the claims dict is not built)."""
     edge = hit_edge()

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use phantom_edge_core as core;
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -653,6 +653,15 @@ fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
 pub struct Edge {
     inner: core::Edge,
     cache: ActionCache,
+    /// Audit kinds not handed out (`mute_audits`).
+    muted: Vec<core::AuditKind>,
+}
+
+impl Edge {
+    /// Whether this action is handed out (audit events can be muted by kind).
+    fn wanted(&self, a: &core::Action) -> bool {
+        !matches!(a, core::Action::Audit(e) if self.muted.contains(&e.kind))
+    }
 }
 
 #[pymethods]
@@ -680,6 +689,7 @@ impl Edge {
         Ok(Self {
             inner: core::Edge::new(config.inner.clone(), seed, now_or(now_ms)),
             cache: ActionCache::default(),
+            muted: Vec::new(),
         })
     }
 
@@ -850,21 +860,38 @@ impl Edge {
 
     /// The next action, or `None`.
     fn poll_action(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.inner
-            .poll_action()
-            .map(|a| action_to_py(py, &mut self.cache, a))
-            .transpose()
+        while let Some(a) = self.inner.poll_action() {
+            if self.wanted(&a) {
+                return action_to_py(py, &mut self.cache, a).map(Some);
+            }
+        }
+        Ok(None)
     }
 
     /// Every queued action, in order.
     fn drain_actions<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let actions = self
-            .inner
-            .drain_actions()
-            .into_iter()
-            .map(|a| action_to_py(py, &mut self.cache, a))
-            .collect::<PyResult<Vec<_>>>()?;
+        let mut actions = Vec::new();
+        for a in self.inner.drain_actions() {
+            if self.wanted(&a) {
+                actions.push(action_to_py(py, &mut self.cache, a)?);
+            }
+        }
         PyList::new(py, actions)
+    }
+
+    /// Audit kinds (`"cache_hit"`, `"cache_miss"`, ...) that `poll_action` / `drain_actions` no
+    /// longer hand out, e.g. the routine ones a logger above DEBUG drops; `[]` hands out all
+    /// again. Decisions and metrics are unchanged. Raises `ValueError` for an unknown kind (and
+    /// then changes nothing).
+    fn mute_audits(&mut self, kinds: Vec<PyBackedStr>) -> PyResult<()> {
+        self.muted = kinds
+            .iter()
+            .map(|k| {
+                core::AuditKind::from_name(k)
+                    .ok_or_else(|| PyValueError::new_err(format!("unknown audit kind {:?}", &**k)))
+            })
+            .collect::<PyResult<_>>()?;
+        Ok(())
     }
 
     /// When (Unix ms) `handle_timeout` must be called next, if ever.

@@ -156,6 +156,39 @@ def test_forward_objects_are_fresh_per_decision(env):
     assert "tok-1" not in repr(f1) and "tok-1" not in audits[0].to_json()
 
 
+def test_mute_audits_skips_kinds_and_can_be_undone(env):
+    from phantom_edge import Audit, Forward
+
+    edge = Edge(Config.from_toml(TOML))
+    edge.drain_actions()
+    with pytest.raises(ValueError, match="no_such_kind"):
+        edge.mute_audits(["cache_hit", "no_such_kind"])
+    edge.handle_request(1, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
+    intro = [a for a in edge.drain_actions() if isinstance(a, Introspect)][0]
+    edge.handle_introspection_response(intro.ticket, 200, [("content-type", "application/json")],
+                                       json.dumps(_active()))
+    edge.drain_actions()
+
+    def hit(rid, poll=False):
+        edge.handle_request(rid, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
+        if not poll:
+            return edge.drain_actions()
+        out = []
+        while (a := edge.poll_action()) is not None:
+            out.append(a)
+        return out
+
+    kinds = lambda acts: [a.kind if isinstance(a, Audit) else type(a).__name__ for a in acts]  # noqa: E731
+    assert kinds(hit(2)) == ["cache_hit", "Forward"]  # the refused call changed nothing
+    edge.mute_audits(["cache_hit"])
+    assert kinds(hit(3)) == ["Forward"]
+    assert kinds(hit(4, poll=True)) == ["Forward"]
+    assert isinstance(hit(5)[0], Forward)
+    assert "phantom_edge_cache_hits_total 4" in edge.prometheus()  # still counted
+    edge.mute_audits([])
+    assert kinds(hit(6, poll=True)) == ["cache_hit", "Forward"]
+
+
 def _active(scope="orders:read"):
     now = int(time.time())
     return {"active": True, "client_id": "app", "sub": "alice", "scope": scope,

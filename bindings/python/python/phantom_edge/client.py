@@ -139,6 +139,9 @@ class AsyncEdge:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[int] = None
+        # The routine audit kinds are not even built while the logger is above DEBUG
+        # (re-checked on every pump: logging levels can change at run time).
+        self._routine_on: Optional[bool] = None
 
     @property
     def edge(self) -> Edge:
@@ -249,6 +252,10 @@ class AsyncEdge:
 
     def _pump(self) -> None:
         """Carry out every queued action, then re-arm the timer."""
+        routine_on = self._log.isEnabledFor(logging.DEBUG)
+        if routine_on is not self._routine_on:
+            self._edge.mute_audits([] if routine_on else sorted(_ROUTINE))
+            self._routine_on = routine_on
         while True:
             action = self._edge.poll_action()
             if action is None:
