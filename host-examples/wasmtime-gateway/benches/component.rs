@@ -325,57 +325,6 @@ fn hits(c: &mut Criterion) {
             native_hit_converted(&mut edge, now, id, hot);
         });
     });
-    g.bench_function("component/hot_token", |b| {
-        let mut req = wit_request(0, hot);
-        b.iter(|| {
-            req.id += 1;
-            component_hit(&mut core, now, &req);
-        });
-    });
-    // What the gateway does per request on top: build the owned WIT request (Strings).
-    g.bench_function("component/hot_token_incl_wit_request", |b| {
-        let mut id = 0u64;
-        b.iter(|| {
-            id += 1;
-            let req = wit_request(id, black_box(hot));
-            component_hit(&mut core, now, &req);
-        });
-    });
-    // What phantom-gateway sets up (gateway.rs `Gateway::new`, `to_wit_request`): no
-    // token-json, the routine audits muted.
-    core.output(false, &["cache_hit", "negative_hit"]).unwrap();
-    match core.decide(now, &wit_request(0, hot)).unwrap().as_slice() {
-        [Action::Forward(f)] => assert!(f.token_json.is_none()),
-        other => panic!("gateway output: expected one Forward, got {other:?}"),
-    }
-    g.bench_function("component/hot_token_gateway_output", |b| {
-        let mut req = wit_request(0, hot);
-        b.iter(|| {
-            req.id += 1;
-            component_hit(&mut core, now, &req);
-        });
-    });
-    g.bench_function("component/hot_token_gateway_output_incl_wit_request", |b| {
-        let mut id = 0u64;
-        b.iter(|| {
-            id += 1;
-            let req = wit_request(id, black_box(hot));
-            component_hit(&mut core, now, &req);
-        });
-    });
-    let reqs: Vec<engine::Request> = order
-        .iter()
-        .map(|&k| wit_request(0, &tokens[k as usize]))
-        .collect();
-    g.bench_function(format!("component/random_token_gateway_output/{n}"), |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let req = &reqs[i];
-            i = (i + 1) % n;
-            component_hit(&mut core, now, req);
-        });
-    });
-    core.output(true, &[]).unwrap();
     g.bench_function(format!("native/random_token/{n}"), |b| {
         let mut i = 0usize;
         b.iter(|| {
@@ -388,14 +337,49 @@ fn hits(c: &mut Criterion) {
         .iter()
         .map(|&k| wit_request(0, &tokens[k as usize]))
         .collect();
-    g.bench_function(format!("component/random_token/{n}"), |b| {
-        let mut i = 0usize;
-        b.iter(|| {
-            let req = &reqs[i];
-            i = (i + 1) % n;
-            component_hit(&mut core, now, req);
+    // The same three component runs with the defaults (claims JSON and every audit returned),
+    // then as phantom-gateway sets the component up (gateway.rs `Gateway::new`): no
+    // token-json, the routine audits muted.
+    for (suffix, token_json, muted) in [
+        ("", true, &[][..]),
+        ("_gateway_output", false, &["cache_hit", "negative_hit"][..]),
+    ] {
+        core.output(token_json, muted).unwrap();
+        if !token_json {
+            match core.decide(now, &wit_request(0, hot)).unwrap().as_slice() {
+                [Action::Forward(f)] => assert!(f.token_json.is_none()),
+                other => panic!("gateway output: expected one Forward, got {other:?}"),
+            }
+        }
+        g.bench_function(format!("component/hot_token{suffix}"), |b| {
+            let mut req = wit_request(0, hot);
+            b.iter(|| {
+                req.id += 1;
+                component_hit(&mut core, now, &req);
+            });
         });
-    });
+        // What the gateway does per request on top: build the owned WIT request (Strings).
+        g.bench_function(
+            format!("component/hot_token{suffix}_incl_wit_request"),
+            |b| {
+                let mut id = 0u64;
+                b.iter(|| {
+                    id += 1;
+                    let req = wit_request(id, black_box(hot));
+                    component_hit(&mut core, now, &req);
+                });
+            },
+        );
+        g.bench_function(format!("component/random_token{suffix}/{n}"), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let req = &reqs[i];
+                i = (i + 1) % n;
+                component_hit(&mut core, now, req);
+            });
+        });
+    }
+    core.output(true, &[]).unwrap();
     g.finish();
 
     // Where the guest's per-hit conversion time goes (native code, the same calls as
