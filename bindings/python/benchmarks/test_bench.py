@@ -103,6 +103,36 @@ def test_hit_phantom_edge_routine_audits_muted(benchmark):
     assert name == "authorization" and value.startswith("Bearer ") and token["sub"] == "alice"
 
 
+def test_hit_phantom_edge_decide(benchmark):
+    """The hit as `AsyncEdge.authorize` (and so the ASGI middleware) now makes it: one `decide`
+    call with the routine audit muted returns the `Forward` (header + claims read). The header
+    list is built once, as the peer gets its header string."""
+    edge = hit_edge()
+    edge.mute_audits(["cache_hit"])
+    ids = itertools.count(1)
+    headers = [("authorization", "Bearer tok")]
+
+    def run():
+        f = edge.decide(next(ids), "GET", "https", "api.example", "/orders/1", headers)
+        return f.header_name, f.header_value, f.token
+
+    name, value, token = benchmark(run)
+    assert name == "authorization" and value.startswith("Bearer ") and token["sub"] == "alice"
+
+
+def test_hit_phantom_edge_decide_header_only(benchmark):
+    """`decide` for a host that reads only the upstream header."""
+    edge = hit_edge()
+    edge.mute_audits(["cache_hit"])
+    ids = itertools.count(1)
+    headers = [("authorization", "Bearer tok")]
+
+    def run():
+        return edge.decide(next(ids), "GET", "https", "api.example", "/orders/1", headers).header_value
+
+    assert benchmark(run).startswith("Bearer ")
+
+
 def test_hit_phantom_edge_header_only(benchmark):
     """The same hit for a host that reads only the upstream header (the claims dict is not built)."""
     edge = hit_edge()

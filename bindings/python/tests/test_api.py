@@ -189,6 +189,68 @@ def test_mute_audits_skips_kinds_and_can_be_undone(env):
     assert kinds(hit(6, poll=True)) == ["cache_hit", "Forward"]
 
 
+def test_decide_returns_immediate_decisions_and_keeps_order(env):
+    from phantom_edge import Audit, Forward, Reject
+
+    edge = Edge(Config.from_toml(TOML))
+    edge.drain_actions()
+    tok = [("authorization", "Bearer tok-1")]
+    kinds = lambda acts: [a.kind if isinstance(a, Audit) else type(a).__name__ for a in acts]  # noqa: E731
+
+    # A miss needs I/O: no decision; every action (audit, introspection) is still handed out.
+    assert edge.decide(1, "GET", "https", "api", "/orders/1", tok) is None
+    acts = edge.drain_actions()
+    assert kinds(acts) == ["cache_miss", "Introspect"]
+    edge.handle_introspection_response(acts[1].ticket, 200, [("content-type", "application/json")],
+                                       json.dumps(_active()))
+    edge.drain_actions()
+
+    # A hit with the routine audit on: two actions queued, so no decision is returned, and the
+    # audit and the Forward come out in order from poll_action.
+    assert edge.decide(2, "GET", "https", "api", "/orders/1", tok) is None
+    first, second = edge.poll_action(), edge.poll_action()
+    assert kinds([first, second]) == ["cache_hit", "Forward"] and second.request_id == 2
+    assert edge.poll_action() is None
+
+    edge.mute_audits(["cache_hit"])
+    f = edge.decide(3, "GET", "https", "api", "/orders/1", tok)
+    assert isinstance(f, Forward) and f.request_id == 3 and f.token["sub"] == "alice"
+    assert f.header_value.startswith("Bearer ey") and edge.drain_actions() == []
+
+    # A rejection queues a `rejected` audit with it: no decision, both handed out in order.
+    assert edge.decide(4, "GET", "https", "api", "/orders/1", []) is None
+    assert kinds(edge.drain_actions()) == ["rejected", "Reject"]
+    # With that audit muted too, rejections without I/O come back at once, as the core made them.
+    edge.mute_audits(["cache_hit", "rejected"])
+    r = edge.decide(4, "GET", "https", "api", "/orders/1", [])
+    assert isinstance(r, Reject) and r.status == 401 and r.www_authenticate.startswith("Bearer")
+    r = edge.decide(5, "GET", "https", "api", "/orders/1", tok + [("Authorization", "Bearer x")])
+    assert isinstance(r, Reject) and r.status == 400
+    assert edge.decide(6, "GET", "https", "api", "/nowhere", tok).status == 404
+
+    # Queued actions of earlier calls are handed out first, and then decide stays out of the way.
+    edge.handle_request(7, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-2")])
+    assert edge.decide(8, "GET", "https", "api", "/orders/1", tok) is None
+    assert kinds(edge.drain_actions()) == ["cache_miss", "Introspect", "Forward"]
+
+
+def test_request_strings_are_read_exactly(env):
+    """Non-ASCII text is read and decided by the core; a str no header can carry is refused cleanly
+    (nothing reaches the core)."""
+    edge = Edge(Config.from_toml(TOML))
+    edge.drain_actions()
+    edge.mute_audits(["rejected"])
+    # U+00E9 in the path: no route for it, and the 404 is the core's answer (not a decode error).
+    r = edge.decide(1, "GET", "https", "api", "/caf\u00e9", [("authorization", "Bearer t")])
+    assert r.status == 404
+    with pytest.raises(UnicodeEncodeError):
+        edge.decide(2, "GET", "https", "api", "/orders/\udc80", [("authorization", "Bearer t")])
+    with pytest.raises(TypeError):
+        edge.decide(3, "GET", "https", "api", "/orders/1", [("authorization", b"Bearer t")])
+    assert edge.drain_actions() == []  # nothing reached the core from the refused calls
+    assert "phantom_edge_requests_total 1" in edge.prometheus()
+
+
 def _active(scope="orders:read"):
     now = int(time.time())
     return {"active": True, "client_id": "app", "sub": "alice", "scope": scope,

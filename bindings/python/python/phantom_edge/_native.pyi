@@ -153,6 +153,21 @@ class Edge:
         client_cert_thumbprint: Optional[str] = None,
         now_ms: Optional[int] = None,
     ) -> None: ...
+    def decide(
+        self,
+        id: int,
+        method: str,
+        scheme: str,
+        authority: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        client_cert_thumbprint: Optional[str] = None,
+        now_ms: Optional[int] = None,
+    ) -> Optional[Union[Forward, Reject]]:
+        """``handle_request``; then this request's ``Forward``/``Reject`` when the core decided it at
+        once and nothing else is queued (mute the routine audits for that), else ``None`` and every
+        action waits for ``poll_action``/``drain_actions`` in order."""
+        ...
     def handle_introspection_response(
         self,
         ticket: int,

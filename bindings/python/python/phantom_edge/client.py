@@ -189,17 +189,18 @@ class AsyncEdge:
             hdrs = list(headers.items())
         else:
             hdrs = list(headers)
-        loop = asyncio.get_running_loop()
+        self._sync_routine_audits()
         rid = next(self._ids)
-        fut: asyncio.Future[Decision] = loop.create_future()
+        # A cache hit (or a rejection without I/O) is decided in this call; anything else waits
+        # on a future that the run loop completes (the decision is then queued, and stays so
+        # until the pump below hands it out).
+        decided = self._edge.decide(
+            rid, method, scheme, authority, path, hdrs, client_cert_thumbprint, _now_ms()
+        )
+        if decided is not None:
+            return Decision._from_action(decided)
+        fut: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
-        try:
-            self._edge.handle_request(
-                rid, method, scheme, authority, path, hdrs, client_cert_thumbprint, _now_ms()
-            )
-        except BaseException:
-            self._waiters.pop(rid, None)
-            raise
         self._pump()
         try:
             return await fut
@@ -250,12 +251,16 @@ class AsyncEdge:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _pump(self) -> None:
-        """Carry out every queued action, then re-arm the timer."""
+    def _sync_routine_audits(self) -> None:
+        """Mute the routine audit kinds while the logger is above DEBUG (levels can change)."""
         routine_on = self._log.isEnabledFor(logging.DEBUG)
         if routine_on is not self._routine_on:
             self._edge.mute_audits([] if routine_on else sorted(_ROUTINE))
             self._routine_on = routine_on
+
+    def _pump(self) -> None:
+        """Carry out every queued action, then re-arm the timer."""
+        self._sync_routine_audits()
         while True:
             action = self._edge.poll_action()
             if action is None:
