@@ -86,9 +86,10 @@ export declare class Edge {
   /** See the setter. */
   get auditActions(): boolean
   /**
-   * Audit kinds (`cache_hit`, `cache_miss`, ...) that `pollAction` / `drainActions` skip, e.g.
-   * the routine ones a logger at info level would drop; `[]` hands out all again. Throws
-   * `PHANTOM_EDGE_INVALID_ARG` for an unknown kind.
+   * Audit kinds (`cache_hit`, `cache_miss`, ...) that the core no longer queues (so
+   * `pollAction` / `drainActions` never see them), e.g. the routine ones a logger at info level
+   * would drop; `[]` queues all again. Throws `PHANTOM_EDGE_INVALID_ARG` for an unknown kind
+   * (and changes nothing).
    */
   muteAudits(kinds: Array<string>): void
   /**

@@ -30,23 +30,16 @@ struct Edge {
     out: RefCell<Output>,
 }
 
-/// What the host does not want returned (`mute-audits`, `include-token-json`).
+/// What the host does not want returned (`include-token-json`; `mute-audits` is the core's).
 struct Output {
-    muted: Vec<core::AuditKind>,
     token_json: bool,
 }
 
 impl Output {
-    /// Core actions as WIT variants, or `None` for a muted audit event. Also `None` for an action
-    /// kind newer than this component (the core's enum is non-exhaustive); such actions are
-    /// dropped, which can only withhold a decision, never grant one — and the crate is built
-    /// against one core version.
+    /// Core actions as WIT variants. `None` for an action kind newer than this component (the
+    /// core's enum is non-exhaustive); such actions are dropped, which can only withhold a
+    /// decision, never grant one — and the crate is built against one core version.
     fn action(&self, a: core::Action) -> Option<Action> {
-        if let core::Action::Audit(e) = &a
-            && self.muted.contains(&e.kind)
-        {
-            return None;
-        }
         action(a, self.token_json)
     }
 }
@@ -230,10 +223,7 @@ impl GuestEdge for Edge {
         let edge = core::Edge::new(config, seed, now_ms);
         Ok(exports::phantom::edge::edge::Edge::new(Self {
             core: RefCell::new(edge),
-            out: RefCell::new(Output {
-                muted: Vec::new(),
-                token_json: true,
-            }),
+            out: RefCell::new(Output { token_json: true }),
         }))
     }
 
@@ -344,14 +334,9 @@ impl GuestEdge for Edge {
     }
 
     fn mute_audits(&self, kinds: Vec<String>) -> Result<(), EdgeError> {
-        let muted = kinds
-            .iter()
-            .map(|k| {
-                core::AuditKind::from_name(k)
-                    .ok_or_else(|| EdgeError::InvalidArgument(format!("unknown audit kind {k:?}")))
-            })
-            .collect::<Result<_, _>>()?;
-        self.out.borrow_mut().muted = muted;
+        let muted = core::AuditKinds::from_names(kinds.iter().map(String::as_str))
+            .map_err(|k| EdgeError::InvalidArgument(format!("unknown audit kind {k:?}")))?;
+        self.core().mute_audits(muted);
         Ok(())
     }
 

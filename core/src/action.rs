@@ -251,6 +251,11 @@ impl AuditKind {
         Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
+    const fn bit(self) -> u32 {
+        const _: () = assert!(AuditKind::ALL.len() < 32, "AuditKinds is a u32 bit set");
+        1 << self as u32
+    }
+
     /// The stable snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -272,6 +277,38 @@ impl AuditKind {
             Self::LateResponse => "late_response",
             Self::SecurityEvent => "security_event",
         }
+    }
+}
+
+/// A set of audit kinds, e.g. the ones an [`Edge`](crate::Edge) does not queue
+/// ([`Edge::mute_audits`](crate::Edge::mute_audits)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditKinds(u32);
+
+impl AuditKinds {
+    /// No kind.
+    pub const NONE: Self = Self(0);
+    /// Every kind.
+    pub const ALL: Self = Self((1 << AuditKind::ALL.len()) - 1);
+
+    /// Whether `kind` is in the set.
+    pub const fn contains(self, kind: AuditKind) -> bool {
+        self.0 & kind.bit() != 0
+    }
+
+    /// The kinds named (snake_case, as [`AuditKind::as_str`]); the first unknown name is the
+    /// error.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, &'a str> {
+        names
+            .into_iter()
+            .map(|n| AuditKind::from_name(n).ok_or(n))
+            .collect()
+    }
+}
+
+impl FromIterator<AuditKind> for AuditKinds {
+    fn from_iter<I: IntoIterator<Item = AuditKind>>(kinds: I) -> Self {
+        Self(kinds.into_iter().fold(0, |set, k| set | k.bit()))
     }
 }
 

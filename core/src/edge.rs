@@ -4,8 +4,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::action::{
-    Action, AuditEvent, AuditKind, FetchJwks, Forward, IntrospectRequest, Reason, Reject,
-    RequestId, SharedLookup, SharedPublish, Ticket,
+    Action, AuditEvent, AuditKind, AuditKinds, FetchJwks, Forward, IntrospectRequest, Reason,
+    Reject, RequestId, SharedLookup, SharedPublish, Ticket,
 };
 use crate::cache::{Cache, Entry, Minted};
 use crate::config::{Config, Mode, Route};
@@ -115,6 +115,8 @@ pub struct Edge {
     minter: Minter,
     last_now: u64,
     actions: VecDeque<Action>,
+    /// Audit kinds not queued ([`Edge::mute_audits`]).
+    muted: AuditKinds,
     cache: Cache,
     pending: HashMap<Fingerprint, Pending, FingerprintBuild>,
     tickets: HashMap<Ticket, Fingerprint>,
@@ -151,6 +153,7 @@ impl Edge {
             },
             last_now: now,
             actions: VecDeque::new(),
+            muted: AuditKinds::NONE,
             cache: Cache::new(
                 config.max_entries,
                 config.max_bytes,
@@ -264,7 +267,17 @@ impl Edge {
     }
 
     fn audit(&mut self, ev: AuditEvent) {
-        self.actions.push_back(Action::Audit(ev));
+        if !self.muted.contains(ev.kind) {
+            self.actions.push_back(Action::Audit(ev));
+        }
+    }
+
+    /// From now on, audit events of these kinds are not queued (e.g. the routine `cache_hit`
+    /// while the host's logger is above DEBUG): a hit then queues only its `Forward`.
+    /// [`AuditKinds::NONE`] queues every kind again. Decisions, metrics and every other action
+    /// are unchanged; events already queued stay queued.
+    pub fn mute_audits(&mut self, kinds: AuditKinds) {
+        self.muted = kinds;
     }
 
     // -----------------------------------------------------------------------------------------
@@ -488,6 +501,7 @@ impl Edge {
             actions,
             metrics,
             revocations,
+            muted,
             ..
         } = self;
         // One lookup per request: the entry found here is the one decided on.
@@ -505,10 +519,12 @@ impl Edge {
         }
         if hit {
             metrics.cache_hits += 1;
-            let mut ev = AuditEvent::new(AuditKind::CacheHit);
-            ev.request_id = Some(id);
-            ev.fingerprint = Some(fp);
-            actions.push_back(Action::Audit(ev));
+            if !muted.contains(AuditKind::CacheHit) {
+                let mut ev = AuditEvent::new(AuditKind::CacheHit);
+                ev.request_id = Some(id);
+                ev.fingerprint = Some(fp);
+                actions.push_back(Action::Audit(ev));
+            }
         }
         let mut resized = None;
         let decision = decide(cfg, minter, entry, route, binding, now, &mut resized);

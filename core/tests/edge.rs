@@ -2,7 +2,7 @@
 mod support;
 
 use phantom_edge_core::{
-    Action, AuditKind, Config, Edge, HttpResponse, Origin, Reason, Revocation, Selector,
+    Action, AuditKind, AuditKinds, Config, Edge, HttpResponse, Origin, Reason, Revocation, Selector,
 };
 use serde_json::json;
 use support::*;
@@ -1327,4 +1327,46 @@ fn query_tokens_only_when_enabled_and_never_forwarded() {
     assert_eq!(reject(&acts).status, 400);
     let acts = h.request_with(4, "GET", "/orders?access_token=a&access_token=b", &[], None);
     assert_eq!(reject(&acts).status, 400);
+}
+
+fn audit_kinds(actions: &[Action]) -> Vec<&'static str> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Audit(e) => Some(e.kind.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn muted_audit_kinds_are_not_queued_and_nothing_else_changes() {
+    assert_eq!(
+        AuditKinds::from_names(["cache_hit", "no_such_kind", "rejected"]),
+        Err("no_such_kind")
+    );
+    let routine = AuditKinds::from_names(["cache_hit", "cache_miss"]).unwrap();
+    assert!(routine.contains(AuditKind::CacheHit) && !routine.contains(AuditKind::Rejected));
+
+    let mut h = Harness::new(base_config("rfc7662"));
+    h.edge.mute_audits(routine);
+    let miss = h.request(1, "/orders", "tok");
+    assert!(audit_kinds(&miss).is_empty(), "{miss:?}");
+    let t = ticket(&miss);
+    let body = json!({"active": true, "sub": "alice", "scope": "orders:read", "aud": "orders-api",
+        "exp": h.now / 1000 + 600});
+    let cached = h.respond(t, 200, "application/json", &body.to_string());
+    // Kinds not muted are still queued (the introspection's own events).
+    assert!(audit_kinds(&cached).contains(&"introspected"), "{cached:?}");
+    assert_eq!(forwards(&cached).len(), 1, "{cached:?}");
+    // A hit queues just its Forward; the metric still counts it.
+    let hit = h.request(2, "/orders", "tok");
+    assert_eq!(hit.len(), 1, "{hit:?}");
+    assert_eq!(forward(&hit).request_id, 2);
+    let nothing = h.request(3, "/orders", "");
+    assert_eq!(audit_kinds(&nothing), ["rejected"]);
+    assert_eq!(h.edge.metrics().cache_hits, 1);
+    // NONE queues every kind again.
+    h.edge.mute_audits(AuditKinds::NONE);
+    assert_eq!(audit_kinds(&h.request(4, "/orders", "tok")), ["cache_hit"]);
 }

@@ -626,19 +626,21 @@ pub struct Edge {
     inner: core::Edge,
     cache: JsCache,
     audit: bool,
-    /// Audit kinds not handed out (`muteAudits`).
-    muted: Vec<core::AuditKind>,
+    /// Audit kinds not queued (`muteAudits`).
+    muted: core::AuditKinds,
     /// Actions taken from the core by `decide` and not handed out yet (in order).
     queued: VecDeque<core::Action>,
 }
 
 impl Edge {
-    /// Whether this action is handed out (audit events can be switched off or muted by kind).
-    fn wanted(&self, a: &core::Action) -> bool {
-        match a {
-            core::Action::Audit(e) => self.audit && !self.muted.contains(&e.kind),
-            _ => true,
-        }
+    /// Tells the core which audit kinds not to queue: the muted ones, or all with
+    /// `auditActions = false`.
+    fn apply_mutes(&mut self) {
+        self.inner.mute_audits(if self.audit {
+            self.muted
+        } else {
+            core::AuditKinds::ALL
+        });
     }
 }
 
@@ -663,7 +665,7 @@ impl Edge {
             inner: core::Edge::new(config.inner.clone(), seed, now_or(now)?),
             cache: JsCache::default(),
             audit: true,
-            muted: Vec::new(),
+            muted: core::AuditKinds::NONE,
             queued: VecDeque::new(),
         })
     }
@@ -729,9 +731,7 @@ impl Edge {
             now,
         )?;
         while let Some(a) = self.inner.poll_action() {
-            if self.wanted(&a) {
-                self.queued.push_back(a);
-            }
+            self.queued.push_back(a);
         }
         let decided = self.queued.len() == 1
             && match self.queued.front() {
@@ -884,6 +884,7 @@ impl Edge {
     #[napi(setter)]
     pub fn set_audit_actions(&mut self, enabled: bool) {
         self.audit = enabled;
+        self.apply_mutes();
     }
 
     /// See the setter.
@@ -892,18 +893,15 @@ impl Edge {
         self.audit
     }
 
-    /// Audit kinds (`cache_hit`, `cache_miss`, ...) that `pollAction` / `drainActions` skip, e.g.
-    /// the routine ones a logger at info level would drop; `[]` hands out all again. Throws
-    /// `PHANTOM_EDGE_INVALID_ARG` for an unknown kind.
+    /// Audit kinds (`cache_hit`, `cache_miss`, ...) that the core no longer queues (so
+    /// `pollAction` / `drainActions` never see them), e.g. the routine ones a logger at info level
+    /// would drop; `[]` queues all again. Throws `PHANTOM_EDGE_INVALID_ARG` for an unknown kind
+    /// (and changes nothing).
     #[napi]
     pub fn mute_audits(&mut self, kinds: Vec<String>) -> Result<()> {
-        self.muted = kinds
-            .iter()
-            .map(|k| {
-                core::AuditKind::from_name(k)
-                    .ok_or_else(|| invalid_arg("kinds", &format!("unknown audit kind {k:?}")))
-            })
-            .collect::<Result<_>>()?;
+        self.muted = core::AuditKinds::from_names(kinds.iter().map(String::as_str))
+            .map_err(|k| invalid_arg("kinds", &format!("unknown audit kind {k:?}")))?;
+        self.apply_mutes();
         Ok(())
     }
 
@@ -911,17 +909,11 @@ impl Edge {
     /// `token.scopes` / `token.aud` are frozen and shared by the `Forward`s of one cache entry.
     #[napi(ts_return_type = "Action | null")]
     pub fn poll_action<'e>(&mut self, env: &'e Env) -> Result<Option<Either<Object<'e>, Action>>> {
-        loop {
-            let next = match self.queued.pop_front() {
-                Some(a) => Some(a),
-                None => self.inner.poll_action(),
-            };
-            match next {
-                None => return Ok(None),
-                Some(a) if !self.wanted(&a) => {}
-                Some(a) => return to_js(env, &mut self.cache, a).map(Some),
-            }
-        }
+        let next = match self.queued.pop_front() {
+            Some(a) => Some(a),
+            None => self.inner.poll_action(),
+        };
+        next.map(|a| to_js(env, &mut self.cache, a)).transpose()
     }
 
     /// Every queued action, in order.
@@ -929,7 +921,6 @@ impl Edge {
     pub fn drain_actions<'e>(&mut self, env: &'e Env) -> Result<Vec<Either<Object<'e>, Action>>> {
         let mut all: Vec<core::Action> = self.queued.drain(..).collect();
         all.extend(self.inner.drain_actions());
-        all.retain(|a| self.wanted(a));
         all.into_iter()
             .map(|a| to_js(env, &mut self.cache, a))
             .collect()

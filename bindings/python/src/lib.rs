@@ -657,8 +657,6 @@ fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
 pub struct Edge {
     inner: core::Edge,
     cache: ActionCache,
-    /// Audit kinds not handed out (`mute_audits`).
-    muted: Vec<core::AuditKind>,
     /// Actions taken from the core by `decide` and not handed out yet (in order).
     queued: VecDeque<core::Action>,
 }
@@ -667,22 +665,9 @@ pub struct Edge {
 type HeaderObjects<'py> = Vec<(Bound<'py, PyString>, Bound<'py, PyString>)>;
 
 impl Edge {
-    /// Whether this action is handed out (audit events can be muted by kind).
-    fn wanted(&self, a: &core::Action) -> bool {
-        !matches!(a, core::Action::Audit(e) if self.muted.contains(&e.kind))
-    }
-
     /// The next action to hand out: first those `decide` took from the core, then the core's.
     fn next_action(&mut self) -> Option<core::Action> {
-        if let Some(a) = self.queued.pop_front() {
-            return Some(a);
-        }
-        while let Some(a) = self.inner.poll_action() {
-            if self.wanted(&a) {
-                return Some(a);
-            }
-        }
-        None
+        self.queued.pop_front().or_else(|| self.inner.poll_action())
     }
 
     /// Hands the request to the core, reading every `str` without a copy where possible.
@@ -745,7 +730,6 @@ impl Edge {
         Ok(Self {
             inner: core::Edge::new(config.inner.clone(), seed, now_or(now_ms)),
             cache: ActionCache::default(),
-            muted: Vec::new(),
             queued: VecDeque::new(),
         })
     }
@@ -806,9 +790,7 @@ impl Edge {
             now_ms,
         )?;
         while let Some(a) = self.inner.poll_action() {
-            if self.wanted(&a) {
-                self.queued.push_back(a);
-            }
+            self.queued.push_back(a);
         }
         let decided = self.queued.len() == 1
             && match self.queued.front() {
@@ -976,25 +958,18 @@ impl Edge {
             actions.push(action_to_py(py, &mut self.cache, a)?);
         }
         for a in self.inner.drain_actions() {
-            if self.wanted(&a) {
-                actions.push(action_to_py(py, &mut self.cache, a)?);
-            }
+            actions.push(action_to_py(py, &mut self.cache, a)?);
         }
         PyList::new(py, actions)
     }
 
-    /// Audit kinds (`"cache_hit"`, `"cache_miss"`, ...) that `poll_action` / `drain_actions` no
-    /// longer hand out, e.g. the routine ones a logger above DEBUG drops; `[]` hands out all
-    /// again. Decisions and metrics are unchanged. Raises `ValueError` for an unknown kind (and
-    /// then changes nothing).
+    /// Audit kinds (`"cache_hit"`, `"cache_miss"`, ...) that the core no longer queues, e.g. the
+    /// routine ones a logger above DEBUG drops; `[]` queues all again. Decisions and metrics are
+    /// unchanged. Raises `ValueError` for an unknown kind (and then changes nothing).
     fn mute_audits(&mut self, kinds: Vec<PyBackedStr>) -> PyResult<()> {
-        self.muted = kinds
-            .iter()
-            .map(|k| {
-                core::AuditKind::from_name(k)
-                    .ok_or_else(|| PyValueError::new_err(format!("unknown audit kind {:?}", &**k)))
-            })
-            .collect::<PyResult<_>>()?;
+        let kinds = core::AuditKinds::from_names(kinds.iter().map(|k| &**k))
+            .map_err(|k| PyValueError::new_err(format!("unknown audit kind {k:?}")))?;
+        self.inner.mute_audits(kinds);
         Ok(())
     }
 
