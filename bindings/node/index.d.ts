@@ -53,6 +53,15 @@ export declare class Edge {
    * it) and is frozen and shared by the hits on one cache entry.
    */
   decide(id: number, method: string, scheme: string, authority: string, path: string, headers: Array<[string, string]>, clientCertThumbprint?: string | undefined | null, now?: number | undefined | null): Readonly<Omit<Forward, 'requestId'>> | Reject | null
+  /**
+   * A function `(id, method, scheme, authority, path, authorization, now?)` that makes the
+   * same decision as `decide(id, method, scheme, authority, path, authorization == null ? []
+   * : [['authorization', authorization]], null, now)` on this edge, at a fraction of the call
+   * cost (a plain N-API function, no per-call class checks; see `src/fast.rs`). For requests
+   * with one `Authorization` header or none, no `DPoP` header and no client certificate; the
+   * `Edge` wrapper's `decide` uses it for those by itself.
+   */
+  bearerDecider(): (id: number, method: string, scheme: string, authority: string, path: string, authorization: string | null | undefined, now?: number | null) => Readonly<Omit<Forward, 'requestId'>> | Reject | null
   /** The introspection endpoint answered `ticket`. */
   handleIntrospectionResponse(ticket: number, status: number, headers: Array<[string, string]>, body: string | Buffer, now?: number | undefined | null): void
   /** Sending the introspection for `ticket` failed (connection refused, TLS, timeout). */

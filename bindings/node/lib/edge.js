@@ -20,6 +20,27 @@ class Edge extends native.Edge {
       throw translate(e)
     }
     this.config = cfg
+    // The same decisions as native decide() for the common request shape (see decide below).
+    Object.defineProperty(this, '_decideBearer', { value: super.bearerDecider() })
+  }
+
+  /**
+   * `handleRequest`, then this request's decision when the core made it at once and nothing
+   * else is queued, else `null` (see index.d.ts). A request with one `Authorization` header or
+   * none, no `DPoP` header and no client certificate goes through `bearerDecider()`'s function
+   * (a plain N-API call), every other one through the native method; both hand the core the
+   * same request.
+   */
+  decide(id, method, scheme, authority, path, headers, clientCertThumbprint, now) {
+    if (clientCertThumbprint == null && Array.isArray(headers) && headers.length <= 1) {
+      if (headers.length === 0) return this._decideBearer(id, method, scheme, authority, path, null, now)
+      const h = headers[0]
+      if (Array.isArray(h) && h.length === 2 && typeof h[1] === 'string' &&
+          (h[0] === 'authorization' || (typeof h[0] === 'string' && h[0].toLowerCase() === 'authorization'))) {
+        return this._decideBearer(id, method, scheme, authority, path, h[1], now)
+      }
+    }
+    return super.decide(id, method, scheme, authority, path, headers, clientCertThumbprint, now)
   }
 }
 

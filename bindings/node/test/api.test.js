@@ -195,6 +195,78 @@ test('Forward values of one cache entry are shared and frozen; auditActions = fa
   assert.deepEqual(edge.drainActions().map((a) => [a.type, a.requestId]), [['audit', 7], ['forward', 7]])
 })
 
+test('bearerDecider(): the same decisions as the native decide, exact strings, typed errors', () => {
+  const native = require('../lib/native.js')
+  const now = 1_700_000_000_000
+  const cfg = config({ top: { routes: [
+    { path_prefix: '/orders', required_scopes: ['orders:read'], audience: 'orders-api' },
+    { path_prefix: '/caf\u00e9' },
+  ] } })
+  // Two edges with one seed: the same inputs must give the same actions (fingerprints included).
+  const fastEdge = new Edge(cfg, Buffer.alloc(32, 3), now)
+  const slowEdge = new Edge(cfg, Buffer.alloc(32, 3), now)
+  const decideFast = fastEdge.bearerDecider()
+  const canon = (d, rest) => JSON.stringify([d, rest])
+  let id = 0
+  const both = (method, scheme, authority, p, authorization) => {
+    id += 1
+    const a = decideFast(id, method, scheme, authority, p, authorization, now + id)
+    const headers = authorization == null ? [] : [['authorization', authorization]]
+    const b = native.Edge.prototype.decide.call(slowEdge, id, method, scheme, authority, p, headers, null, now + id)
+    const out = [canon(a, fastEdge.drainActions()), canon(b, slowEdge.drainActions())]
+    assert.equal(out[0], out[1], `${method} ${p} ${authorization}`)
+    return JSON.parse(out[0])
+  }
+  fastEdge.drainActions(); slowEdge.drainActions()
+  const longToken = 'x'.repeat(4000) // under the core's 4096-byte limit, over any stack buffer
+  const longPath = `/orders/${'y'.repeat(5000)}`
+  const cases = [
+    ['GET', 'https', 'api.example', '/orders/1', 'Bearer tok-1'],
+    ['GET', 'https', 'api.example', '/orders/1', null],
+    ['GET', 'https', 'api.example', '/orders/1', undefined],
+    ['GET', 'https', 'api.example', '/orders/1', ''],
+    ['GET', 'https', 'api.example', '/orders/1', 'Bearer a b'],
+    ['GET', 'https', 'api.example', '/orders/1', 'Bearer t\u00f6k'],
+    ['GET', 'https', 'api.example', '/caf\u00e9/x', 'Bearer tok-2'],
+    ['GET', 'https', 'api.example', '/cafe/x', 'Bearer tok-2'],
+    ['GET', 'https', 'api.example', '/caf\ud800/x', 'Bearer tok-2'],
+    ['GET', 'https', 'api.\u{1F600}', '/orders/\u{1F600}', 'Bearer tok-3'],
+    ['POST', 'http', '', longPath, `Bearer ${longToken}`],
+  ]
+  const results = cases.map((c) => both(...c))
+  // The inputs were read exactly: the long token reached the introspection body whole, and the
+  // non-ASCII route matched only for the exact path.
+  const [, queued] = results[10]
+  assert.ok(queued.some((a) => a.type === 'introspect' && new URLSearchParams(a.body).get('token') === longToken))
+  assert.ok(results[6][1].some((a) => a.type === 'introspect'), 'caf\u00e9 route matched')
+  assert.ok(results[7][1].some((a) => a.type === 'reject' && a.status === 404), '/cafe has no route')
+  assert.ok(results[8][1].some((a) => a.type === 'reject' && a.status === 404), 'a lone surrogate is not the route')
+
+  // Wrong argument types: a typed error naming the argument, and nothing reaches the core.
+  const before = fastEdge.metrics().requests
+  for (const [args, field] of [
+    [['1', 'GET', 'https', 'a', '/orders/1', 'Bearer t'], 'id'],
+    [[-1, 'GET', 'https', 'a', '/orders/1', 'Bearer t'], 'id'],
+    [[1, 7, 'https', 'a', '/orders/1', 'Bearer t'], 'method'],
+    [[1, 'GET', 'https', 'a', null, 'Bearer t'], 'path'],
+    [[1, 'GET', 'https', 'a', '/orders/1', 42], 'authorization'],
+    [[1, 'GET', 'https', 'a', '/orders/1', 'Bearer t', 'soon'], 'now'],
+  ]) {
+    assert.throws(() => decideFast(...args), (e) => {
+      assert.equal(e.code, 'PHANTOM_EDGE_INVALID_ARG')
+      assert.match(e.message, new RegExp(field))
+      return true
+    }, `${field}: ${JSON.stringify(args)}`)
+  }
+  assert.equal(fastEdge.metrics().requests, before)
+  assert.deepEqual(fastEdge.drainActions(), [])
+
+  // The wrapper's decide takes this path for one Authorization header or none, and the native
+  // one otherwise (DPoP, repeated Authorization, client certificate): both answer here.
+  assert.equal(fastEdge.decide(900, 'GET', 'https', 'a', '/orders/1', [['Authorization', 'Bearer a'], ['authorization', 'Bearer b']], null, now)?.status, undefined)
+  assert.deepEqual(fastEdge.drainActions().filter((a) => a.type === 'reject').map((a) => a.status), [400])
+})
+
 function introspectionAnswer(now = Date.now()) {
   return JSON.stringify({ active: true, scope: 'orders:read', aud: 'orders-api', client_id: 'app', exp: Math.floor(now / 1000) + 600, iss: ISSUER })
 }

@@ -137,19 +137,31 @@ function apply(edge, now, inp) {
   }
 }
 
-function replay(file) {
+// `decide` instead of `handleRequest`: the decision it returns (a returned Forward has no
+// requestId: it is this request's), then whatever is queued. Requests with one Authorization
+// header or none and no client certificate take the bearerDecider() function, the others the
+// native method.
+function decideRequest(edge, now, inp) {
+  const d = edge.decide(inp.id, inp.method, inp.scheme, inp.authority, inp.path,
+    inp.headers.map(([n, v]) => [n, v]), inp.client_cert_thumbprint, now)
+  if (d === null) return []
+  return [d.type === 'forward' ? { ...d, requestId: inp.id } : d]
+}
+
+function replay(file, viaDecide = false) {
   const c = JSON.parse(fs.readFileSync(path.join(CASES_DIR, file), 'utf8'))
   const edge = new Edge(c.config, Buffer.from(c.seed, 'hex'), c.start)
   assert.deepEqual(edge.drainActions().map(canon), c.initial ?? [], 'initial actions differ')
   c.steps.forEach((step, i) => {
-    const result = apply(edge, step.now, step.input)
+    let actions = []
+    const result = viaDecide && step.input.type === 'request'
+      ? void (actions = decideRequest(edge, step.now, step.input))
+      : apply(edge, step.now, step.input)
     // pollAction and drainActions must agree: pollAction on odd steps.
-    let actions
     if (i % 2) {
-      actions = []
       for (let a; (a = edge.pollAction()) !== null;) actions.push(a)
     } else {
-      actions = edge.drainActions()
+      actions.push(...edge.drainActions())
     }
     assert.deepEqual(actions.map(canon), step.expect, `step ${i} (${step.input.type}): actions differ`)
     assert.deepEqual(result, step.result, `step ${i}: result differs`)
@@ -165,4 +177,5 @@ test('all 65 vector cases are present', () => {
 
 for (const file of CASES) {
   test(`vector ${file.replace(/\.json$/, '')}`, () => replay(file))
+  test(`vector ${file.replace(/\.json$/, '')} (requests through decide)`, () => replay(file, true))
 }
