@@ -29,7 +29,8 @@ class Edge extends native.Edge {
    * else is queued, else `null` (see index.d.ts). A request with one `Authorization` header or
    * none, no `DPoP` header and no client certificate goes through `bearerDecider()`'s function
    * (a plain N-API call), every other one through the native method; both hand the core the
-   * same request.
+   * same request. Arguments of the wrong type throw on both paths (the error's code can differ:
+   * PHANTOM_EDGE_INVALID_ARG here, napi-rs's conversion codes there).
    */
   decide(id, method, scheme, authority, path, headers, clientCertThumbprint, now) {
     if (clientCertThumbprint == null && Array.isArray(headers) && headers.length <= 1) {

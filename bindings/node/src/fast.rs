@@ -8,7 +8,7 @@
 //! ~0.01 µs to call. Its callback data is one strong `Rc` of the edge's [`State`] (so the state
 //! lives as long as either the `Edge` or the function; the last one releases the cached JS
 //! objects, see `release_state`), its string arguments are copied once into a reused buffer, and it then
-//! runs [`State::decide`], the code behind `Edge.decide`: the decision is the core's, unchanged.
+//! runs what `Edge.decide` runs (`core::Edge::handle_request`, then [`State::take_decision`]): the decision is the core's, unchanged.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
@@ -25,6 +25,8 @@ use crate::{Result, State, invalid_arg, now_or, release_state, to_u64};
 
 /// Arguments: id, method, scheme, authority, path, authorization, now.
 const ARGS: usize = 7;
+/// Scratch buffer capacity (bytes) kept between calls.
+const SCRATCH_KEEP: usize = 64 * 1024;
 
 /// Makes the function for `state` (see the module docs).
 pub(crate) fn make<'e>(env: &'e Env, state: &Rc<RefCell<State>>) -> Result<Unknown<'e>> {
@@ -56,8 +58,8 @@ pub(crate) fn make<'e>(env: &'e Env, state: &Rc<RefCell<State>>) -> Result<Unkno
             ptr::null_mut(),
         );
         if fin != sys::Status::napi_ok {
-            // The function exists and may still be called: its state must stay alive, so the
-            // count is left to leak rather than freed under it.
+            // The function is never handed to JS, so nothing can call it: take the count back.
+            drop(Rc::from_raw(data.cast::<RefCell<State>>()));
             return Err(invalid_arg("this", "napi_add_finalizer failed"));
         }
         Unknown::from_napi_value(env.raw(), f).map_err(|e| invalid_arg("this", &e.reason))
@@ -67,8 +69,7 @@ pub(crate) fn make<'e>(env: &'e Env, state: &Rc<RefCell<State>>) -> Result<Unkno
 unsafe extern "C" fn finalize(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     // SAFETY: `data` is the strong count `make` gave this function; finalizers run once.
     let state = unsafe { Rc::from_raw(data.cast::<RefCell<State>>()) };
-    // Nothing can receive an error here; a failed release only leaks JS references.
-    let _ = release_state(state, &Env::from_raw(env));
+    release_state(state, &Env::from_raw(env));
 }
 
 unsafe extern "C" fn decide_bearer(
@@ -158,8 +159,13 @@ unsafe fn decide_bearer_call(
         client_cert_thumbprint: None,
     };
     let env = Env::from_raw(env);
-    let decision = state.decide(&env, now_or(now)?, &req)?;
+    state.inner.handle_request(now_or(now)?, &req);
+    let decision = state.take_decision(&env, id)?;
+    // Kept for the next call, unless one huge request grew them.
+    units.shrink_to(SCRATCH_KEEP / 2);
+    text.shrink_to(SCRATCH_KEEP);
     state.scratch = (units, text);
+    drop(state);
     // SAFETY: live env; the value is converted on the JS thread.
     unsafe { ToNapiValue::to_napi_value(env.raw(), decision) }
         .map_err(|e| invalid_arg("this", &e.reason))

@@ -657,22 +657,20 @@ impl State {
         });
     }
 
-    /// `handleRequest`, then this request's decision if the core made it at once and nothing
-    /// else is left to hand out (see `Edge::decide`).
-    fn decide<'e>(
+    /// Right after the core took request `id`: its decision if the core made it at once and
+    /// nothing else is left to hand out (see `Edge::decide`); else `None`, everything queued.
+    fn take_decision<'e>(
         &mut self,
         env: &'e Env,
-        now: u64,
-        req: &core::Request<'_>,
+        id: u64,
     ) -> Result<Option<Either<Object<'e>, Action>>> {
-        self.inner.handle_request(now, req);
         while let Some(a) = self.inner.poll_action() {
             self.queued.push_back(a);
         }
         let decided = self.queued.len() == 1
             && match self.queued.front() {
-                Some(core::Action::Forward(f)) => f.request_id == req.id,
-                Some(core::Action::Reject(r)) => r.request_id == req.id,
+                Some(core::Action::Forward(f)) => f.request_id == id,
+                Some(core::Action::Reject(r)) => r.request_id == id,
                 _ => false,
             };
         if !decided {
@@ -689,21 +687,18 @@ impl State {
 }
 
 /// Drops one holder of the state; the last one releases the cached JS objects (they are
-/// references into the JS heap, so the release needs `env`).
-fn release_state(state: Rc<RefCell<State>>, env: &Env) -> napi::Result<()> {
-    match Rc::try_unwrap(state) {
-        Ok(cell) => cell
-            .into_inner()
-            .cache
-            .release(env)
-            .map_err(|e| napi::Error::new(napi::Status::GenericFailure, e.reason)),
-        Err(_) => Ok(()),
+/// references into the JS heap, so the release needs `env`). Runs in finalizers, where nothing
+/// could receive an error: a failed release only leaks those references.
+fn release_state(state: Rc<RefCell<State>>, env: &Env) {
+    if let Ok(cell) = Rc::try_unwrap(state) {
+        let _ = cell.into_inner().cache.release(env);
     }
 }
 
 impl ObjectFinalize for Edge {
     fn finalize(self, env: Env) -> napi::Result<()> {
-        release_state(self.state, &env)
+        release_state(self.state, &env);
+        Ok(())
     }
 }
 
@@ -787,17 +782,17 @@ impl Edge {
         client_cert_thumbprint: Option<String>,
         now: Option<f64>,
     ) -> Result<Option<Either<Object<'e>, Action>>> {
-        let h = pairs(&headers);
-        let req = core::Request {
-            id: to_u64("id", id)?,
-            method: &method,
-            scheme: &scheme,
-            authority: &authority,
-            path: &path,
-            headers: &h,
-            client_cert_thumbprint: client_cert_thumbprint.as_deref(),
-        };
-        self.state()?.decide(env, now_or(now)?, &req)
+        self.handle_request(
+            id,
+            method,
+            scheme,
+            authority,
+            path,
+            headers,
+            client_cert_thumbprint,
+            now,
+        )?;
+        self.state()?.take_decision(env, to_u64("id", id)?)
     }
 
     /// A function `(id, method, scheme, authority, path, authorization, now?)` that makes the

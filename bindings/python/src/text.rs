@@ -4,9 +4,14 @@
 //! object (`PyBackedStr`): one allocation and copy per argument, ~0.4 µs of a cache hit's
 //! ~0.7 µs call. `PyUnicode_AsUTF8AndSize`, which returns the UTF-8 that CPython caches inside
 //! the `str` (for ASCII strings: the string's own data), is part of the stable ABI from 3.10.
-//! The wheel still loads on 3.9 (the symbol exists there too, outside the limited API), but it
-//! is only called when the running interpreter is 3.10 or newer; 3.9 keeps `PyBackedStr`.
+//! On Linux and macOS the extension's symbols resolve from the running interpreter, where it
+//! exists in every CPython 3 (outside the limited API before 3.10), so the wheel still loads on
+//! 3.9; it is only called when the interpreter is 3.10 or newer, and 3.9 keeps `PyBackedStr`.
+//! On Windows an abi3 extension links against `python3.dll`, whose 3.9 build does not export
+//! the symbol, so there the borrow is not compiled in at all.
 #![allow(unsafe_code)]
+// On Windows only the copying path is compiled (see above).
+#![cfg_attr(windows, allow(unused_imports, dead_code))]
 
 use std::ops::Deref;
 use std::os::raw::c_char;
@@ -17,6 +22,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyString;
 
+#[cfg(not(windows))]
 unsafe extern "C" {
     // Stable ABI since CPython 3.10 (and present, unlimited, in every CPython 3 before it).
     fn PyUnicode_AsUTF8AndSize(
@@ -26,6 +32,7 @@ unsafe extern "C" {
 }
 
 /// Whether the running interpreter has `PyUnicode_AsUTF8AndSize` in its stable ABI.
+#[cfg(not(windows))]
 fn borrowable(py: Python<'_>) -> bool {
     static BORROW: OnceLock<bool> = OnceLock::new();
     *BORROW.get_or_init(|| py.version_info() >= (3, 10))
@@ -50,6 +57,14 @@ impl Deref for Text<'_> {
 
 /// `s` as UTF-8. Fails (`UnicodeEncodeError`) for a `str` holding lone surrogates, which no
 /// HTTP header or path can carry.
+#[cfg(windows)]
+pub(crate) fn text<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Text<'a>> {
+    s.extract::<PyBackedStr>().map(Text::Backed)
+}
+
+/// `s` as UTF-8. Fails (`UnicodeEncodeError`) for a `str` holding lone surrogates, which no
+/// HTTP header or path can carry.
+#[cfg(not(windows))]
 pub(crate) fn text<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Text<'a>> {
     let py = s.py();
     if !borrowable(py) {
