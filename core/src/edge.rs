@@ -194,6 +194,12 @@ impl Edge {
         self.actions.pop_front()
     }
 
+    /// Whether an action is queued (what [`Edge::poll_action`] would return is `Some`).
+    #[must_use]
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// Drains every queued action.
     #[must_use]
     pub fn drain_actions(&mut self) -> Vec<Action> {

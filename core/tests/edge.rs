@@ -1369,4 +1369,13 @@ fn muted_audit_kinds_are_not_queued_and_nothing_else_changes() {
     // NONE queues every kind again.
     h.edge.mute_audits(AuditKinds::NONE);
     assert_eq!(audit_kinds(&h.request(4, "/orders", "tok")), ["cache_hit"]);
+    // has_actions says whether poll_action has something.
+    assert!(!h.edge.has_actions());
+    let sub = Revocation {
+        selector: Selector::Sub("alice".into()),
+        until: None,
+    };
+    h.edge.handle_revocation(h.now, sub, Origin::Local).unwrap();
+    assert!(h.edge.has_actions());
+    assert!(!h.edge.drain_actions().is_empty() && !h.edge.has_actions());
 }

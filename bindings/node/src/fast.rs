@@ -27,6 +27,8 @@ use crate::{Result, State, invalid_arg, now_or, release_state, to_u64};
 const ARGS: usize = 7;
 /// Scratch buffer capacity (bytes) kept between calls.
 const SCRATCH_KEEP: usize = 64 * 1024;
+/// UTF-16 units read in one N-API call (longer strings take two more).
+const SCRATCH_UNITS: usize = 1024;
 
 /// Makes the function for `state` (see the module docs).
 pub(crate) fn make<'e>(env: &'e Env, state: &Rc<RefCell<State>>) -> Result<Unknown<'e>> {
@@ -118,25 +120,20 @@ unsafe fn decide_bearer_call(
 
     // SAFETY (every read below): live env, values from `napi_get_cb_info`.
     let id = to_u64("id", unsafe { number(env, argv[0], "id") }?)?;
-    let now = if unsafe { is_nullish(env, argv[6]) } {
-        None
-    } else {
-        Some(unsafe { number(env, argv[6], "now") }?)
-    };
+    let now = unsafe { opt_number(env, argv[6], "now") }?;
     // The strings go one after another into the state's scratch buffer (no allocation once it
     // has grown to fit a request), then are borrowed from it.
     let (mut units, mut text) = std::mem::take(&mut state.scratch);
     text.clear();
     let u = &mut units;
-    let method = unsafe { utf8(env, argv[1], "method", u, &mut text) }?;
-    let scheme = unsafe { utf8(env, argv[2], "scheme", u, &mut text) }?;
-    let authority = unsafe { utf8(env, argv[3], "authority", u, &mut text) }?;
-    let path = unsafe { utf8(env, argv[4], "path", u, &mut text) }?;
-    let authorization = if unsafe { is_nullish(env, argv[5]) } {
-        None
-    } else {
-        Some(unsafe { utf8(env, argv[5], "authorization", u, &mut text) }?)
+    let string = |v, name: &str, u: &mut Vec<u16>, t: &mut Vec<u8>| {
+        unsafe { utf8(env, v, name, u, t) }?.ok_or_else(|| invalid_arg(name, "must be a string"))
     };
+    let method = string(argv[1], "method", u, &mut text)?;
+    let scheme = string(argv[2], "scheme", u, &mut text)?;
+    let authority = string(argv[3], "authority", u, &mut text)?;
+    let path = string(argv[4], "path", u, &mut text)?;
+    let authorization = unsafe { utf8(env, argv[5], "authorization", u, &mut text) }?;
     // SAFETY: `utf8` appends only whole UTF-8 encodings (ASCII bytes or a `String`'s bytes)
     // and the ranges are the boundaries it returned, so every slice is valid UTF-8.
     let s = |r: Range<usize>| unsafe { std::str::from_utf8_unchecked(&text[r]) };
@@ -182,54 +179,78 @@ unsafe fn is_nullish(env: sys::napi_env, v: sys::napi_value) -> bool {
 
 /// A number argument.
 unsafe fn number(env: sys::napi_env, v: sys::napi_value, name: &str) -> Result<f64> {
+    // SAFETY: forwarded from the caller.
+    unsafe { opt_number(env, v, name) }?.ok_or_else(|| invalid_arg(name, "must be a number"))
+}
+
+/// A number argument, or `None` for `null` / `undefined`.
+unsafe fn opt_number(env: sys::napi_env, v: sys::napi_value, name: &str) -> Result<Option<f64>> {
     let mut n = 0.0;
     // SAFETY: forwarded from the caller.
     match unsafe { sys::napi_get_value_double(env, v, &mut n) } {
-        sys::Status::napi_ok => Ok(n),
+        sys::Status::napi_ok => Ok(Some(n)),
+        // SAFETY: forwarded from the caller.
+        _ if unsafe { is_nullish(env, v) } => Ok(None),
         _ => Err(invalid_arg(name, "must be a number")),
     }
 }
 
-/// Appends a string argument's exact UTF-8 to `text` and returns where it is.
+/// Appends a string argument's exact UTF-8 to `text` and returns where it is; `None` for `null`
+/// or `undefined`.
 ///
 /// Read as UTF-16 (a plain copy of V8's string; asking V8 for UTF-8 made it walk each string
 /// twice, measured as a third of this function's time) into `units`, then encoded here: ASCII
 /// byte for byte, anything else with the same replacement of lone surrogates as V8's own UTF-8
-/// writer (U+FFFD). The length is asked first and the copy must match it, so a string is never
-/// silently cut short.
+/// writer (U+FFFD). One N-API call when the string fits the buffer: `napi_get_value_string_utf16`
+/// copies min(length, capacity − 1) units, so fewer than capacity − 1 means the whole string;
+/// otherwise the length is asked and the copy must match it. A string is never cut short.
 unsafe fn utf8(
     env: sys::napi_env,
     v: sys::napi_value,
     name: &str,
     units: &mut Vec<u16>,
     text: &mut Vec<u8>,
-) -> Result<Range<usize>> {
-    let mut len = 0;
-    // SAFETY: forwarded from the caller; a NULL buffer asks only for the length.
-    let ok = unsafe { sys::napi_get_value_string_utf16(env, v, ptr::null_mut(), 0, &mut len) };
-    if ok != sys::Status::napi_ok {
-        return Err(invalid_arg(name, "must be a string"));
-    }
+) -> Result<Option<Range<usize>>> {
     units.clear();
-    units.reserve(len + 1);
+    units.reserve(SCRATCH_UNITS);
     let mut copied = 0;
-    // SAFETY: `reserve` made room for `len` units and the terminating NUL; only the `copied`
-    // units written are then counted as initialised, and only if they are all.
-    unsafe {
-        let ok = sys::napi_get_value_string_utf16(env, v, units.as_mut_ptr(), len + 1, &mut copied);
+    // SAFETY: forwarded from the caller; the buffer has room for `capacity` units (the string
+    // and its terminating NUL), and only the `copied` units written are counted as initialised.
+    let ok = unsafe {
+        sys::napi_get_value_string_utf16(env, v, units.as_mut_ptr(), units.capacity(), &mut copied)
+    };
+    if ok != sys::Status::napi_ok {
+        // SAFETY: forwarded from the caller.
+        return if unsafe { is_nullish(env, v) } {
+            Ok(None)
+        } else {
+            Err(invalid_arg(name, "must be a string"))
+        };
+    }
+    if copied + 1 >= units.capacity() {
+        // Perhaps cut at the buffer's end: ask the length, make room, copy again.
+        let mut len = 0;
+        // SAFETY: as above; a NULL buffer asks only for the length.
+        let ok = unsafe { sys::napi_get_value_string_utf16(env, v, ptr::null_mut(), 0, &mut len) };
+        if ok != sys::Status::napi_ok {
+            return Err(invalid_arg(name, "could not be read"));
+        }
+        units.reserve(len + 1);
+        // SAFETY: as above, with room for `len` units and the NUL.
+        let ok = unsafe {
+            sys::napi_get_value_string_utf16(env, v, units.as_mut_ptr(), len + 1, &mut copied)
+        };
         if ok != sys::Status::napi_ok || copied != len {
             return Err(invalid_arg(name, "could not be read"));
         }
-        units.set_len(len);
     }
+    // SAFETY: N-API wrote `copied` units (checked complete above).
+    unsafe { units.set_len(copied) };
     let start = text.len();
     if units.iter().fold(0, |acc, &u| acc | u) < 0x80 {
-        text.resize(start + len, 0);
-        for (b, &u) in text[start..].iter_mut().zip(units.iter()) {
-            *b = u as u8; // ASCII: < 0x80, checked above
-        }
+        text.extend(units.iter().map(|&u| u as u8)); // ASCII: < 0x80, checked above
     } else {
         text.extend_from_slice(String::from_utf16_lossy(units).as_bytes());
     }
-    Ok(start..text.len())
+    Ok(Some(start..text.len()))
 }

@@ -664,24 +664,27 @@ impl State {
         env: &'e Env,
         id: u64,
     ) -> Result<Option<Either<Object<'e>, Action>>> {
-        while let Some(a) = self.inner.poll_action() {
-            self.queued.push_back(a);
-        }
-        let decided = self.queued.len() == 1
-            && match self.queued.front() {
-                Some(core::Action::Forward(f)) => f.request_id == id,
-                Some(core::Action::Reject(r)) => r.request_id == id,
-                _ => false,
-            };
-        if !decided {
-            return Ok(None);
-        }
-        match self.queued.pop_front() {
-            Some(core::Action::Forward(f)) if f.rewritten_path.is_none() => {
+        // Decided at once: the core queued exactly one action, this request's Forward/Reject,
+        // and nothing was waiting before it.
+        let first = self.inner.poll_action();
+        let decision = match first {
+            Some(core::Action::Forward(ref f)) => f.request_id == id,
+            Some(core::Action::Reject(ref r)) => r.request_id == id,
+            _ => false,
+        };
+        let alone = self.queued.is_empty() && !self.inner.has_actions();
+        match first {
+            Some(core::Action::Forward(f)) if decision && alone && f.rewritten_path.is_none() => {
                 self.cache.decision(env, &f).map(|o| Some(Either::A(o)))
             }
-            Some(a) => to_js(env, &mut self.cache, a).map(Some),
-            None => Ok(None),
+            Some(a) if decision && alone => to_js(env, &mut self.cache, a).map(Some),
+            other => {
+                self.queued.extend(other);
+                while let Some(a) = self.inner.poll_action() {
+                    self.queued.push_back(a);
+                }
+                Ok(None)
+            }
         }
     }
 }
