@@ -242,6 +242,24 @@ test('bearerDecider(): the same decisions as the native decide, exact strings, t
   assert.ok(results[7][1].some((a) => a.type === 'reject' && a.status === 404), '/cafe has no route')
   assert.ok(results[8][1].some((a) => a.type === 'reject' && a.status === 404), 'a lone surrogate is not the route')
 
+  // Around the function's first read buffer (1024 UTF-16 units, fresh edges): one call when the
+  // string fits, length-checked second read when it might not.
+  {
+    const a = new Edge(cfg, Buffer.alloc(32, 4), now)
+    const b = new Edge(cfg, Buffer.alloc(32, 4), now)
+    const f = a.bearerDecider()
+    a.drainActions(); b.drainActions()
+    for (const n of [1021, 1022, 1023, 1024, 1025, 2047, 2048, 2049]) {
+      const p = `/orders/${'z'.repeat(n - 8)}`
+      const tok = `Bearer ${'t'.repeat(n - 7)}`
+      assert.equal(p.length, n)
+      const x = JSON.stringify([f(n, 'GET', 'https', 'h', p, tok, now), a.drainActions()])
+      const y = JSON.stringify([native.Edge.prototype.decide.call(b, n, 'GET', 'https', 'h', p, [['authorization', tok]], null, now), b.drainActions()])
+      assert.equal(x, y, `length ${n}`)
+      assert.match(x, new RegExp(`token=t{${n - 7}}[&"]`), `length ${n}: token read whole`)
+    }
+  }
+
   // Wrong argument types: a typed error naming the argument, and nothing reaches the core.
   const before = fastEdge.metrics().requests
   for (const [args, field] of [
