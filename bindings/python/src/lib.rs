@@ -161,6 +161,18 @@ impl Config {
 
 #[pymethods]
 impl Config {
+    /// Builds the configuration from keyword arguments, one per top-level section:
+    /// `Config(authorization_server={...}, routes=[{...}], cache={...})`; the same as
+    /// `Config.from_dict` of those sections.
+    #[new]
+    #[pyo3(signature = (**sections))]
+    fn new(py: Python<'_>, sections: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        match sections {
+            Some(d) => Self::from_dict(py, d),
+            None => Self::from_dict(py, &PyDict::new(py)),
+        }
+    }
+
     /// Parses TOML text, or reads the file when given a path (`os.PathLike`, or a one-line `str`
     /// without `=` naming a file). `*_env` secrets are read from `os.environ`.
     #[staticmethod]

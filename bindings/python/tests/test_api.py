@@ -84,6 +84,34 @@ def test_config_unknown_key_refused():
         Config.from_dict({"authorization_server": {"issuer": "x"}, "bogus": 1, "routes": []})
 
 
+def test_config_from_keyword_arguments(env):
+    sections = {
+        "authorization_server": {
+            "issuer": "https://as.example", "introspection_endpoint": "https://as.example/introspect",
+            "client_id": "gateway", "client_secret_env": "PE_TEST_SECRET", "dialect": "rfc7662",
+            "timeout": "250ms",
+        },
+        "assertions": {"signing_key_env": "PE_TEST_KEY", "kid": "edge-1"},
+        "routes": [{"path_prefix": "/orders", "required_scopes": ["orders:read"]}],
+        "middleware": {"revocation_path": "/revoke"},
+    }
+    cfg = Config(**sections)
+    assert cfg.issuer == "https://as.example" and cfg.timeout_ms == 250
+    assert cfg.middleware == {"revocation_path": "/revoke"}
+    # The same edge as from the dict: same fingerprints and decisions with the same seed.
+    a, b = Edge(cfg, b"s" * 32), Edge(Config.from_dict(sections), b"s" * 32)
+    assert a.fingerprint("tok") == b.fingerprint("tok")
+    # Errors name the field, as for every other source.
+    with pytest.raises(ConfigError) as e:
+        Config(**{**sections, "bogus": 1})
+    assert "bogus" in e.value.field
+    with pytest.raises(ConfigError) as e:
+        Config(**{**sections, "authorization_server": {**sections["authorization_server"], "timeout": "soon"}})
+    assert e.value.field == "authorization_server.timeout"
+    with pytest.raises(ConfigError):
+        Config()
+
+
 def test_config_missing_file():
     with pytest.raises(ConfigError):
         Config.from_toml("/nonexistent/phantom-edge.toml")

@@ -38,6 +38,10 @@ _Source = Union[str, "os.PathLike[str]"]
 
 @final
 class Config:
+    def __init__(self, **sections: Any) -> None:
+        """One keyword argument per top-level section (``authorization_server``, ``routes``,
+        ``cache``, ...): the same as ``Config.from_dict`` of those sections."""
+        ...
     @staticmethod
     def from_toml(source: _Source) -> Config: ...
     @staticmethod
