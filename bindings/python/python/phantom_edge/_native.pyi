@@ -38,7 +38,7 @@ _Source = Union[str, "os.PathLike[str]"]
 
 @final
 class Config:
-    def __init__(self, **sections: Any) -> None:
+    def __new__(cls, **sections: Any) -> Config:
         """One keyword argument per top-level section (``authorization_server``, ``routes``,
         ``cache``, ...): the same as ``Config.from_dict`` of those sections."""
         ...
