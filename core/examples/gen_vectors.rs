@@ -1434,6 +1434,31 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         }
         out.push(s);
     }
+    {
+        let mut s = Scenario::new(
+            "ambiguous-path-400",
+            "Paths an upstream could read as another route (dot segments, encoded or doubled \
+             slashes, backslashes) → 400 invalid_request before routing or introspection; a \
+             token cached for /orders is not forwarded for /orders/../admin.",
+            cfg("rfc9701"),
+        );
+        let c = s.claims("orders:read");
+        let first = expect_forward(&rfc9701_forward(&mut s, 1, "/orders/1", "tok-a", c));
+        for (id, path) in [
+            (2, "/orders/../admin/users"),
+            (3, "/orders/%2e%2e/admin"),
+            (4, "/orders%2Fadmin"),
+            (5, "//admin"),
+            (6, "/orders\\..\\admin"),
+        ] {
+            let acts = s.request(id, path, "tok-a");
+            expect_reject(&acts, 400, Reason::MalformedRequest);
+            assert!(www(&acts).contains("error=\"invalid_request\""));
+        }
+        let acts = s.request(7, "/orders/2", "tok-a");
+        assert_eq!(expect_forward(&acts), first);
+        out.push(s);
+    }
 
     out
 }

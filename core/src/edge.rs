@@ -16,7 +16,9 @@ use crate::introspection::{
 use crate::jose::{KeySet, sha256_b64};
 use crate::metrics::{Metrics, Stats};
 use crate::replay::ReplaySet;
-use crate::request::{Credentials, QueryToken, Request, credentials, normalize_htu, query_token};
+use crate::request::{
+    Credentials, QueryToken, Request, ambiguous_path, credentials, normalize_htu, query_token,
+};
 use crate::revocation::{
     Forgotten, Kind, Origin, Revocation, RevocationError, RevocationSet, Selector,
 };
@@ -296,6 +298,16 @@ impl Edge {
     pub fn handle_request(&mut self, now: u64, req: &Request<'_>) {
         let now = self.tick(now);
         self.metrics.requests += 1;
+        if let Some(why) = ambiguous_path(req.path) {
+            return self.reject(
+                req.id,
+                Reason::MalformedRequest,
+                None,
+                false,
+                None,
+                Some(why),
+            );
+        }
         let Some(route) = route_for(&self.cfg.routes, req.path) else {
             return self.reject(req.id, Reason::NoRoute, None, false, None, None);
         };

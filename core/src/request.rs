@@ -150,6 +150,57 @@ pub(crate) fn query_token(path: &str) -> QueryToken {
     }
 }
 
+/// Why the path part of a request target is refused before routing, if it is: forms the edge
+/// and the service behind it could read as different paths. Routes match the path as received,
+/// while servers and proxies upstream commonly resolve dot segments (`/orders/../admin`), decode
+/// `%2F` / `%5C` / `%2E`, treat `\` as `/` and merge `//`; a path the edge routes to `/orders`
+/// must not reach `/admin` there. Such paths are refused (400), never normalised here, so the
+/// two readings cannot differ.
+pub(crate) fn ambiguous_path(target: &str) -> Option<&'static str> {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    let b = path.as_bytes();
+    if b.iter().any(|&c| c < 0x20 || c == 0x7f) {
+        return Some("control character in the path");
+    }
+    if b.contains(&b'\\') {
+        return Some("backslash in the path");
+    }
+    for (i, _) in path.match_indices('%') {
+        let code = b.get(i + 1..i + 3).map(<[u8]>::to_ascii_lowercase);
+        match code.as_deref() {
+            Some(b"2f" | b"5c") => return Some("encoded slash or backslash in the path"),
+            Some(b"00") => return Some("encoded NUL in the path"),
+            _ => {}
+        }
+    }
+    if path.contains("//") {
+        return Some("empty segment (//) in the path");
+    }
+    let dot = |seg: &str| {
+        let mut rest = seg;
+        let mut dots = 0;
+        while !rest.is_empty() {
+            if let Some(r) = rest.strip_prefix('.') {
+                rest = r;
+            } else if rest
+                .as_bytes()
+                .get(..3)
+                .is_some_and(|p| p.eq_ignore_ascii_case(b"%2e"))
+            {
+                rest = &rest[3..]; // three ASCII bytes: a char boundary
+            } else {
+                return false;
+            }
+            dots += 1;
+        }
+        dots == 1 || dots == 2
+    };
+    if path.split('/').any(dot) {
+        return Some("dot segment (. or ..) in the path");
+    }
+    None
+}
+
 /// `scheme://authority/path` normalised for DPoP `htu` comparison: scheme and host lowercased,
 /// default port removed, query and fragment dropped, empty path as `/`.
 pub(crate) fn normalize_htu(scheme: &str, authority: &str, path: &str) -> String {
@@ -183,6 +234,47 @@ pub(crate) fn normalize_url(url: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ambiguous_paths_are_named() {
+        use super::ambiguous_path as a;
+        for ok in [
+            "/orders/1",
+            "/orders/1?x=../y",
+            "/",
+            "",
+            "/a.b/c..d/...",
+            "/files/v1.2",
+            "/%41dmin",
+            "/a%2",
+            "/a%",
+            "/caf\u{e9}",
+            "/\u{e9}\u{e9}/\u{e9}.x/\u{1F600}",
+        ] {
+            assert_eq!(a(ok), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("/orders/../admin", "dot"),
+            ("/orders/..", "dot"),
+            ("/orders/./1", "dot"),
+            ("/orders/.", "dot"),
+            ("/orders/%2e%2E/admin", "dot"),
+            ("/orders/.%2e/admin", "dot"),
+            ("/orders/%2E", "dot"),
+            ("/orders%2fadmin", "slash"),
+            ("/orders%2F..%2Fadmin", "slash"),
+            ("/orders%5cadmin", "slash"),
+            ("/orders\\admin", "backslash"),
+            ("//admin", "//"),
+            ("/orders//1", "//"),
+            ("/orders/%00", "NUL"),
+            ("/orders/\t", "control"),
+            ("/orders/\u{7f}", "control"),
+        ] {
+            let got = a(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(got.contains(why), "{bad:?}: {got}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -171,8 +171,8 @@ function replay(file, viaDecide = false) {
   })
 }
 
-test('all 65 vector cases are present', () => {
-  assert.equal(CASES.length, 65)
+test('all 66 vector cases are present', () => {
+  assert.equal(CASES.length, 66)
 })
 
 for (const file of CASES) {
