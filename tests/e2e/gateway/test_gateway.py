@@ -148,6 +148,29 @@ def test_insufficient_scope_is_403_with_scope(setup: Setup) -> None:
     assert setup.gw.get("/orders/write/9", both).status == 200
 
 
+def test_path_an_upstream_could_resolve_elsewhere_is_400(setup: Setup) -> None:
+    # /orders/../orders/write/9 routes as /orders (orders:read) but names /orders/write/9
+    # (orders:write) once an upstream resolves it: refused before routing. Sent raw, as written.
+    token = setup.token("orders:read")
+    u = urllib.parse.urlsplit(setup.gw.url)
+    seen = len(setup.upstream.seen)
+    for target in ["/orders/../orders/write/9", "/orders/%2e%2e/orders/write/9",
+                   "/orders%2Fwrite/9", "//orders/1"]:
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        try:
+            conn.putrequest("GET", target, skip_accept_encoding=True)
+            conn.putheader("Authorization", f"Bearer {token}")
+            conn.endheaders()
+            r = conn.getresponse()
+            assert r.status == 400, (target, r.status)
+            assert 'error="invalid_request"' in (r.getheader("www-authenticate") or ""), target
+            r.read()
+        finally:
+            conn.close()
+    assert len(setup.upstream.seen) == seen  # nothing reached the upstream
+    assert setup.gw.get("/orders/1", token).status == 200
+
+
 def test_unrouted_path_is_404(setup: Setup) -> None:
     assert setup.gw.get("/admin", setup.token()).status == 404
 
