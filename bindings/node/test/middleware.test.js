@@ -113,3 +113,57 @@ test('query tokens (request.allow_query_token): the handlers see neither the tok
     await f.close()
   }
 })
+
+// Raw request targets as a client wrote them (fetch() would resolve the dot segments first).
+function rawGet(url, target, headers) {
+  const http = require('node:http')
+  const u = new URL(url)
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: u.hostname, port: u.port, method: 'GET', path: target, headers }, (res) => {
+      res.resume()
+      res.on('end', () => resolve({ status: res.statusCode, www: res.headers['www-authenticate'] || '' }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+test('express and fastify hand the core the raw path: one an upstream could resolve elsewhere is 400', async () => {
+  const targets = ['/orders/../admin', '/orders/%2e%2e/admin', '/orders%2Fadmin', '//orders/1']
+  const auth = { authorization: 'Bearer tok-raw' }
+  const reached = []
+
+  const app = express()
+  const mw = phantomToken(config(), { fetch: fakeFetch })
+  app.use(mw)
+  app.use((req, res) => { reached.push(req.url); res.json({ ok: true }) })
+  const s = await listen(app)
+  try {
+    assert.equal((await rawGet(s.url, '/orders/1', auth)).status, 200)
+    for (const t of targets) {
+      const r = await rawGet(s.url, t, auth)
+      assert.equal(r.status, 400, `express ${t}`)
+      assert.match(r.www, /error="invalid_request"/)
+    }
+  } finally {
+    await s.close()
+    await mw.close()
+  }
+
+  const f = Fastify()
+  await f.register(phantomEdge, { config: config(), fetch: fakeFetch })
+  f.get('/*', async (req) => { reached.push(req.url); return { ok: true } })
+  await f.listen({ port: 0, host: '127.0.0.1' })
+  try {
+    const url = `http://127.0.0.1:${f.server.address().port}`
+    assert.equal((await rawGet(url, '/orders/1', auth)).status, 200)
+    for (const t of targets) {
+      const r = await rawGet(url, t, auth)
+      assert.equal(r.status, 400, `fastify ${t}`)
+      assert.match(r.www, /error="invalid_request"/)
+    }
+  } finally {
+    await f.close()
+  }
+  assert.deepEqual(reached, ['/orders/1', '/orders/1'])
+})

@@ -377,3 +377,49 @@ async def test_middleware_paths_from_config_section(env):
         r = await c.get("/orders/1", headers={"authorization": "Bearer t"})
         assert r.status_code == 401  # sub alice revoked
     await http.aclose()
+
+
+async def test_middleware_hands_the_core_the_raw_path(env):
+    """The ASGI middleware decides on `raw_path` as the client sent it: a path the app (or a
+    proxy behind it) could resolve to another route is refused by the core, not routed."""
+    from phantom_edge.asgi import PhantomTokenMiddleware
+
+    reached = []
+
+    async def app(scope, receive, send):
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=_active())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    mw = PhantomTokenMiddleware(app, config=Config.from_toml(TOML), http_client=http)
+
+    async def call(raw_path: bytes, path: str) -> tuple[int, bytes]:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+                 "scheme": "https", "path": path, "raw_path": raw_path, "query_string": b"",
+                 "root_path": "", "server": ("api", 443), "client": ("127.0.0.1", 5000),
+                 "headers": [(b"host", b"api"), (b"authorization", b"Bearer tok-raw")]}
+        out = {}
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            if message["type"] == "http.response.start":
+                out["status"] = message["status"]
+                out["headers"] = dict(message["headers"])
+
+        await mw(scope, receive, send)
+        return out["status"], out["headers"].get(b"www-authenticate", b"")
+
+    assert (await call(b"/orders/1", "/orders/1"))[0] == 200
+    for raw, decoded in [(b"/orders/../admin", "/orders/../admin"),
+                         (b"/orders/%2e%2e/admin", "/orders/../admin"),
+                         (b"/orders%2Fadmin", "/orders/admin")]:
+        status, www = await call(raw, decoded)
+        assert status == 400 and b'error="invalid_request"' in www, raw
+    assert reached == ["/orders/1"]
+    await http.aclose()
