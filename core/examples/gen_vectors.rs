@@ -1437,9 +1437,12 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
     {
         let mut s = Scenario::new(
             "ambiguous-path-400",
-            "Paths an upstream could read as another route (dot segments, encoded or doubled \
-             slashes, backslashes) → 400 invalid_request before routing or introspection; a \
-             token cached for /orders is not forwarded for /orders/../admin.",
+            "Paths an upstream could read as another route → 400 invalid_request (reason \
+             ambiguous_path) before routing or introspection: dot segments (raw, %2e, ..;), \
+             encoded or doubled slashes, backslashes, and paths whose decoded / case-folded / \
+             parameter-stripped reading picks another route (/ADMIN, /%61dmin, /admin;x, \
+             /admin.). A token cached for /orders is not forwarded for any of them; \
+             /orders/ABC-1 (same route either way) is.",
             cfg("rfc9701"),
         );
         let c = s.claims("orders:read");
@@ -1447,15 +1450,20 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         for (id, path) in [
             (2, "/orders/../admin/users"),
             (3, "/orders/%2e%2e/admin"),
-            (4, "/orders%2Fadmin"),
-            (5, "//admin"),
-            (6, "/orders\\..\\admin"),
+            (4, "/orders/..;/admin"),
+            (5, "/orders%2Fadmin"),
+            (6, "//admin"),
+            (7, "/orders\\..\\admin"),
+            (8, "/ADMIN/users"),
+            (9, "/%61dmin/users"),
+            (10, "/admin;x/users"),
+            (11, "/admin./users"),
         ] {
             let acts = s.request(id, path, "tok-a");
-            expect_reject(&acts, 400, Reason::MalformedRequest);
+            expect_reject(&acts, 400, Reason::AmbiguousPath);
             assert!(www(&acts).contains("error=\"invalid_request\""));
         }
-        let acts = s.request(7, "/orders/2", "tok-a");
+        let acts = s.request(12, "/orders/ABC-1", "tok-a");
         assert_eq!(expect_forward(&acts), first);
         out.push(s);
     }

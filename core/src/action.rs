@@ -139,6 +139,9 @@ pub enum Reason {
     MissingToken,
     /// Malformed or repeated Authorization header.
     MalformedRequest,
+    /// A path the service behind could read as another route (dot segments, encoded or doubled
+    /// slashes, `;` parameters, case, ...): refused before routing.
+    AmbiguousPath,
     /// The authorization server says the token is not active, or it is unknown.
     Inactive,
     /// Past `exp` (or before `nbf`).
@@ -175,6 +178,7 @@ impl Reason {
         match self {
             Self::MissingToken => "missing_token",
             Self::MalformedRequest => "malformed_request",
+            Self::AmbiguousPath => "ambiguous_path",
             Self::Inactive => "inactive",
             Self::Expired => "expired",
             Self::Revoked => "revoked",

@@ -17,7 +17,8 @@ use crate::jose::{KeySet, sha256_b64};
 use crate::metrics::{Metrics, Stats};
 use crate::replay::ReplaySet;
 use crate::request::{
-    Credentials, QueryToken, Request, ambiguous_path, credentials, normalize_htu, query_token,
+    Credentials, QueryToken, Request, ambiguous_path, canonical_path, credentials, normalize_htu,
+    query_token, raw_path,
 };
 use crate::revocation::{
     Forgotten, Kind, Origin, Revocation, RevocationError, RevocationSet, Selector,
@@ -299,16 +300,17 @@ impl Edge {
         let now = self.tick(now);
         self.metrics.requests += 1;
         if let Some(why) = ambiguous_path(req.path) {
-            return self.reject(
-                req.id,
-                Reason::MalformedRequest,
-                None,
-                false,
-                None,
-                Some(why),
-            );
+            return self.reject(req.id, Reason::AmbiguousPath, None, false, None, Some(why));
         }
-        let Some(route) = route_for(&self.cfg.routes, req.path) else {
+        let route = route_for(&self.cfg.routes, req.path);
+        // The route as a lenient upstream would pick it (decoded, `;` parameters and trailing
+        // dots dropped, any case) must be the same one, or the two could authorize differently.
+        let lenient = route_matching(&self.cfg.routes, &canonical_path(req.path), true);
+        if lenient != route {
+            let why = Some("the path could be routed differently by the service behind");
+            return self.reject(req.id, Reason::AmbiguousPath, None, false, None, why);
+        }
+        let Some(route) = route else {
             return self.reject(req.id, Reason::NoRoute, None, false, None, None);
         };
         let query = if self.cfg.allow_query_token {
@@ -1086,6 +1088,7 @@ impl Edge {
                     field.as_deref() == Some(name.as_str())
                 }),
             };
+            self.metrics.revocation_overflows += 1;
             let mut ev = AuditEvent::new(AuditKind::RevocationOverflow);
             ev.detail = Some(format!(
                 "revocation set full: the soonest-expiring entry was dropped and {n} cached decisions it covered"
@@ -1253,13 +1256,22 @@ fn selector_name(s: &Selector) -> &'static str {
 
 /// Longest `path_prefix` that matches on a segment boundary.
 pub(crate) fn route_for(routes: &[Route], path: &str) -> Option<usize> {
-    let path = path.split(['?', '#']).next().unwrap_or("");
+    route_matching(routes, raw_path(path), false)
+}
+
+/// The route for `path` (no query), comparing ASCII case-insensitively when `fold_case`.
+fn route_matching(routes: &[Route], path: &str, fold_case: bool) -> Option<usize> {
     let mut best: Option<(usize, usize)> = None;
     for (i, r) in routes.iter().enumerate() {
         let p = r.path_prefix.as_str();
-        let hit = p == "/"
-            || path == p
-            || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/'));
+        let starts = path.len() >= p.len()
+            && if fold_case {
+                path.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+            } else {
+                path.as_bytes()[..p.len()] == *p.as_bytes()
+            };
+        let hit =
+            p == "/" || (starts && matches!(path.as_bytes().get(p.len()), None | Some(&b'/')));
         if hit && best.is_none_or(|(_, len)| p.len() > len) {
             best = Some((i, p.len()));
         }
@@ -1447,6 +1459,15 @@ pub(crate) fn build_reject(
         ),
         Reason::MalformedRequest => {
             let d = "the Authorization header is malformed";
+            (
+                400,
+                Some(challenge("invalid_request", d)),
+                "invalid_request",
+                d,
+            )
+        }
+        Reason::AmbiguousPath => {
+            let d = "the request path is ambiguous";
             (
                 400,
                 Some(challenge("invalid_request", d)),

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub revocations: u64,
     /// JWKS fetches queued.
     pub jwks_fetches: u64,
+    /// Revocations that pushed the soonest-expiring entry out of the full revocation set (its
+    /// cached decisions are dropped too); counted whether or not the audit kind is muted.
+    pub revocation_overflows: u64,
 }
 
 /// Current sizes of the bounded structures.
@@ -94,6 +97,11 @@ impl Metrics {
         );
         counter("revocations", "Revocations handled.", self.revocations);
         counter("jwks_fetches", "JWKS fetches.", self.jwks_fetches);
+        counter(
+            "revocation_overflows",
+            "Revocations that evicted the soonest-expiring entry of the full revocation set.",
+            self.revocation_overflows,
+        );
         counter("cache_evictions", "Positive cache evictions.", s.evictions);
         let mut gauge = |name: &str, help: &str, v: usize| {
             let _ = writeln!(

@@ -1,5 +1,7 @@
 //! The request event, and reading credentials from it (RFC 6750 §2.1, RFC 9449 §7.1).
 
+use std::borrow::Cow;
+
 /// A request as the host sees it. Header names may be in any case; repeated headers are listed
 /// as often as they occur.
 #[derive(Debug, Clone, Copy)]
@@ -150,55 +152,111 @@ pub(crate) fn query_token(path: &str) -> QueryToken {
     }
 }
 
-/// Why the path part of a request target is refused before routing, if it is: forms the edge
-/// and the service behind it could read as different paths. Routes match the path as received,
-/// while servers and proxies upstream commonly resolve dot segments (`/orders/../admin`), decode
-/// `%2F` / `%5C` / `%2E`, treat `\` as `/` and merge `//`; a path the edge routes to `/orders`
-/// must not reach `/admin` there. Such paths are refused (400), never normalised here, so the
-/// two readings cannot differ.
+/// Why the path part of a request target is refused before routing, if it is: characters no
+/// request target may carry, and encodings that servers and proxies upstream decode in ways
+/// that differ (`%2F`, `%5C`, `%25`, encoded controls, overlong UTF-8). What passes is then read a
+/// second time the way lenient upstreams read paths ([`canonical_path`]): dot segments and `//`
+/// in that reading are refused too.
 pub(crate) fn ambiguous_path(target: &str) -> Option<&'static str> {
-    let path = target.split(['?', '#']).next().unwrap_or("");
+    if target.contains('#') {
+        return Some("fragment (#) in the request target");
+    }
+    let path = raw_path(target);
     let b = path.as_bytes();
-    if b.iter().any(|&c| c < 0x20 || c == 0x7f) {
-        return Some("control character in the path");
+    if b.iter().any(|&c| c <= 0x20 || c == 0x7f) {
+        return Some("space or control character in the path");
     }
     if b.contains(&b'\\') {
         return Some("backslash in the path");
     }
     for (i, _) in path.match_indices('%') {
-        let code = b.get(i + 1..i + 3).map(<[u8]>::to_ascii_lowercase);
-        match code.as_deref() {
-            Some(b"2f" | b"5c") => return Some("encoded slash or backslash in the path"),
-            Some(b"00") => return Some("encoded NUL in the path"),
-            _ => {}
+        let Some(&[h, l]) = b.get(i + 1..i + 3) else {
+            continue;
+        };
+        let code = (hex(h), hex(l));
+        if let (Some(h), Some(l)) = code {
+            let byte = h << 4 | l;
+            match byte {
+                b'/' | b'\\' => return Some("encoded slash or backslash in the path"),
+                b'%' => return Some("encoded percent sign in the path"),
+                0x00..=0x20 | 0x7f => {
+                    return Some("encoded space or control character in the path");
+                }
+                0xc0 | 0xc1 => return Some("overlong UTF-8 in the path"),
+                _ => {}
+            }
         }
     }
-    if path.contains("//") {
+    let canon = canonical_path(path);
+    if canon.contains("//") {
         return Some("empty segment (//) in the path");
     }
-    let dot = |seg: &str| {
-        let mut rest = seg;
-        let mut dots = 0;
-        while !rest.is_empty() {
-            if let Some(r) = rest.strip_prefix('.') {
-                rest = r;
-            } else if rest
-                .as_bytes()
-                .get(..3)
-                .is_some_and(|p| p.eq_ignore_ascii_case(b"%2e"))
-            {
-                rest = &rest[3..]; // three ASCII bytes: a char boundary
-            } else {
-                return false;
-            }
-            dots += 1;
-        }
-        dots == 1 || dots == 2
-    };
-    if path.split('/').any(dot) {
+    if canon.split('/').any(|seg| seg == "." || seg == "..") {
         return Some("dot segment (. or ..) in the path");
     }
     None
+}
+
+/// The path part of a request target (before `?`).
+pub(crate) fn raw_path(target: &str) -> &str {
+    target.split(['?', '#']).next().unwrap_or("")
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The path as lenient upstreams read it: `%XX` decoded, each segment cut at `;` (matrix or
+/// session parameters, `..;`) and stripped of trailing dots (`admin.`), except `.` and `..`
+/// themselves. Borrowed when that changes nothing. Only for comparing readings: never forwarded.
+/// (Case is compared separately: see [`route_for`](crate::edge::route_for)'s `fold_case`.)
+pub(crate) fn canonical_path(path: &str) -> Cow<'_, str> {
+    let path = raw_path(path);
+    if !path.bytes().any(|c| c == b'%' || c == b';') && !path.split('/').any(trailing_dot) {
+        return Cow::Borrowed(path);
+    }
+    let mut bytes = Vec::with_capacity(path.len());
+    let b = path.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                bytes.push(h << 4 | l);
+                i += 3;
+            }
+            (c, _, _) => {
+                bytes.push(c);
+                i += 1;
+            }
+        }
+    }
+    let decoded = String::from_utf8_lossy(&bytes);
+    let segments: Vec<&str> = decoded
+        .split('/')
+        .map(|seg| {
+            let seg = seg.split(';').next().unwrap_or("");
+            if seg == "." || seg == ".." {
+                seg
+            } else {
+                seg.trim_end_matches('.')
+            }
+        })
+        .collect();
+    Cow::Owned(segments.join("/"))
+}
+
+/// A segment that lenient servers would shorten: ends in `.` but is not `.` / `..`.
+fn trailing_dot(seg: &str) -> bool {
+    seg.ends_with('.') && seg != "." && seg != ".."
 }
 
 /// `scheme://authority/path` normalised for DPoP `htu` comparison: scheme and host lowercased,
@@ -234,46 +292,6 @@ pub(crate) fn normalize_url(url: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn ambiguous_paths_are_named() {
-        use super::ambiguous_path as a;
-        for ok in [
-            "/orders/1",
-            "/orders/1?x=../y",
-            "/",
-            "",
-            "/a.b/c..d/...",
-            "/files/v1.2",
-            "/%41dmin",
-            "/a%2",
-            "/a%",
-            "/caf\u{e9}",
-            "/\u{e9}\u{e9}/\u{e9}.x/\u{1F600}",
-        ] {
-            assert_eq!(a(ok), None, "{ok}");
-        }
-        for (bad, why) in [
-            ("/orders/../admin", "dot"),
-            ("/orders/..", "dot"),
-            ("/orders/./1", "dot"),
-            ("/orders/.", "dot"),
-            ("/orders/%2e%2E/admin", "dot"),
-            ("/orders/.%2e/admin", "dot"),
-            ("/orders/%2E", "dot"),
-            ("/orders%2fadmin", "slash"),
-            ("/orders%2F..%2Fadmin", "slash"),
-            ("/orders%5cadmin", "slash"),
-            ("/orders\\admin", "backslash"),
-            ("//admin", "//"),
-            ("/orders//1", "//"),
-            ("/orders/%00", "NUL"),
-            ("/orders/\t", "control"),
-            ("/orders/\u{7f}", "control"),
-        ] {
-            let got = a(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
-            assert!(got.contains(why), "{bad:?}: {got}");
-        }
-    }
 
     use super::*;
 
@@ -384,5 +402,70 @@ mod tests {
             "https://server.example.com/token"
         );
         assert_eq!(normalize_url("https://u@h/x"), None);
+    }
+
+    #[test]
+    fn ambiguous_paths_are_named() {
+        use super::ambiguous_path as a;
+        for ok in [
+            "/orders/1",
+            "/orders/1?x=../y",
+            "/orders/1?next=//x",
+            "/",
+            "",
+            "/a.b/c..d/...x",
+            "/files/v1.2",
+            "/%41dmin",
+            "/a%2",
+            "/a%",
+            "/a%zz",
+            "/orders/ABC-123",
+            "/caf\u{e9}",
+            "/\u{e9}\u{e9}/\u{e9}.x/\u{1F600}",
+            "/caf%C3%A9",
+        ] {
+            assert_eq!(a(ok), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("/orders/../admin", "dot"),
+            ("/orders/..", "dot"),
+            ("/orders/.", "dot"),
+            ("/orders/%2e%2E/admin", "dot"),
+            ("/orders/.%2e/admin", "dot"),
+            ("/orders/..;/admin", "dot"),
+            ("/orders/.%2e;x/admin", "dot"),
+            ("/orders/..%3b/admin", "dot"),
+            ("/orders%2fadmin", "slash"),
+            ("/orders%2F..%2Fadmin", "slash"),
+            ("/orders%5cadmin", "slash"),
+            ("/orders\\admin", "backslash"),
+            ("//admin", "//"),
+            ("/orders//1", "//"),
+            ("/orders/;x/1", "//"),
+            ("/orders/%00", "control"),
+            ("/orders/%0a", "control"),
+            ("/orders/%7F", "control"),
+            ("/orders/%20", "space"),
+            ("/orders/a b", "space"),
+            ("/orders/\t", "control"),
+            ("/orders/\u{7f}", "control"),
+            ("/orders/%252e%252e/admin", "percent"),
+            ("/orders/%C0%AE%C0%AE/admin", "overlong"),
+            ("/orders#/../admin", "fragment"),
+        ] {
+            let got = a(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
+            assert!(got.contains(why), "{bad:?}: {got}");
+        }
+    }
+
+    #[test]
+    fn canonical_paths() {
+        use super::canonical_path as c;
+        assert!(matches!(c("/orders/1?x=1"), Cow::Borrowed("/orders/1")));
+        assert_eq!(c("/orders/%77rite"), "/orders/write");
+        assert_eq!(c("/orders/write;jsessionid=1/x"), "/orders/write/x");
+        assert_eq!(c("/orders/write./x"), "/orders/write/x");
+        assert_eq!(c("/orders/..;/admin"), "/orders/../admin");
+        assert_eq!(c("/caf%C3%A9"), "/caf\u{e9}");
     }
 }

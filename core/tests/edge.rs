@@ -1283,6 +1283,12 @@ fn a_forgotten_revocation_sends_only_what_it_covered_back_to_the_as() {
         acts.iter()
             .any(|a| matches!(a, Action::Audit(e) if e.kind == AuditKind::RevocationOverflow))
     );
+    assert_eq!(h.edge.metrics().revocation_overflows, 1);
+    assert!(
+        h.edge
+            .prometheus()
+            .contains("phantom_edge_revocation_overflows_total 1")
+    );
     assert_eq!(h.edge.stats().revocations, 1);
     // alice's token is no longer refused at the edge, but it is re-checked at the AS, not served
     // from the cache; bob's cached decision is untouched.

@@ -137,11 +137,14 @@ class PhantomEdge {
     const { method = 'GET', headers, clientCertThumbprint = null } = request
     let { url, scheme, authority } = request
     let path = url
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-      const u = new URL(url)
-      scheme = scheme || u.protocol.slice(0, -1)
-      authority = authority || u.host
-      path = u.pathname + u.search
+    const abs = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(.*)$/is.exec(url)
+    if (abs !== null) {
+      // Split as written, not with new URL(): that would resolve dot segments and
+      // percent-encodings before the core sees the path (which refuses ambiguous ones).
+      scheme = scheme || abs[1].toLowerCase()
+      authority = authority || abs[2]
+      const target = abs[3].split('#')[0] // a fragment is never sent upstream
+      path = target === '' || target[0] !== '/' ? `/${target}` : target
     }
     return this.authorizeParts(method, scheme || 'http', authority || 'localhost', path || '/',
       coreHeaders(headers), clientCertThumbprint)
@@ -157,7 +160,13 @@ class PhantomEdge {
     // Fast path: decided at once with nothing else to do (a hit without audit logging, or a
     // rejection that needs no I/O). Nothing new to time: no ticket was created.
     const fast = this.edge.decide(id, method, scheme, authority, path, headerPairs, clientCertThumbprint, Date.now())
-    if (fast !== null) return Promise.resolve(fast)
+    if (fast !== null) {
+      // A decision at once adds no ticket, but can start the sweep deadline (a DPoP proof's
+      // replay entry): arm the timer if none is. (An armed one may fire after the new sweep
+      // time; the sweep then runs late, which only delays freeing entries.)
+      if (this._timer === null) this._armTimer()
+      return Promise.resolve(fast)
+    }
     this._current = id
     this._decided = null
     try {

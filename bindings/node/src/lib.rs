@@ -384,6 +384,7 @@ pub struct EdgeMetrics {
     pub introspection_failures: f64,
     pub revocations: f64,
     pub jwks_fetches: f64,
+    pub revocation_overflows: f64,
 }
 
 /// Current sizes of the bounded structures.
@@ -1059,6 +1060,7 @@ impl Edge {
             introspection_failures: to_f64(m.introspection_failures),
             revocations: to_f64(m.revocations),
             jwks_fetches: to_f64(m.jwks_fetches),
+            revocation_overflows: to_f64(m.revocation_overflows),
         })
     }
 }

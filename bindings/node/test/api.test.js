@@ -206,6 +206,10 @@ test('bearerDecider(): the same decisions as the native decide, exact strings, t
   const fastEdge = new Edge(cfg, Buffer.alloc(32, 3), now)
   const slowEdge = new Edge(cfg, Buffer.alloc(32, 3), now)
   const decideFast = fastEdge.bearerDecider()
+  // Audits off: decisions made at once (rejections, cache hits) come back from the calls
+  // themselves, so the returned objects are compared too, not only what is queued.
+  fastEdge.auditActions = false
+  slowEdge.auditActions = false
   const canon = (d, rest) => JSON.stringify([d, rest])
   let id = 0
   const both = (method, scheme, authority, p, authorization) => {
@@ -234,13 +238,29 @@ test('bearerDecider(): the same decisions as the native decide, exact strings, t
     ['POST', 'http', '', longPath, `Bearer ${longToken}`],
   ]
   const results = cases.map((c) => both(...c))
+  const all = ([d, queued]) => (d === null ? queued : [d, ...queued])
+  // Answer every introspection on both edges (same tickets: same seed, same inputs), then send
+  // every case again: the tokens are cached now, so hits come back as decisions at once.
+  const answer = JSON.stringify({ active: true, scope: 'orders:read', aud: 'orders-api', client_id: 'app', sub: 'alice', exp: now / 1000 + 600, iss: ISSUER })
+  for (const r of results) {
+    for (const a of all(r).filter((x) => x.type === 'introspect')) {
+      for (const e of [fastEdge, slowEdge]) {
+        e.handleIntrospectionResponse(a.ticket, 200, [['content-type', 'application/json']], answer, now + 50)
+      }
+      assert.equal(JSON.stringify(fastEdge.drainActions()), JSON.stringify(slowEdge.drainActions()))
+    }
+  }
+  const again = cases.map((c) => both(...c))
+  const hits = again.filter(([d]) => d !== null && d.type === 'forward')
+  assert.ok(hits.length >= 4, `cache hits decided at once: ${hits.length}`)
+  assert.ok(again.some(([d]) => d !== null && d.type === 'reject'), 'rejections decided at once')
   // The inputs were read exactly: the long token reached the introspection body whole, and the
   // non-ASCII route matched only for the exact path.
-  const [, queued] = results[10]
+  const queued = all(results[10])
   assert.ok(queued.some((a) => a.type === 'introspect' && new URLSearchParams(a.body).get('token') === longToken))
-  assert.ok(results[6][1].some((a) => a.type === 'introspect'), 'caf\u00e9 route matched')
-  assert.ok(results[7][1].some((a) => a.type === 'reject' && a.status === 404), '/cafe has no route')
-  assert.ok(results[8][1].some((a) => a.type === 'reject' && a.status === 404), 'a lone surrogate is not the route')
+  assert.ok(all(results[6]).some((a) => a.type === 'introspect'), 'caf\u00e9 route matched')
+  assert.ok(all(results[7]).some((a) => a.type === 'reject' && a.status === 404), '/cafe has no route')
+  assert.ok(all(results[8]).some((a) => a.type === 'reject' && a.status === 404), 'a lone surrogate is not the route')
 
   // Around the function's first read buffer (1024 UTF-16 units, fresh edges): one call when the
   // string fits, length-checked second read when it might not.
@@ -280,9 +300,22 @@ test('bearerDecider(): the same decisions as the native decide, exact strings, t
   assert.deepEqual(fastEdge.drainActions(), [])
 
   // The wrapper's decide takes this path for one Authorization header or none, and the native
-  // one otherwise (DPoP, repeated Authorization, client certificate): both answer here.
-  assert.equal(fastEdge.decide(900, 'GET', 'https', 'a', '/orders/1', [['Authorization', 'Bearer a'], ['authorization', 'Bearer b']], null, now)?.status, undefined)
-  assert.deepEqual(fastEdge.drainActions().filter((a) => a.type === 'reject').map((a) => a.status), [400])
+  // method otherwise (DPoP, repeated Authorization, client certificate).
+  const nativeDecide = native.Edge.prototype.decide
+  let nativeCalls = 0
+  native.Edge.prototype.decide = function (...args) { nativeCalls += 1; return nativeDecide.apply(this, args) }
+  try {
+    assert.equal(fastEdge.decide(900, 'GET', 'https', 'a', '/orders/1', [['Authorization', 'Bearer tok-1']], null, now + 60)?.type, 'forward')
+    assert.equal(fastEdge.decide(901, 'GET', 'https', 'a', '/orders/1', [], null, now + 60)?.status, 401)
+    assert.equal(nativeCalls, 0)
+    const two = [['Authorization', 'Bearer a'], ['authorization', 'Bearer b']]
+    assert.equal(fastEdge.decide(902, 'GET', 'https', 'a', '/orders/1', two, null, now + 60)?.status, 400)
+    assert.equal(fastEdge.decide(903, 'GET', 'https', 'a', '/orders/1', [['authorization', 'Bearer tok-1']], 'x5t', now + 60)?.type, 'forward')
+    assert.equal(nativeCalls, 2)
+  } finally {
+    native.Edge.prototype.decide = nativeDecide
+  }
+  assert.deepEqual(fastEdge.drainActions(), [])
 })
 
 function introspectionAnswer(now = Date.now()) {
@@ -411,4 +444,35 @@ test('ESM entry points export the same objects as CommonJS', async () => {
   assert.equal(ex.phantomToken, require('phantom-edge/express').phantomToken)
   const fa = await import('phantom-edge/fastify')
   assert.equal(fa.default, require('phantom-edge/fastify'))
+})
+
+test('PhantomEdge: a decision at once (a DPoP hit) re-arms an idle timer for the sweep', async () => {
+  const jose = await import('jose')
+  const crypto = require('node:crypto')
+  const { publicKey, privateKey } = await jose.generateKeyPair('ES256')
+  const { crv, kty, x, y } = await jose.exportJWK(publicKey)
+  const jkt = await jose.calculateJwkThumbprint({ crv, kty, x, y }, 'sha256')
+  const token = 'tok-dpop'
+  const ath = crypto.createHash('sha256').update(token).digest('base64url')
+  const proof = (jti) => new jose.SignJWT({ jti, htm: 'GET', htu: 'https://api/orders/1', ath })
+    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: { crv, kty, x, y } })
+    .setIssuedAt()
+    .sign(privateKey)
+  const answer = JSON.stringify({ ...JSON.parse(introspectionAnswer()), cnf: { jkt }, token_type: 'DPoP' })
+  const fetch = async () => new Response(answer, { status: 200, headers: { 'content-type': 'application/json' } })
+  const pe = new PhantomEdge(config(), { fetch })
+  try {
+    const req = async (jti) => pe.authorize({ method: 'GET', url: 'https://api/orders/1', headers: { authorization: `DPoP ${token}`, dpop: await proof(jti) } })
+    assert.equal((await req('1')).type, 'forward')
+    // Idle, as after a sweep that emptied every bounded set: no timer.
+    clearTimeout(pe._timer)
+    pe._timer = null
+    pe._timerAt = null
+    const hit = await req('2')
+    assert.equal(hit.type, 'forward')
+    assert.notEqual(pe._timer, null)
+    assert.equal(pe._timerAt, pe.edge.pollTimeout())
+  } finally {
+    await pe.close()
+  }
 })

@@ -1037,6 +1037,7 @@ impl Edge {
         d.set_item("introspection_failures", m.introspection_failures)?;
         d.set_item("revocations", m.revocations)?;
         d.set_item("jwks_fetches", m.jwks_fetches)?;
+        d.set_item("revocation_overflows", m.revocation_overflows)?;
         Ok(d)
     }
 }

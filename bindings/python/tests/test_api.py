@@ -423,3 +423,43 @@ async def test_middleware_hands_the_core_the_raw_path(env):
         assert status == 400 and b'error="invalid_request"' in www, raw
     assert reached == ["/orders/1"]
     await http.aclose()
+
+
+async def test_async_edge_decision_at_once_rearms_an_idle_timer(env):
+    """A DPoP hit is decided in the call (no ticket), but its proof's replay entry starts the
+    sweep deadline: with no timer armed, `authorize` must arm one."""
+    import base64
+    import hashlib
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from jwt.algorithms import ECAlgorithm
+
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
+    members = {k: jwk[k] for k in ("crv", "kty", "x", "y")}
+    jkt = b64(hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest())
+    token = "tok-dpop"
+
+    def proof(jti: str) -> str:
+        claims = {"jti": jti, "htm": "GET", "htu": "https://api/orders/1", "iat": int(time.time()),
+                  "ath": b64(hashlib.sha256(token.encode()).digest())}
+        return jwt.encode(claims, key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": members})
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={**_active(), "cnf": {"jkt": jkt}, "token_type": "DPoP"})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with AsyncEdge(TOML, http_client=http) as edge:
+        d = await edge.authorize("GET", "https://api/orders/1",
+                                 [("authorization", f"DPoP {token}"), ("dpop", proof("1"))])
+        assert d.forward, d
+        # Idle, as after a sweep that emptied every bounded set: no timer.
+        edge._timer.cancel()
+        edge._timer, edge._timer_at = None, None
+        d = await edge.authorize("GET", "https://api/orders/1",
+                                 [("authorization", f"DPoP {token}"), ("dpop", proof("2"))])
+        assert d.forward, d
+        assert edge._timer is not None and edge._timer_at == edge.edge.poll_timeout()
+    await http.aclose()

@@ -198,6 +198,8 @@ class AsyncEdge:
             rid, method, scheme, authority, path, hdrs, client_cert_thumbprint, _now_ms()
         )
         if decided is not None:
+            # No ticket was made, but the sweep deadline can start (a DPoP proof's replay entry).
+            self._arm_timer()
             return Decision._from_action(decided)
         fut: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
