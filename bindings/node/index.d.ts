@@ -148,6 +148,7 @@ export interface EdgeMetrics {
   introspectionFailures: number
   revocations: number
   jwksFetches: number
+  revocationOverflows: number
 }
 
 /** Current sizes of the bounded structures. */

@@ -197,10 +197,22 @@ impl Edge {
         self.actions.pop_front()
     }
 
-    /// Whether an action is queued (what [`Edge::poll_action`] would return is `Some`).
-    #[must_use]
-    pub fn has_actions(&self) -> bool {
-        !self.actions.is_empty()
+    /// The decision for request `id` when it is the only queued action (a cache hit, or a
+    /// rejection made without I/O, with nothing else to hand out): taken from the queue, so a
+    /// host can answer a hit in one call. Otherwise `None`, and the queue is unchanged (drain it
+    /// as usual; the decision, if any, is in it in order).
+    pub fn take_decision(&mut self, id: RequestId) -> Option<Action> {
+        let alone = self.actions.len() == 1
+            && match self.actions.front() {
+                Some(Action::Forward(f)) => f.request_id == id,
+                Some(Action::Reject(r)) => r.request_id == id,
+                _ => false,
+            };
+        if alone {
+            self.actions.pop_front()
+        } else {
+            None
+        }
     }
 
     /// Drains every queued action.

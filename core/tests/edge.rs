@@ -1375,13 +1375,55 @@ fn muted_audit_kinds_are_not_queued_and_nothing_else_changes() {
     // NONE queues every kind again.
     h.edge.mute_audits(AuditKinds::NONE);
     assert_eq!(audit_kinds(&h.request(4, "/orders", "tok")), ["cache_hit"]);
-    // has_actions says whether poll_action has something.
-    assert!(!h.edge.has_actions());
-    let sub = Revocation {
-        selector: Selector::Sub("alice".into()),
-        until: None,
+}
+
+#[test]
+fn take_decision_only_when_the_decision_is_all_there_is() {
+    let mut h = Harness::new(base_config("rfc7662"));
+    h.edge
+        .mute_audits(AuditKinds::from_names(["cache_hit", "cache_miss"]).unwrap());
+    let req = |id, token: &'static str| (id, format!("Bearer {token}"));
+    let send = |h: &mut Harness, (id, auth): (u64, String)| {
+        let headers = [("authorization", auth.as_str())];
+        let r = phantom_edge_core::Request {
+            id,
+            method: "GET",
+            scheme: "https",
+            authority: "api",
+            path: "/orders/1",
+            headers: &headers,
+            client_cert_thumbprint: None,
+        };
+        h.edge.handle_request(h.now, &r);
     };
-    h.edge.handle_revocation(h.now, sub, Origin::Local).unwrap();
-    assert!(h.edge.has_actions());
-    assert!(!h.edge.drain_actions().is_empty() && !h.edge.has_actions());
+    // A miss: an introspection is queued, no decision; the queue is left as it was.
+    send(&mut h, req(1, "tok"));
+    assert!(h.edge.take_decision(1).is_none());
+    let t = ticket(&h.edge.drain_actions());
+    let body = json!({"active": true, "scope": "orders:read", "aud": "orders-api",
+        "exp": h.now / 1000 + 600});
+    h.respond(t, 200, "application/json", &body.to_string());
+    // A hit (its audit muted): the Forward is all there is, and it is taken.
+    send(&mut h, req(2, "tok"));
+    assert!(
+        h.edge.take_decision(3).is_none(),
+        "another request's decision is not taken"
+    );
+    match h.edge.take_decision(2) {
+        Some(Action::Forward(f)) => assert_eq!(f.request_id, 2),
+        other => panic!("{other:?}"),
+    }
+    assert!(h.edge.poll_action().is_none());
+    // Two decisions queued: neither is taken alone, both stay in order.
+    send(&mut h, req(4, "tok"));
+    send(&mut h, req(5, "tok"));
+    assert!(h.edge.take_decision(5).is_none());
+    assert_eq!(forwards(&h.edge.drain_actions()).len(), 2);
+    // A rejection without I/O comes with its audit unless muted.
+    send(&mut h, req(6, "a b"));
+    assert!(h.edge.take_decision(6).is_none());
+    assert_eq!(reject(&h.edge.drain_actions()).status, 400);
+    h.edge.mute_audits(AuditKinds::ALL);
+    send(&mut h, req(7, "a b"));
+    assert!(matches!(h.edge.take_decision(7), Some(Action::Reject(r)) if r.status == 400));
 }

@@ -11,7 +11,6 @@
 mod fast;
 
 use std::cell::{RefCell, RefMut};
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -640,8 +639,6 @@ struct State {
     audit: bool,
     /// Audit kinds not queued (`muteAudits`).
     muted: core::AuditKinds,
-    /// Actions taken from the core by `decide` and not handed out yet (in order).
-    queued: VecDeque<core::Action>,
     /// The argument strings of the `bearerDecider` function's current call (UTF-16 as read,
     /// UTF-8 as handed to the core), kept to reuse their allocations.
     scratch: (Vec<u16>, Vec<u8>),
@@ -659,33 +656,18 @@ impl State {
     }
 
     /// Right after the core took request `id`: its decision if the core made it at once and
-    /// nothing else is left to hand out (see `Edge::decide`); else `None`, everything queued.
+    /// nothing else is queued (see `Edge::decide`); else `None`, everything left queued.
     fn take_decision<'e>(
         &mut self,
         env: &'e Env,
         id: u64,
     ) -> Result<Option<Either<Object<'e>, Action>>> {
-        // Decided at once: the core queued exactly one action, this request's Forward/Reject,
-        // and nothing was waiting before it.
-        let first = self.inner.poll_action();
-        let decision = match first {
-            Some(core::Action::Forward(ref f)) => f.request_id == id,
-            Some(core::Action::Reject(ref r)) => r.request_id == id,
-            _ => false,
-        };
-        let alone = self.queued.is_empty() && !self.inner.has_actions();
-        match first {
-            Some(core::Action::Forward(f)) if decision && alone && f.rewritten_path.is_none() => {
+        match self.inner.take_decision(id) {
+            Some(core::Action::Forward(f)) if f.rewritten_path.is_none() => {
                 self.cache.decision(env, &f).map(|o| Some(Either::A(o)))
             }
-            Some(a) if decision && alone => to_js(env, &mut self.cache, a).map(Some),
-            other => {
-                self.queued.extend(other);
-                while let Some(a) = self.inner.poll_action() {
-                    self.queued.push_back(a);
-                }
-                Ok(None)
-            }
+            Some(a) => to_js(env, &mut self.cache, a).map(Some),
+            None => Ok(None),
         }
     }
 }
@@ -731,7 +713,6 @@ impl Edge {
                 cache: JsCache::default(),
                 audit: true,
                 muted: core::AuditKinds::NONE,
-                queued: VecDeque::new(),
                 scratch: (Vec::new(), Vec::new()),
             })),
         })
@@ -983,10 +964,7 @@ impl Edge {
     #[napi(ts_return_type = "Action | null")]
     pub fn poll_action<'e>(&mut self, env: &'e Env) -> Result<Option<Either<Object<'e>, Action>>> {
         let state = &mut *self.state()?;
-        let next = match state.queued.pop_front() {
-            Some(a) => Some(a),
-            None => state.inner.poll_action(),
-        };
+        let next = state.inner.poll_action();
         next.map(|a| to_js(env, &mut state.cache, a)).transpose()
     }
 
@@ -994,9 +972,10 @@ impl Edge {
     #[napi(ts_return_type = "Array<Action>")]
     pub fn drain_actions<'e>(&mut self, env: &'e Env) -> Result<Vec<Either<Object<'e>, Action>>> {
         let state = &mut *self.state()?;
-        let mut all: Vec<core::Action> = state.queued.drain(..).collect();
-        all.extend(state.inner.drain_actions());
-        all.into_iter()
+        state
+            .inner
+            .drain_actions()
+            .into_iter()
             .map(|a| to_js(env, &mut state.cache, a))
             .collect()
     }

@@ -5,7 +5,6 @@
 
 mod text;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -669,19 +668,12 @@ fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
 pub struct Edge {
     inner: core::Edge,
     cache: ActionCache,
-    /// Actions taken from the core by `decide` and not handed out yet (in order).
-    queued: VecDeque<core::Action>,
 }
 
 /// A request's header list as `str` objects (kept alive while their UTF-8 is borrowed).
 type HeaderObjects<'py> = Vec<(Bound<'py, PyString>, Bound<'py, PyString>)>;
 
 impl Edge {
-    /// The next action to hand out: first those `decide` took from the core, then the core's.
-    fn next_action(&mut self) -> Option<core::Action> {
-        self.queued.pop_front().or_else(|| self.inner.poll_action())
-    }
-
     /// Hands the request to the core, reading every `str` without a copy where possible.
     #[allow(clippy::too_many_arguments)]
     fn request(
@@ -742,7 +734,6 @@ impl Edge {
         Ok(Self {
             inner: core::Edge::new(config.inner.clone(), seed, now_or(now_ms)),
             cache: ActionCache::default(),
-            queued: VecDeque::new(),
         })
     }
 
@@ -801,23 +792,10 @@ impl Edge {
             client_cert_thumbprint,
             now_ms,
         )?;
-        while let Some(a) = self.inner.poll_action() {
-            self.queued.push_back(a);
-        }
-        let decided = self.queued.len() == 1
-            && match self.queued.front() {
-                Some(core::Action::Forward(f)) => f.request_id == id,
-                Some(core::Action::Reject(r)) => r.request_id == id,
-                _ => false,
-            };
-        match self.queued.pop_front() {
-            Some(a) if decided => action_to_py(py, &mut self.cache, a).map(Some),
-            Some(a) => {
-                self.queued.push_front(a);
-                Ok(None)
-            }
-            None => Ok(None),
-        }
+        self.inner
+            .take_decision(id)
+            .map(|a| action_to_py(py, &mut self.cache, a))
+            .transpose()
     }
 
     /// The introspection endpoint answered `ticket`. Raises `EdgeError` for a foreign ticket.
@@ -958,7 +936,8 @@ impl Edge {
 
     /// The next action, or `None`.
     fn poll_action(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.next_action()
+        self.inner
+            .poll_action()
             .map(|a| action_to_py(py, &mut self.cache, a))
             .transpose()
     }
@@ -966,9 +945,6 @@ impl Edge {
     /// Every queued action, in order.
     fn drain_actions<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let mut actions = Vec::new();
-        for a in std::mem::take(&mut self.queued) {
-            actions.push(action_to_py(py, &mut self.cache, a)?);
-        }
         for a in self.inner.drain_actions() {
             actions.push(action_to_py(py, &mut self.cache, a)?);
         }
