@@ -17,8 +17,7 @@ use crate::jose::{KeySet, sha256_b64};
 use crate::metrics::{Metrics, Stats};
 use crate::replay::ReplaySet;
 use crate::request::{
-    Credentials, QueryToken, Request, ambiguous_path, canonical_path, credentials, normalize_htu,
-    query_token, raw_path,
+    Credentials, QueryToken, Request, check_path, credentials, normalize_htu, query_token, raw_path,
 };
 use crate::revocation::{
     Forgotten, Kind, Origin, Revocation, RevocationError, RevocationSet, Selector,
@@ -136,6 +135,8 @@ pub struct Edge {
     header_name: Arc<str>,
     strip: Arc<[String]>,
     next_sweep: u64,
+    /// A route prefix has upper-case letters: paths are also routed case-insensitively.
+    routes_fold: bool,
 }
 
 impl Edge {
@@ -177,6 +178,10 @@ impl Edge {
             header_name: config.upstream_header.as_str().into(),
             strip: config.strip_headers.clone().into(),
             next_sweep: now + SWEEP_INTERVAL_MS,
+            routes_fold: config
+                .routes
+                .iter()
+                .any(|r| r.path_prefix.bytes().any(|c| c.is_ascii_uppercase())),
             cfg: Arc::new(config),
         };
         if edge.cfg.jwks_uri.is_some() {
@@ -201,6 +206,10 @@ impl Edge {
     /// rejection made without I/O, with nothing else to hand out): taken from the queue, so a
     /// host can answer a hit in one call. Otherwise `None`, and the queue is unchanged (drain it
     /// as usual; the decision, if any, is in it in order).
+    ///
+    /// A request decided at once creates no ticket; it can move [`Edge::poll_timeout`] only when
+    /// it carried a DPoP proof (whose replay entry can start the sweep deadline), so a host needs
+    /// to re-check its timer after such a decision only for DPoP requests.
     pub fn take_decision(&mut self, id: RequestId) -> Option<Action> {
         let alone = self.actions.len() == 1
             && match self.actions.front() {
@@ -311,16 +320,23 @@ impl Edge {
     pub fn handle_request(&mut self, now: u64, req: &Request<'_>) {
         let now = self.tick(now);
         self.metrics.requests += 1;
-        if let Some(why) = ambiguous_path(req.path) {
-            return self.reject(req.id, Reason::AmbiguousPath, None, false, None, Some(why));
-        }
+        let lenient = match check_path(req.path) {
+            Ok(l) => l,
+            Err(why) => {
+                return self.reject(req.id, Reason::AmbiguousPath, None, false, None, Some(why));
+            }
+        };
         let route = route_for(&self.cfg.routes, req.path);
         // The route as a lenient upstream would pick it (decoded, `;` parameters and trailing
         // dots dropped, any case) must be the same one, or the two could authorize differently.
-        let lenient = route_matching(&self.cfg.routes, &canonical_path(req.path), true);
-        if lenient != route {
-            let why = Some("the path could be routed differently by the service behind");
-            return self.reject(req.id, Reason::AmbiguousPath, None, false, None, why);
+        // (Skipped when neither reading can differ: nothing decoded, no upper case anywhere.)
+        let raw = raw_path(req.path);
+        if lenient.is_some() || self.routes_fold || raw.bytes().any(|c| c.is_ascii_uppercase()) {
+            let other = route_matching(&self.cfg.routes, lenient.as_deref().unwrap_or(raw), true);
+            if other != route {
+                let why = Some("the path could be routed differently by the service behind");
+                return self.reject(req.id, Reason::AmbiguousPath, None, false, None, why);
+            }
         }
         let Some(route) = route else {
             return self.reject(req.id, Reason::NoRoute, None, false, None, None);

@@ -1,7 +1,5 @@
 //! The request event, and reading credentials from it (RFC 6750 §2.1, RFC 9449 §7.1).
 
-use std::borrow::Cow;
-
 /// A request as the host sees it. Header names may be in any case; repeated headers are listed
 /// as often as they occur.
 #[derive(Debug, Clone, Copy)]
@@ -152,49 +150,73 @@ pub(crate) fn query_token(path: &str) -> QueryToken {
     }
 }
 
-/// Why the path part of a request target is refused before routing, if it is: characters no
-/// request target may carry, and encodings that servers and proxies upstream decode in ways
-/// that differ (`%2F`, `%5C`, `%25`, encoded controls, overlong UTF-8). What passes is then read a
-/// second time the way lenient upstreams read paths ([`canonical_path`]): dot segments and `//`
-/// in that reading are refused too.
-pub(crate) fn ambiguous_path(target: &str) -> Option<&'static str> {
-    if target.contains('#') {
-        return Some("fragment (#) in the request target");
+/// Reads the path part of a request target before routing. `Err(why)`: refused, for characters
+/// no request target may carry and for encodings that servers and proxies upstream decode in
+/// ways that differ (`%2F`, `%5C`, `%25`, encoded controls, overlong UTF-8), for dot segments and
+/// `//`. Otherwise the path as lenient upstreams read it ([`canonical_path`]), when that differs
+/// from the path as sent (`Ok(None)`: it does not), for the caller to route both ways. One pass
+/// over the bytes for the common path; the lenient reading is built only when needed.
+pub(crate) fn check_path(target: &str) -> Result<Option<String>, &'static str> {
+    let b = target.as_bytes();
+    let end = b.iter().position(|&c| c == b'?').unwrap_or(b.len());
+    if b[end..].contains(&b'#') {
+        return Err("fragment (#) in the request target");
     }
-    let path = raw_path(target);
-    let b = path.as_bytes();
-    if b.iter().any(|&c| c <= 0x20 || c == 0x7f) {
-        return Some("space or control character in the path");
-    }
-    if b.contains(&b'\\') {
-        return Some("backslash in the path");
-    }
-    for (i, _) in path.match_indices('%') {
-        let Some(&[h, l]) = b.get(i + 1..i + 3) else {
-            continue;
-        };
-        let code = (hex(h), hex(l));
-        if let (Some(h), Some(l)) = code {
-            let byte = h << 4 | l;
-            match byte {
-                b'/' | b'\\' => return Some("encoded slash or backslash in the path"),
-                b'%' => return Some("encoded percent sign in the path"),
-                0x00..=0x20 | 0x7f => {
-                    return Some("encoded space or control character in the path");
+    let path = &b[..end];
+    let mut lenient = false; // a `%`, `;` or trailing-dot segment: the lenient reading differs
+    let mut seg_start = 0;
+    let mut i = 0;
+    while i <= path.len() {
+        let c = path.get(i).copied().unwrap_or(b'/');
+        match c {
+            b'/' => {
+                let seg = &path[seg_start..i];
+                match seg {
+                    b"." | b".." => return Err("dot segment (. or ..) in the path"),
+                    [] if i > 0 && i < path.len() => {
+                        return Err("empty segment (//) in the path");
+                    }
+                    [.., b'.'] => lenient = true,
+                    _ => {}
                 }
-                0xc0 | 0xc1 => return Some("overlong UTF-8 in the path"),
-                _ => {}
+                seg_start = i + 1;
             }
+            b'#' => return Err("fragment (#) in the request target"),
+            b'\\' => return Err("backslash in the path"),
+            0x00..=0x20 | 0x7f => return Err("space or control character in the path"),
+            b';' => lenient = true,
+            b'%' => {
+                lenient = true;
+                if let (Some(h), Some(l)) = (
+                    path.get(i + 1).copied().and_then(hex),
+                    path.get(i + 2).copied().and_then(hex),
+                ) {
+                    match h << 4 | l {
+                        b'/' | b'\\' => return Err("encoded slash or backslash in the path"),
+                        b'%' => return Err("encoded percent sign in the path"),
+                        0x00..=0x20 | 0x7f => {
+                            return Err("encoded space or control character in the path");
+                        }
+                        0xc0 | 0xc1 => return Err("overlong UTF-8 in the path"),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
         }
+        i += 1;
     }
-    let canon = canonical_path(path);
+    if !lenient {
+        return Ok(None);
+    }
+    let canon = canonical_path(&target[..end]);
     if canon.contains("//") {
-        return Some("empty segment (//) in the path");
+        return Err("empty segment (//) in the path");
     }
     if canon.split('/').any(|seg| seg == "." || seg == "..") {
-        return Some("dot segment (. or ..) in the path");
+        return Err("dot segment (. or ..) in the path");
     }
-    None
+    Ok(Some(canon))
 }
 
 /// The path part of a request target (before `?`).
@@ -213,13 +235,10 @@ fn hex(c: u8) -> Option<u8> {
 
 /// The path as lenient upstreams read it: `%XX` decoded, each segment cut at `;` (matrix or
 /// session parameters, `..;`) and stripped of trailing dots (`admin.`), except `.` and `..`
-/// themselves. Borrowed when that changes nothing. Only for comparing readings: never forwarded.
-/// (Case is compared separately: see [`route_for`](crate::edge::route_for)'s `fold_case`.)
-pub(crate) fn canonical_path(path: &str) -> Cow<'_, str> {
+/// themselves. Only for comparing readings: never forwarded. (Case is compared separately, by
+/// routing case-insensitively.)
+pub(crate) fn canonical_path(path: &str) -> String {
     let path = raw_path(path);
-    if !path.bytes().any(|c| c == b'%' || c == b';') && !path.split('/').any(trailing_dot) {
-        return Cow::Borrowed(path);
-    }
     let mut bytes = Vec::with_capacity(path.len());
     let b = path.as_bytes();
     let mut i = 0;
@@ -251,12 +270,7 @@ pub(crate) fn canonical_path(path: &str) -> Cow<'_, str> {
             }
         })
         .collect();
-    Cow::Owned(segments.join("/"))
-}
-
-/// A segment that lenient servers would shorten: ends in `.` but is not `.` / `..`.
-fn trailing_dot(seg: &str) -> bool {
-    seg.ends_with('.') && seg != "." && seg != ".."
+    segments.join("/")
 }
 
 /// `scheme://authority/path` normalised for DPoP `htu` comparison: scheme and host lowercased,
@@ -406,7 +420,7 @@ mod tests {
 
     #[test]
     fn ambiguous_paths_are_named() {
-        use super::ambiguous_path as a;
+        let a = |p| check_path(p).err();
         for ok in [
             "/orders/1",
             "/orders/1?x=../y",
@@ -461,7 +475,12 @@ mod tests {
     #[test]
     fn canonical_paths() {
         use super::canonical_path as c;
-        assert!(matches!(c("/orders/1?x=1"), Cow::Borrowed("/orders/1")));
+        assert_eq!(c("/orders/1?x=1"), "/orders/1");
+        assert_eq!(check_path("/orders/1?x=%2F"), Ok(None));
+        assert_eq!(
+            check_path("/orders/%77rite"),
+            Ok(Some("/orders/write".to_string()))
+        );
         assert_eq!(c("/orders/%77rite"), "/orders/write");
         assert_eq!(c("/orders/write;jsessionid=1/x"), "/orders/write/x");
         assert_eq!(c("/orders/write./x"), "/orders/write/x");

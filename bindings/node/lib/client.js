@@ -42,6 +42,8 @@ function auditJson(a) {
  * from: an array of pairs, a flat `rawHeaders` array, a `Headers` object, or a plain object
  * (`IncomingHttpHeaders`: values may be arrays).
  */
+const isDpop = ([name]) => name.length === 4 && name.toLowerCase() === 'dpop'
+
 function coreHeaders(headers) {
   const out = []
   if (headers == null) return out
@@ -161,10 +163,11 @@ class PhantomEdge {
     // rejection that needs no I/O). Nothing new to time: no ticket was created.
     const fast = this.edge.decide(id, method, scheme, authority, path, headerPairs, clientCertThumbprint, Date.now())
     if (fast !== null) {
-      // A decision at once adds no ticket, but can start the sweep deadline (a DPoP proof's
-      // replay entry): arm the timer if none is. (An armed one may fire after the new sweep
-      // time; the sweep then runs late, which only delays freeing entries.)
-      if (this._timer === null) this._armTimer()
+      // A decision at once adds no ticket; only a DPoP proof (its replay entry) can start the
+      // sweep deadline then (core: Edge::take_decision), so only then is an idle timer armed.
+      // (An armed one may fire after the new sweep time: the sweep runs late, which only
+      // delays freeing entries.)
+      if (this._timer === null && headerPairs.some(isDpop)) this._armTimer()
       return Promise.resolve(fast)
     }
     this._current = id
