@@ -297,9 +297,7 @@ impl Edge {
     }
 
     fn audit(&mut self, ev: AuditEvent) {
-        if !self.muted.contains(ev.kind) {
-            self.actions.push_back(Action::Audit(ev));
-        }
+        queue_audit(&mut self.actions, self.muted, ev);
     }
 
     /// From now on, audit events of these kinds are not queued (e.g. the routine `cache_hit`
@@ -327,10 +325,10 @@ impl Edge {
             }
         };
         let route = route_for(&self.cfg.routes, req.path);
+        let raw = raw_path(req.path);
         // The route as a lenient upstream would pick it (decoded, `;` parameters and trailing
         // dots dropped, any case) must be the same one, or the two could authorize differently.
         // (Skipped when neither reading can differ: nothing decoded, no upper case anywhere.)
-        let raw = raw_path(req.path);
         if lenient.is_some() || self.routes_fold || raw.bytes().any(|c| c.is_ascii_uppercase()) {
             let other = route_matching(&self.cfg.routes, lenient.as_deref().unwrap_or(raw), true);
             if other != route {
@@ -567,12 +565,10 @@ impl Edge {
         }
         if hit {
             metrics.cache_hits += 1;
-            if !muted.contains(AuditKind::CacheHit) {
-                let mut ev = AuditEvent::new(AuditKind::CacheHit);
-                ev.request_id = Some(id);
-                ev.fingerprint = Some(fp);
-                actions.push_back(Action::Audit(ev));
-            }
+            let mut ev = AuditEvent::new(AuditKind::CacheHit);
+            ev.request_id = Some(id);
+            ev.fingerprint = Some(fp);
+            queue_audit(actions, *muted, ev);
         }
         let mut resized = None;
         let decision = decide(cfg, minter, entry, route, binding, now, &mut resized);
@@ -1279,6 +1275,13 @@ fn selector_name(s: &Selector) -> &'static str {
         Selector::Sub(_) => "selector=sub",
         Selector::ClientId(_) => "selector=client_id",
         Selector::Sid(_) => "selector=sid",
+    }
+}
+
+/// Queues `ev` unless its kind is muted (the one place that rule is applied).
+fn queue_audit(actions: &mut VecDeque<Action>, muted: AuditKinds, ev: AuditEvent) {
+    if !muted.contains(ev.kind) {
+        actions.push_back(Action::Audit(ev));
     }
 }
 

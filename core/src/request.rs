@@ -158,10 +158,10 @@ pub(crate) fn query_token(path: &str) -> QueryToken {
 /// over the bytes for the common path; the lenient reading is built only when needed.
 pub(crate) fn check_path(target: &str) -> Result<Option<String>, &'static str> {
     let b = target.as_bytes();
-    let end = b.iter().position(|&c| c == b'?').unwrap_or(b.len());
-    if b[end..].contains(&b'#') {
+    if b.contains(&b'#') {
         return Err("fragment (#) in the request target");
     }
+    let end = b.iter().position(|&c| c == b'?').unwrap_or(b.len());
     let path = &b[..end];
     let mut lenient = false; // a `%`, `;` or trailing-dot segment: the lenient reading differs
     let mut seg_start = 0;
@@ -181,7 +181,6 @@ pub(crate) fn check_path(target: &str) -> Result<Option<String>, &'static str> {
                 }
                 seg_start = i + 1;
             }
-            b'#' => return Err("fragment (#) in the request target"),
             b'\\' => return Err("backslash in the path"),
             0x00..=0x20 | 0x7f => return Err("space or control character in the path"),
             b';' => lenient = true,
@@ -306,7 +305,6 @@ pub(crate) fn normalize_url(url: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-
     use super::*;
 
     #[test]

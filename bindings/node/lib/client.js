@@ -37,13 +37,13 @@ function auditJson(a) {
   return JSON.stringify(o)
 }
 
+const isDpop = ([name]) => name.length === 4 && name.toLowerCase() === 'dpop'
+
 /**
  * The headers the core reads (`authorization`, `dpop`, every occurrence) as `[name, value]` pairs,
  * from: an array of pairs, a flat `rawHeaders` array, a `Headers` object, or a plain object
  * (`IncomingHttpHeaders`: values may be arrays).
  */
-const isDpop = ([name]) => name.length === 4 && name.toLowerCase() === 'dpop'
-
 function coreHeaders(headers) {
   const out = []
   if (headers == null) return out

@@ -21,7 +21,7 @@ use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, Unknown};
 use napi::{Env, JsError, sys};
 use phantom_edge_core as core;
 
-use crate::{Result, State, invalid_arg, now_or, release_state, to_u64};
+use crate::{Result, State, exclusive, invalid_arg, now_or, release_state, to_u64};
 
 /// Arguments: id, method, scheme, authority, path, authorization, now.
 const ARGS: usize = 7;
@@ -113,10 +113,7 @@ unsafe fn decide_bearer_call(
     }
     // SAFETY: `data` is the strong count `make` stored, alive until this function's
     // finalizer, which cannot run while the function is executing.
-    let state: &RefCell<State> = unsafe { &*data.cast::<RefCell<State>>() };
-    let mut state = state
-        .try_borrow_mut()
-        .map_err(|_| invalid_arg("this", "the edge is already in use (re-entrant call)"))?;
+    let mut state = exclusive(unsafe { &*data.cast::<RefCell<State>>() })?;
 
     // SAFETY (every read below): live env, values from `napi_get_cb_info`.
     let id = to_u64("id", unsafe { number(env, argv[0], "id") }?)?;

@@ -688,13 +688,18 @@ impl ObjectFinalize for Edge {
     }
 }
 
+/// The state, exclusively. Every entry point (the methods and the `bearerDecider` function) runs
+/// to completion on the JS thread without calling back into JS, so a second borrow cannot
+/// happen; refused rather than trusted.
+fn exclusive(state: &RefCell<State>) -> Result<RefMut<'_, State>> {
+    state
+        .try_borrow_mut()
+        .map_err(|_| invalid_arg("this", "the edge is already in use (re-entrant call)"))
+}
+
 impl Edge {
-    /// The state, exclusively. Every entry point runs to completion on the JS thread without
-    /// calling back into JS, so a second borrow cannot happen; refused rather than trusted.
     fn state(&self) -> Result<RefMut<'_, State>> {
-        self.state
-            .try_borrow_mut()
-            .map_err(|_| invalid_arg("this", "the edge is already in use (re-entrant call)"))
+        exclusive(&self.state)
     }
 }
 

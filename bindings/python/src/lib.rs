@@ -673,42 +673,6 @@ pub struct Edge {
 /// A request's header list as `str` objects (kept alive while their UTF-8 is borrowed).
 type HeaderObjects<'py> = Vec<(Bound<'py, PyString>, Bound<'py, PyString>)>;
 
-impl Edge {
-    /// Hands the request to the core, reading every `str` without a copy where possible.
-    #[allow(clippy::too_many_arguments)]
-    fn request(
-        &mut self,
-        id: u64,
-        method: &Bound<'_, PyString>,
-        scheme: &Bound<'_, PyString>,
-        authority: &Bound<'_, PyString>,
-        path: &Bound<'_, PyString>,
-        headers: &HeaderObjects<'_>,
-        client_cert_thumbprint: Option<&Bound<'_, PyString>>,
-        now_ms: Option<u64>,
-    ) -> PyResult<()> {
-        let (method, scheme) = (text::text(method)?, text::text(scheme)?);
-        let (authority, path) = (text::text(authority)?, text::text(path)?);
-        let cert = text::opt_text(client_cert_thumbprint)?;
-        let texts = headers
-            .iter()
-            .map(|(n, v)| Ok((text::text(n)?, text::text(v)?)))
-            .collect::<PyResult<Vec<_>>>()?;
-        let h: Vec<(&str, &str)> = texts.iter().map(|(n, v)| (&**n, &**v)).collect();
-        let req = core::Request {
-            id,
-            method: &method,
-            scheme: &scheme,
-            authority: &authority,
-            path: &path,
-            headers: &h,
-            client_cert_thumbprint: cert.as_deref(),
-        };
-        self.inner.handle_request(now_or(now_ms), &req);
-        Ok(())
-    }
-}
-
 #[pymethods]
 impl Edge {
     /// `seed`: 32 random bytes (default `os.urandom(32)`); `now_ms`: Unix ms (default: now).
@@ -751,16 +715,26 @@ impl Edge {
         client_cert_thumbprint: Option<&Bound<'_, PyString>>,
         now_ms: Option<u64>,
     ) -> PyResult<()> {
-        self.request(
+        // Every `str` is read without a copy where the running Python allows it (`text`).
+        let (method, scheme) = (text::text(method)?, text::text(scheme)?);
+        let (authority, path) = (text::text(authority)?, text::text(path)?);
+        let cert = text::opt_text(client_cert_thumbprint)?;
+        let texts = headers
+            .iter()
+            .map(|(n, v)| Ok((text::text(n)?, text::text(v)?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let h: Vec<(&str, &str)> = texts.iter().map(|(n, v)| (&**n, &**v)).collect();
+        let req = core::Request {
             id,
-            method,
-            scheme,
-            authority,
-            path,
-            &headers,
-            client_cert_thumbprint,
-            now_ms,
-        )
+            method: &method,
+            scheme: &scheme,
+            authority: &authority,
+            path: &path,
+            headers: &h,
+            client_cert_thumbprint: cert.as_deref(),
+        };
+        self.inner.handle_request(now_or(now_ms), &req);
+        Ok(())
     }
 
     /// `handle_request`, then, when the core decided this request at once (a cache hit, or a
@@ -782,13 +756,13 @@ impl Edge {
         client_cert_thumbprint: Option<&Bound<'_, PyString>>,
         now_ms: Option<u64>,
     ) -> PyResult<Option<Py<PyAny>>> {
-        self.request(
+        self.handle_request(
             id,
             method,
             scheme,
             authority,
             path,
-            &headers,
+            headers,
             client_cert_thumbprint,
             now_ms,
         )?;
@@ -944,10 +918,12 @@ impl Edge {
 
     /// Every queued action, in order.
     fn drain_actions<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let mut actions = Vec::new();
-        for a in self.inner.drain_actions() {
-            actions.push(action_to_py(py, &mut self.cache, a)?);
-        }
+        let actions = self
+            .inner
+            .drain_actions()
+            .into_iter()
+            .map(|a| action_to_py(py, &mut self.cache, a))
+            .collect::<PyResult<Vec<_>>>()?;
         PyList::new(py, actions)
     }
 
