@@ -260,6 +260,33 @@ impl AuditKind {
         1 << self as u32
     }
 
+    /// How much an event of this kind matters to an operator, i.e. the log level a host writes
+    /// it at: the per-request events of normal operation at [`AuditLevel::Debug`], security
+    /// decisions and key changes at [`AuditLevel::Info`], failures and overloads at
+    /// [`AuditLevel::Warn`]. The one classification every host uses
+    /// ([`Edge::set_audit_level`](crate::Edge::set_audit_level)).
+    pub const fn level(self) -> AuditLevel {
+        match self {
+            Self::CacheHit
+            | Self::NegativeHit
+            | Self::CacheMiss
+            | Self::Coalesced
+            | Self::Introspected
+            | Self::Cached
+            | Self::Forwarded => AuditLevel::Debug,
+            Self::Rejected
+            | Self::Revoked
+            | Self::Invalidated
+            | Self::JwksFetched
+            | Self::SecurityEvent => AuditLevel::Info,
+            Self::RevocationOverflow
+            | Self::AsFailure
+            | Self::JwksFailed
+            | Self::TicketTimedOut
+            | Self::LateResponse => AuditLevel::Warn,
+        }
+    }
+
     /// The stable snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -284,6 +311,45 @@ impl AuditKind {
     }
 }
 
+/// The log level of an audit event ([`AuditKind::level`]), lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditLevel {
+    /// Routine, per request: hits, misses, introspections, forwards.
+    #[default]
+    Debug,
+    /// Security decisions and changes: rejections, revocations, security events, new keys.
+    Info,
+    /// Failures and overloads: the authorization server or JWKS failing, timeouts, late
+    /// answers, a revocation list over its bound.
+    Warn,
+}
+
+impl AuditLevel {
+    /// Every level, lowest first.
+    pub const ALL: [Self; 3] = [Self::Debug, Self::Info, Self::Warn];
+
+    /// The stable lowercase name: `debug`, `info`, `warn`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+        }
+    }
+
+    /// The level with this name (as [`AuditLevel::as_str`]), if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.as_str() == name)
+    }
+}
+
+impl fmt::Display for AuditLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A set of audit kinds, e.g. the ones an [`Edge`](crate::Edge) does not queue
 /// ([`Edge::mute_audits`](crate::Edge::mute_audits)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -298,6 +364,21 @@ impl AuditKinds {
     /// Whether `kind` is in the set.
     pub const fn contains(self, kind: AuditKind) -> bool {
         self.0 & kind.bit() != 0
+    }
+
+    /// The kinds whose [`AuditKind::level`] is lower than `level` (none for
+    /// [`AuditLevel::Debug`]).
+    pub fn below(level: AuditLevel) -> Self {
+        AuditKind::ALL
+            .into_iter()
+            .filter(|k| k.level() < level)
+            .collect()
+    }
+
+    /// The union of the two sets.
+    #[must_use]
+    pub const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
     }
 
     /// The kinds named (snake_case, as [`AuditKind::as_str`]); the first unknown name is the
@@ -321,6 +402,9 @@ impl FromIterator<AuditKind> for AuditKinds {
 pub struct AuditEvent {
     /// What happened.
     pub kind: AuditKind,
+    /// How much it matters: always `kind.level()` ([`AuditKind::level`]), carried so that the
+    /// JSON line says at which level to log it.
+    pub level: AuditLevel,
     /// The request concerned, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<RequestId>,
@@ -342,6 +426,7 @@ impl AuditEvent {
     pub(crate) fn new(kind: AuditKind) -> Self {
         Self {
             kind,
+            level: kind.level(),
             request_id: None,
             ticket: None,
             fingerprint: None,

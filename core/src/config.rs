@@ -136,7 +136,7 @@ pub struct RawConfig {
 }
 
 #[allow(missing_docs)] // each key is documented in README.md's config reference
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuthorizationServer {
     pub issuer: String,
@@ -176,6 +176,40 @@ pub struct RawAuthorizationServer {
     pub unavailable_status: Option<u16>,
 }
 
+/// `Debug` for a raw config section that prints every field except the secret ones, which show
+/// as `{REDACTED}` when set (invariant 1: a host that logs its config must not log secrets). The
+/// destructuring makes a new field a compile error until it is listed here.
+macro_rules! debug_redacting {
+    ($ty:ident { $($field:ident),* $(,)? } secret { $($secret:ident),* $(,)? }) => {
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let Self { $($field,)* $($secret,)* } = self;
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), $field))*
+                    $(.field(stringify!($secret), &$secret.as_ref().map(|_| "{REDACTED}")))*
+                    .finish()
+            }
+        }
+    };
+}
+
+debug_redacting!(RawAuthorizationServer {
+    issuer, introspection_endpoint, jwks_uri, client_id, client_secret_env, client_key_env,
+    client_key_kid, client_auth, dialect, timeout, token_type_hint, algorithms, leeway,
+    response_max_age, jwks_min_refresh, unavailable_status,
+} secret { client_secret, client_key });
+
+debug_redacting!(RawCache {
+    max_ttl, negative_ttl, max_entries, max_bytes, negative_max_entries, skew, max_pending,
+    max_waiters, fingerprint_key_env, ignore_no_store,
+} secret { fingerprint_key });
+
+debug_redacting!(RawAssertions {
+    signing_key_env, kid, max_ttl, issuer,
+} secret { signing_key });
+
+debug_redacting!(RawAdmin { token_env } secret { token });
+
 fn default_client_auth() -> ClientAuth {
     ClientAuth::ClientSecretBasic
 }
@@ -184,7 +218,7 @@ fn default_dialect() -> Dialect {
 }
 
 #[allow(missing_docs)]
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCache {
     #[serde(default)]
@@ -224,7 +258,7 @@ pub struct RawUpstream {
 }
 
 #[allow(missing_docs)]
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAssertions {
     #[serde(default)]
@@ -239,7 +273,7 @@ pub struct RawAssertions {
 }
 
 #[allow(missing_docs)]
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     #[serde(default)]
@@ -479,6 +513,13 @@ impl Config {
     /// The introspection request timeout (ticket deadline) in milliseconds.
     pub fn timeout_ms(&self) -> u64 {
         self.timeout_ms
+    }
+
+    /// Whether tokens are read from the `access_token` query parameter
+    /// (`request.allow_query_token`): hosts then must keep the original request target out of
+    /// their own logs.
+    pub fn allow_query_token(&self) -> bool {
+        self.allow_query_token
     }
 
     /// The operating mode.
@@ -769,6 +810,13 @@ impl Config {
                 return Err(ConfigError::new(
                     field,
                     "must be a path without query or fragment",
+                ));
+            }
+            if r.path_prefix.contains("//") {
+                // "//" would trim to "" and match every path; no request path has "//" anyway.
+                return Err(ConfigError::new(
+                    field,
+                    "must not contain an empty segment (//)",
                 ));
             }
             let prefix = if r.path_prefix.len() > 1 {

@@ -4,22 +4,25 @@ use serde::Deserialize;
 
 use crate::config::Config;
 use crate::jose::{Jws, VerifyingKey, jwk_thumbprint, sha256_b64};
-use crate::replay::{ReplaySet, Seen};
+use crate::replay::ReplaySet;
 use crate::request::normalize_url;
-use crate::secret::Fingerprinter;
+use crate::secret::{Fingerprint, Fingerprinter};
 
 /// A proof that passed every check that does not depend on the token's `cnf`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ProofKey {
     /// RFC 7638 thumbprint of the proof's `jwk`: must equal the token's `cnf.jkt`.
     pub(crate) jkt: String,
+    /// The proof's replay-set id (keyed fingerprint of `jkt` and `jti`) and until when it must
+    /// be remembered. Recorded only when the request is let through: a proof for a token that
+    /// is unknown, inactive or bound to another key takes no room in the set.
+    pub(crate) replay_id: Fingerprint,
+    pub(crate) replay_until: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ProofError {
     Invalid(&'static str),
-    /// The replay set is full of live entries: refuse rather than forget one.
-    Overloaded,
 }
 
 #[derive(Deserialize)]
@@ -37,7 +40,7 @@ struct ProofClaims {
 pub(crate) fn check_proof(
     cfg: &Config,
     fp: &Fingerprinter,
-    replay: &mut ReplaySet,
+    replay: &ReplaySet,
     proofs: &[&str],
     method: &str,
     htu: &str,
@@ -82,8 +85,11 @@ pub(crate) fn check_proof(
         .or_else(|| c.iat.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
         .ok_or(Invalid("iat is not a number"))?
         .saturating_mul(1000);
-    if iat_ms > now_ms + cfg.leeway_ms
-        || iat_ms + cfg.dpop_proof_max_age_ms + cfg.leeway_ms < now_ms
+    if iat_ms > now_ms.saturating_add(cfg.leeway_ms)
+        || iat_ms
+            .saturating_add(cfg.dpop_proof_max_age_ms)
+            .saturating_add(cfg.leeway_ms)
+            < now_ms
     {
         return Err(Invalid("iat outside the acceptance window"));
     }
@@ -96,14 +102,18 @@ pub(crate) fn check_proof(
     if c.jti.is_empty() || c.jti.len() > 256 {
         return Err(Invalid("bad jti"));
     }
-    let id = fp.fingerprint(&format!("dpop\0{jkt}\0{}", c.jti));
-    match replay.insert(
-        id,
-        iat_ms + cfg.dpop_proof_max_age_ms + 2 * cfg.leeway_ms,
-        now_ms,
-    ) {
-        Seen::New => Ok(ProofKey { jkt }),
-        Seen::Replay => Err(Invalid("proof jti replayed")),
-        Seen::Full => Err(ProofError::Overloaded),
+    let replay_id = fp.fingerprint(&format!("dpop\0{jkt}\0{}", c.jti));
+    if replay.contains(&replay_id, now_ms) {
+        return Err(Invalid(PROOF_REPLAYED));
     }
+    Ok(ProofKey {
+        jkt,
+        replay_id,
+        replay_until: iat_ms
+            .saturating_add(cfg.dpop_proof_max_age_ms)
+            .saturating_add(cfg.leeway_ms.saturating_mul(2)),
+    })
 }
+
+/// Why a proof whose `jti` was seen before is refused.
+pub(crate) const PROOF_REPLAYED: &str = "proof jti replayed";

@@ -4,8 +4,8 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::action::{
-    Action, AuditEvent, AuditKind, AuditKinds, FetchJwks, Forward, IntrospectRequest, Reason,
-    Reject, RequestId, SharedLookup, SharedPublish, Ticket,
+    Action, AuditEvent, AuditKind, AuditKinds, AuditLevel, FetchJwks, Forward, IntrospectRequest,
+    Reason, Reject, RequestId, SharedLookup, SharedPublish, Ticket,
 };
 use crate::cache::{Cache, Entry, Minted};
 use crate::config::{Config, Mode, Route};
@@ -15,7 +15,7 @@ use crate::introspection::{
 };
 use crate::jose::{KeySet, sha256_b64};
 use crate::metrics::{Metrics, Stats};
-use crate::replay::ReplaySet;
+use crate::replay::{ReplaySet, Seen};
 use crate::request::{
     Credentials, QueryToken, Request, check_path, credentials, normalize_htu, query_token, raw_path,
 };
@@ -54,6 +54,13 @@ pub enum LookupResult<'a> {
 struct Binding {
     dpop: bool,
     jkt: Option<String>,
+    /// The DPoP proof's replay id and lifetime, recorded when the request is let through.
+    proof: Option<(Fingerprint, u64)>,
+    /// Split mode: the signature this request presented. The cache keeps only `header.payload.`
+    /// of a reassembled JWT (invariant 1: not the credential the client holds); the forwarded
+    /// value is completed with the signature each request brings (the same one: it is what the
+    /// entry's fingerprint is computed from).
+    split_signature: Option<Secret>,
     cert: Option<String>,
     rewritten_path: Option<String>,
 }
@@ -89,10 +96,18 @@ struct Pending {
 }
 
 /// Mints upstream JWTs and unique ids.
-#[derive(Debug)]
 struct Minter {
     key: [u8; 32],
     counter: u64,
+}
+
+impl std::fmt::Debug for Minter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minter")
+            .field("key", &"{REDACTED}")
+            .field("counter", &self.counter)
+            .finish()
+    }
 }
 
 impl Minter {
@@ -117,7 +132,14 @@ pub struct Edge {
     minter: Minter,
     last_now: u64,
     actions: VecDeque<Action>,
-    /// Audit kinds not queued ([`Edge::mute_audits`]).
+    /// The latest `exp` (ms) of any active token introspected: revocations without a lifetime
+    /// of their own are kept at least until then ([`Edge::default_until`]).
+    latest_exp_ms: u64,
+    /// Audit kinds muted by name ([`Edge::mute_audits`]).
+    muted_kinds: AuditKinds,
+    /// Lowest audit level queued ([`Edge::set_audit_level`]).
+    audit_level: AuditLevel,
+    /// Audit kinds not queued: `muted_kinds` and the kinds below `audit_level`.
     muted: AuditKinds,
     cache: Cache,
     pending: HashMap<Fingerprint, Pending, FingerprintBuild>,
@@ -157,6 +179,9 @@ impl Edge {
             },
             last_now: now,
             actions: VecDeque::new(),
+            latest_exp_ms: 0,
+            muted_kinds: AuditKinds::NONE,
+            audit_level: AuditLevel::Debug,
             muted: AuditKinds::NONE,
             cache: Cache::new(
                 config.max_entries,
@@ -177,7 +202,7 @@ impl Edge {
             metrics: Metrics::default(),
             header_name: config.upstream_header.as_str().into(),
             strip: config.strip_headers.clone().into(),
-            next_sweep: now + SWEEP_INTERVAL_MS,
+            next_sweep: now.saturating_add(SWEEP_INTERVAL_MS),
             routes_fold: config
                 .routes
                 .iter()
@@ -304,8 +329,20 @@ impl Edge {
     /// while the host's logger is above DEBUG): a hit then queues only its `Forward`.
     /// [`AuditKinds::NONE`] queues every kind again. Decisions, metrics and every other action
     /// are unchanged; events already queued stay queued.
+    /// Composes with [`Edge::set_audit_level`]: a kind is queued when neither mutes it.
     pub fn mute_audits(&mut self, kinds: AuditKinds) {
-        self.muted = kinds;
+        self.muted_kinds = kinds;
+        self.muted = kinds.union(AuditKinds::below(self.audit_level));
+    }
+
+    /// From now on, audit events below `level` ([`AuditKind::level`]) are not queued: a host
+    /// whose logger is at info level sets [`AuditLevel::Info`] and the routine per-request
+    /// kinds are not even built. [`AuditLevel::Debug`] (the default) queues every level again.
+    /// Composes with [`Edge::mute_audits`]; decisions, metrics and every other action are
+    /// unchanged; events already queued stay queued.
+    pub fn set_audit_level(&mut self, level: AuditLevel) {
+        self.audit_level = level;
+        self.muted = self.muted_kinds.union(AuditKinds::below(level));
     }
 
     // -----------------------------------------------------------------------------------------
@@ -374,6 +411,7 @@ impl Edge {
 
         // A DPoP proof is checked per request, before anything can succeed (RFC 9449 §4.3).
         let mut jkt = None;
+        let mut proof = None;
         if dpop {
             let proofs: Vec<&str> = req
                 .headers
@@ -385,14 +423,17 @@ impl Edge {
             match check_proof(
                 &self.cfg,
                 &self.fp,
-                &mut self.dpop_replay,
+                &self.dpop_replay,
                 &proofs,
                 req.method,
                 &htu,
                 token,
                 now,
             ) {
-                Ok(p) => jkt = Some(p.jkt),
+                Ok(p) => {
+                    jkt = Some(p.jkt);
+                    proof = Some((p.replay_id, p.replay_until));
+                }
                 Err(ProofError::Invalid(why)) => {
                     return self.reject(
                         req.id,
@@ -403,21 +444,13 @@ impl Edge {
                         Some(why),
                     );
                 }
-                Err(ProofError::Overloaded) => {
-                    return self.reject(
-                        req.id,
-                        Reason::Overloaded,
-                        Some(fp),
-                        true,
-                        None,
-                        Some("DPoP replay set full"),
-                    );
-                }
             }
         }
         let binding = Binding {
             dpop,
             jkt,
+            proof,
+            split_signature: (self.cfg.mode == Mode::Split).then(|| Secret::new(token.to_owned())),
             cert: req.client_cert_thumbprint.map(str::to_owned),
             rewritten_path,
         };
@@ -481,7 +514,7 @@ impl Edge {
         }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        let deadline = now + self.cfg.timeout_ms;
+        let deadline = now.saturating_add(self.cfg.timeout_ms);
         let split_signature =
             (self.cfg.mode == Mode::Split).then(|| Secret::new(token.to_string()));
         self.pending.insert(
@@ -555,9 +588,13 @@ impl Edge {
             return false;
         };
         if entry.epoch != revocations.epoch {
-            if revocations.matches(&fp, &entry.info) {
+            if revocations.matches(&fp, &entry.info, cfg.leeway_ms) {
                 cache.remove(&fp);
-                cache.insert_negative(fp, now + cfg.negative_ttl_ms.max(1), Reason::Revoked);
+                cache.insert_negative(
+                    fp,
+                    now.saturating_add(cfg.negative_ttl_ms.max(1)),
+                    Reason::Revoked,
+                );
                 self.reject(id, Reason::Revoked, Some(fp), binding.dpop, None, None);
                 return true;
             }
@@ -576,11 +613,15 @@ impl Edge {
         if let Some((before, after)) = resized {
             cache.resized(before, after);
         }
-        self.emit_decision(decision, id, fp, route, binding, info);
+        self.emit_decision(decision, id, fp, route, binding, info, now);
         true
     }
 
-    /// Queues the `Forward` or `Reject` for one authorization decision.
+    /// Queues the `Forward` or `Reject` for one authorization decision. A request let through
+    /// with a DPoP proof records the proof's `jti` here, and only here (RFC 9449 §11.1): a proof
+    /// for a token that is unknown, inactive, revoked or bound to another key never takes room
+    /// in the bounded replay set, so nobody without a valid bound token can fill it.
+    #[allow(clippy::too_many_arguments)]
     fn emit_decision(
         &mut self,
         decision: Result<Arc<str>, Reason>,
@@ -589,7 +630,23 @@ impl Edge {
         route: usize,
         binding: &Binding,
         info: Arc<TokenInfo>,
+        now: u64,
     ) {
+        if decision.is_ok()
+            && let Some((proof, until)) = binding.proof
+        {
+            match self.dpop_replay.insert(proof, until, now) {
+                Seen::New => {}
+                Seen::Replay => {
+                    let why = Some(crate::dpop::PROOF_REPLAYED);
+                    return self.reject(id, Reason::InvalidDpopProof, Some(fp), true, None, why);
+                }
+                Seen::Full => {
+                    let why = Some("DPoP replay set full");
+                    return self.reject(id, Reason::Overloaded, Some(fp), true, None, why);
+                }
+            }
+        }
         match decision {
             Ok(value) => {
                 self.metrics.forwarded += 1;
@@ -735,7 +792,8 @@ impl Edge {
         match verify_access_jwt(&self.cfg, keys, &jwt, now) {
             Ok(info) => Outcome::Active {
                 info: Box::new(info),
-                jwt: Some(jwt),
+                // Without the signature: each request appends its own (`Binding`).
+                jwt: Some(format!("{value}.")),
                 cache: Default::default(),
             },
             Err(JwtFailure::NeedKeys) => Outcome::NeedKeys,
@@ -794,14 +852,20 @@ impl Edge {
     /// a fresh JWKS is on its way.
     fn request_jwks(&mut self, now: u64) -> bool {
         if self.jwks_in_flight {
-            return true;
+            // A fetch the host never answered (a lost task) must not block key refreshes for
+            // good: after the introspection timeout it counts as failed.
+            let started = self.jwks_last_fetch.unwrap_or(now);
+            if now < started.saturating_add(self.cfg.timeout_ms) {
+                return true;
+            }
+            self.jwks_in_flight = false;
         }
         let Some(url) = self.cfg.jwks_uri.clone() else {
             return false;
         };
         if self
             .jwks_last_fetch
-            .is_some_and(|t| now < t + self.cfg.jwks_min_refresh_ms)
+            .is_some_and(|t| now < t.saturating_add(self.cfg.jwks_min_refresh_ms))
         {
             return false;
         }
@@ -885,10 +949,14 @@ impl Edge {
                 ev.detail = Some("active".into());
                 self.audit(ev);
                 // A revocation handled while this was in flight wins (invariant 2).
-                if self.revocations.matches(&fp, &info) {
+                // A token is kept in mind for revocations until its exp (see default_until).
+                if let Some(exp) = info.exp {
+                    self.latest_exp_ms = self.latest_exp_ms.max(exp.saturating_mul(1000));
+                }
+                if self.revocations.matches(&fp, &info, self.cfg.leeway_ms) {
                     self.cache.insert_negative(
                         fp,
-                        now + self.cfg.negative_ttl_ms.max(1),
+                        now.saturating_add(self.cfg.negative_ttl_ms.max(1)),
                         Reason::Revoked,
                     );
                     for w in p.waiters {
@@ -904,9 +972,9 @@ impl Edge {
                     return;
                 }
                 let cfg = &self.cfg;
-                let mut expires = now + cfg.max_ttl_ms;
+                let mut expires = now.saturating_add(cfg.max_ttl_ms);
                 if let Some(ma) = cache.max_age_ms {
-                    expires = expires.min(now + ma);
+                    expires = expires.min(now.saturating_add(ma));
                 }
                 if let Some(exp) = info.exp {
                     expires = expires.min(exp.saturating_mul(1000).saturating_sub(cfg.skew_ms));
@@ -916,7 +984,11 @@ impl Edge {
                 let forward = jwt.map(|j| header_value(&cfg.upstream_scheme, &j));
                 let entry = Entry {
                     info: Arc::new(*info),
-                    expires_ms: if cacheable { expires } else { now + 1 },
+                    expires_ms: if cacheable {
+                        expires
+                    } else {
+                        now.saturating_add(1)
+                    },
                     epoch: self.revocations.epoch,
                     forward,
                     minted: Vec::new(),
@@ -955,8 +1027,11 @@ impl Edge {
                 ev.detail = Some("inactive".into());
                 self.audit(ev);
                 if self.cfg.negative_ttl_ms > 0 {
-                    self.cache
-                        .insert_negative(fp, now + self.cfg.negative_ttl_ms, reason);
+                    self.cache.insert_negative(
+                        fp,
+                        now.saturating_add(self.cfg.negative_ttl_ms),
+                        reason,
+                    );
                 }
                 for w in p.waiters {
                     self.reject(w.request_id, reason, Some(fp), w.binding.dpop, None, None);
@@ -1007,6 +1082,7 @@ impl Edge {
             w.route,
             &w.binding,
             entry.info.clone(),
+            now,
         );
     }
 
@@ -1039,7 +1115,7 @@ impl Edge {
             self.revocations.expire(now);
             self.dpop_replay.expire(now);
             self.set_replay.expire(now);
-            self.next_sweep = now + SWEEP_INTERVAL_MS;
+            self.next_sweep = now.saturating_add(SWEEP_INTERVAL_MS);
         }
     }
 
@@ -1067,7 +1143,7 @@ impl Edge {
             }
             None => None,
         };
-        let default_until = now + self.cfg.revocation_default_ttl_ms;
+        let default_until = self.default_until(now);
         let (overflow, fp, published) = match &revocation.selector {
             Selector::Token(t) => {
                 let fp = self.fp.fingerprint(t);
@@ -1132,6 +1208,16 @@ impl Edge {
         Ok(())
     }
 
+    /// How long a revocation without `until` (and without a known `exp` of the token) is kept:
+    /// `revocation.default_ttl`, and at least until every token this edge has accepted so far
+    /// has expired (a token issued before the revocation can live that long; the authorization
+    /// server's token lifetime is the lower bound that matters, not our default). Entries are
+    /// also kept until the exp of any token they are seen to match (`RevocationSet::matches`).
+    fn default_until(&self, now: u64) -> u64 {
+        now.saturating_add(self.cfg.revocation_default_ttl_ms)
+            .max(self.latest_exp_ms.saturating_add(self.cfg.leeway_ms))
+    }
+
     fn revoke_fingerprint(
         &mut self,
         fp: Fingerprint,
@@ -1143,11 +1229,11 @@ impl Edge {
             .cache
             .peek(&fp)
             .and_then(|e| e.info.exp)
-            .map(|e| e.saturating_mul(1000) + self.cfg.leeway_ms);
+            .map(|e| e.saturating_mul(1000).saturating_add(self.cfg.leeway_ms));
         let until = until_ms
             .or(known_exp)
-            .unwrap_or(now + self.cfg.revocation_default_ttl_ms)
-            .max(now + 1);
+            .unwrap_or_else(|| self.default_until(now))
+            .max(now.saturating_add(1));
         let overflow = self.revocations.add_fingerprint(fp, now, until);
         self.cache.remove(&fp);
         (overflow, until)
@@ -1160,17 +1246,18 @@ impl Edge {
         let now = self.tick(now);
         let parsed = parse_security_event(&self.cfg, set, now)?;
         let id = self.fp.fingerprint(&format!("set\0{}", parsed.jti));
-        match self
-            .set_replay
-            .insert(id, now + self.cfg.revocation_default_ttl_ms, now)
-        {
-            crate::replay::Seen::Replay => return Ok(()),
-            crate::replay::Seen::Full => {
+        match self.set_replay.insert(
+            id,
+            now.saturating_add(self.cfg.revocation_default_ttl_ms),
+            now,
+        ) {
+            Seen::Replay => return Ok(()),
+            Seen::Full => {
                 return Err(RevocationError::Invalid(
                     "too many recent security events; retry later".into(),
                 ));
             }
-            crate::replay::Seen::New => {}
+            Seen::New => {}
         }
         let mut ev = AuditEvent::new(AuditKind::SecurityEvent);
         ev.detail = Some(format!("events={}", parsed.actions.len()));
@@ -1335,7 +1422,7 @@ fn decide(
     }
     if info
         .nbf
-        .is_some_and(|n| n.saturating_mul(1000) > now + cfg.leeway_ms)
+        .is_some_and(|n| n.saturating_mul(1000) > now.saturating_add(cfg.leeway_ms))
     {
         return Err(Reason::InvalidToken);
     }
@@ -1363,10 +1450,14 @@ fn decide(
         return Err(Reason::InsufficientScope);
     }
     let Some(a) = &cfg.assertions else {
-        return entry.forward.clone().ok_or(Reason::Unavailable);
+        let forward = entry.forward.as_ref().ok_or(Reason::Unavailable)?;
+        return Ok(match &b.split_signature {
+            Some(sig) => Arc::from(format!("{forward}{}", sig.expose())),
+            None => Arc::clone(forward),
+        });
     };
     let token_exp_ms = info.exp.map_or(u64::MAX, |e| e.saturating_mul(1000));
-    let fresh_enough = (now + a.max_ttl_ms / 2).min(token_exp_ms);
+    let fresh_enough = now.saturating_add(a.max_ttl_ms / 2).min(token_exp_ms);
     if let Some(m) = entry
         .minted
         .iter()
@@ -1374,7 +1465,7 @@ fn decide(
     {
         return Ok(m.value.clone());
     }
-    let exp_ms = (now + a.max_ttl_ms).min(token_exp_ms);
+    let exp_ms = now.saturating_add(a.max_ttl_ms).min(token_exp_ms);
     let jwt = mint(cfg, minter, info, route, now, exp_ms);
     let value = header_value(&cfg.upstream_scheme, &jwt);
     let minted = Minted {

@@ -286,13 +286,17 @@ fn parse_rfc9701(
         return failure("introspection JWT: aud is not our client_id");
     }
     let iat_ms = r.iat.saturating_mul(1000);
-    if iat_ms > now_ms + cfg.leeway_ms || now_ms > iat_ms + cfg.response_max_age_ms + cfg.leeway_ms
+    if iat_ms > now_ms.saturating_add(cfg.leeway_ms)
+        || now_ms
+            > iat_ms
+                .saturating_add(cfg.response_max_age_ms)
+                .saturating_add(cfg.leeway_ms)
     {
         return failure("introspection JWT: iat is not fresh");
     }
     if let Some(exp) = r.exp {
         let exp_ms = exp.as_u64().map(|e| e.saturating_mul(1000));
-        if exp_ms.is_none_or(|e| e + cfg.leeway_ms <= now_ms) {
+        if exp_ms.is_none_or(|e| e.saturating_add(cfg.leeway_ms) <= now_ms) {
             return failure("introspection JWT: expired");
         }
     }
@@ -393,7 +397,7 @@ pub(crate) fn verify_access_jwt(
     }
     if info
         .nbf
-        .is_some_and(|nbf| nbf.saturating_mul(1000) > now_ms + cfg.leeway_ms)
+        .is_some_and(|nbf| nbf.saturating_mul(1000) > now_ms.saturating_add(cfg.leeway_ms))
     {
         return Err(JwtFailure::Invalid("not yet valid (nbf)".into()));
     }

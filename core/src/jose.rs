@@ -175,8 +175,11 @@ impl<'a> Jws<'a> {
     /// `application/` prefix, RFC 7515 §4.1.9). `None` in `accepted` allows an absent `typ`.
     pub(crate) fn check_typ(&self, accepted: &[Option<&str>]) -> Result<(), JwsError> {
         let typ = self.header.typ.as_deref().map(|t| {
-            let lower = t.len() > 12 && t[..12].eq_ignore_ascii_case("application/");
-            if lower { &t[12..] } else { t }
+            // `get`: a `typ` from the wire may have a multi-byte character across byte 12.
+            match t.get(..12) {
+                Some(p) if t.len() > 12 && p.eq_ignore_ascii_case("application/") => &t[12..],
+                _ => t,
+            }
         });
         let ok = accepted.iter().any(|a| match (a, typ) {
             (None, None) => true,

@@ -92,8 +92,8 @@ mod set;
 mod token;
 
 pub use action::{
-    Action, AuditEvent, AuditKind, AuditKinds, FetchJwks, Forward, IntrospectRequest, Reason,
-    Reject, RequestId, SharedLookup, SharedPublish, Ticket,
+    Action, AuditEvent, AuditKind, AuditKinds, AuditLevel, FetchJwks, Forward, IntrospectRequest,
+    Reason, Reject, RequestId, SharedLookup, SharedPublish, Ticket,
 };
 pub use config::{ClientAuth, Config, ConfigError, Dialect, Mode, RawConfig, Route};
 pub use edge::{Edge, EdgeError, LookupResult};

@@ -1,14 +1,15 @@
 //! A bounded set of recently seen identifiers (DPoP proof `jti`s, SET `jti`s).
 
-use lru::LruCache;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::secret::{Fingerprint, FingerprintBuild};
 
-/// Seen identifiers with their expiry. Entries share one lifetime window, so insertion order is
-/// expiry order and the oldest entry is the first to expire.
+/// Seen identifiers with their expiry, indexed by expiry: entries may have different lifetimes
+/// (a DPoP proof's window starts at its own `iat`), and every expired one is reclaimed.
 #[derive(Debug)]
 pub(crate) struct ReplaySet {
-    seen: LruCache<Fingerprint, u64, FingerprintBuild>,
+    seen: HashMap<Fingerprint, u64, FingerprintBuild>,
+    order: BTreeSet<(u64, Fingerprint)>,
     max: usize,
 }
 
@@ -25,31 +26,40 @@ pub(crate) enum Seen {
 impl ReplaySet {
     pub(crate) fn new(max: usize) -> Self {
         Self {
-            seen: LruCache::unbounded_with_hasher(FingerprintBuild::default()),
+            seen: HashMap::default(),
+            order: BTreeSet::new(),
             max,
         }
     }
 
+    /// Whether `id` was recorded and has not expired.
+    pub(crate) fn contains(&self, id: &Fingerprint, now_ms: u64) -> bool {
+        self.seen.get(id).is_some_and(|&exp| exp > now_ms)
+    }
+
     pub(crate) fn insert(&mut self, id: Fingerprint, expires_ms: u64, now_ms: u64) -> Seen {
-        if let Some(&exp) = self.seen.peek(&id)
-            && exp > now_ms
-        {
+        if self.contains(&id, now_ms) {
             return Seen::Replay;
         }
         self.expire(now_ms);
         if self.seen.len() >= self.max {
             return Seen::Full;
         }
-        self.seen.push(id, expires_ms);
+        if let Some(old) = self.seen.insert(id, expires_ms) {
+            self.order.remove(&(old, id));
+        }
+        self.order.insert((expires_ms, id));
         Seen::New
     }
 
+    /// Forgets every entry that has expired.
     pub(crate) fn expire(&mut self, now_ms: u64) {
-        while let Some((_, &exp)) = self.seen.peek_lru() {
+        while let Some(&(exp, id)) = self.order.first() {
             if exp > now_ms {
                 break;
             }
-            self.seen.pop_lru();
+            self.order.pop_first();
+            self.seen.remove(&id);
         }
     }
 
@@ -67,9 +77,25 @@ mod tests {
         let mut r = ReplaySet::new(2);
         assert_eq!(r.insert(Fingerprint([1; 16]), 100, 0), Seen::New);
         assert_eq!(r.insert(Fingerprint([1; 16]), 100, 10), Seen::Replay);
+        assert!(r.contains(&Fingerprint([1; 16]), 10));
         assert_eq!(r.insert(Fingerprint([2; 16]), 110, 10), Seen::New);
         assert_eq!(r.insert(Fingerprint([3; 16]), 120, 20), Seen::Full);
         assert_eq!(r.insert(Fingerprint([3; 16]), 200, 100), Seen::New);
+        assert!(!r.contains(&Fingerprint([1; 16]), 100));
         assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn entries_expire_in_expiry_order_not_insertion_order() {
+        let mut r = ReplaySet::new(3);
+        // A long-lived entry first, then short ones: the short ones are reclaimed on time even
+        // though an older entry is still alive.
+        assert_eq!(r.insert(Fingerprint([1; 16]), 1_000, 0), Seen::New);
+        assert_eq!(r.insert(Fingerprint([2; 16]), 50, 0), Seen::New);
+        assert_eq!(r.insert(Fingerprint([3; 16]), 60, 0), Seen::New);
+        assert_eq!(r.insert(Fingerprint([4; 16]), 500, 10), Seen::Full);
+        assert_eq!(r.insert(Fingerprint([4; 16]), 500, 70), Seen::New);
+        assert_eq!(r.len(), 2);
+        assert!(r.contains(&Fingerprint([1; 16]), 70));
     }
 }

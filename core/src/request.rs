@@ -2,7 +2,7 @@
 
 /// A request as the host sees it. Header names may be in any case; repeated headers are listed
 /// as often as they occur.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Request<'a> {
     /// Chosen by the host; every decision quotes it.
     pub id: crate::RequestId,
@@ -18,6 +18,23 @@ pub struct Request<'a> {
     pub headers: &'a [(&'a str, &'a str)],
     /// `base64url(SHA-256(DER client certificate))` when the host terminated mutual TLS.
     pub client_cert_thumbprint: Option<&'a str>,
+}
+
+/// Header values are left out (`Authorization` and `DPoP` carry credentials): only the names
+/// are printed.
+impl std::fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| *n).collect();
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("method", &self.method)
+            .field("scheme", &self.scheme)
+            .field("authority", &self.authority)
+            .field("path", &self.path)
+            .field("header_names", &names)
+            .field("client_cert_thumbprint", &self.client_cert_thumbprint)
+            .finish()
+    }
 }
 
 /// Largest token we look at (RFC 8725 §3.1 spirit: cap before work).
@@ -158,6 +175,11 @@ pub(crate) fn query_token(path: &str) -> QueryToken {
 /// over the bytes for the common path; the lenient reading is built only when needed.
 pub(crate) fn check_path(target: &str) -> Result<Option<String>, &'static str> {
     let b = target.as_bytes();
+    if b.first() != Some(&b'/') {
+        // `admin/x` or `` would be routed as neither `/admin` nor `/`, yet an upstream may
+        // read it as `/admin/x`: only origin-form targets are decided on.
+        return Err("the path does not start with /");
+    }
     if b.contains(&b'#') {
         return Err("fragment (#) in the request target");
     }
@@ -424,7 +446,6 @@ mod tests {
             "/orders/1?x=../y",
             "/orders/1?next=//x",
             "/",
-            "",
             "/a.b/c..d/...x",
             "/files/v1.2",
             "/%41dmin",
@@ -464,6 +485,9 @@ mod tests {
             ("/orders/%252e%252e/admin", "percent"),
             ("/orders/%C0%AE%C0%AE/admin", "overlong"),
             ("/orders#/../admin", "fragment"),
+            ("admin/x", "does not start with /"),
+            ("", "does not start with /"),
+            ("?x=1", "does not start with /"),
         ] {
             let got = a(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
             assert!(got.contains(why), "{bad:?}: {got}");

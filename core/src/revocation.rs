@@ -307,28 +307,61 @@ impl RevocationSet {
         self.fps.contains_key(fp)
     }
 
-    /// Whether a token with this fingerprint and these claims is revoked.
-    pub(crate) fn matches(&self, fp: &Fingerprint, info: &TokenInfo) -> bool {
+    /// Whether a token with this fingerprint and these claims is revoked. A `sub` / `client_id`
+    /// / `sid` revocation covers tokens issued (`iat`) no later than it was handled, by our
+    /// clock: no skew margin, because a margin would refuse a token issued right after the
+    /// revocation (a user signing in again) for its whole lifetime. Keep the clocks in sync.
+    ///
+    /// Every entry that matches is kept at least until the token expires (its `exp` plus
+    /// `leeway_ms`): a revocation stored with a default lifetime (the token's `exp` unknown
+    /// then) must not be forgotten while a token it covers can still be presented.
+    pub(crate) fn matches(&mut self, fp: &Fingerprint, info: &TokenInfo, leeway_ms: u64) -> bool {
+        let keep_until = info
+            .exp
+            .map_or(0, |e| e.saturating_mul(1000).saturating_add(leeway_ms));
+        let mut keys = Vec::new();
         if self.fps.contains_key(fp) {
-            return true;
+            keys.push(Forgotten::Fingerprint(*fp));
         }
         if let Some(jti) = &info.jti
             && self.named[slot(Kind::Jti)].contains_key(jti)
         {
-            return true;
+            keys.push(Forgotten::Named(Kind::Jti, jti.clone()));
         }
         let issued_before = |e: &Entry| {
             info.iat
                 .is_none_or(|iat| iat.saturating_mul(1000) <= e.at_ms)
         };
-        let check = |kind: Kind, v: &Option<String>| {
-            v.as_ref()
-                .and_then(|v| self.named[slot(kind)].get(v))
-                .is_some_and(issued_before)
+        for (kind, v) in [
+            (Kind::Sub, &info.sub),
+            (Kind::ClientId, &info.client_id),
+            (Kind::Sid, &info.sid),
+        ] {
+            if let Some(v) = v
+                && self.named[slot(kind)].get(v).is_some_and(issued_before)
+            {
+                keys.push(Forgotten::Named(kind, v.clone()));
+            }
+        }
+        for key in &keys {
+            self.keep_until(key, keep_until);
+        }
+        !keys.is_empty()
+    }
+
+    /// Moves the expiry of `key`'s entry to `until_ms` if that is later.
+    fn keep_until(&mut self, key: &Forgotten, until_ms: u64) {
+        let entry = match key {
+            Forgotten::Fingerprint(fp) => self.fps.get_mut(fp),
+            Forgotten::Named(kind, name) => self.named[slot(*kind)].get_mut(name),
         };
-        check(Kind::Sub, &info.sub)
-            || check(Kind::ClientId, &info.client_id)
-            || check(Kind::Sid, &info.sid)
+        if let Some(e) = entry
+            && until_ms > e.until_ms
+        {
+            self.order.remove(&(e.until_ms, key.clone()));
+            e.until_ms = until_ms;
+            self.order.insert((until_ms, key.clone()));
+        }
     }
 
     /// Forgets expired revocations.
@@ -378,13 +411,43 @@ mod tests {
             iat: Some(5),
             ..Default::default()
         };
-        assert!(s.matches(&fp, &t));
+        assert!(s.matches(&fp, &t, 0));
         t.iat = Some(11);
-        assert!(!s.matches(&fp, &t));
+        assert!(!s.matches(&fp, &t, 0));
+        assert!(
+            !s.matches(&fp, &t, 60_000),
+            "no skew margin: a later token is not revoked"
+        );
         t.iat = None;
-        assert!(s.matches(&fp, &t), "unknown iat must be treated as revoked");
+        assert!(
+            s.matches(&fp, &t, 0),
+            "unknown iat must be treated as revoked"
+        );
         t.sub = Some("bob".into());
-        assert!(!s.matches(&fp, &t));
+        assert!(!s.matches(&fp, &t, 0));
+    }
+
+    #[test]
+    fn a_match_keeps_the_entry_until_the_token_expires() {
+        let mut s = RevocationSet::new(10);
+        s.add_named(Kind::Sub, "alice", 10_000, 100_000);
+        let fp = Fingerprint([0; 16]);
+        let t = TokenInfo {
+            sub: Some("alice".into()),
+            iat: Some(5),
+            exp: Some(500),
+            ..Default::default()
+        };
+        assert!(s.matches(&fp, &t, 2_000));
+        s.expire(400_000);
+        assert_eq!(
+            s.len(),
+            1,
+            "kept past its own until: the token lives to 500 s"
+        );
+        assert!(s.matches(&fp, &t, 2_000));
+        s.expire(502_000);
+        assert_eq!(s.len(), 0, "forgotten once exp + leeway has passed");
     }
 
     #[test]
@@ -403,10 +466,10 @@ mod tests {
         };
         let fp = Fingerprint([0; 16]);
         assert!(
-            !s.matches(&fp, &info("b")),
+            !s.matches(&fp, &info("b"), 0),
             "the soonest-expiring entry goes first"
         );
-        assert!(s.matches(&fp, &info("a")) && s.matches(&fp, &info("c")));
+        assert!(s.matches(&fp, &info("a"), 0) && s.matches(&fp, &info("c"), 0));
         s.expire(100);
         assert_eq!(s.len(), 1);
     }

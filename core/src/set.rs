@@ -79,7 +79,7 @@ pub(crate) fn parse_security_event(
         .as_u64()
         .ok_or_else(|| invalid("SET: iat is not a number"))?
         .saturating_mul(1000);
-    if iat_ms > now_ms + cfg.leeway_ms {
+    if iat_ms > now_ms.saturating_add(cfg.leeway_ms) {
         return Err(invalid("SET: iat is in the future"));
     }
     if c.jti.is_empty() || c.jti.len() > 256 {

@@ -1378,6 +1378,84 @@ fn muted_audit_kinds_are_not_queued_and_nothing_else_changes() {
 }
 
 #[test]
+fn audit_level_mutes_the_kinds_below_it_and_composes_with_muted_kinds() {
+    use phantom_edge_core::AuditLevel;
+    // The classification every host logs by: the per-request routine kinds at debug, security
+    // decisions at info, failures at warn.
+    let at = |l: AuditLevel| -> Vec<&str> {
+        AuditKind::ALL
+            .into_iter()
+            .filter(|k| k.level() == l)
+            .map(AuditKind::as_str)
+            .collect()
+    };
+    assert_eq!(
+        at(AuditLevel::Debug),
+        [
+            "cache_hit",
+            "negative_hit",
+            "cache_miss",
+            "coalesced",
+            "introspected",
+            "cached",
+            "forwarded"
+        ]
+    );
+    assert_eq!(
+        at(AuditLevel::Info),
+        [
+            "rejected",
+            "revoked",
+            "invalidated",
+            "jwks_fetched",
+            "security_event"
+        ]
+    );
+    assert_eq!(
+        at(AuditLevel::Warn),
+        [
+            "revocation_overflow",
+            "as_failure",
+            "jwks_failed",
+            "ticket_timed_out",
+            "late_response"
+        ]
+    );
+    assert_eq!(AuditKinds::below(AuditLevel::Debug), AuditKinds::NONE);
+    assert!(AuditKinds::below(AuditLevel::Warn).contains(AuditKind::Rejected));
+    assert!(!AuditKinds::below(AuditLevel::Warn).contains(AuditKind::AsFailure));
+    assert_eq!(AuditLevel::from_name("warn"), Some(AuditLevel::Warn));
+    assert_eq!(AuditLevel::from_name("WARN"), None);
+
+    let mut h = Harness::new(base_config("rfc7662"));
+    h.edge.set_audit_level(AuditLevel::Info);
+    let miss = h.request(1, "/orders", "tok");
+    assert!(audit_kinds(&miss).is_empty(), "{miss:?}");
+    let body = json!({"active": true, "sub": "alice", "scope": "orders:read", "aud": "orders-api",
+        "exp": h.now / 1000 + 600});
+    let cached = h.respond(ticket(&miss), 200, "application/json", &body.to_string());
+    assert!(audit_kinds(&cached).is_empty(), "{cached:?}");
+    assert_eq!(forwards(&cached).len(), 1, "{cached:?}");
+    assert_eq!(h.request(2, "/orders", "tok").len(), 1);
+    assert_eq!(audit_kinds(&h.request(3, "/orders", "")), ["rejected"]);
+    // Muting kinds by name keeps the level, and the other way round.
+    h.edge
+        .mute_audits(AuditKinds::from_names(["rejected"]).unwrap());
+    assert!(audit_kinds(&h.request(4, "/orders", "")).is_empty());
+    assert_eq!(h.request(5, "/orders", "tok").len(), 1, "level still info");
+    h.edge.set_audit_level(AuditLevel::Debug);
+    assert_eq!(audit_kinds(&h.request(6, "/orders", "tok")), ["cache_hit"]);
+    assert!(
+        audit_kinds(&h.request(7, "/orders", "")).is_empty(),
+        "rejected still muted"
+    );
+    h.edge.mute_audits(AuditKinds::NONE);
+    h.edge.set_audit_level(AuditLevel::Warn);
+    assert!(audit_kinds(&h.request(8, "/orders", "")).is_empty());
+    assert_eq!(h.edge.metrics().cache_hits, 3);
+}
+
+#[test]
 fn take_decision_only_when_the_decision_is_all_there_is() {
     let mut h = Harness::new(base_config("rfc7662"));
     h.edge
