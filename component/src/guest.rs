@@ -13,9 +13,9 @@ wit_bindgen::generate!({
 
 use exports::phantom::edge::edge::{Guest, GuestEdge};
 use exports::phantom::edge::types::{
-    Action, AuditEvent, ConfigError, ConfigFormat, EdgeError, Forward, ForwardPolicy, Header,
-    HttpResponse, Introspect, LookupResult, Method, Origin, Reject, Request, RevocationError,
-    Scheme, SharedLookup,
+    Action, AuditEvent, AuditLevel, ConfigError, ConfigFormat, EdgeError, Forward, ForwardPolicy,
+    Header, HttpResponse, Introspect, LookupResult, Method, Origin, Reject, Request,
+    RevocationError, Scheme, SharedLookup,
 };
 
 struct Component;
@@ -144,6 +144,11 @@ fn action(a: core::Action, token_json: bool) -> Option<Action> {
         core::Action::SharedPublish(p) => Action::SharedPublish(p.message),
         core::Action::Audit(e) => Action::Audit(AuditEvent {
             kind: e.kind.as_str().to_owned(),
+            level: match e.kind.level() {
+                core::AuditLevel::Debug => AuditLevel::Debug,
+                core::AuditLevel::Info => AuditLevel::Info,
+                core::AuditLevel::Warn => AuditLevel::Warn,
+            },
             request_id: e.request_id,
             ticket: e.ticket,
             fingerprint: e.fingerprint.map(|f| f.hex()),
@@ -338,6 +343,14 @@ impl GuestEdge for Edge {
             .map_err(|k| EdgeError::InvalidArgument(format!("unknown audit kind {k:?}")))?;
         self.core().mute_audits(muted);
         Ok(())
+    }
+
+    fn set_audit_level(&self, level: AuditLevel) {
+        self.core().set_audit_level(match level {
+            AuditLevel::Debug => core::AuditLevel::Debug,
+            AuditLevel::Info => core::AuditLevel::Info,
+            AuditLevel::Warn => core::AuditLevel::Warn,
+        });
     }
 
     fn include_token_json(&self, enabled: bool) {

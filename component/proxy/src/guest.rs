@@ -127,11 +127,19 @@ fn load() -> Result<State, String> {
     let config = raw
         .resolve(&|name| std::env::var(name).ok())
         .map_err(|e| e.to_string())?;
+    let audit_level = match std::env::var("PHANTOM_EDGE_AUDIT_LEVEL") {
+        Err(_) => core::AuditLevel::Info,
+        Ok(name) => core::AuditLevel::from_name(&name).ok_or_else(|| {
+            format!("PHANTOM_EDGE_AUDIT_LEVEL: {name:?} is not debug, info or warn")
+        })?,
+    };
     let seed: [u8; 32] = wasip2::random::random::get_random_bytes(32)
         .try_into()
         .map_err(|_| "wasi:random returned the wrong length".to_owned())?;
+    let mut edge = core::Edge::new(config, seed, now_ms());
+    edge.set_audit_level(audit_level);
     Ok(State {
-        edge: core::Edge::new(config, seed, now_ms()),
+        edge,
         upstream,
         revocation_path,
     })
@@ -257,6 +265,8 @@ fn header_pairs(list: &[(String, String)]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// One JSON line on stderr (with its `level`); events below `PHANTOM_EDGE_AUDIT_LEVEL`
+/// (default `info`) are not even built.
 fn log(event: &core::AuditEvent) {
     eprintln!("{}", event.to_json());
 }

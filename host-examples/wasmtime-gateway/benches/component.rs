@@ -340,11 +340,11 @@ fn hits(c: &mut Criterion) {
     // The same three component runs with the defaults (claims JSON and every audit returned),
     // then as phantom-gateway sets the component up (gateway.rs `Gateway::new`): no
     // token-json, the routine audits muted.
-    for (suffix, token_json, muted) in [
-        ("", true, &[][..]),
-        ("_gateway_output", false, &["cache_hit", "negative_hit"][..]),
+    for (suffix, token_json, level) in [
+        ("", true, engine::AuditLevel::Debug),
+        ("_gateway_output", false, engine::AuditLevel::Info),
     ] {
-        core.output(token_json, muted).unwrap();
+        core.output(token_json, level).unwrap();
         if !token_json {
             match core.decide(now, &wit_request(0, hot)).unwrap().as_slice() {
                 [Action::Forward(f)] => assert!(f.token_json.is_none()),
@@ -379,7 +379,7 @@ fn hits(c: &mut Criterion) {
             });
         });
     }
-    core.output(true, &[]).unwrap();
+    core.output(true, engine::AuditLevel::Debug).unwrap();
     g.finish();
 
     // Where the guest's per-hit conversion time goes (native code, the same calls as

@@ -13,8 +13,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::phantom::edge::types::{
-    Action, AuditEvent, ConfigFormat, EdgeError, Forward, ForwardPolicy, Header, HttpResponse,
-    Introspect, LookupResult, Method, Origin, Reject, Request, Scheme, SharedLookup,
+    Action, AuditEvent, AuditLevel, ConfigFormat, EdgeError, Forward, ForwardPolicy, Header,
+    HttpResponse, Introspect, LookupResult, Method, Origin, Reject, Request, Scheme, SharedLookup,
 };
 
 impl From<&str> for Method {
@@ -191,13 +191,11 @@ impl Core {
     }
 
     /// What the component leaves out of its actions from now on: `forward.token-json` unless
-    /// `token_json`, and audit events of the `muted` kinds. An unknown kind is an error.
-    pub fn output(&mut self, token_json: bool, muted: &[&str]) -> W<()> {
+    /// `token_json`, and audit events below `audit_level`.
+    pub fn output(&mut self, token_json: bool, audit_level: AuditLevel) -> W<()> {
         let g = self.bindings.phantom_edge_edge().edge();
         g.call_include_token_json(&mut self.store, self.edge, token_json)?;
-        let kinds: Vec<String> = muted.iter().map(|k| (*k).to_owned()).collect();
-        g.call_mute_audits(&mut self.store, self.edge, &kinds)?
-            .map_err(|e| wasmtime::format_err!("{}", describe(&e)))
+        g.call_set_audit_level(&mut self.store, self.edge, audit_level)
     }
 
     /// The header every forward sets and the headers it strips (constant for the edge).

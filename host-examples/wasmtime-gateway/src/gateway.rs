@@ -213,21 +213,22 @@ fn header_values(headers: &HeaderMap, name: &str) -> Vec<String> {
 
 impl Gateway {
     /// Wraps a freshly built core. The gateway does not pass claims on, so it asks the component
-    /// not to serialise them per request; per-request audit kinds that `audit` would log at
-    /// debug level are muted unless that level is on.
+    /// not to serialise them per request; audit events below info level (the routine
+    /// per-request kinds, which `audit` would log at debug) are not built unless that level is
+    /// on.
     pub fn new(
         mut core: Core,
         cfg: GatewayConfig,
     ) -> Result<Arc<Self>, crate::config::ConfigError> {
         let upstream = cfg.upstream()?;
-        let muted: &[&str] = if tracing::enabled!(target: "phantom_edge::audit", Level::DEBUG) {
-            &[]
+        let level = if tracing::enabled!(target: "phantom_edge::audit", Level::DEBUG) {
+            engine::AuditLevel::Debug
         } else {
-            &ROUTINE_AUDITS
+            engine::AuditLevel::Info
         };
         let component_err =
             |e: wasmtime::Error| crate::config::ConfigError(format!("component: {e:#}"));
-        core.output(false, muted).map_err(component_err)?;
+        core.output(false, level).map_err(component_err)?;
         let policy = core.forward_policy().map_err(component_err)?;
         let header = |n: &str| {
             HeaderName::try_from(n).map_err(|_| {
@@ -484,6 +485,9 @@ impl Gateway {
         req: hyper::Request<Incoming>,
         remote: SocketAddr,
     ) -> (hyper::Response<Body>, Option<String>, Option<String>) {
+        // One deadline for the whole request: the decision, then the upstream's answer headers.
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.cfg.request_timeout);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let request = to_wit_request(id, &req);
         let (tx, rx) = oneshot::channel();
@@ -504,8 +508,7 @@ impl Gateway {
             }
         }
         drop(request);
-        let deadline = Duration::from_millis(self.cfg.request_timeout);
-        let Ok(Ok(decision)) = tokio::time::timeout(deadline, rx).await else {
+        let Ok(Ok(decision)) = tokio::time::timeout_at(deadline, rx).await else {
             self.remove_waiter(id);
             return (
                 error_response(504, "temporarily_unavailable", "no decision in time"),
@@ -541,7 +544,7 @@ impl Gateway {
         req: hyper::Request<Incoming>,
         f: Forward,
         remote: SocketAddr,
-        deadline: Duration,
+        deadline: tokio::time::Instant,
     ) -> hyper::Response<Body> {
         let (parts, body) = req.into_parts();
         let path = f.rewritten_path.clone().unwrap_or_else(|| {
@@ -568,7 +571,7 @@ impl Gateway {
         *up.method_mut() = parts.method;
         *up.uri_mut() = uri;
         *up.headers_mut() = headers;
-        match tokio::time::timeout(deadline, self.upstream_client.request(up)).await {
+        match tokio::time::timeout_at(deadline, self.upstream_client.request(up)).await {
             Ok(Ok(resp)) => {
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
@@ -674,22 +677,12 @@ impl Gateway {
     }
 }
 
-/// Audit kinds emitted per request on the fast path, logged at debug level by `audit`.
-const ROUTINE_AUDITS: [&str; 2] = ["cache_hit", "negative_hit"];
-
+/// Logs an audit event at the level the core gives its kind.
 fn audit(e: &engine::AuditEvent) {
-    match e.kind.as_str() {
-        "rejected" | "revoked" | "security_event" | "invalidated" => {
-            info!(target: "phantom_edge::audit", event = %e.json);
-        }
-        "as_failure"
-        | "jwks_failed"
-        | "ticket_timed_out"
-        | "revocation_overflow"
-        | "late_response" => {
-            warn!(target: "phantom_edge::audit", event = %e.json);
-        }
-        _ => debug!(target: "phantom_edge::audit", event = %e.json),
+    match e.level {
+        engine::AuditLevel::Debug => debug!(target: "phantom_edge::audit", event = %e.json),
+        engine::AuditLevel::Info => info!(target: "phantom_edge::audit", event = %e.json),
+        engine::AuditLevel::Warn => warn!(target: "phantom_edge::audit", event = %e.json),
     }
 }
 

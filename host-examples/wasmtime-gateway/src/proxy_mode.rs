@@ -94,7 +94,14 @@ impl ProxyServer {
                 .call_handle(store, req, out)
                 .await
         });
-        match receiver.await {
+        // Until the guest has answered, dropping this future (the deadline passed, the client
+        // went away) stops the guest: it must not go on to forward a request whose client was
+        // already told 504. Its outgoing requests are dropped with its store.
+        let mut guard = AbortUnlessAnswered(Some(task.abort_handle()));
+        let answer = receiver.await;
+        // Answered: the guest task goes on streaming the response body.
+        guard.0 = None;
+        match answer {
             Ok(Ok(resp)) => {
                 let (parts, body) = resp.into_parts();
                 let body = body
@@ -108,6 +115,17 @@ impl ProxyServer {
                 Ok(Err(e)) => Err(e),
                 Err(e) => Err(wasmtime::format_err!("guest task: {e}")),
             },
+        }
+    }
+}
+
+/// Aborts the guest task on drop while it holds a handle.
+struct AbortUnlessAnswered(Option<tokio::task::AbortHandle>);
+
+impl Drop for AbortUnlessAnswered {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
         }
     }
 }
@@ -128,8 +146,16 @@ pub async fn serve(
     let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
     // The guest sees the config and the secrets it names, nothing else of the environment.
     let mut env = crate::config::referenced_env(&config_text, |n| std::env::var(n).ok());
-    env.retain(|(k, _)| k != "PHANTOM_EDGE_CONFIG");
+    env.retain(|(k, _)| k != "PHANTOM_EDGE_CONFIG" && k != "PHANTOM_EDGE_AUDIT_LEVEL");
     env.push(("PHANTOM_EDGE_CONFIG".into(), config_text));
+    // The guest's audit lines go to our stderr: it builds the routine (debug) ones only when
+    // `phantom_edge::audit` logs at debug here, as in edge mode.
+    let level = if tracing::enabled!(target: "phantom_edge::audit", tracing::Level::DEBUG) {
+        "debug"
+    } else {
+        "info"
+    };
+    env.push(("PHANTOM_EDGE_AUDIT_LEVEL".into(), level.into()));
     let server = Arc::new(ProxyServer {
         pre,
         env,

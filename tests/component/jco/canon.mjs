@@ -80,7 +80,7 @@ export function canon(a, policy) {
     case 'shared-publish':
       return { type: 'shared_publish', message: v };
     case 'audit': {
-      const out = { type: 'audit', kind: v.kind };
+      const out = { type: 'audit', kind: v.kind, level: v.level };
       const fields = {
         request_id: optNum(v.requestId),
         ticket: optNum(v.ticket),

@@ -204,6 +204,31 @@ test('create: *_env secrets are looked up in the env list, and only there', () =
   }
 });
 
+test('set-audit-level leaves out the audit events below it, and can be undone', () => {
+  const c = hitCase();
+  const edge = Edge.create(JSON.stringify(c.config), 'json', [], Buffer.from(c.seed, 'hex'), BigInt(c.start));
+  const policy = edge.forwardPolicy();
+  const atLeastInfo = (expect) => expect.filter((a) => !(a.type === 'audit' && a.level === 'debug'));
+  try {
+    deepStrictEqual(edge.drainActions().map((a) => canon(a, policy)), c.initial ?? []);
+    edge.setAuditLevel('info');
+    let routine = 0;
+    c.steps.forEach((step, i) => {
+      const [decided] = apply(edge, 0, BigInt(step.now), step.input);
+      const actions = (decided ?? edge.drainActions()).map((a) => canon(a, policy));
+      deepStrictEqual(actions, atLeastInfo(step.expect), `step ${i} (${step.input.type})`);
+      routine += step.expect.length - actions.length;
+    });
+    equal(routine > 0, true, 'the case has routine audits to leave out');
+    edge.setAuditLevel('debug');
+    const hit = c.steps.at(-1);
+    const [again] = apply(edge, 0, BigInt(hit.now), hit.input);
+    deepStrictEqual(again.map((a) => canon(a, policy)), hit.expect);
+  } finally {
+    edge[Symbol.dispose]();
+  }
+});
+
 test('mute-audits and include-token-json leave out just what was asked, and can be undone', () => {
   const c = hitCase();
   const edge = Edge.create(JSON.stringify(c.config), 'json', [], Buffer.from(c.seed, 'hex'), BigInt(c.start));

@@ -19,7 +19,7 @@ from typing import Any
 from wasmtime import Config, Engine, Store, WasiConfig
 from wasmtime.component import Component, Linker, ResourceAny, Variant
 
-IFACE = "phantom:edge/edge@0.2.0"
+IFACE = "phantom:edge/edge@0.3.0"
 
 METHODS = (
     "handle-request",

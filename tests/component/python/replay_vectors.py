@@ -71,7 +71,7 @@ def canon(a: Any, policy: Any) -> dict[str, Any]:
     if t == "shared-publish":
         return {"type": "shared_publish", "message": p}
     if t == "audit":
-        out = {"type": "audit", "kind": field(p, "kind")}
+        out = {"type": "audit", "kind": field(p, "kind"), "level": field(p, "level")}
         for k in ("request_id", "ticket", "fingerprint", "reason", "detail"):
             v = field(p, k.replace("_", "-"))
             if v is not None:

@@ -131,8 +131,8 @@ class Gateway:
         path.write_text(config)
         self.log_path = pathlib.Path(self.dir.name) / "gateway.log"
         self.log = open(self.log_path, "wb")
-        env = dict(os.environ, PHANTOM_EDGE_CLIENT_SECRET="gateway-secret",
-                   PHANTOM_EDGE_ADMIN_TOKEN=ADMIN_TOKEN, RUST_LOG="debug", **(env or {}))
+        env = {**os.environ, "PHANTOM_EDGE_CLIENT_SECRET": "gateway-secret",
+               "PHANTOM_EDGE_ADMIN_TOKEN": ADMIN_TOKEN, "RUST_LOG": "debug", **(env or {})}
         binary = gateway_binary()
         if not binary.is_file():
             raise RuntimeError(f"{binary} not built (cargo build -p phantom-gateway)")
@@ -193,7 +193,7 @@ class JcoServe:
         self.dir = tempfile.TemporaryDirectory(prefix="phantom-jco-serve-")
         self.log_path = pathlib.Path(self.dir.name) / "jco-serve.log"
         self.log = open(self.log_path, "wb")
-        env = dict(os.environ, PHANTOM_EDGE_CONFIG=config,
+        env = dict(os.environ, PHANTOM_EDGE_CONFIG=config, PHANTOM_EDGE_AUDIT_LEVEL="debug",
                    PHANTOM_EDGE_CLIENT_SECRET="gateway-secret", PHANTOM_EDGE_ADMIN_TOKEN=ADMIN_TOKEN)
         # jco runs the server in a child node process: a session of its own, stopped as a group.
         self.proc = subprocess.Popen(

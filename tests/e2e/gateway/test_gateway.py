@@ -188,6 +188,16 @@ def test_concurrent_misses_introspect_once(setup: Setup) -> None:
     assert metric(setup, "phantom_edge_introspections_total") - before == 1
 
 
+def test_audit_lines_carry_the_level_they_are_logged_at(setup: Setup) -> None:
+    """Debug logging on (RUST_LOG=debug; PHANTOM_EDGE_AUDIT_LEVEL=debug under jco): the routine
+    per-request events are built and logged, each with the core's level of its kind."""
+    token = setup.token()
+    assert setup.gw.get("/orders/audit", token).status == 200
+    assert setup.gw.get("/orders/audit", None).status == 401
+    for want in (("cache_miss", "debug"), ("rejected", "info")):
+        assert harness.wait_until(lambda: want in audit_events(setup.gw.logs()), 5), want
+
+
 def test_revoked_token_is_refused_at_once(setup: Setup) -> None:
     token = setup.token()
     assert setup.gw.get("/orders/5", token).status == 200
@@ -231,6 +241,25 @@ def test_admin_health_and_metrics(setup: Setup) -> None:
     assert metric(setup, "phantom_edge_revocations_total") >= 1
 
 
+def audit_events(logs: str) -> list[tuple[str, str]]:
+    """(kind, level) of every audit event in the logs: the proxy component writes each as a JSON
+    line; phantom-gateway (edge mode) logs it as the `event` field of its own JSON lines."""
+    out = []
+    for line in logs.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        event = obj.get("fields", {}).get("event") if "fields" in obj else obj
+        if isinstance(event, str):
+            event = json.loads(event)
+        if isinstance(event, dict) and "kind" in event:
+            out.append((event["kind"], event["level"]))
+    return out
+
+
 def test_authorization_server_down_is_503(setup: Setup) -> None:
     if setup.mode == "edge":
         # tokens issued after the client_id revocation above (iat in a later second) are
@@ -263,6 +292,27 @@ def test_no_raw_token_in_logs_and_clean_shutdown(setup: Setup) -> None:
     assert "audit" in logs or setup.mode != "edge"
 
 
+@pytest.mark.parametrize("mode", ["edge", "proxy"])
+def test_audit_events_below_the_log_level_are_not_logged(mode: str) -> None:
+    """RUST_LOG=info: the gateway sets the core's audit level to info (in proxy mode through
+    PHANTOM_EDGE_AUDIT_LEVEL), so routine events are not even built; rejections still are."""
+    auth = harness.AuthServer()
+    upstream = harness.EchoUpstream()
+    gw = harness.Gateway(harness.config_toml(auth.issuer, upstream.url), mode, env={"RUST_LOG": "info"})
+    try:
+        token = auth.token()
+        assert gw.get("/orders/1", token).status == 200
+        assert gw.get("/orders/1", token).status == 200
+        assert gw.get("/orders/1", None).status == 401
+        assert harness.wait_until(lambda: ("rejected", "info") in audit_events(gw.logs()), 5)
+        kinds = {kind for kind, _ in audit_events(gw.logs())}
+        assert not kinds & {"cache_miss", "introspected", "cached", "cache_hit"}, kinds
+    finally:
+        gw.stop()
+        upstream.stop()
+        auth.stop()
+
+
 def test_expired_token_is_refused() -> None:
     """A token the AS issued for 2 s: allowed, then refused once expired (the cache entry
     never outlives exp)."""
@@ -280,3 +330,68 @@ def test_expired_token_is_refused() -> None:
         gw.stop()
         upstream.stop()
         auth.stop()
+
+
+class SlowIntrospection:
+    """An RFC 7662 introspection endpoint that answers "active" after `delay` seconds."""
+
+    def __init__(self, issuer: str, delay: float) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                time.sleep(delay)
+                now = int(time.time())
+                body = json.dumps({"active": True, "scope": "orders:read orders:write",
+                                   "aud": "orders-api", "iss": issuer, "sub": "alice",
+                                   "client_id": "app", "exp": now + 600, "iat": now}).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the edge gave up on us
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.mark.parametrize("mode", ["edge", "proxy"])
+def test_a_request_answered_504_is_never_forwarded_later(mode: str) -> None:
+    """The AS answers after 2.5 s, the gateway's request deadline is 1 s: the client gets 504,
+    and nothing reaches the upstream afterwards (proxy mode used to let the guest carry on and
+    forward the request once the introspection came back)."""
+    issuer = "https://as.example"
+    slow = SlowIntrospection(issuer, 2.5)
+    upstream = harness.EchoUpstream()
+    cfg = harness.config_toml(issuer, upstream.url)
+    cfg = (cfg.replace(f'introspection_endpoint = "{issuer}/token/introspection"',
+                       f'introspection_endpoint = "{slow.url}"')
+              .replace('jwks_uri = "https://as.example/jwks"\n', "")
+              .replace('dialect = "rfc9701"', 'dialect = "rfc7662"')
+              .replace('timeout = "2s"', 'timeout = "5s"')
+              .replace('request_timeout = "10s"', 'request_timeout = "1s"'))
+    gw = harness.Gateway(cfg, mode)
+    try:
+        t0 = time.monotonic()
+        r = harness.request("POST", gw.url + "/orders/write/1", {"authorization": "Bearer slow-1"},
+                            b"x=1")
+        assert r.status == 504
+        assert time.monotonic() - t0 < 2.0
+        time.sleep(2.5)
+        assert upstream.seen == [], upstream.seen
+    finally:
+        gw.stop()
+        upstream.stop()
+        slow.stop()
