@@ -134,11 +134,44 @@ impl std::fmt::Debug for IntrospectAction {
     }
 }
 
+/// The log level of an audit event, lowest first (the core's classification of its kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, uniffi::Enum)]
+pub enum AuditLevel {
+    /// Routine, per request: hits, misses, introspections, forwards.
+    Debug,
+    /// Security decisions and changes: rejections, revocations, security events, new keys.
+    Info,
+    /// Failures and overloads: the authorization server or JWKS failing, timeouts.
+    Warn,
+}
+
+impl From<core::AuditLevel> for AuditLevel {
+    fn from(l: core::AuditLevel) -> Self {
+        match l {
+            core::AuditLevel::Debug => Self::Debug,
+            core::AuditLevel::Info => Self::Info,
+            core::AuditLevel::Warn => Self::Warn,
+        }
+    }
+}
+
+impl From<AuditLevel> for core::AuditLevel {
+    fn from(l: AuditLevel) -> Self {
+        match l {
+            AuditLevel::Debug => Self::Debug,
+            AuditLevel::Info => Self::Info,
+            AuditLevel::Warn => Self::Warn,
+        }
+    }
+}
+
 /// A token-free audit event.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct AuditAction {
     /// Snake_case kind (`cache_hit`, `introspected`, ...).
     pub kind: String,
+    /// The level to log it at.
+    pub level: AuditLevel,
     /// The request concerned, if any.
     pub request_id: Option<u64>,
     /// The ticket concerned, if any.
@@ -327,6 +360,7 @@ impl From<core::Action> for Action {
             core::Action::Audit(e) => Self::Audit {
                 audit: AuditAction {
                     kind: e.kind.as_str().to_owned(),
+                    level: e.level.into(),
                     request_id: e.request_id,
                     ticket: e.ticket,
                     fingerprint: e.fingerprint.map(|f| f.hex()),
@@ -564,6 +598,14 @@ impl PhantomEdge {
             .into_iter()
             .map(Action::from)
             .collect()
+    }
+
+    /// Audit events below `level` are no longer queued: `Info` leaves out the routine
+    /// per-request kinds (hits, misses, introspections, forwards), which are then not even
+    /// built; `Debug` (the default) queues every level again. Decisions and metrics are
+    /// unchanged.
+    pub fn set_audit_level(&self, level: AuditLevel) {
+        self.edge().set_audit_level(level.into());
     }
 
     /// When to call `handle_timeout` next (Unix ms), if anything is pending.

@@ -201,7 +201,7 @@ def canon(a):
         return {"type": "shared_publish", "message": a.message}
     if a.is_audit():
         e = a.audit
-        out = {"type": "audit", "kind": e.kind}
+        out = {"type": "audit", "kind": e.kind, "level": e.level.name.lower()}
         for k in ("request_id", "ticket", "fingerprint", "reason", "detail"):
             v = getattr(e, k)
             if v is not None:

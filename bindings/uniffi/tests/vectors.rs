@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use phantom_edge_uniffi::{
-    Action, Header, LookupResult, Origin, PhantomEdge, PhantomEdgeError, Request,
+    Action, AuditLevel, Header, LookupResult, Origin, PhantomEdge, PhantomEdgeError, Request,
 };
 use serde_json::{Map, Value, json};
 
@@ -168,6 +168,12 @@ fn canon(a: &Action) -> Value {
             let mut m = Map::new();
             m.insert("type".into(), "audit".into());
             m.insert("kind".into(), e.kind.clone().into());
+            let level = match e.level {
+                AuditLevel::Debug => "debug",
+                AuditLevel::Info => "info",
+                AuditLevel::Warn => "warn",
+            };
+            m.insert("level".into(), level.into());
             let opt = [
                 ("request_id", e.request_id.map(Value::from)),
                 ("ticket", e.ticket.map(Value::from)),

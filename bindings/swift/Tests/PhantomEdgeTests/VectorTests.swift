@@ -287,7 +287,13 @@ enum Driver {
         case let .sharedPublish(message):
             return .object(["type": .string("shared_publish"), "message": .string(message)])
         case let .audit(e):
-            var o: [String: JSON] = ["type": .string("audit"), "kind": .string(e.kind)]
+            let level: String
+            switch e.level {
+            case .debug: level = "debug"
+            case .info: level = "info"
+            case .warn: level = "warn"
+            }
+            var o: [String: JSON] = ["type": .string("audit"), "kind": .string(e.kind), "level": .string(level)]
             if let v = e.requestId { o["request_id"] = num(v) }
             if let v = e.ticket { o["ticket"] = num(v) }
             if let v = e.fingerprint { o["fingerprint"] = .string(v) }

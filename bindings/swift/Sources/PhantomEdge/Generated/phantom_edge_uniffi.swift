@@ -649,6 +649,14 @@ public protocol PhantomEdgeProtocol: AnyObject, Sendable {
      */
     func prometheus()  -> String
     
+    /**
+     * Audit events below `level` are no longer queued: `Info` leaves out the routine
+     * per-request kinds (hits, misses, introspections, forwards), which are then not even
+     * built; `Debug` (the default) queues every level again. Decisions and metrics are
+     * unchanged.
+     */
+    func setAuditLevel(level: AuditLevel) 
+    
 }
 /**
  * The phantom-token edge: one core state machine behind a mutex. Every method takes the
@@ -979,6 +987,21 @@ open func prometheus() -> String  {
 })
 }
     
+    /**
+     * Audit events below `level` are no longer queued: `Info` leaves out the routine
+     * per-request kinds (hits, misses, introspections, forwards), which are then not even
+     * built; `Debug` (the default) queues every level again. Decisions and metrics are
+     * unchanged.
+     */
+open func setAuditLevel(level: AuditLevel)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_phantom_edge_uniffi_fn_method_phantomedge_set_audit_level(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeAuditLevel_lower(level),uniffiCallStatus
+    )
+}
+}
+    
 
     
 }
@@ -1036,6 +1059,10 @@ public struct AuditAction: Equatable, Hashable {
      */
     public var kind: String
     /**
+     * The level to log it at.
+     */
+    public var level: AuditLevel
+    /**
      * The request concerned, if any.
      */
     public var requestId: UInt64?
@@ -1067,6 +1094,9 @@ public struct AuditAction: Equatable, Hashable {
          * Snake_case kind (`cache_hit`, `introspected`, ...).
          */kind: String, 
         /**
+         * The level to log it at.
+         */level: AuditLevel, 
+        /**
          * The request concerned, if any.
          */requestId: UInt64?, 
         /**
@@ -1085,6 +1115,7 @@ public struct AuditAction: Equatable, Hashable {
          * The whole event as one line of JSON, for logs.
          */json: String) {
         self.kind = kind
+        self.level = level
         self.requestId = requestId
         self.ticket = ticket
         self.fingerprint = fingerprint
@@ -1110,6 +1141,7 @@ public struct FfiConverterTypeAuditAction: FfiConverterRustBuffer {
         return
             try AuditAction(
                 kind: FfiConverterString.read(from: &buf), 
+                level: FfiConverterTypeAuditLevel.read(from: &buf), 
                 requestId: FfiConverterOptionUInt64.read(from: &buf), 
                 ticket: FfiConverterOptionUInt64.read(from: &buf), 
                 fingerprint: FfiConverterOptionString.read(from: &buf), 
@@ -1121,6 +1153,7 @@ public struct FfiConverterTypeAuditAction: FfiConverterRustBuffer {
 
     public static func write(_ value: AuditAction, into buf: inout [UInt8]) {
         FfiConverterString.write(value.kind, into: &buf)
+        FfiConverterTypeAuditLevel.write(value.level, into: &buf)
         FfiConverterOptionUInt64.write(value.requestId, into: &buf)
         FfiConverterOptionUInt64.write(value.ticket, into: &buf)
         FfiConverterOptionString.write(value.fingerprint, into: &buf)
@@ -1872,6 +1905,91 @@ public func FfiConverterTypeAction_lower(_ value: Action) -> RustBuffer {
 
 
 /**
+ * The log level of an audit event, lowest first (the core's classification of its kind).
+ */
+
+public enum AuditLevel: Equatable, Hashable {
+    
+    /**
+     * Routine, per request: hits, misses, introspections, forwards.
+     */
+    case debug
+    /**
+     * Security decisions and changes: rejections, revocations, security events, new keys.
+     */
+    case info
+    /**
+     * Failures and overloads: the authorization server or JWKS failing, timeouts.
+     */
+    case warn
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension AuditLevel: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAuditLevel: FfiConverterRustBuffer {
+    typealias SwiftType = AuditLevel
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuditLevel {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .debug
+        
+        case 2: return .info
+        
+        case 3: return .warn
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: AuditLevel, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .debug:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .info:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .warn:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuditLevel_lift(_ buf: RustBuffer) throws -> AuditLevel {
+    return try FfiConverterTypeAuditLevel.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuditLevel_lower(_ value: AuditLevel) -> RustBuffer {
+    return FfiConverterTypeAuditLevel.lower(value)
+}
+
+
+
+/**
  * The shared store's answer to a `SharedLookup` action (split-token mode).
  */
 
@@ -2433,6 +2551,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_prometheus() != 14020) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_set_audit_level() != 27859) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_phantom_edge_uniffi_checksum_constructor_phantomedge_from_json() != 43894) {
