@@ -29,6 +29,11 @@ export declare class Config {
   get jwksUri(): string | null
   /** The introspection deadline in milliseconds. */
   get timeoutMs(): number
+  /**
+   * `request.allow_query_token`: tokens may come in the URL's query, so the request URL as
+   * received must not be logged.
+   */
+  get allowQueryToken(): boolean
 }
 
 /**
@@ -102,6 +107,14 @@ export declare class Edge {
    */
   muteAudits(kinds: Array<string>): void
   /**
+   * Audit events below `level` (`'debug'`, `'info'` or `'warn'`) are no longer queued:
+   * `'info'` leaves out the routine per-request kinds (hits, misses, introspections,
+   * forwards), which are then not even built; `'debug'` (the default) queues every level
+   * again. Composes with `muteAudits`. Throws `PHANTOM_EDGE_INVALID_ARG` for an unknown level
+   * (and changes nothing).
+   */
+  setAuditLevel(level: 'debug' | 'info' | 'warn'): void
+  /**
    * The next action, or `null`. A `Forward`'s `token` (the claims), `stripHeaders` and
    * `token.scopes` / `token.aud` are frozen and shared by the `Forward`s of one cache entry.
    */
@@ -127,6 +140,8 @@ export interface Audit {
   type: 'audit'
   /** `cache_hit`, `cache_miss`, `introspected`, `rejected`, `revoked`, ... (snake_case) */
   kind: string
+  /** The level to log it at: the core's classification of its kind. */
+  level: 'debug' | 'info' | 'warn'
   requestId?: number
   ticket?: number
   fingerprint?: string

@@ -5,30 +5,24 @@
 const { Edge } = require('./edge.js')
 const { EdgeError, RevocationError } = require('./errors.js')
 
-/** Audit kinds logged at debug level (one per request on the happy path); the others at info. */
-const ROUTINE = new Set(['cache_hit', 'cache_miss', 'coalesced', 'cached', 'forwarded', 'introspected', 'negative_hit'])
-
 /** The only request headers the core reads. */
 const CORE_HEADERS = new Set(['authorization', 'dpop'])
 
-/** Whether `logger` would write audit lines (info or debug); unknown loggers: yes. */
-function logsAudits(logger) {
-  if (logger == null) return false
+/**
+ * The lowest audit level `logger` writes ('debug', 'info' or 'warn'), or null when it writes none
+ * of them. Loggers without `isLevelEnabled` (console, ...): every level unless `level` is 'silent'.
+ */
+function auditLevel(logger) {
+  if (logger == null) return null
   if (typeof logger.isLevelEnabled === 'function') {
-    return logger.isLevelEnabled('info') || logger.isLevelEnabled('debug')
+    return ['debug', 'info', 'warn'].find((l) => logger.isLevelEnabled(l)) ?? null
   }
-  return logger.level !== 'silent'
-}
-
-/** Whether `logger` writes debug lines (the routine audit kinds); unknown loggers: yes. */
-function logsDebug(logger) {
-  if (typeof logger.isLevelEnabled === 'function') return logger.isLevelEnabled('debug')
-  return true
+  return logger.level === 'silent' ? null : 'debug'
 }
 
 /** One line of JSON for an audit event, in the core's field names (token-free). */
 function auditJson(a) {
-  const o = { kind: a.kind }
+  const o = { kind: a.kind, level: a.level }
   if (a.requestId != null) o.request_id = a.requestId
   if (a.ticket != null) o.ticket = a.ticket
   if (a.fingerprint != null) o.fingerprint = a.fingerprint
@@ -123,11 +117,11 @@ class PhantomEdge {
     this._closing = false
     this._closed = false
     this._inflight = new Set()
-    // Without a logger (or with one that drops info and debug) the audit actions are not even
-    // built, and with one that drops debug the routine kinds are not; the core's decisions are
-    // the same. The level is read once, here.
-    this.edge.auditActions = logsAudits(this._logger)
-    if (this.edge.auditActions && !logsDebug(this._logger)) this.edge.muteAudits([...ROUTINE])
+    // Audit events below the logger's level are not even built (none without a logger); the
+    // core's decisions are the same. The level is read once, here.
+    const level = auditLevel(this._logger)
+    this.edge.auditActions = level !== null
+    if (level !== null) this.edge.setAuditLevel(level)
     this._pump()
   }
 
@@ -265,11 +259,11 @@ class PhantomEdge {
           break
         case 'sharedPublish':
           if (this._onPublish !== null) {
-            try {
-              this._onPublish(a.message)
-            } catch (e) {
-              this._log('info', `phantom_edge publish failed: ${errorName(e)}`)
-            }
+            // Sync or async (a Redis publish): a failure is logged, never an unhandled rejection.
+            const message = a.message
+            this._track(Promise.resolve()
+              .then(() => this._onPublish(message))
+              .catch((e) => this._log('warn', `phantom_edge publish failed: ${errorName(e)}`)))
           }
           break
       }
@@ -278,7 +272,7 @@ class PhantomEdge {
   }
 
   _audit(a) {
-    this._log(ROUTINE.has(a.kind) ? 'debug' : 'info', `phantom_edge audit ${auditJson(a)}`)
+    this._log(a.level, `phantom_edge audit ${auditJson(a)}`)
   }
 
   _log(level, line) {
@@ -290,7 +284,8 @@ class PhantomEdge {
 
   _track(p) {
     this._inflight.add(p)
-    p.finally(() => this._inflight.delete(p))
+    p.catch((e) => this._log('warn', `phantom_edge host task failed: ${errorName(e)}`))
+      .finally(() => this._inflight.delete(p))
   }
 
   _armTimer() {
@@ -320,9 +315,13 @@ class PhantomEdge {
     try {
       call()
     } catch (e) {
-      if (!(e instanceof EdgeError)) throw e
-      // The ticket already timed out in the core: a late answer.
-      this._log('debug', `phantom_edge late answer: ${e.kind}`)
+      if (e instanceof EdgeError) {
+        // The ticket already timed out in the core: a late answer.
+        this._log('debug', `phantom_edge late answer: ${e.kind}`)
+      } else {
+        // Refused input (a wrong type): the ticket then times out in the core (503).
+        this._log('warn', `phantom_edge answer refused: ${errorName(e)}`)
+      }
     }
     this._pump()
   }
@@ -338,9 +337,9 @@ class PhantomEdge {
         signal: AbortSignal.timeout(Math.max(1, a.timeoutMs)),
         redirect: 'manual',
       })
-      body = Buffer.from(await resp.arrayBuffer())
+      body = await readCapped(resp, MAX_ANSWER_BYTES)
     } catch (e) {
-      // Transport failure or timeout: the core fails closed (503/502).
+      // Transport failure, timeout or an oversized answer: the core fails closed (503/502).
       this._feed(() => this.edge.handleIntrospectionFailure(a.ticket, errorName(e), Date.now()))
       return
     }
@@ -356,8 +355,9 @@ class PhantomEdge {
         method: 'GET',
         headers: { accept: 'application/json' },
         signal: AbortSignal.timeout(Math.max(1, this.config.timeoutMs)),
+        redirect: 'manual',
       })
-      body = Buffer.from(await resp.arrayBuffer())
+      body = await readCapped(resp, MAX_ANSWER_BYTES)
     } catch (e) {
       this._feed(() => this.edge.handleJwksFailure(errorName(e), Date.now()))
       return
@@ -378,8 +378,35 @@ class PhantomEdge {
       this._feed(() => this.edge.handleSharedLookup(a.ticket, null, true, Date.now()))
       return
     }
+    // A store client may answer with bytes (ioredis getBuffer); anything else is a store error.
+    if (Buffer.isBuffer(value) || value instanceof Uint8Array) value = Buffer.from(value).toString('utf8')
+    if (value != null && typeof value !== 'string') {
+      this._feed(() => this.edge.handleSharedLookup(a.ticket, null, true, Date.now()))
+      return
+    }
     this._feed(() => this.edge.handleSharedLookup(a.ticket, value ?? null, false, Date.now()))
   }
+}
+
+/** Largest introspection or JWKS answer read (the core refuses larger ones anyway). */
+const MAX_ANSWER_BYTES = 1024 * 1024
+
+/** The response body, refused (thrown) once it passes `max` bytes instead of buffering it all. */
+async function readCapped(resp, max) {
+  const declared = Number(resp.headers.get('content-length'))
+  if (declared > max) {
+    await resp.body?.cancel().catch(() => {})
+    throw Object.assign(new Error('answer too large'), { code: 'too_large' })
+  }
+  if (resp.body == null) return Buffer.alloc(0)
+  const chunks = []
+  let size = 0
+  for await (const chunk of resp.body) {
+    size += chunk.length
+    if (size > max) throw Object.assign(new Error('answer too large'), { code: 'too_large' })
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, size)
 }
 
 /**
@@ -390,6 +417,25 @@ function applyForward(decision, headers) {
   for (const h of decision.stripHeaders) delete headers[h]
   headers[decision.headerName] = decision.headerValue
   return headers
+}
+
+/**
+ * Rewrites every header view of a Node `IncomingMessage` after a `Forward`: `headers`,
+ * `rawHeaders` and `headersDistinct` (Node caches that one on first read, so a reader before the
+ * middleware would otherwise keep seeing the client's original Authorization header).
+ */
+function rewriteRequestHeaders(decision, req, headers = req.headers) {
+  applyForward(decision, headers)
+  if (req.headers !== headers) applyForward(decision, req.headers)
+  if (!Array.isArray(req.rawHeaders)) return
+  const raw = applyForwardRaw(decision, req.rawHeaders)
+  req.rawHeaders = raw
+  const distinct = Object.create(null)
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i].toLowerCase()
+    ;(distinct[name] ??= []).push(raw[i + 1])
+  }
+  Object.defineProperty(req, 'headersDistinct', { value: distinct, configurable: true, writable: true, enumerable: false })
 }
 
 /** The same for a flat `rawHeaders` array. Returns a new array. */
@@ -404,4 +450,4 @@ function applyForwardRaw(decision, rawHeaders) {
   return out
 }
 
-module.exports = { PhantomEdge, coreHeaders, applyForward, applyForwardRaw, auditJson }
+module.exports = { PhantomEdge, coreHeaders, applyForward, applyForwardRaw, rewriteRequestHeaders, auditJson }

@@ -57,6 +57,7 @@ for (const name of [
   'handleAdminRevocation',
   'handleTimeout',
   'muteAudits',
+  'setAuditLevel',
 ]) {
   const base = native.Edge.prototype[name]
   Object.defineProperty(Edge.prototype, name, {

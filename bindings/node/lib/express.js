@@ -10,7 +10,7 @@
 // It also serves the revocation route (POST, default /_phantom/revocations) and metrics (GET,
 // default /_phantom/metrics); both paths come from the config's [middleware] section
 // (`revocation_path`, `metrics_path`; "" disables a route). Logs carry audit events, never tokens.
-const { PhantomEdge, coreHeaders, applyForward, applyForwardRaw } = require('./client.js')
+const { PhantomEdge, coreHeaders, rewriteRequestHeaders } = require('./client.js')
 const { loadConfig, middlewareSection } = require('./config.js')
 
 const DEFAULT_REVOCATION_PATH = '/_phantom/revocations'
@@ -108,7 +108,9 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
   }
 
   const middleware = function phantomEdgeMiddleware(req, res, next) {
-    const url = req.originalUrl || req.url
+    // The path Express routes on from here: the mount point plus req.url (which a rewriting
+    // middleware before this one may have changed; originalUrl keeps the URL as received).
+    const url = typeof req.url === 'string' ? (typeof req.baseUrl === 'string' ? req.baseUrl : '') + req.url : req.originalUrl
     const path = pathOf(url)
     if (revocationPath && path === revocationPath) {
       revocation(req, res).catch(next)
@@ -128,8 +130,7 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
           send(res, d.status, d.body, headers)
           return
         }
-        applyForward(d, req.headers)
-        if (Array.isArray(req.rawHeaders)) req.rawHeaders = applyForwardRaw(d, req.rawHeaders)
+        rewriteRequestHeaders(d, req)
         if (d.rewrittenPath != null) {
           // The token came in the query (request.allow_query_token): the handlers see the URL
           // without it (req.url relative to the mount point, as Express has it).

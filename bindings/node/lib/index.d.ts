@@ -56,13 +56,23 @@ export type Decision = DecidedForward | Reject
 export interface AuditLogger {
   debug?(line: string): void
   info?(line: string): void
+  warn?(line: string): void
+  /** pino-style: which levels are written ('debug', 'info', 'warn'). */
+  isLevelEnabled?(level: string): boolean
+  /** 'silent' when there is no isLevelEnabled: nothing is logged. */
+  level?: string
 }
 
 export interface PhantomEdgeOptions {
   /** Default: globalThis.fetch. */
   fetch?: typeof fetch
   seed?: Uint8Array
-  /** Audit events (token-free JSON lines): routine ones at debug, the others at info. */
+  /**
+   * Audit events (token-free JSON lines), each at the level the core gives its kind: routine
+   * per-request ones at debug, security decisions at info, failures at warn (`logger.info` when
+   * the logger has no such method). Events below the logger's level (`isLevelEnabled`) are not
+   * even built.
+   */
   logger?: AuditLogger
   /** Split mode: look a key up in the shared store; resolve `null` when absent. */
   sharedLookup?: (key: string) => Promise<string | null | undefined>

@@ -160,6 +160,13 @@ impl Config {
     pub fn timeout_ms(&self) -> f64 {
         to_f64(self.inner.timeout_ms())
     }
+
+    /// `request.allow_query_token`: tokens may come in the URL's query, so the request URL as
+    /// received must not be logged.
+    #[napi(getter)]
+    pub fn allow_query_token(&self) -> bool {
+        self.inner.allow_query_token()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -294,6 +301,9 @@ pub struct Audit {
     pub ty: &'static str,
     /// `cache_hit`, `cache_miss`, `introspected`, `rejected`, `revoked`, ... (snake_case)
     pub kind: &'static str,
+    /// The level to log it at: the core's classification of its kind.
+    #[napi(ts_type = "'debug' | 'info' | 'warn'")]
+    pub level: &'static str,
     pub request_id: Option<f64>,
     pub ticket: Option<f64>,
     pub fingerprint: Option<String>,
@@ -352,6 +362,7 @@ fn action_to_js(action: core::Action) -> Result<Action> {
         core::Action::Audit(e) => Either7::G(Audit {
             ty: "audit",
             kind: e.kind.as_str(),
+            level: e.level.as_str(),
             request_id: e.request_id.map(to_f64),
             ticket: e.ticket.map(to_f64),
             fingerprint: e.fingerprint.map(|f| f.hex()),
@@ -961,6 +972,23 @@ impl Edge {
         let mut state = self.state()?;
         state.muted = muted;
         state.apply_mutes();
+        Ok(())
+    }
+
+    /// Audit events below `level` (`'debug'`, `'info'` or `'warn'`) are no longer queued:
+    /// `'info'` leaves out the routine per-request kinds (hits, misses, introspections,
+    /// forwards), which are then not even built; `'debug'` (the default) queues every level
+    /// again. Composes with `muteAudits`. Throws `PHANTOM_EDGE_INVALID_ARG` for an unknown level
+    /// (and changes nothing).
+    #[napi(ts_args_type = "level: 'debug' | 'info' | 'warn'")]
+    pub fn set_audit_level(&mut self, level: String) -> Result<()> {
+        let level = core::AuditLevel::from_name(&level).ok_or_else(|| {
+            invalid_arg(
+                "level",
+                &format!("unknown audit level {level:?} (debug, info or warn)"),
+            )
+        })?;
+        self.state()?.inner.set_audit_level(level);
         Ok(())
     }
 

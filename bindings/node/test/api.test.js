@@ -394,13 +394,14 @@ test('PhantomEdge: revoke(), metrics() and the audit logger (no tokens)', async 
   await edge.close()
 })
 
-test('PhantomEdge builds audit actions only for a logger that writes info or debug', async () => {
+test('PhantomEdge builds audit actions only for a logger that writes debug, info or warn', async () => {
   const f = async () => new Response('{}', { status: 500 })
   const cases = [
     [undefined, false],
     [{ info() {}, debug() {} }, true],
     [{ info() {}, level: 'silent' }, false],
-    [{ info() {}, isLevelEnabled: (l) => l === 'warn' }, false],
+    [{ info() {}, isLevelEnabled: () => false }, false],
+    [{ info() {}, isLevelEnabled: (l) => l === 'warn' }, true],
     [{ info() {}, isLevelEnabled: (l) => l === 'info' }, true],
   ]
   for (const [logger, expected] of cases) {
@@ -419,9 +420,40 @@ test('PhantomEdge builds audit actions only for a logger that writes info or deb
   assert.equal((await pe.authorize({ url: 'http://a/orders/1' })).status, 401)
   const kinds = lines.map((l) => JSON.parse(l.replace('phantom_edge audit ', '')).kind)
   assert.deepEqual(kinds, ['rejected'])
+  assert.equal(JSON.parse(lines[0].replace('phantom_edge audit ', '')).level, 'info')
   // The hit took the one-call path: decide() answers at once with audits of routine kinds muted.
   assert.notEqual(pe.edge.decide(99, 'GET', 'http', 'a', '/orders/1', [['authorization', 'Bearer info-token']]), null)
   await pe.close()
+  // A logger at warn level: a rejection is not built, the AS failing is logged with logger.warn.
+  const warned = []
+  const warn = { info: () => assert.fail('info is off'), warn: (l) => warned.push(l), isLevelEnabled: (l) => l === 'warn' }
+  const down = new PhantomEdge(config(), { fetch: f, logger: warn })
+  assert.equal((await down.authorize({ url: 'http://a/orders/1' })).status, 401)
+  assert.equal((await down.authorize({ url: 'http://a/orders/1', headers: { authorization: 'Bearer t2' } })).status, 503)
+  const events = warned.map((l) => JSON.parse(l.replace('phantom_edge audit ', '')))
+  assert.deepEqual(events.map((e) => [e.kind, e.level]), [['as_failure', 'warn']])
+  await down.close()
+})
+
+test('setAuditLevel leaves out lower levels, refuses unknown ones and composes with muteAudits', () => {
+  const edge = new Edge(config())
+  edge.drainActions()
+  assert.throws(() => edge.setAuditLevel('verbose'), (e) => e instanceof InvalidArgumentError && e.field === 'level')
+  edge.handleRequest(1, 'GET', 'https', 'a', '/orders/1', [['authorization', 'Bearer lv']])
+  assert.deepEqual(edge.drainActions().filter((a) => a.type === 'audit').map((a) => [a.kind, a.level]), [['cache_miss', 'debug']])
+  edge.setAuditLevel('info')
+  edge.handleRequest(2, 'GET', 'https', 'a', '/orders/1', [['authorization', 'Bearer lv2']])
+  assert.deepEqual(edge.drainActions().map((a) => a.type), ['introspect'])
+  edge.handleRequest(3, 'GET', 'https', 'a', '/orders/1', [])
+  assert.deepEqual(edge.drainActions().map((a) => [a.type, a.level]), [['audit', 'info'], ['reject', undefined]])
+  edge.muteAudits(['rejected'])
+  edge.setAuditLevel('debug')
+  edge.handleRequest(4, 'GET', 'https', 'a', '/orders/1', [])
+  assert.deepEqual(edge.drainActions().map((a) => a.type), ['reject'])
+  edge.muteAudits([])
+  edge.setAuditLevel('warn')
+  edge.handleRequest(5, 'GET', 'https', 'a', '/orders/1', [])
+  assert.deepEqual(edge.drainActions().map((a) => a.type), ['reject'])
 })
 
 test('muteAudits refuses unknown kinds and [] unmutes', () => {
@@ -475,4 +507,79 @@ test('PhantomEdge: a decision at once (a DPoP hit) re-arms an idle timer for the
   } finally {
     await pe.close()
   }
+})
+
+test('PhantomEdge: a split-mode lookup answering bytes (ioredis getBuffer) is read as text; other types are a store error', async () => {
+  const { PhantomEdge } = require('phantom-edge')
+  const cfg = {
+    mode: 'split',
+    authorization_server: { issuer: ISSUER, jwks_uri: `${ISSUER}/jwks` },
+    routes: [{ path_prefix: '/orders', required_scopes: ['orders:read'] }],
+  }
+  const jwk = { ...require('node:crypto').createPublicKey(EDGE_KEY).export({ format: 'jwk' }), kid: 'k1', alg: 'EdDSA', use: 'sig' }
+  const jwks = async () => new Response(JSON.stringify({ keys: [jwk] }), { status: 200, headers: { 'content-type': 'application/json' } })
+  for (const [value, status, reason] of [[Buffer.from('not.ajwt'), 401, 'invalid_token'], [42, 503, 'unavailable']]) {
+    const pe = new PhantomEdge(cfg, { fetch: jwks, sharedLookup: async () => value })
+    const t0 = Date.now()
+    const d = await pe.authorize({ url: 'http://a/orders/1', headers: { authorization: 'Bearer sig-part' } })
+    assert.equal(d.status, status, JSON.stringify(d))
+    assert.equal(d.reason, reason)
+    assert.ok(Date.now() - t0 < 1000, 'answered at once, not at the ticket timeout')
+    await pe.close()
+  }
+})
+
+test('PhantomEdge: an async onPublish that rejects never crashes the process (logged at warn)', async () => {
+  const { PhantomEdge } = require('phantom-edge')
+  const unhandled = []
+  const onUnhandled = (e) => unhandled.push(e)
+  process.on('unhandledRejection', onUnhandled)
+  const warned = []
+  const logger = { info() {}, debug() {}, warn: (l) => warned.push(l) }
+  try {
+    const pe = new PhantomEdge(config(), {
+      fetch: async () => new Response('{}', { status: 500 }),
+      logger,
+      onPublish: async () => { throw Object.assign(new Error('redis down'), { code: 'ECONNREFUSED' }) },
+    })
+    const r = await pe.revoke('application/json', 'Bearer admin-secret-0123456789', JSON.stringify({ sub: 'alice' }))
+    assert.equal(r.status, 204)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.ok(warned.some((l) => l.includes('publish failed: ECONNREFUSED')), warned.join('\n'))
+    await pe.close()
+  } finally {
+    process.off('unhandledRejection', onUnhandled)
+  }
+  assert.deepEqual(unhandled, [])
+})
+
+test('PhantomEdge: introspection answers over 1 MiB are refused (503), not read to the end', async () => {
+  const { PhantomEdge } = require('phantom-edge')
+  const chunk = new Uint8Array(64 * 1024).fill(0x20)
+  let pulled = 0
+  const pe = new PhantomEdge(config(), {
+    // 8 MiB, without a content-length, produced as it is read.
+    fetch: async () => new Response(new ReadableStream({
+      pull(c) { if (++pulled > 128) c.close(); else c.enqueue(chunk) },
+    }), { status: 200, headers: { 'content-type': 'application/json' } }),
+  })
+  const d = await pe.authorize({ url: 'http://a/orders/1', headers: { authorization: 'Bearer big-answer' } })
+  assert.equal(d.status, 503)
+  assert.ok(pulled <= 20, `read ${pulled} chunks of 64 KiB`)
+  await pe.close()
+})
+
+test('PhantomEdge.close() with a fetch that never ends: the waiting request still gets the core\'s 503', async () => {
+  const { PhantomEdge } = require('phantom-edge')
+  const cfg = config({ as: { timeout: '300ms' } })
+  // A fetch that ignores its abort signal and never settles.
+  const pe = new PhantomEdge(cfg, { fetch: () => new Promise(() => {}) })
+  const pending = pe.authorize({ url: 'http://a/orders/1', headers: { authorization: 'Bearer hangs' } })
+  await new Promise((resolve) => setTimeout(resolve, 10))
+  const t0 = Date.now()
+  await pe.close()
+  const d = await Promise.race([pending, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 3000))])
+  assert.notEqual(d, 'still waiting')
+  assert.equal(d.status, 503)
+  assert.ok(Date.now() - t0 < 3000)
 })

@@ -167,3 +167,84 @@ test('express and fastify hand the core the raw path: one an upstream could reso
   }
   assert.deepEqual(reached, ['/orders/1', '/orders/1'])
 })
+
+test('express authorizes the path it routes on: a rewrite before the middleware cannot change the route', async () => {
+  const cfg = {
+    ...config(),
+    routes: [
+      { path_prefix: '/orders', required_scopes: ['orders:read'], audience: 'orders-api' },
+      { path_prefix: '/admin', required_scopes: ['admin'], audience: 'orders-api' },
+    ],
+  }
+  const app = express()
+  // A legacy-prefix rewrite, as url-rewrite middleware do: /orders/legacy/x is served by /admin/x.
+  app.use((req, res, next) => {
+    if (req.url.startsWith('/orders/legacy/')) req.url = '/admin/' + req.url.slice('/orders/legacy/'.length)
+    next()
+  })
+  const mw = phantomToken(cfg, { fetch: fakeFetch })
+  app.use(mw)
+  app.get('/admin/:x', (req, res) => res.json({ route: 'admin' }))
+  app.get('/orders/:id', (req, res) => res.json({ route: 'orders' }))
+  // Mounted under a prefix: baseUrl + url is still the routed path.
+  const sub = express.Router()
+  sub.use(phantomToken(cfg, { fetch: fakeFetch }))
+  sub.get('/:x', (req, res) => res.json({ route: 'mounted-admin' }))
+  app.use('/admin-area', sub)
+  const s = await listen(app)
+  try {
+    const headers = { authorization: 'Bearer orders-only' }
+    const r = await fetch(`${s.url}/orders/legacy/users`, { headers })
+    assert.equal(r.status, 403, 'a token with orders:read only reached the /admin handler')
+    assert.equal((await fetch(`${s.url}/orders/1`, { headers })).status, 200)
+    // /admin-area/x matches no [[routes]] prefix: the mounted middleware sees the full path (404).
+    assert.equal((await fetch(`${s.url}/admin-area/x`, { headers })).status, 404)
+  } finally {
+    await s.close()
+    await mw.close()
+  }
+})
+
+test('every header view is rewritten: headersDistinct read before the middleware no longer holds the token', async () => {
+  const cfg = { ...config(), upstream: { strip_headers: ['cookie'] } }
+  const app = express()
+  app.use((req, res, next) => { void req.headersDistinct; next() }) // e.g. a tracing middleware
+  const mw = phantomToken(cfg, { fetch: fakeFetch })
+  app.use(mw)
+  app.get('/orders/:id', (req, res) => res.json({ distinct: req.headersDistinct, raw: req.rawHeaders }))
+  const s = await listen(app)
+  const f = Fastify()
+  f.addHook('onRequest', async (request) => { void request.raw.headersDistinct })
+  await f.register(phantomEdge, { config: cfg, fetch: fakeFetch })
+  f.get('/orders/:id', async (request) => ({ distinct: request.raw.headersDistinct, raw: request.raw.rawHeaders }))
+  await f.listen({ port: 0, host: '127.0.0.1' })
+  try {
+    for (const base of [s.url, `http://127.0.0.1:${f.server.address().port}`]) {
+      const r = await fetch(`${base}/orders/1`, { headers: { authorization: 'Bearer OPAQUE-SECRET-1', cookie: 'a=b', 'x-keep': 'yes' } })
+      const text = await r.text()
+      assert.equal(r.status, 200, text)
+      assert.ok(!text.includes('OPAQUE-SECRET-1'), `${base}: the opaque token reached the handler: ${text}`)
+      const body = JSON.parse(text)
+      assert.equal(body.distinct.authorization.length, 1)
+      assert.match(body.distinct.authorization[0], /^Bearer eyJ/)
+      assert.equal(body.distinct.cookie, undefined)
+      assert.deepEqual(body.distinct['x-keep'], ['yes'])
+    }
+  } finally {
+    await s.close()
+    await mw.close()
+    await f.close()
+  }
+})
+
+test('fastify refuses query tokens while its request logging would write them', async () => {
+  const cfg = { ...config(), request: { allow_query_token: true } }
+  const logged = Fastify({ logger: { level: 'info', stream: { write() {} } } })
+  await assert.rejects(logged.register(phantomEdge, { config: cfg, fetch: fakeFetch }).ready(),
+    (e) => e.code === 'PHANTOM_EDGE_CONFIG' && e.field === 'request.allow_query_token')
+  await logged.close()
+  const quiet = Fastify({ logger: { level: 'info', stream: { write() {} } }, disableRequestLogging: true })
+  await quiet.register(phantomEdge, { config: cfg, fetch: fakeFetch })
+  await quiet.ready()
+  await quiet.close()
+})

@@ -62,7 +62,7 @@ function canon(a) {
     case 'sharedPublish':
       return { type, message: a.message }
     case 'audit': {
-      const out = { type, kind: a.kind }
+      const out = { type, kind: a.kind, level: a.level }
       for (const [k, j] of [['requestId', 'request_id'], ['ticket', 'ticket'], ['fingerprint', 'fingerprint'], ['reason', 'reason'], ['detail', 'detail']]) {
         if (a[k] !== undefined && a[k] !== null) out[j] = a[k]
       }
