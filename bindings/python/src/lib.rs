@@ -220,6 +220,13 @@ impl Config {
         self.inner.timeout_ms()
     }
 
+    /// `request.allow_query_token`: tokens may come in the URL's query, so the request target
+    /// as received must not be logged.
+    #[getter]
+    fn allow_query_token(&self) -> bool {
+        self.inner.allow_query_token()
+    }
+
     fn __repr__(&self) -> String {
         format!("Config(issuer={:?})", self.inner.issuer())
     }
@@ -550,6 +557,13 @@ impl Audit {
     #[getter]
     fn kind(&self) -> &'static str {
         self.event.kind.as_str()
+    }
+
+    /// `"debug"`, `"info"` or `"warn"`: the level to log this event at (the core's
+    /// classification of its kind).
+    #[getter]
+    fn level(&self) -> &'static str {
+        self.event.level.as_str()
     }
 
     #[getter]
@@ -934,6 +948,21 @@ impl Edge {
         let kinds = core::AuditKinds::from_names(kinds.iter().map(|k| &**k))
             .map_err(|k| PyValueError::new_err(format!("unknown audit kind {k:?}")))?;
         self.inner.mute_audits(kinds);
+        Ok(())
+    }
+
+    /// Audit events below `level` (`"debug"`, `"info"` or `"warn"`) are no longer queued:
+    /// `"info"` leaves out the routine per-request kinds (hits, misses, introspections,
+    /// forwards), which are then not even built; `"debug"` (the default) queues every level
+    /// again. Composes with `mute_audits`. Raises `ValueError` for an unknown level (and then
+    /// changes nothing).
+    fn set_audit_level(&mut self, level: &str) -> PyResult<()> {
+        let level = core::AuditLevel::from_name(level).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "unknown audit level {level:?} (debug, info or warn)"
+            ))
+        })?;
+        self.inner.set_audit_level(level);
         Ok(())
     }
 

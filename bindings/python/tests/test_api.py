@@ -217,6 +217,82 @@ def test_mute_audits_skips_kinds_and_can_be_undone(env):
     assert kinds(hit(6, poll=True)) == ["cache_hit", "Forward"]
 
 
+def test_audit_level_leaves_out_lower_levels_and_composes_with_mute_audits(env):
+    from phantom_edge import Audit
+
+    edge = Edge(Config.from_toml(TOML))
+    edge.drain_actions()
+    with pytest.raises(ValueError, match="verbose"):
+        edge.set_audit_level("verbose")
+    tok = [("authorization", "Bearer tok-1")]
+    edge.handle_request(1, "GET", "https", "api", "/orders/1", tok)
+    acts = edge.drain_actions()
+    assert [(a.kind, a.level) for a in acts if isinstance(a, Audit)] == [("cache_miss", "debug")]
+    assert json.loads(acts[0].to_json())["level"] == "debug"
+    edge.handle_introspection_response(acts[1].ticket, 200, [("content-type", "application/json")],
+                                       json.dumps(_active()))
+    edge.drain_actions()
+    kinds = lambda acts: [a.kind if isinstance(a, Audit) else type(a).__name__ for a in acts]  # noqa: E731
+
+    edge.set_audit_level("info")  # the refused call above changed nothing until now
+    edge.handle_request(2, "GET", "https", "api", "/orders/1", tok)
+    assert kinds(edge.drain_actions()) == ["Forward"]
+    edge.handle_request(3, "GET", "https", "api", "/orders/1", [])
+    acts = edge.drain_actions()
+    assert kinds(acts) == ["rejected", "Reject"] and acts[0].level == "info"
+    edge.mute_audits(["rejected"])
+    edge.handle_request(4, "GET", "https", "api", "/orders/1", [])
+    assert kinds(edge.drain_actions()) == ["Reject"]
+    edge.set_audit_level("debug")  # the muted kind stays muted
+    edge.handle_request(5, "GET", "https", "api", "/orders/1", [])
+    assert kinds(edge.drain_actions()) == ["Reject"]
+    edge.handle_request(6, "GET", "https", "api", "/orders/1", tok)
+    assert kinds(edge.drain_actions()) == ["cache_hit", "Forward"]
+
+
+async def test_async_edge_logs_audits_at_their_level_and_builds_only_those(env):
+    import logging
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    log = logging.getLogger("phantom_edge.test_levels")
+    log.addHandler(Keep())
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    fail = {"on": False}
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        if fail["on"]:
+            raise httpx.ConnectError("refused")
+        return httpx.Response(200, json=_active())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with AsyncEdge(TOML, http_client=http, audit_logger=log) as edge:
+        hdrs = [("authorization", "Bearer tok-1")]
+        assert (await edge.authorize("GET", "https://api/orders/1", hdrs)).forward
+        assert (await edge.authorize("GET", "https://api/orders/1", hdrs)).forward
+        assert (await edge.authorize("GET", "https://api/orders/1", [])).status == 401
+        fail["on"] = True
+        assert (await edge.authorize("GET", "https://api/orders/1", [("authorization", "Bearer t2")])).status == 503
+        logged = [(r.levelno, json.loads(r.args[0])["kind"]) for r in records]
+        # At INFO, the routine kinds are neither logged nor built; the others at their level.
+        assert (logging.INFO, "rejected") in logged and (logging.WARNING, "as_failure") in logged
+        assert all(level >= logging.INFO for level, _ in logged), logged
+        levels = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING}
+        assert all(levels[json.loads(r.args[0])["level"]] == r.levelno for r in records)
+        # DEBUG switched on at run time: the next hit builds and logs its cache_hit.
+        log.setLevel(logging.DEBUG)
+        records.clear()
+        assert (await edge.authorize("GET", "https://api/orders/1", hdrs)).forward
+        assert [(r.levelno, json.loads(r.args[0])["kind"]) for r in records] == [
+            (logging.DEBUG, "cache_hit")]
+    await http.aclose()
+
+
 def test_decide_returns_immediate_decisions_and_keeps_order(env):
     from phantom_edge import Audit, Forward, Reject
 
@@ -462,4 +538,188 @@ async def test_async_edge_decision_at_once_rearms_an_idle_timer(env):
                                  [("authorization", f"DPoP {token}"), ("dpop", proof("2"))])
         assert d.forward, d
         assert edge._timer is not None and edge._timer_at == edge.edge.poll_timeout()
+    await http.aclose()
+
+
+def _scope(path: str, raw_path, query: bytes, auth: bytes = b"") -> dict:
+    headers = [(b"host", b"api")] + ([(b"authorization", auth)] if auth else [])
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "https", "path": path, "query_string": query, "root_path": "",
+             "server": ("api", 443), "client": ("127.0.0.1", 5000), "headers": headers}
+    if raw_path is not None:
+        scope["raw_path"] = raw_path
+    return scope
+
+
+async def _asgi_call(mw, scope) -> int:
+    out = {}
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+
+    await mw(scope, receive, send)
+    return out["status"]
+
+
+async def test_middleware_keeps_query_tokens_out_of_the_servers_scope(env):
+    """uvicorn's access log reads the scope it passed in: with `request.allow_query_token`, the
+    token must be gone from that scope, for forwards and for rejections."""
+    from phantom_edge.asgi import PhantomTokenMiddleware
+
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["query_string"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        token = dict(x.split("=", 1) for x in req.content.decode().split("&"))["token"]
+        return httpx.Response(200, json=_active() if token == "good-token" else {"active": False})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    cfg = Config.from_toml(TOML + "\n[request]\nallow_query_token = true\n")
+    mw = PhantomTokenMiddleware(app, config=cfg, http_client=http)
+    ok = _scope("/orders/1", b"/orders/1", b"x=1&access_token=good-token&y=2")
+    assert await _asgi_call(mw, ok) == 200
+    assert ok["query_string"] == b"x=1&y=2" and seen == [b"x=1&y=2"]
+    bad = _scope("/orders/1", b"/orders/1", b"access_token=bad-token&z=3")
+    assert await _asgi_call(mw, bad) == 401
+    assert bad["query_string"] == b"z=3"
+    await http.aclose()
+
+
+async def test_middleware_without_raw_path_reencodes_the_decoded_path(env):
+    """ASGI lets a server omit `raw_path`: the decoded `path` is re-encoded, so a `%3F` the
+    client sent is not read as the start of a query (the app would route `/orders?/../admin`)."""
+    from phantom_edge.asgi import PhantomTokenMiddleware
+
+    reached = []
+
+    async def app(scope, receive, send):
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=_active())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    mw = PhantomTokenMiddleware(app, config=Config.from_toml(TOML), http_client=http)
+    assert await _asgi_call(mw, _scope("/orders/1", None, b"", b"Bearer tok-q")) == 200
+    assert await _asgi_call(mw, _scope("/orders?/../admin/x", None, b"", b"Bearer tok-q")) == 400
+    assert reached == ["/orders/1"]
+    await http.aclose()
+
+
+async def test_async_edge_publishes_through_async_callbacks_and_survives_failures(env, caplog):
+    import logging
+
+    published: list[str] = []
+
+    async def publish(message: str) -> None:
+        await asyncio.sleep(0)
+        published.append(message)
+
+    async def failing(message: str) -> None:
+        raise ConnectionError("redis down")
+
+    def raising(message: str) -> None:
+        raise ConnectionError("redis down")
+
+    auth = "Bearer admin-secret-0123456789"
+    async with AsyncEdge(TOML, on_publish=publish) as edge:
+        assert await edge.revoke("application/json", auth, json.dumps({"sub": "alice"})) == (204, "")
+        await asyncio.sleep(0.01)
+        assert [json.loads(m)["sub"] for m in published] == ["alice"]
+    caplog.set_level(logging.WARNING, logger="phantom_edge")
+    for cb in (failing, raising):
+        async with AsyncEdge(TOML, on_publish=cb) as edge:
+            # Already in force here: the failed publish does not turn it into an error.
+            assert await edge.revoke("application/json", auth, json.dumps({"sub": "bob"})) == (204, "")
+            await asyncio.sleep(0.01)
+            assert "phantom_edge_revocations_total 1" in edge.metrics()
+    assert caplog.text.count("publish failed: ConnectionError") == 2
+
+
+async def test_async_edge_reads_store_bytes_and_refuses_other_types(env):
+    """redis-py answers bytes unless decode_responses=True: read as text (a prompt decision, not
+    a timeout); any other type is a store error (503 at once)."""
+    from e2e_support import EDGE_KEY as key_pem
+    from cryptography.hazmat.primitives import serialization
+    from jwt.algorithms import OKPAlgorithm
+
+    jwk = json.loads(OKPAlgorithm.to_jwk(serialization.load_pem_private_key(key_pem.encode(), None).public_key()))
+    jwk.update(kid="k1", alg="EdDSA", use="sig")
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"keys": [jwk]})
+
+    split = """
+mode = "split"
+[authorization_server]
+issuer = "https://as.example"
+jwks_uri = "https://as.example/jwks"
+timeout = "2s"
+[[routes]]
+path_prefix = "/orders"
+required_scopes = ["orders:read"]
+"""
+    for value, status, reason in [(b"not.ajwt", 401, "invalid_token"), (42, 503, "unavailable")]:
+        async def lookup(key: str, value=value):
+            return value
+
+        http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        async with AsyncEdge(split, http_client=http, shared_lookup=lookup) as edge:
+            t0 = time.monotonic()
+            d = await edge.authorize("GET", "https://api/orders/1", [("authorization", "Bearer sig")])
+            assert (d.status, d.reason) == (status, reason)
+            assert time.monotonic() - t0 < 1
+        await http.aclose()
+
+
+async def test_async_edge_refuses_oversized_answers_and_does_not_follow_redirects(env):
+    calls: list[str] = []
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        calls.append(req.url.path)
+        if req.url.path == "/introspect":
+            if b"token=big" in req.content:
+                async def stream():
+                    for _ in range(64):  # 4 MiB
+                        calls.append("chunk")
+                        yield b" " * 65536
+                return httpx.Response(200, content=stream(), headers={"content-type": "application/json"})
+            return httpx.Response(302, headers={"location": "https://as.example/elsewhere"})
+        return httpx.Response(200, json=_active())
+
+    # A client that follows redirects by default: the edge's requests still do not.
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler), follow_redirects=True)
+    async with AsyncEdge(TOML, http_client=http) as edge:
+        d = await edge.authorize("GET", "https://api/orders/1", [("authorization", "Bearer moved")])
+        assert d.status == 503
+        assert "/elsewhere" not in calls
+        d = await edge.authorize("GET", "https://api/orders/1", [("authorization", "Bearer big")])
+        assert d.status == 503
+        assert calls.count("chunk") <= 20, calls.count("chunk")
+    await http.aclose()
+
+
+async def test_async_edge_aclose_answers_requests_whose_io_it_cancelled(env):
+    async def handler(req: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(3600)
+        return httpx.Response(200, json=_active())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    edge = AsyncEdge(TOML, http_client=http)
+    pending = asyncio.ensure_future(
+        edge.authorize("GET", "https://api/orders/1", [("authorization", "Bearer hangs")]))
+    await asyncio.sleep(0.05)
+    await edge.aclose()
+    d = await asyncio.wait_for(pending, 2)
+    assert d.status == 503
     await http.aclose()

@@ -62,7 +62,7 @@ def canon(a):
     if isinstance(a, SharedPublish):
         return {"type": "shared_publish", "message": a.message}
     if isinstance(a, Audit):
-        out = {"type": "audit", "kind": a.kind}
+        out = {"type": "audit", "kind": a.kind, "level": a.level}
         for k in ("request_id", "ticket", "fingerprint", "reason", "detail"):
             v = getattr(a, k)
             if v is not None:

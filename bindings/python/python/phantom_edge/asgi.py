@@ -31,6 +31,20 @@ DEFAULT_METRICS_PATH = "/_phantom/metrics"
 logger = logging.getLogger("phantom_edge.asgi")
 
 
+#: Characters a path segment may carry unencoded (RFC 3986 pchar, and `/`).
+_PCHAR = "/:@!$&'()*+,;=-._~"
+
+
+def _drop_query_tokens(scope: Scope) -> None:
+    """Removes `access_token` parameters from the scope's query, in place (for the server's own
+    access log when the core read or refused a query token)."""
+    qs = scope.get("query_string", b"")
+    if b"access_token" not in qs:
+        return
+    kept = [p for p in qs.split(b"&") if p.split(b"=", 1)[0] != b"access_token"]
+    scope["query_string"] = b"&".join(kept)
+
+
 async def _respond(
     send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
 ) -> None:
@@ -88,7 +102,9 @@ class PhantomTokenMiddleware:
             server = scope.get("server")
             authority = f"{server[0]}:{server[1]}" if server else "localhost"
         raw_path = scope.get("raw_path")
-        target = raw_path.decode("latin-1") if raw_path else path
+        # Without raw_path (ASGI allows it) `path` is already decoded: re-encode what would
+        # change its reading (`?`, `#`, `%`, spaces, ...) so the core sees one unambiguous target.
+        target = raw_path.decode("latin-1") if raw_path else urllib.parse.quote(path, safe=_PCHAR)
         qs = scope.get("query_string", b"")
         if qs:
             target = f"{target}?{qs.decode('latin-1')}"
@@ -97,6 +113,9 @@ class PhantomTokenMiddleware:
         decision = await self.edge.authorize_parts(
             method, scheme, authority, target, headers, _cert_thumbprint(scope)
         )
+        if self.edge.config.allow_query_token:
+            # The server's access log reads this scope: no token may stay in its query.
+            _drop_query_tokens(scope)
         if not decision.forward:
             if kind == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
@@ -112,11 +131,13 @@ class PhantomTokenMiddleware:
             for n, v in decision.upstream_headers(headers)
         ]
         if decision.rewritten_path is not None:
-            # the token came in the query: the app sees the query without access_token
+            # The token came in the query: the app sees the query without access_token, and so
+            # does the server's access log (it reads the scope it passed in: changed in place).
             new_path, _, new_qs = decision.rewritten_path.partition("?")
-            new_scope["raw_path"] = new_path.encode("latin-1")
-            new_scope["path"] = urllib.parse.unquote(new_path)
-            new_scope["query_string"] = new_qs.encode("latin-1")
+            for sc in (scope, new_scope):
+                sc["raw_path"] = new_path.encode("latin-1")
+                sc["path"] = urllib.parse.unquote(new_path)
+                sc["query_string"] = new_qs.encode("latin-1")
         state = dict(scope.get("state") or {})
         state["phantom_edge"] = decision.claims
         new_scope["state"] = state

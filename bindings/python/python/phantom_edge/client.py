@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Optional, Union
+from typing import Any, Awaitable, Callable, Literal, Optional, Union
 from urllib.parse import urlsplit
 
 from ._native import (
@@ -45,10 +46,21 @@ def load_config(config: ConfigSource) -> Config:
     return Config.from_toml(config)
 
 
-#: Audit kinds logged at DEBUG (one per request on the happy path); the others at INFO.
-_ROUTINE = frozenset(
-    {"cache_hit", "cache_miss", "coalesced", "cached", "forwarded", "introspected", "negative_hit"}
-)
+#: The `logging` level of each audit level (the core classifies every audit kind).
+_AuditLevel = Literal["debug", "info", "warn"]
+_LOG_LEVELS: dict[_AuditLevel, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+}
+
+
+#: Largest introspection or JWKS answer read (the core refuses larger ones anyway).
+_MAX_ANSWER = 1024 * 1024
+
+
+class _AnswerTooLarge(Exception):
+    """The authorization server's answer passed `_MAX_ANSWER` bytes."""
 
 
 def _now_ms() -> int:
@@ -139,9 +151,9 @@ class AsyncEdge:
         self._tasks: set[asyncio.Task[None]] = set()
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[int] = None
-        # The routine audit kinds are not even built while the logger is above DEBUG
-        # (re-checked on every pump: logging levels can change at run time).
-        self._routine_on: Optional[bool] = None
+        # Audit events below the logger's level are not even built (re-checked on every pump:
+        # logging levels can change at run time).
+        self._audit_level: Optional[_AuditLevel] = None
 
     @property
     def edge(self) -> Edge:
@@ -189,7 +201,7 @@ class AsyncEdge:
             hdrs = list(headers.items())
         else:
             hdrs = list(headers)
-        self._sync_routine_audits()
+        self._sync_audit_level()
         rid = next(self._ids)
         # A cache hit (or a rejection without I/O) is decided in this call; anything else waits
         # on a future that the run loop completes (the decision is then queued, and stays so
@@ -229,13 +241,18 @@ class AsyncEdge:
         return self._edge.fingerprint(token)
 
     async def aclose(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         for t in list(self._tasks):
             t.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        # The I/O was cancelled: every ticket still pending times out in the core now (503), so
+        # no request waits forever on an answer that will not come.
+        if any(not f.done() for f in self._waiters.values()):
+            self._edge.handle_timeout(_now_ms() + self.config.timeout_ms + 1)
+            self._pump()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._owns_http and self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -253,16 +270,18 @@ class AsyncEdge:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _sync_routine_audits(self) -> None:
-        """Mute the routine audit kinds while the logger is above DEBUG (levels can change)."""
-        routine_on = self._log.isEnabledFor(logging.DEBUG)
-        if routine_on is not self._routine_on:
-            self._edge.mute_audits([] if routine_on else sorted(_ROUTINE))
-            self._routine_on = routine_on
+    def _sync_audit_level(self) -> None:
+        """Have the core build only the audit events the logger writes (levels can change)."""
+        level: _AuditLevel = next(
+            (name for name, lv in _LOG_LEVELS.items() if self._log.isEnabledFor(lv)), "warn"
+        )
+        if level != self._audit_level:
+            self._edge.set_audit_level(level)
+            self._audit_level = level
 
     def _pump(self) -> None:
         """Carry out every queued action, then re-arm the timer."""
-        self._sync_routine_audits()
+        self._sync_audit_level()
         while True:
             action = self._edge.poll_action()
             if action is None:
@@ -272,7 +291,7 @@ class AsyncEdge:
                 if fut is not None and not fut.done():
                     fut.set_result(Decision._from_action(action))
             elif isinstance(action, Audit):
-                level = logging.DEBUG if action.kind in _ROUTINE else logging.INFO
+                level = _LOG_LEVELS[action.level]
                 if self._log.isEnabledFor(level):
                     self._log.log(level, "phantom_edge audit %s", action.to_json())
             elif isinstance(action, Introspect):
@@ -283,8 +302,28 @@ class AsyncEdge:
                 self._spawn(self._lookup(action))
             elif isinstance(action, SharedPublish):
                 if self._on_publish is not None:
-                    self._on_publish(action.message)
+                    self._publish(action.message)
         self._arm_timer()
+
+    def _publish(self, message: str) -> None:
+        """Hand a revocation to `on_publish` (sync, or async like redis.asyncio's publish). A
+        failure is logged; it never undoes the revocation, which is already in force here."""
+        assert self._on_publish is not None
+        try:
+            result = self._on_publish(message)
+        except Exception as e:
+            self._log.warning("phantom_edge publish failed: %s", type(e).__name__)
+            return
+        if inspect.isawaitable(result):
+            self._spawn(self._await_publish(result))
+
+    async def _await_publish(self, pending: Awaitable[Any]) -> None:
+        try:
+            await pending
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self._log.warning("phantom_edge publish failed: %s", type(e).__name__)
 
     def _arm_timer(self) -> None:
         at = self._edge.poll_timeout()
@@ -309,45 +348,66 @@ class AsyncEdge:
         self._edge.handle_timeout(_now_ms())
         self._pump()
 
+    async def _send(
+        self, method: str, url: str, headers: Any, content: Optional[bytes], timeout_ms: int
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """One request to the authorization server: redirects not followed (the request carries
+        client credentials), the whole exchange within `timeout_ms` (httpx's own timeouts are per
+        phase), the answer refused past `_MAX_ANSWER` bytes instead of buffered."""
+
+        async def exchange() -> tuple[int, list[tuple[str, str]], bytes]:
+            async with self._client().stream(
+                method,
+                url,
+                headers=headers,
+                content=content,
+                timeout=timeout_ms / 1000.0,
+                follow_redirects=False,
+            ) as resp:
+                body = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > _MAX_ANSWER:
+                        raise _AnswerTooLarge()
+                raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.headers.raw]
+                return resp.status_code, raw, bytes(body)
+
+        return await asyncio.wait_for(exchange(), timeout_ms / 1000.0)
+
     async def _introspect(self, a: Introspect) -> None:
         try:
-            resp = await self._client().request(
-                a.method,
-                a.url,
-                headers=a.headers,
-                content=a.body.encode(),
-                timeout=a.timeout_ms / 1000.0,
+            status, headers, body = await self._send(
+                a.method, a.url, a.headers, a.body.encode(), a.timeout_ms
             )
         except asyncio.CancelledError:
             raise
-        except Exception as e:  # transport failure: the core fails closed
+        except Exception as e:  # transport failure, timeout, oversized: the core fails closed
             self._feed(
                 lambda: self._edge.handle_introspection_failure(
                     a.ticket, type(e).__name__, _now_ms()
                 )
             )
             return
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.headers.raw]
         self._feed(
             lambda: self._edge.handle_introspection_response(
-                a.ticket, resp.status_code, headers, resp.content, _now_ms()
+                a.ticket, status, headers, body, _now_ms()
             )
         )
 
     async def _fetch_jwks(self, a: FetchJwks) -> None:
         try:
-            resp = await self._client().get(a.url, timeout=self.config.timeout_ms / 1000.0)
+            status, _, body = await self._send(
+                "GET", a.url, {"accept": "application/json"}, None, self.config.timeout_ms
+            )
         except asyncio.CancelledError:
             raise
         except Exception as e:
             self._feed(lambda: self._edge.handle_jwks_failure(type(e).__name__, _now_ms()))
             return
-        if resp.status_code == 200:
-            self._feed(lambda: self._edge.handle_jwks(resp.content, _now_ms()))
+        if status == 200:
+            self._feed(lambda: self._edge.handle_jwks(body, _now_ms()))
         else:
-            self._feed(
-                lambda: self._edge.handle_jwks_failure(f"status {resp.status_code}", _now_ms())
-            )
+            self._feed(lambda: self._edge.handle_jwks_failure(f"status {status}", _now_ms()))
 
     async def _lookup(self, a: SharedLookup) -> None:
         if self._shared_lookup is None:
@@ -360,11 +420,23 @@ class AsyncEdge:
         except Exception:
             self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, None, True, _now_ms()))
             return
-        self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, value, False, _now_ms()))
+        # redis-py answers bytes unless decode_responses=True; anything else is a store error.
+        if isinstance(value, (bytes, bytearray)):
+            try:
+                value = bytes(value).decode("utf-8")
+            except UnicodeDecodeError:
+                value = 0  # refused below
+        if value is not None and not isinstance(value, str):
+            self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, None, True, _now_ms()))
+            return
+        found = value
+        self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, found, False, _now_ms()))
 
     def _feed(self, call: Callable[[], None]) -> None:
         try:
             call()
         except EdgeError as e:  # the ticket already timed out in the core
             self._log.debug("phantom_edge late answer: %s", e.kind)
+        except Exception as e:  # refused input: the ticket then times out in the core (503)
+            self._log.warning("phantom_edge answer refused: %s", type(e).__name__)
         self._pump()
