@@ -893,34 +893,10 @@ fn upstream_header_name_and_scheme_are_configurable() {
 
 // Sender constraints -------------------------------------------------------------------------
 
-fn dpop_proof(
-    signer: &Signer,
-    method: &str,
-    htu: &str,
-    token: &str,
-    iat: u64,
-    jti: &str,
-) -> String {
-    let ath = {
-        use base64::Engine as _;
-        use sha2::Digest as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(sha2::Sha256::digest(token.as_bytes()))
-    };
-    signer.sign_with_header(
-        json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": signer.jwk}),
-        &json!({"jti": jti, "htm": method, "htu": htu, "iat": iat, "ath": ath}),
-    )
-}
-
 #[test]
 fn dpop_bound_tokens_need_a_matching_proof() {
     let client = Signer::es256(CLIENT_DPOP_ES256, None);
-    let jkt = {
-        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(client.jwk.clone()).unwrap();
-        jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
-            .unwrap()
-    };
+    let jkt = jkt(&client);
     let mut h = Harness::new(base_config("rfc9701"));
     let htu = "https://api.example/orders";
     let proof = dpop_proof(&client, "GET", htu, "tok", h.now / 1000, "p1");
@@ -1025,19 +1001,13 @@ fn certificate_bound_tokens_need_the_certificate() {
 
 #[test]
 fn split_tokens_are_reassembled_and_verified() {
-    let mut cfg = base_config("rfc9701");
-    cfg["mode"] = json!("split");
-    cfg.as_object_mut().unwrap().remove("assertions");
-    let mut h = Harness::new(cfg);
+    let mut h = Harness::new(split_config());
     let jwt = h
         .fake
         .access_jwt(&h.fake.ed, &FakeAs::claims(h.now, "orders:read"));
     let (head, sig) = jwt.rsplit_once('.').unwrap();
     let acts = h.request(1, "/orders", sig);
-    let Some(Action::SharedLookup(l)) = acts.iter().find(|a| matches!(a, Action::SharedLookup(_)))
-    else {
-        panic!("{acts:?}")
-    };
+    let l = shared_lookup(&acts);
     assert!(!l.key.contains(sig));
     let t = l.ticket;
     h.edge
@@ -1063,10 +1033,7 @@ fn split_tokens_are_reassembled_and_verified() {
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .unwrap();
     let acts = h.request(2, "/admin", &sig2);
-    let Some(Action::SharedLookup(l)) = acts.iter().find(|a| matches!(a, Action::SharedLookup(_)))
-    else {
-        panic!()
-    };
+    let l = shared_lookup(&acts);
     h.edge
         .handle_shared_lookup(
             h.now,

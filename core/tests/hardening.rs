@@ -282,21 +282,6 @@ fn odd_dpop_jwks_are_refused_without_a_panic() {
     }
 }
 
-fn dpop_proof(signer: &Signer, htu: &str, token: &str, iat: u64, jti: &str) -> String {
-    use sha2::Digest as _;
-    let ath = B64.encode(sha2::Sha256::digest(token.as_bytes()));
-    signer.sign_with_header(
-        json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": signer.jwk}),
-        &json!({"jti": jti, "htm": "GET", "htu": htu, "iat": iat, "ath": ath}),
-    )
-}
-
-fn jkt(signer: &Signer) -> String {
-    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(signer.jwk.clone()).unwrap();
-    jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
-        .unwrap()
-}
-
 const HTU: &str = "https://api.example/orders";
 
 /// Proofs for tokens nobody issued (any string, the attacker's own key) take no room in the
@@ -309,7 +294,7 @@ fn proofs_for_unknown_tokens_cannot_fill_the_dpop_replay_set() {
     let attacker = Signer::es256(AS_ES256, None);
     for i in 0..60 {
         let junk = format!("junk{i}");
-        let p = dpop_proof(&attacker, HTU, &junk, h.now / 1000, &format!("a{i}"));
+        let p = dpop_proof(&attacker, "GET", HTU, &junk, h.now / 1000, &format!("a{i}"));
         let auth = format!("DPoP {junk}");
         let acts = h.request_with(
             100 + i,
@@ -328,7 +313,7 @@ fn proofs_for_unknown_tokens_cannot_fill_the_dpop_replay_set() {
     assert_eq!(h.edge.stats().dpop_replay_entries, 0);
     // The victim's bound token and proof go through, and only that proof is remembered.
     let victim = Signer::es256(CLIENT_DPOP_ES256, None);
-    let p = dpop_proof(&victim, HTU, "victim-tok", h.now / 1000, "v1");
+    let p = dpop_proof(&victim, "GET", HTU, "victim-tok", h.now / 1000, "v1");
     let headers = [("authorization", "DPoP victim-tok"), ("dpop", p.as_str())];
     let t = ticket(&h.request_with(1, "GET", "/orders", &headers, None));
     let mut c = FakeAs::claims(h.now, "orders:read");
@@ -347,7 +332,7 @@ fn proofs_for_unknown_tokens_cannot_fill_the_dpop_replay_set() {
 fn a_proof_replayed_while_its_token_is_introspected_is_let_through_once() {
     let mut h = Harness::new(base_config("rfc9701"));
     let client = Signer::es256(CLIENT_DPOP_ES256, None);
-    let p = dpop_proof(&client, HTU, "tok", h.now / 1000, "once");
+    let p = dpop_proof(&client, "GET", HTU, "tok", h.now / 1000, "once");
     let headers = [("authorization", "DPoP tok"), ("dpop", p.as_str())];
     let t = ticket(&h.request_with(1, "GET", "/orders", &headers, None));
     let coalesced = h.request_with(2, "GET", "/orders", &headers, None);
@@ -375,19 +360,13 @@ fn a_proof_replayed_while_its_token_is_introspected_is_let_through_once() {
 /// holds; every forward, from the lookup and from the cache, carries the whole JWT again.
 #[test]
 fn split_mode_forwards_the_whole_jwt_on_a_miss_and_on_hits() {
-    let mut cfg = base_config("rfc9701");
-    cfg["mode"] = json!("split");
-    cfg.as_object_mut().unwrap().remove("assertions");
-    let mut h = Harness::new(cfg);
+    let mut h = Harness::new(split_config());
     let jwt = h
         .fake
         .access_jwt(&h.fake.ed, &FakeAs::claims(h.now, "orders:read"));
     let (head, sig) = jwt.rsplit_once('.').unwrap();
     let acts = h.request(1, "/orders", sig);
-    let Some(Action::SharedLookup(l)) = acts.iter().find(|a| matches!(a, Action::SharedLookup(_)))
-    else {
-        panic!("{acts:?}")
-    };
+    let l = shared_lookup(&acts);
     // A second request joins the lookup (no second SharedLookup, no decision yet).
     let joined = h.request(2, "/orders", sig);
     assert!(

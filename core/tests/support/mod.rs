@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use phantom_edge_core::{
-    Action, Config, Edge, Forward, HttpResponse, IntrospectRequest, Reject, Request,
+    Action, Config, Edge, Forward, HttpResponse, IntrospectRequest, Reject, Request, SharedLookup,
 };
 use serde_json::{Value, json};
 
@@ -266,6 +266,55 @@ pub fn ticket(actions: &[Action]) -> u64 {
     );
     i[0].ticket
 }
+/// The one `SharedLookup` among `actions` (split mode).
+pub fn shared_lookup(actions: &[Action]) -> &SharedLookup {
+    let l: Vec<&SharedLookup> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SharedLookup(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        l.len(),
+        1,
+        "expected exactly one shared lookup in {actions:?}"
+    );
+    l[0]
+}
+
+/// `base_config("rfc9701")` in split mode, without `[assertions]` (the AS-issued JWT goes on).
+pub fn split_config() -> Value {
+    let mut cfg = base_config("rfc9701");
+    cfg["mode"] = json!("split");
+    cfg.as_object_mut().unwrap().remove("assertions");
+    cfg
+}
+
+/// A DPoP proof (RFC 9449) by `signer` for `token`.
+pub fn dpop_proof(
+    signer: &Signer,
+    method: &str,
+    htu: &str,
+    token: &str,
+    iat: u64,
+    jti: &str,
+) -> String {
+    use sha2::Digest as _;
+    let ath = B64.encode(sha2::Sha256::digest(token.as_bytes()));
+    signer.sign_with_header(
+        json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": signer.jwk}),
+        &json!({"jti": jti, "htm": method, "htu": htu, "iat": iat, "ath": ath}),
+    )
+}
+
+/// The RFC 7638 thumbprint of `signer`'s public JWK (a DPoP-bound token's `cnf.jkt`).
+pub fn jkt(signer: &Signer) -> String {
+    let jwk: Jwk = serde_json::from_value(signer.jwk.clone()).unwrap();
+    jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+        .unwrap()
+}
+
 pub fn forwards(actions: &[Action]) -> Vec<&Forward> {
     actions
         .iter()
