@@ -438,6 +438,20 @@ function rewriteRequestHeaders(decision, req, headers = req.headers) {
   Object.defineProperty(req, 'headersDistinct', { value: distinct, configurable: true, writable: true, enumerable: false })
 }
 
+/**
+ * base64url(SHA-256(DER)) of the TLS client certificate the request's connection presented, or
+ * null. The TLS handshake proved the client holds its key; whether a CA vouches for it does not
+ * matter to certificate-bound tokens (RFC 8705 §2.2 allows self-signed ones): the core compares
+ * this thumbprint with the token's `cnf.x5t#S256`. The same rule as the ASGI middleware.
+ */
+function certThumbprint(req) {
+  const sock = req.socket
+  if (!sock || typeof sock.getPeerCertificate !== 'function') return null
+  const cert = sock.getPeerCertificate()
+  if (!cert || !cert.raw) return null
+  return require('node:crypto').createHash('sha256').update(cert.raw).digest('base64url')
+}
+
 /** The same for a flat `rawHeaders` array. Returns a new array. */
 function applyForwardRaw(decision, rawHeaders) {
   const strip = new Set(decision.stripHeaders)
@@ -450,4 +464,4 @@ function applyForwardRaw(decision, rawHeaders) {
   return out
 }
 
-module.exports = { PhantomEdge, coreHeaders, applyForward, applyForwardRaw, rewriteRequestHeaders, auditJson }
+module.exports = { PhantomEdge, certThumbprint, coreHeaders, applyForward, applyForwardRaw, rewriteRequestHeaders, auditJson }

@@ -10,7 +10,7 @@
 // It also serves the revocation route (POST, default /_phantom/revocations) and metrics (GET,
 // default /_phantom/metrics); both paths come from the config's [middleware] section
 // (`revocation_path`, `metrics_path`; "" disables a route). Logs carry audit events, never tokens.
-const { PhantomEdge, coreHeaders, rewriteRequestHeaders } = require('./client.js')
+const { PhantomEdge, certThumbprint, coreHeaders, rewriteRequestHeaders } = require('./client.js')
 const { loadConfig, middlewareSection } = require('./config.js')
 
 const DEFAULT_REVOCATION_PATH = '/_phantom/revocations'
@@ -39,15 +39,6 @@ function send(res, status, body, headers) {
   for (const [n, v] of Object.entries(headers)) res.setHeader(n, v)
   res.setHeader('content-length', Buffer.byteLength(body))
   res.end(body)
-}
-
-/** base64url(SHA-256(DER)) of the verified TLS client certificate, if any. */
-function certThumbprint(req) {
-  const sock = req.socket
-  if (!sock || typeof sock.getPeerCertificate !== 'function' || !sock.authorized) return null
-  const cert = sock.getPeerCertificate()
-  if (!cert || !cert.raw) return null
-  return require('node:crypto').createHash('sha256').update(cert.raw).digest('base64url')
 }
 
 function schemeOf(req) {

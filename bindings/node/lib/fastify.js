@@ -11,20 +11,12 @@
 // (debug/info) when Fastify's logger is enabled, or to `logger`; never tokens. Routes with `config: { phantomEdge: false }`
 // skip the hook (the plugin's own routes do).
 const querystring = require('node:querystring')
-const { PhantomEdge, coreHeaders, rewriteRequestHeaders } = require('./client.js')
+const { PhantomEdge, certThumbprint, coreHeaders, rewriteRequestHeaders } = require('./client.js')
 const { loadConfig } = require('./config.js')
 const { ConfigError } = require('./errors.js')
 const { routePaths } = require('./express.js')
 
 const MAX_REVOCATION_BODY = 64 * 1024
-
-function certThumbprint(raw) {
-  const sock = raw.socket
-  if (!sock || typeof sock.getPeerCertificate !== 'function' || !sock.authorized) return null
-  const cert = sock.getPeerCertificate()
-  if (!cert || !cert.raw) return null
-  return require('node:crypto').createHash('sha256').update(cert.raw).digest('base64url')
-}
 
 async function phantomEdge(fastify, opts = {}) {
   // Fastify's logger when it is enabled (pino has isLevelEnabled; the disabled stand-in has not).

@@ -248,3 +248,41 @@ test('fastify refuses query tokens while its request logging would write them', 
   await quiet.ready()
   await quiet.close()
 })
+
+test('certificate-bound tokens: the self-signed client certificate the TLS handshake proved is the one compared (RFC 8705 §2.2)', async () => {
+  const fs = require('node:fs')
+  const https = require('node:https')
+  const crypto = require('node:crypto')
+  const path = require('node:path')
+  const keys = path.resolve(__dirname, '../../../tests/vectors/keys')
+  const server = fs.readFileSync(path.join(keys, 'tls-server.pem'), 'utf8')
+  const client = fs.readFileSync(path.join(keys, 'tls-client.pem'), 'utf8')
+  const der = new crypto.X509Certificate(client).raw
+  const thumb = crypto.createHash('sha256').update(der).digest('base64url')
+  const bound = async () => new Response(JSON.stringify({
+    active: true, scope: 'orders:read', aud: 'orders-api', client_id: 'app', sub: 'alice',
+    exp: Math.floor(Date.now() / 1000) + 600, iss: ISSUER, cnf: { 'x5t#S256': thumb },
+  }), { status: 200, headers: { 'content-type': 'application/json' } })
+  const app = express()
+  const mw = phantomToken(config(), { fetch: bound })
+  app.use(mw)
+  app.get('/orders/:id', (req, res) => res.json({ sub: req.phantomEdge.sub }))
+  // Client certificates requested, none required to chain to a CA (self-signed binding).
+  const tls = https.createServer({ key: server, cert: server, requestCert: true, rejectUnauthorized: false }, app)
+  await new Promise((resolve) => tls.listen(0, '127.0.0.1', resolve))
+  const get = (opts) => new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port: tls.address().port, path: '/orders/1', ca: server, servername: 'localhost',
+      headers: { authorization: 'Bearer bound-token' }, agent: false, ...opts }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)) })
+    req.on('error', reject)
+    req.end()
+  })
+  try {
+    assert.equal(await get({ key: client, cert: client }), 200)
+    assert.equal(await get({}), 401, 'no certificate: sender mismatch')
+    assert.equal(await get({ key: server, cert: server }), 401, 'another certificate: sender mismatch')
+  } finally {
+    tls.closeAllConnections()
+    await new Promise((resolve) => tls.close(resolve))
+    await mw.close()
+  }
+})
