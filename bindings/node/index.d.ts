@@ -85,6 +85,12 @@ export declare class Edge {
   /** An RFC 8417 Security Event Token (compact JWT). */
   handleSecurityEvent(set: string, now?: number | undefined | null): void
   /**
+   * Whether `authorization` (an `Authorization` header value) carries the `[admin]` bearer
+   * token, for operator-only host routes such as metrics: `null` when no `[admin]` token is
+   * configured.
+   */
+  adminAuthorized(authorization?: string | undefined | null): boolean | null
+  /**
    * The revocation route: returns (answer 204) or throws a `PHANTOM_EDGE_REVOCATION` error
    * with `status` (400/401) and `body`.
    */

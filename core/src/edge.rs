@@ -1304,6 +1304,15 @@ impl Edge {
         self.audit(ev);
     }
 
+    /// Whether `authorization` (an `Authorization` header value) carries the `[admin]` bearer
+    /// token, for host routes other than revocation that only operators may use (the
+    /// middleware's metrics route): `None` when no `[admin]` token is configured, so the host
+    /// knows there is nothing to check against.
+    pub fn admin_authorized(&self, authorization: Option<&str>) -> Option<bool> {
+        let secret = self.cfg.admin_token.as_ref()?;
+        Some(bearer_is(secret, authorization))
+    }
+
     /// The revocation route every host exposes, in one place: `content_type` and
     /// `authorization` are the request's headers, `body` its bytes. A JSON selector needs the
     /// `[admin]` bearer secret; an `application/secevent+jwt` body is authenticated by its
@@ -1326,11 +1335,7 @@ impl Edge {
                 "no [admin] token is configured".into(),
             ));
         };
-        let presented = authorization.and_then(|a| {
-            let (scheme, rest) = a.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        });
-        if !presented.is_some_and(|p| secret.ct_eq(p)) {
+        if !bearer_is(secret, authorization) {
             return Err(RevocationError::Unauthorized(
                 "missing or wrong admin bearer token".into(),
             ));
@@ -1343,6 +1348,16 @@ impl Edge {
         let revocation = Revocation::from_json(body)?;
         self.handle_revocation(now, revocation, Origin::Local)
     }
+}
+
+/// Whether `authorization` is `Bearer <secret>` (compared in constant time).
+fn bearer_is(secret: &Secret, authorization: Option<&str>) -> bool {
+    authorization
+        .and_then(|a| {
+            let (scheme, rest) = a.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .is_some_and(|p| secret.ct_eq(p))
 }
 
 /// A host-supplied failure detail made safe for audit events: no control characters, bounded.

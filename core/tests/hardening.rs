@@ -423,3 +423,37 @@ fn a_jwks_fetch_never_answered_does_not_block_refreshes_for_good() {
     h.edge.handle_jwks(h.now, Ok(jwks.as_bytes()));
     forward(&h.edge.drain_actions());
 }
+
+#[test]
+fn admin_authorized_checks_the_admin_bearer_token_for_host_routes() {
+    let mut cfg = base_config("rfc9701");
+    cfg.as_object_mut().unwrap().remove("admin");
+    let h = Harness::new(cfg);
+    assert_eq!(
+        h.edge.admin_authorized(Some("Bearer x")),
+        None,
+        "no [admin]"
+    );
+    let mut cfg = base_config("rfc9701");
+    cfg["admin"] = json!({"token": "admin-secret-0123456789"});
+    let h = Harness::new(cfg);
+    assert_eq!(
+        h.edge
+            .admin_authorized(Some("Bearer admin-secret-0123456789")),
+        Some(true)
+    );
+    assert_eq!(
+        h.edge
+            .admin_authorized(Some("bearer  admin-secret-0123456789 ")),
+        Some(true)
+    );
+    for wrong in [
+        None,
+        Some(""),
+        Some("Bearer admin-secret-012345678"),
+        Some("Basic admin-secret-0123456789"),
+        Some("admin-secret-0123456789"),
+    ] {
+        assert_eq!(h.edge.admin_authorized(wrong), Some(false), "{wrong:?}");
+    }
+}

@@ -26,7 +26,9 @@ async def test_example_app(env):
         r = await c.get("/orders/1")
         assert r.status_code == 401
         assert r.headers["www-authenticate"] == 'Bearer realm="phantom-edge"'
-        r = await c.get("/_phantom/metrics")
+        assert (await c.get("/_phantom/metrics")).status_code == 401
+        r = await c.get("/_phantom/metrics",
+                        headers={"authorization": "Bearer admin-secret-0123456789"})
         assert r.status_code == 200 and "phantom_edge_requests_total 1" in r.text
         r = await c.post("/_phantom/revocations", json={"sub": "alice"})
         assert r.status_code == 401

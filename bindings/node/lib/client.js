@@ -200,6 +200,14 @@ class PhantomEdge {
     return this.edge.prometheus()
   }
 
+  /**
+   * Whether `authorization` carries the `[admin]` bearer token (`null`: none is configured), for
+   * operator-only routes such as metrics. The core checks it.
+   */
+  adminAuthorized(authorization) {
+    return this.edge.adminAuthorized(authorization ?? null)
+  }
+
   /** The keyed fingerprint this edge computes for a token (for logs; never log the token). */
   fingerprint(token) {
     return this.edge.fingerprint(token)

@@ -41,6 +41,9 @@ function send(res, status, body, headers) {
   res.end(body)
 }
 
+/** The challenge of a metrics request without the [admin] bearer token. */
+const METRICS_CHALLENGE = 'Bearer realm="phantom-edge metrics"'
+
 function schemeOf(req) {
   if (typeof req.protocol === 'string') return req.protocol // Express (honours `trust proxy`)
   return req.socket && req.socket.encrypted ? 'https' : 'http'
@@ -95,6 +98,11 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
 
   function metrics(req, res) {
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, '', { allow: 'GET' })
+    // With an [admin] token configured, only its bearer reads the metrics (the app's listener
+    // may be public); the core checks it.
+    if (edge.adminAuthorized(req.headers.authorization) === false) {
+      return send(res, 401, '', { 'www-authenticate': METRICS_CHALLENGE })
+    }
     return send(res, 200, edge.metrics(), { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
   }
 
@@ -140,4 +148,4 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
   return middleware
 }
 
-module.exports = { phantomToken, routePaths, DEFAULT_REVOCATION_PATH, DEFAULT_METRICS_PATH }
+module.exports = { phantomToken, routePaths, DEFAULT_REVOCATION_PATH, DEFAULT_METRICS_PATH, METRICS_CHALLENGE }

@@ -110,6 +110,8 @@ export declare class PhantomEdge {
     body: string | Buffer): Promise<{ status: number; body: string }>
   /** Prometheus text exposition. */
   metrics(): string
+  /** Whether `authorization` carries the `[admin]` bearer token (`null`: none configured). */
+  adminAuthorized(authorization?: string | null): boolean | null
   fingerprint(token: string): string
   close(): Promise<void>
 }

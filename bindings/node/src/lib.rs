@@ -916,6 +916,17 @@ impl Edge {
             .map_err(|e| revocation_error(&e))
     }
 
+    /// Whether `authorization` (an `Authorization` header value) carries the `[admin]` bearer
+    /// token, for operator-only host routes such as metrics: `null` when no `[admin]` token is
+    /// configured.
+    #[napi]
+    pub fn admin_authorized(&self, authorization: Option<String>) -> Result<Option<bool>> {
+        Ok(self
+            .state()?
+            .inner
+            .admin_authorized(authorization.as_deref()))
+    }
+
     /// The revocation route: returns (answer 204) or throws a `PHANTOM_EDGE_REVOCATION` error
     /// with `status` (400/401) and `body`.
     #[napi]

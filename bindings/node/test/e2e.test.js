@@ -129,8 +129,14 @@ for (const [name, start] of Object.entries(HOSTS)) {
       assert.match(r.headers.get('www-authenticate'), /error="invalid_token"/)
     })
 
-    it('metrics route serves Prometheus text', async () => {
-      const r = await fetch(`${app.url}/_phantom/metrics`)
+    it('metrics route serves Prometheus text to the [admin] bearer only', async () => {
+      for (const headers of [{}, { authorization: 'Bearer wrong' }]) {
+        const denied = await fetch(`${app.url}/_phantom/metrics`, { headers })
+        assert.equal(denied.status, 401)
+        assert.match(denied.headers.get('www-authenticate'), /^Bearer realm=/)
+        assert.doesNotMatch(await denied.text(), /phantom_edge/)
+      }
+      const r = await fetch(`${app.url}/_phantom/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
       assert.equal(r.status, 200)
       assert.match(r.headers.get('content-type'), /^text\/plain/)
       assert.match(await r.text(), /^phantom_edge_requests_total \d+$/m)

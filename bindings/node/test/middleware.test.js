@@ -74,7 +74,8 @@ test('fastify: routes with config.phantomEdge = false skip the hook; revocation 
     const r = await fetch(`${url}/_phantom/revocations`, { method: 'POST', headers: admin, body: JSON.stringify({ client_id: 'app' }) })
     assert.equal(r.status, 204)
     assert.equal((await fetch(`${url}/orders/1`, { headers: { authorization: 'Bearer tok-b' } })).status, 401)
-    const m = await fetch(`${url}/_phantom/metrics`)
+    assert.equal((await fetch(`${url}/_phantom/metrics`)).status, 401) // [admin] configured
+    const m = await fetch(`${url}/_phantom/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })
     assert.match(await m.text(), /phantom_edge_revocations_total 1/)
   } finally {
     await app.close()

@@ -899,6 +899,14 @@ impl Edge {
             .map_err(|e| revocation_error(py, &e))
     }
 
+    /// Whether `authorization` (an `Authorization` header value) carries the `[admin]` bearer
+    /// token, for operator-only host routes such as metrics: `None` when no `[admin]` token is
+    /// configured.
+    #[pyo3(signature = (authorization))]
+    fn admin_authorized(&self, authorization: Option<&str>) -> Option<bool> {
+        self.inner.admin_authorized(authorization)
+    }
+
     /// The revocation route: returns `None` (answer 204) or raises `RevocationError`
     /// (answer `e.status` with `e.body`).
     #[pyo3(signature = (content_type, authorization, body, now_ms = None))]

@@ -449,7 +449,9 @@ async def test_middleware_paths_from_config_section(env):
                          headers={"authorization": "Bearer admin-secret-0123456789"})
         assert r.status_code == 204
         assert (await c.get("/revoke")).status_code == 405
-        assert (await c.get("/_phantom/metrics")).status_code == 200  # default metrics path
+        admin = {"authorization": "Bearer admin-secret-0123456789"}
+        assert (await c.get("/_phantom/metrics")).status_code == 401  # [admin] configured
+        assert (await c.get("/_phantom/metrics", headers=admin)).status_code == 200  # default path
         r = await c.get("/orders/1", headers={"authorization": "Bearer t"})
         assert r.status_code == 401  # sub alice revoked
     await http.aclose()

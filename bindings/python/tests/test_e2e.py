@@ -133,7 +133,12 @@ async def test_revoked_at_as_then_pushed_401(client, auth_server):
 
 async def test_metrics_route(client, auth_server):
     await client.get("/orders/1", headers=bearer(auth_server.token()))
-    r = await client.get("/_phantom/metrics")
+    # [admin] is configured: only its bearer token reads the metrics (the core checks it).
+    for headers in ({}, {"authorization": "Bearer wrong"}):
+        r = await client.get("/_phantom/metrics", headers=headers)
+        assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+        assert "phantom_edge" not in r.text
+    r = await client.get("/_phantom/metrics", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert r.status_code == 200
     assert "phantom_edge_requests_total 1" in r.text
 

@@ -184,6 +184,16 @@ class PhantomTokenMiddleware:
         if scope.get("method") not in ("GET", "HEAD"):
             await _respond(send, 405, b"", [(b"allow", b"GET")])
             return
+        # With an [admin] token configured, only its bearer may read the metrics (this is the
+        # app's own, possibly public, listener); the core checks it.
+        authorization = next(
+            (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"),
+            None,
+        )
+        if self.edge.admin_authorized(authorization) is False:
+            realm = b'Bearer realm="phantom-edge metrics"'
+            await _respond(send, 401, b"", [(b"www-authenticate", realm)])
+            return
         await _respond(
             send,
             200,

@@ -237,6 +237,11 @@ class AsyncEdge:
         """Prometheus text exposition."""
         return self._edge.prometheus()
 
+    def admin_authorized(self, authorization: Optional[str]) -> Optional[bool]:
+        """Whether `authorization` carries the ``[admin]`` bearer token (``None``: none is
+        configured), for operator-only routes such as metrics."""
+        return self._edge.admin_authorized(authorization)
+
     def fingerprint(self, token: str) -> str:
         return self._edge.fingerprint(token)
 
