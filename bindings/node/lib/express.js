@@ -5,10 +5,11 @@
 //   app.use(phantomToken('phantom-edge.toml'))
 //
 // For each request the core decides. A forward rewrites the headers the handlers see (strips the
-// listed ones, sets the upstream header; `req.headers` and `req.rawHeaders`) and puts the claims in
+// listed ones, sets the upstream header; `req.headers`, `req.rawHeaders`, `req.headersDistinct`) and puts the claims in
 // `req.phantomEdge`; a reject is answered with the core's status, WWW-Authenticate and JSON body.
 // It also serves the revocation route (POST, default /_phantom/revocations) and metrics (GET,
-// default /_phantom/metrics); both paths come from the config's [middleware] section
+// default /_phantom/metrics; the [admin] bearer token only, when [admin] is configured); both
+// paths come from the config's [middleware] section
 // (`revocation_path`, `metrics_path`; "" disables a route). Logs carry audit events, never tokens.
 const { PhantomEdge, certThumbprint, coreHeaders, rewriteRequestHeaders } = require('./client.js')
 const { loadConfig, middlewareSection } = require('./config.js')

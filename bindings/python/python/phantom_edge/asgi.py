@@ -4,7 +4,8 @@ For each HTTP request the core decides; a forward rewrites the headers the app s
 listed ones, sets the upstream header) and stores the claims in ``scope["state"]["phantom_edge"]``
 (``request.state.phantom_edge`` in Starlette/FastAPI); a reject is answered with the core's status,
 ``WWW-Authenticate`` and body. It also serves the revocation route (POST, default
-``/_phantom/revocations``) and metrics (GET, default ``/_phantom/metrics``); both paths come from
+``/_phantom/revocations``) and metrics (GET, default ``/_phantom/metrics``, for the ``[admin]``
+bearer token only when ``[admin]`` is configured); both paths come from
 the ``[middleware]`` section (``revocation_path``, ``metrics_path``; ``""`` disables a route).
 Logs carry audit events (fingerprints), never tokens.
 """
