@@ -31,7 +31,7 @@ const DEFAULT_REVOCATION_PATH: &str = "/_phantom/revocations";
 const UPSTREAM_CONNECT: Duration = Duration::from_secs(5);
 const UPSTREAM_FIRST_BYTE: Duration = Duration::from_secs(30);
 /// Headers a proxy must not pass on (RFC 9110 §7.6.1), plus those wasi:http refuses.
-const HOP_BY_HOP: [&str; 10] = [
+const HOP_BY_HOP: [&str; 11] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -42,6 +42,7 @@ const HOP_BY_HOP: [&str; 10] = [
     "transfer-encoding",
     "upgrade",
     "host",
+    "http2-settings",
 ];
 
 struct State {
@@ -146,7 +147,14 @@ fn load() -> Result<State, String> {
 }
 
 fn respond(out: ResponseOutparam, status: u16, headers: &[(String, Vec<u8>)], body: &[u8]) {
-    let fields = Fields::from_list(headers).unwrap_or_else(|_| Fields::new());
+    let fields = Fields::from_list(headers).unwrap_or_else(|_| {
+        // One header the host refuses (forbidden or malformed) must not cost the others.
+        let f = Fields::new();
+        for (name, value) in headers {
+            let _ = f.append(name, value);
+        }
+        f
+    });
     let resp = OutgoingResponse::new(fields);
     let _ = resp.set_status_code(status);
     let Ok(out_body) = resp.body() else {

@@ -105,7 +105,9 @@ pub(crate) fn error_response(status: u16, error: &str, description: &str) -> hyp
     json_response(status, &[], body)
 }
 
-/// Hop-by-hop headers (RFC 9110 §7.6.1) a proxy must not forward, in either direction.
+/// Hop-by-hop headers (RFC 9110 §7.6.1; `http2-settings`, connection-specific per RFC 9113
+/// §8.2.2) a proxy must not forward, in either direction. The proxy component's list is the
+/// same.
 fn hop_by_hop(name: &str, connection: &[String]) -> bool {
     matches!(
         name,
@@ -118,6 +120,7 @@ fn hop_by_hop(name: &str, connection: &[String]) -> bool {
             | "trailer"
             | "transfer-encoding"
             | "upgrade"
+            | "http2-settings"
     ) || connection.iter().any(|c| c == name)
 }
 

@@ -395,3 +395,46 @@ def test_a_request_answered_504_is_never_forwarded_later(mode: str) -> None:
         gw.stop()
         upstream.stop()
         slow.stop()
+
+
+@pytest.mark.parametrize("mode", ["edge", "proxy"])
+def test_connection_specific_response_headers_are_not_passed_on(mode: str) -> None:
+    """`HTTP2-Settings` is connection-specific (RFC 9113 §8.2.2): neither mode passes it from the
+    upstream to the client (edge mode did), and the other response headers all arrive."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"hello"
+            self.send_response(200)
+            self.send_header("content-type", "text/plain")
+            self.send_header("x-kept", "yes")
+            self.send_header("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    issuer = "https://as.example"
+    introspection = SlowIntrospection(issuer, 0)
+    cfg = harness.config_toml(issuer, f"http://127.0.0.1:{upstream.server_address[1]}")
+    cfg = (cfg.replace(f'introspection_endpoint = "{issuer}/token/introspection"',
+                       f'introspection_endpoint = "{introspection.url}"')
+              .replace('jwks_uri = "https://as.example/jwks"\n', "")
+              .replace('dialect = "rfc9701"', 'dialect = "rfc7662"'))
+    gw = harness.Gateway(cfg, mode)
+    try:
+        r = gw.get("/orders/1", "any-token")
+        assert r.status == 200 and r.body == b"hello"
+        assert r.headers.get("x-kept") == "yes", r.headers
+        assert r.headers.get("content-type") == "text/plain", r.headers
+        assert "http2-settings" not in r.headers
+    finally:
+        gw.stop()
+        upstream.shutdown()
+        introspection.stop()
