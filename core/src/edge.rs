@@ -1198,7 +1198,19 @@ impl Edge {
         self.metrics.revocations += 1;
         let mut ev = AuditEvent::new(AuditKind::Revoked);
         ev.fingerprint = fp;
-        ev.detail = Some(selector_name(&revocation.selector).into());
+        let by_fingerprint = fp.is_some();
+        ev.detail = Some(
+            if by_fingerprint && origin == Origin::Local && self.cfg.fingerprint_key.is_none() {
+                // Published by fingerprint, keyed by this instance's own seed: no other instance
+                // computes the same fingerprints, so it cannot match there.
+                format!(
+                    "{}; published by fingerprint, which other instances cannot match without a shared cache.fingerprint_key",
+                    selector_name(&revocation.selector)
+                )
+            } else {
+                selector_name(&revocation.selector).into()
+            },
+        );
         self.audit(ev);
         if origin == Origin::Local {
             self.actions.push_back(Action::SharedPublish(SharedPublish {

@@ -457,3 +457,36 @@ fn admin_authorized_checks_the_admin_bearer_token_for_host_routes() {
         assert_eq!(h.edge.admin_authorized(wrong), Some(false), "{wrong:?}");
     }
 }
+
+/// A token revocation is published by fingerprint; without a shared `cache.fingerprint_key`
+/// each instance keys fingerprints with its own seed, so the others cannot match it: the
+/// `revoked` audit event says so instead of leaving operators to find out.
+#[test]
+fn a_published_token_revocation_without_a_shared_fingerprint_key_is_flagged() {
+    let detail = |cfg: serde_json::Value| {
+        let mut h = Harness::new(cfg);
+        h.edge
+            .handle_revocation(
+                h.now,
+                Revocation {
+                    selector: Selector::Token("tok".into()),
+                    until: None,
+                },
+                Origin::Local,
+            )
+            .unwrap();
+        h.edge
+            .drain_actions()
+            .into_iter()
+            .find_map(|a| match a {
+                Action::Audit(e) if e.kind == phantom_edge_core::AuditKind::Revoked => e.detail,
+                _ => None,
+            })
+            .unwrap()
+    };
+    let alone = detail(base_config("rfc9701"));
+    assert!(alone.contains("cannot match"), "{alone}");
+    let mut shared = base_config("rfc9701");
+    shared["cache"] = json!({"fingerprint_key": "0123456789abcdef0123456789abcdef"});
+    assert_eq!(detail(shared), "selector=token");
+}
