@@ -123,6 +123,9 @@ impl Minter {
 
 const SWEEP_INTERVAL_MS: u64 = 10_000;
 
+/// How far ahead [`Edge::default_until`] follows the latest token `exp` seen: 30 days.
+const LATEST_EXP_HORIZON_MS: u64 = 30 * 24 * 3600 * 1000;
+
 /// The phantom-token edge as a sans-I/O state machine. See the crate documentation for the
 /// run-loop contract.
 #[derive(Debug)]
@@ -133,7 +136,7 @@ pub struct Edge {
     last_now: u64,
     actions: VecDeque<Action>,
     /// The latest `exp` (ms) of any active token introspected: revocations without a lifetime
-    /// of their own are kept at least until then ([`Edge::default_until`]).
+    /// of their own are kept at least until then, up to a horizon ([`Edge::default_until`]).
     latest_exp_ms: u64,
     /// Audit kinds muted by name ([`Edge::mute_audits`]).
     muted_kinds: AuditKinds,
@@ -635,7 +638,13 @@ impl Edge {
         if decision.is_ok()
             && let Some((proof, until)) = binding.proof
         {
-            match self.dpop_replay.insert(proof, until, now) {
+            // Remembered at least past `now`: the window may have closed while the request
+            // waited for its introspection, and a second waiter with the same proof, decided
+            // in this same call, must still find it.
+            match self
+                .dpop_replay
+                .insert(proof, until.max(now.saturating_add(1)), now)
+            {
                 Seen::New => {}
                 Seen::Replay => {
                     let why = Some(crate::dpop::PROOF_REPLAYED);
@@ -1170,7 +1179,9 @@ impl Edge {
                     _ => (Kind::Sid, "sid"),
                 };
                 let u = until_ms.unwrap_or(default_until);
-                let o = self.revocations.add_named(kind, v, now, u);
+                let o = self
+                    .revocations
+                    .add_named(kind, v, now, u, until_ms.is_some());
                 (o, None, serde_json::json!({ name: v, "until": u / 1000 }))
             }
         };
@@ -1221,13 +1232,18 @@ impl Edge {
     }
 
     /// How long a revocation without `until` (and without a known `exp` of the token) is kept:
-    /// `revocation.default_ttl`, and at least until every token this edge has accepted so far
-    /// has expired (a token issued before the revocation can live that long; the authorization
-    /// server's token lifetime is the lower bound that matters, not our default). Entries are
-    /// also kept until the exp of any token they are seen to match (`RevocationSet::matches`).
+    /// `revocation.default_ttl`, and at least until every active token this edge has
+    /// introspected so far has expired (a token issued before the revocation can live that
+    /// long), looking at most [`LATEST_EXP_HORIZON_MS`] ahead: one "never expiring" token must
+    /// not make every later revocation permanent (the bounded set would then overflow and drop
+    /// the soonest-expiring, most precise entries). Entries are also kept until the exp of any
+    /// token they are seen to match (`RevocationSet::matches`).
     fn default_until(&self, now: u64) -> u64 {
+        let seen = self
+            .latest_exp_ms
+            .min(now.saturating_add(LATEST_EXP_HORIZON_MS));
         now.saturating_add(self.cfg.revocation_default_ttl_ms)
-            .max(self.latest_exp_ms.saturating_add(self.cfg.leeway_ms))
+            .max(seen.saturating_add(self.cfg.leeway_ms))
     }
 
     fn revoke_fingerprint(
@@ -1246,7 +1262,9 @@ impl Edge {
             .or(known_exp)
             .unwrap_or_else(|| self.default_until(now))
             .max(now.saturating_add(1));
-        let overflow = self.revocations.add_fingerprint(fp, now, until);
+        let overflow = self
+            .revocations
+            .add_fingerprint(fp, now, until, until_ms.is_some());
         self.cache.remove(&fp);
         (overflow, until)
     }

@@ -179,6 +179,9 @@ struct Entry {
     at_ms: u64,
     /// When it may be forgotten (ms).
     until_ms: u64,
+    /// `until_ms` was set by whoever revoked (`until`): kept as given, never extended by
+    /// [`RevocationSet::matches`].
+    fixed: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -239,10 +242,12 @@ impl RevocationSet {
         fp: Fingerprint,
         at_ms: u64,
         until_ms: u64,
+        fixed: bool,
     ) -> Option<Forgotten> {
         self.epoch += 1;
         let key = Forgotten::Fingerprint(fp);
         if let Some(e) = self.fps.get_mut(&fp) {
+            e.fixed &= fixed;
             if until_ms > e.until_ms {
                 self.order.remove(&(e.until_ms, key.clone()));
                 e.until_ms = until_ms;
@@ -251,7 +256,14 @@ impl RevocationSet {
             return None;
         }
         let forgotten = self.make_room();
-        self.fps.insert(fp, Entry { at_ms, until_ms });
+        self.fps.insert(
+            fp,
+            Entry {
+                at_ms,
+                until_ms,
+                fixed,
+            },
+        );
         self.order.insert((until_ms, key));
         forgotten
     }
@@ -262,11 +274,13 @@ impl RevocationSet {
         name: &str,
         at_ms: u64,
         until_ms: u64,
+        fixed: bool,
     ) -> Option<Forgotten> {
         self.epoch += 1;
         if let Some(e) = self.named[slot(kind)].get_mut(name) {
             // A later revocation of the same subject covers later tokens too.
             e.at_ms = e.at_ms.max(at_ms);
+            e.fixed &= fixed;
             if until_ms > e.until_ms {
                 let key = Forgotten::Named(kind, name.to_string());
                 self.order.remove(&(e.until_ms, key.clone()));
@@ -276,7 +290,14 @@ impl RevocationSet {
             return None;
         }
         let forgotten = self.make_room();
-        self.named[slot(kind)].insert(name.to_string(), Entry { at_ms, until_ms });
+        self.named[slot(kind)].insert(
+            name.to_string(),
+            Entry {
+                at_ms,
+                until_ms,
+                fixed,
+            },
+        );
         self.order
             .insert((until_ms, Forgotten::Named(kind, name.to_string())));
         forgotten
@@ -314,7 +335,8 @@ impl RevocationSet {
     ///
     /// Every entry that matches is kept at least until the token expires (its `exp` plus
     /// `leeway_ms`): a revocation stored with a default lifetime (the token's `exp` unknown
-    /// then) must not be forgotten while a token it covers can still be presented.
+    /// then) must not be forgotten while a token it covers can still be presented. An entry
+    /// whose `until` the revoker set is left as it is.
     pub(crate) fn matches(&mut self, fp: &Fingerprint, info: &TokenInfo, leeway_ms: u64) -> bool {
         let keep_until = info
             .exp
@@ -356,6 +378,7 @@ impl RevocationSet {
             Forgotten::Named(kind, name) => self.named[slot(*kind)].get_mut(name),
         };
         if let Some(e) = entry
+            && !e.fixed
             && until_ms > e.until_ms
         {
             self.order.remove(&(e.until_ms, key.clone()));
@@ -404,7 +427,7 @@ mod tests {
     #[test]
     fn subject_revocation_covers_earlier_tokens_only() {
         let mut s = RevocationSet::new(10);
-        s.add_named(Kind::Sub, "alice", 10_000, 100_000);
+        s.add_named(Kind::Sub, "alice", 10_000, 100_000, false);
         let fp = Fingerprint([0; 16]);
         let mut t = TokenInfo {
             sub: Some("alice".into()),
@@ -430,7 +453,7 @@ mod tests {
     #[test]
     fn a_match_keeps_the_entry_until_the_token_expires() {
         let mut s = RevocationSet::new(10);
-        s.add_named(Kind::Sub, "alice", 10_000, 100_000);
+        s.add_named(Kind::Sub, "alice", 10_000, 100_000, false);
         let fp = Fingerprint([0; 16]);
         let t = TokenInfo {
             sub: Some("alice".into()),
@@ -453,10 +476,10 @@ mod tests {
     #[test]
     fn bounded_with_overflow_signal() {
         let mut s = RevocationSet::new(2);
-        assert_eq!(s.add_named(Kind::Jti, "a", 0, 100), None);
-        assert_eq!(s.add_named(Kind::Jti, "b", 0, 50), None);
+        assert_eq!(s.add_named(Kind::Jti, "a", 0, 100, false), None);
+        assert_eq!(s.add_named(Kind::Jti, "b", 0, 50, false), None);
         assert_eq!(
-            s.add_named(Kind::Jti, "c", 0, 200),
+            s.add_named(Kind::Jti, "c", 0, 200, false),
             Some(Forgotten::Named(Kind::Jti, "b".into()))
         );
         assert_eq!(s.len(), 2);

@@ -1,6 +1,9 @@
-//! Regression tests from the security review of 2026-11-24: attacker-chosen or extreme inputs
-//! that crashed the core, wrapped its time arithmetic, or let a revocation lapse while a token
-//! it covers could still be presented. Each test fails (or panics) on the code before the fix.
+//! Regression tests from the security reviews of 2026-11-24: attacker-chosen or extreme inputs
+//! that crashed the core, wrapped its time arithmetic, let a revocation lapse while a token it
+//! covers could still be presented, or let a DPoP proof through twice. Each test fails (or
+//! panics) on the code before the fix it guards, except two: `odd_dpop_jwks_...` is a probe that
+//! already passed, and `split_mode_forwards_...` checks the forwarded JWT after split mode
+//! stopped caching the signature (what the cache holds is not observable through the API).
 mod support;
 
 use base64::Engine as _;
@@ -489,4 +492,88 @@ fn a_published_token_revocation_without_a_shared_fingerprint_key_is_flagged() {
     let mut shared = base_config("rfc9701");
     shared["cache"] = json!({"fingerprint_key": "0123456789abcdef0123456789abcdef"});
     assert_eq!(detail(shared), "selector=token");
+}
+
+/// The same proof in two coalesced requests, decided in one `complete()` after the proof's
+/// replay lifetime passed (leeway shorter than the introspection timeout): it was recorded
+/// already expired, the second insert reclaimed it, and both requests were forwarded.
+#[test]
+fn a_proof_decided_after_its_window_is_still_let_through_once() {
+    let mut cfg = base_config("rfc9701");
+    cfg["authorization_server"]["leeway"] = json!("1s");
+    cfg["authorization_server"]["timeout"] = json!("5s");
+    let mut h = Harness::new(cfg);
+    let client = Signer::es256(CLIENT_DPOP_ES256, None);
+    // iat at the end of its window: iat + 60 s + 1 s leeway is just ahead of now.
+    let iat = (h.now - 60_000) / 1000;
+    let p = dpop_proof(&client, "GET", HTU, "tok", iat, "dup");
+    let headers = [("authorization", "DPoP tok"), ("dpop", p.as_str())];
+    let t = ticket(&h.request_with(1, "GET", "/orders", &headers, None));
+    let _ = h.request_with(2, "GET", "/orders", &headers, None);
+    h.advance(3_000); // the introspection answers late, within its timeout
+    let mut c = FakeAs::claims(h.now, "orders:read");
+    c["cnf"] = json!({"jkt": jkt(&client)});
+    let acts = h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now));
+    assert_eq!(forwards(&acts).len(), 1, "{acts:?}");
+}
+
+/// One "never expiring" token (exp = i64::MAX) must not make every later revocation without
+/// `until` permanent: they follow the latest exp seen at most 30 days ahead.
+#[test]
+fn one_never_expiring_token_does_not_make_default_revocations_permanent() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "forever"));
+    let mut c = FakeAs::claims(h.now, "orders:read");
+    c["exp"] = json!(i64::MAX);
+    c["sub"] = json!("svc");
+    forward(&h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now)));
+    for s in ["a", "b", "c"] {
+        revoke(&mut h, Selector::Sub(s.into()));
+    }
+    assert_eq!(h.edge.stats().revocations, 3);
+    h.advance(29 * DAY_MS);
+    let _ = h.edge.drain_actions();
+    assert_eq!(
+        h.edge.stats().revocations,
+        3,
+        "kept while tokens seen may live"
+    );
+    h.advance(2 * DAY_MS);
+    let _ = h.edge.drain_actions();
+    assert_eq!(h.edge.stats().revocations, 0, "not kept forever");
+}
+
+/// An `until` the revoker set bounds the revocation, whatever tokens it matched meanwhile.
+#[test]
+fn an_explicit_until_is_not_extended_by_a_matching_token() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let until_s = h.now / 1000 + 600;
+    h.edge
+        .handle_revocation(
+            h.now,
+            Revocation {
+                selector: Selector::Sub("alice".into()),
+                until: Some(until_s),
+            },
+            Origin::Local,
+        )
+        .unwrap();
+    let _ = h.edge.drain_actions();
+    h.advance(1_000);
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let mut c = FakeAs::claims(h.now - 5_000, "orders:read");
+    c["sub"] = json!("alice");
+    c["exp"] = json!(h.now / 1000 + 3600);
+    let body = h.fake.rfc9701(&h.fake.ed, c, h.now);
+    assert_eq!(
+        reject(&h.respond(t, 200, RFC9701_CT, &body)).reason,
+        Reason::Revoked
+    );
+    h.advance(700_000); // past until
+    let _ = h.edge.drain_actions();
+    assert_eq!(
+        h.edge.stats().revocations,
+        0,
+        "kept past its explicit until"
+    );
 }
