@@ -187,22 +187,28 @@ test('express authorizes the path it routes on: a rewrite before the middleware 
   app.use(mw)
   app.get('/admin/:x', (req, res) => res.json({ route: 'admin' }))
   app.get('/orders/:id', (req, res) => res.json({ route: 'orders' }))
-  // Mounted under a prefix: baseUrl + url is still the routed path.
+  // In a router mounted at /orders, req.url is relative ("/1"): the core must still see the
+  // full path ("/orders/1" -> the /orders route), not "/1" (no route: 404).
+  const app2 = express()
   const sub = express.Router()
-  sub.use(phantomToken(cfg, { fetch: fakeFetch }))
-  sub.get('/:x', (req, res) => res.json({ route: 'mounted-admin' }))
-  app.use('/admin-area', sub)
+  const mounted = phantomToken(cfg, { fetch: fakeFetch })
+  sub.use(mounted)
+  sub.get('/:id', (req, res) => res.json({ route: 'mounted-orders' }))
+  app2.use('/orders', sub)
   const s = await listen(app)
+  const s2 = await listen(app2)
   try {
     const headers = { authorization: 'Bearer orders-only' }
     const r = await fetch(`${s.url}/orders/legacy/users`, { headers })
     assert.equal(r.status, 403, 'a token with orders:read only reached the /admin handler')
     assert.equal((await fetch(`${s.url}/orders/1`, { headers })).status, 200)
-    // /admin-area/x matches no [[routes]] prefix: the mounted middleware sees the full path (404).
-    assert.equal((await fetch(`${s.url}/admin-area/x`, { headers })).status, 404)
+    const m = await fetch(`${s2.url}/orders/1`, { headers })
+    assert.deepEqual([m.status, await m.json()], [200, { route: 'mounted-orders' }])
   } finally {
     await s.close()
+    await s2.close()
     await mw.close()
+    await mounted.close()
   }
 })
 

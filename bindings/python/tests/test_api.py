@@ -638,6 +638,15 @@ async def test_async_edge_publishes_through_async_callbacks_and_survives_failure
         assert await edge.revoke("application/json", auth, json.dumps({"sub": "alice"})) == (204, "")
         await asyncio.sleep(0.01)
         assert [json.loads(m)["sub"] for m in published] == ["alice"]
+
+    async def slow_publish(message: str) -> None:
+        await asyncio.sleep(0.1)
+        published.append(message)
+
+    # Closed right after a revocation: the publish in flight still completes.
+    async with AsyncEdge(TOML, on_publish=slow_publish) as edge:
+        assert await edge.revoke("application/json", auth, json.dumps({"sub": "carol"})) == (204, "")
+    assert [json.loads(m)["sub"] for m in published] == ["alice", "carol"]
     caplog.set_level(logging.WARNING, logger="phantom_edge")
     for cb in (failing, raising):
         async with AsyncEdge(TOML, on_publish=cb) as edge:

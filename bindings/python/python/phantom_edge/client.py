@@ -149,6 +149,8 @@ class AsyncEdge:
         self._ids = itertools.count(1)
         self._waiters: dict[int, asyncio.Future[Decision]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Revocations being handed to `on_publish`: aclose() lets them finish (bounded).
+        self._publishing: set[asyncio.Task[None]] = set()
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[int] = None
         # Audit events below the logger's level are not even built (re-checked on every pump:
@@ -246,6 +248,12 @@ class AsyncEdge:
         return self._edge.fingerprint(token)
 
     async def aclose(self) -> None:
+        # A revocation handled just before shutdown still reaches the other instances: the
+        # publishes in flight may finish (within the configured timeout); other I/O is cancelled.
+        if self._publishing:
+            await asyncio.wait(list(self._publishing), timeout=self.config.timeout_ms / 1000.0)
+            for t in list(self._publishing):
+                t.cancel()
         for t in list(self._tasks):
             t.cancel()
         if self._tasks:
@@ -320,7 +328,9 @@ class AsyncEdge:
             self._log.warning("phantom_edge publish failed: %s", type(e).__name__)
             return
         if inspect.isawaitable(result):
-            self._spawn(self._await_publish(result))
+            task = asyncio.ensure_future(self._await_publish(result))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
 
     async def _await_publish(self, pending: Awaitable[Any]) -> None:
         try:
