@@ -387,7 +387,13 @@ class PhantomEdge {
       return
     }
     // A store client may answer with bytes (ioredis getBuffer); anything else is a store error.
-    if (Buffer.isBuffer(value) || value instanceof Uint8Array) value = Buffer.from(value).toString('utf8')
+    if (value instanceof Uint8Array) { // a Buffer too
+      try {
+        value = UTF8.decode(value)
+      } catch {
+        value = 0 // not UTF-8: refused below, as the Python host does
+      }
+    }
     if (value != null && typeof value !== 'string') {
       this._feed(() => this.edge.handleSharedLookup(a.ticket, null, true, Date.now()))
       return
@@ -395,6 +401,9 @@ class PhantomEdge {
     this._feed(() => this.edge.handleSharedLookup(a.ticket, value ?? null, false, Date.now()))
   }
 }
+
+/** Strict UTF-8 (invalid bytes throw instead of becoming U+FFFD). */
+const UTF8 = new TextDecoder('utf-8', { fatal: true })
 
 /** Largest introspection or JWKS answer read (the core refuses larger ones anyway). */
 const MAX_ANSWER_BYTES = 1024 * 1024

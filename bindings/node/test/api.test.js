@@ -518,7 +518,7 @@ test('PhantomEdge: a split-mode lookup answering bytes (ioredis getBuffer) is re
   }
   const jwk = { ...require('node:crypto').createPublicKey(EDGE_KEY).export({ format: 'jwk' }), kid: 'k1', alg: 'EdDSA', use: 'sig' }
   const jwks = async () => new Response(JSON.stringify({ keys: [jwk] }), { status: 200, headers: { 'content-type': 'application/json' } })
-  for (const [value, status, reason] of [[Buffer.from('not.ajwt'), 401, 'invalid_token'], [42, 503, 'unavailable']]) {
+  for (const [value, status, reason] of [[Buffer.from('not.ajwt'), 401, 'invalid_token'], [42, 503, 'unavailable'], [Buffer.from([0x61, 0xff, 0x2e, 0x62]), 503, 'unavailable']]) {
     const pe = new PhantomEdge(cfg, { fetch: jwks, sharedLookup: async () => value })
     const t0 = Date.now()
     const d = await pe.authorize({ url: 'http://a/orders/1', headers: { authorization: 'Bearer sig-part' } })

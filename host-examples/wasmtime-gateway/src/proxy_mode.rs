@@ -99,8 +99,10 @@ impl ProxyServer {
         // already told 504. Its outgoing requests are dropped with its store.
         let mut guard = AbortUnlessAnswered(Some(task.abort_handle()));
         let answer = receiver.await;
-        // Answered: the guest task goes on streaming the response body.
-        guard.0 = None;
+        if matches!(answer, Ok(Ok(_))) {
+            // Answered: the guest task goes on streaming the response body.
+            guard.0 = None;
+        }
         match answer {
             Ok(Ok(resp)) => {
                 let (parts, body) = resp.into_parts();
