@@ -184,6 +184,16 @@ struct Entry {
     fixed: bool,
 }
 
+/// Moves `e`'s expiry, indexed in `order` under `key`, to `until_ms` if that is later (the one
+/// place the index and the entry are changed together after insertion).
+fn extend(order: &mut BTreeSet<(u64, Forgotten)>, e: &mut Entry, key: &Forgotten, until_ms: u64) {
+    if until_ms > e.until_ms {
+        order.remove(&(e.until_ms, key.clone()));
+        e.until_ms = until_ms;
+        order.insert((until_ms, key.clone()));
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
     Jti,
@@ -248,11 +258,7 @@ impl RevocationSet {
         let key = Forgotten::Fingerprint(fp);
         if let Some(e) = self.fps.get_mut(&fp) {
             e.fixed &= fixed;
-            if until_ms > e.until_ms {
-                self.order.remove(&(e.until_ms, key.clone()));
-                e.until_ms = until_ms;
-                self.order.insert((until_ms, key));
-            }
+            extend(&mut self.order, e, &key, until_ms);
             return None;
         }
         let forgotten = self.make_room();
@@ -283,9 +289,7 @@ impl RevocationSet {
             e.fixed &= fixed;
             if until_ms > e.until_ms {
                 let key = Forgotten::Named(kind, name.to_string());
-                self.order.remove(&(e.until_ms, key.clone()));
-                e.until_ms = until_ms;
-                self.order.insert((until_ms, key));
+                extend(&mut self.order, e, &key, until_ms);
             }
             return None;
         }
@@ -379,11 +383,8 @@ impl RevocationSet {
         };
         if let Some(e) = entry
             && !e.fixed
-            && until_ms > e.until_ms
         {
-            self.order.remove(&(e.until_ms, key.clone()));
-            e.until_ms = until_ms;
-            self.order.insert((until_ms, key.clone()));
+            extend(&mut self.order, e, key, until_ms);
         }
     }
 
