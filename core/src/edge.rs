@@ -89,9 +89,6 @@ struct Pending {
     waiters: Vec<Waiter>,
     /// An invalidation arrived while in flight: answer the waiters, cache nothing.
     no_cache: bool,
-    /// Split mode: the presented signature, held only while its lookup is in flight (it is
-    /// needed to reassemble and verify the JWT); never a key, never logged.
-    split_signature: Option<Secret>,
     parked: Option<Parked>,
 }
 
@@ -518,8 +515,6 @@ impl Edge {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         let deadline = now.saturating_add(self.cfg.timeout_ms);
-        let split_signature =
-            (self.cfg.mode == Mode::Split).then(|| Secret::new(token.to_string()));
         self.pending.insert(
             fp,
             Pending {
@@ -527,7 +522,6 @@ impl Edge {
                 deadline,
                 waiters: vec![waiter],
                 no_cache: false,
-                split_signature,
                 parked: None,
             },
         );
@@ -783,10 +777,13 @@ impl Edge {
     }
 
     fn split_outcome(&self, fp: Fingerprint, value: &str, now: u64) -> Outcome {
+        // The signature the waiters presented (all the same: it is what `fp` is computed from),
+        // held only while the lookup is in flight.
         let Some(sig) = self
             .pending
             .get(&fp)
-            .and_then(|p| p.split_signature.as_ref())
+            .and_then(|p| p.waiters.first())
+            .and_then(|w| w.binding.split_signature.as_ref())
         else {
             return Outcome::Failure(Reason::Unavailable, "split lookup without signature".into());
         };
@@ -820,11 +817,8 @@ impl Edge {
     ) -> Result<Option<Fingerprint>, EdgeError> {
         match self.tickets.get(&ticket) {
             Some(fp) => {
-                let is_split = self
-                    .pending
-                    .get(fp)
-                    .is_some_and(|p| p.split_signature.is_some());
-                if is_split != split {
+                // Every ticket of a split-mode edge is a shared-store lookup.
+                if (self.cfg.mode == Mode::Split) != split {
                     return Err(EdgeError::WrongTicketKind(ticket));
                 }
                 Ok(Some(*fp))
