@@ -361,8 +361,8 @@ impl Edge {
                 return self.reject(req.id, Reason::AmbiguousPath, None, false, None, Some(why));
             }
         };
-        let route = route_for(&self.cfg.routes, req.path);
         let raw = raw_path(req.path);
+        let route = route_matching(&self.cfg.routes, raw, false);
         // The route as a lenient upstream would pick it (decoded, `;` parameters and trailing
         // dots dropped, any case) must be the same one, or the two could authorize differently.
         // (Skipped when neither reading can differ: nothing decoded, no upper case anywhere.)
@@ -1411,8 +1411,9 @@ fn queue_audit(actions: &mut VecDeque<Action>, muted: AuditKinds, ev: AuditEvent
     }
 }
 
-/// Longest `path_prefix` that matches on a segment boundary.
-pub(crate) fn route_for(routes: &[Route], path: &str) -> Option<usize> {
+/// Longest `path_prefix` that matches on a segment boundary (`path` may carry a query).
+#[cfg(test)]
+fn route_for(routes: &[Route], path: &str) -> Option<usize> {
     route_matching(routes, raw_path(path), false)
 }
 
