@@ -7,13 +7,9 @@ use phantom_edge_core::{
 use serde_json::json;
 use support::*;
 
-const RFC9701_CT: &str = "application/token-introspection+jwt";
-
 fn active_9701(h: &mut Harness, ticket: u64, scope: &str) -> Vec<Action> {
-    let body = h
-        .fake
-        .rfc9701(&h.fake.ed, FakeAs::claims(h.now, scope), h.now);
-    h.respond(ticket, 200, RFC9701_CT, &body)
+    let claims = FakeAs::claims(h.now, scope);
+    h.respond_9701(ticket, claims)
 }
 
 // 1. Requests --------------------------------------------------------------------------------
@@ -63,8 +59,7 @@ fn malformed_and_repeated_headers_are_400_invalid_request() {
 fn inactive_is_401_invalid_token_and_insufficient_scope_is_403() {
     let mut h = Harness::new(base_config("rfc9701"));
     let t = ticket(&h.request(1, "/orders/1", "tok-inactive"));
-    let body = h.fake.rfc9701(&h.fake.ed, json!({"active": false}), h.now);
-    let r = reject(&h.respond(t, 200, RFC9701_CT, &body)).clone();
+    let r = reject(&h.respond_9701(t, json!({"active": false}))).clone();
     assert_eq!((r.status, r.reason), (401, Reason::Inactive));
     assert!(
         r.www_authenticate
@@ -228,8 +223,7 @@ fn minted_lifetime_never_exceeds_the_access_token() {
     let t = ticket(&h.request(1, "/orders", "tok"));
     let mut claims = FakeAs::claims(h.now, "orders:read");
     claims["exp"] = json!(h.now / 1000 + 20);
-    let body = h.fake.rfc9701(&h.fake.ed, claims, h.now);
-    let acts = h.respond(t, 200, RFC9701_CT, &body);
+    let acts = h.respond_9701(t, claims);
     let jwt = forward(&acts)
         .header_value
         .strip_prefix("Bearer ")
@@ -509,7 +503,7 @@ fn cache_ttl_is_bounded_by_max_age_exp_and_max_ttl() {
     let t = ticket(&h.request(1, "/orders", "tok"));
     let mut c = FakeAs::claims(h.now, "orders:read");
     c["exp"] = json!(h.now / 1000 + 60);
-    forward(&h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now)));
+    forward(&h.respond_9701(t, c));
     h.advance(54_999);
     assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
     h.advance(1);
@@ -552,8 +546,7 @@ fn no_store_is_honoured_unless_configured_otherwise() {
 fn negative_cache_answers_without_the_as_for_negative_ttl() {
     let mut h = Harness::new(base_config("rfc9701"));
     let t = ticket(&h.request(1, "/orders", "bad"));
-    let body = h.fake.rfc9701(&h.fake.ed, json!({"active": false}), h.now);
-    reject(&h.respond(t, 200, RFC9701_CT, &body));
+    reject(&h.respond_9701(t, json!({"active": false})));
     h.advance(9_999);
     let acts = h.request(2, "/orders", "bad");
     assert!(introspects(&acts).is_empty());
@@ -715,7 +708,7 @@ fn revocation_while_in_flight_wins() {
     );
     let mut c = FakeAs::claims(h.now, "orders:read");
     c["sid"] = json!("s1");
-    let acts = h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now));
+    let acts = h.respond_9701(t, c);
     assert_eq!(reject(&acts).reason, Reason::Revoked);
     // and never later either
     assert_eq!(
@@ -804,7 +797,7 @@ fn security_event_tokens_revoke_sessions() {
     let t = ticket(&h.request(1, "/orders", "tok"));
     let mut c = FakeAs::claims(h.now, "orders:read");
     c["sid"] = json!("sess-9");
-    forward(&h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now)));
+    forward(&h.respond_9701(t, c));
     let set_signer = Signer::ed25519(SET_ED25519, None);
     let set = set_signer.sign("secevent+jwt", &json!({
         "iss": ISSUER, "jti": "set-1", "iat": h.now / 1000,
@@ -910,7 +903,7 @@ fn dpop_bound_tokens_need_a_matching_proof() {
     let t = ticket(&acts);
     let mut c = FakeAs::claims(h.now, "orders:read");
     c["cnf"] = json!({"jkt": jkt});
-    let acts = h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now));
+    let acts = h.respond_9701(t, c);
     let f = forward(&acts);
     assert_eq!(
         jwt_claims(f.header_value.strip_prefix("Bearer ").unwrap())["cnf"]["jkt"],
@@ -978,7 +971,7 @@ fn certificate_bound_tokens_need_the_certificate() {
     ));
     let mut c = FakeAs::claims(h.now, "orders:read");
     c["cnf"] = json!({"x5t#S256": "thumb-A"});
-    forward(&h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now)));
+    forward(&h.respond_9701(t, c));
     let acts = h.request_with(
         2,
         "GET",
@@ -1222,7 +1215,7 @@ fn a_forgotten_revocation_sends_only_what_it_covered_back_to_the_as() {
     let mut c = FakeAs::claims(h.now, "orders:read");
     c["sub"] = json!("bob");
     c["jti"] = json!("jti-bob");
-    forward(&h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now)));
+    forward(&h.respond_9701(t, c));
     let soon = Some(h.now / 1000 + 100);
     h.edge
         .handle_revocation(

@@ -12,8 +12,6 @@ use phantom_edge_core::{Action, Origin, Reason, Request, Revocation, Selector};
 use serde_json::json;
 use support::*;
 
-const RFC9701_CT: &str = "application/token-introspection+jwt";
-
 /// A JWS with this header and an empty payload, not validly signed: enough to reach the checks
 /// that run before the signature.
 fn unsigned_jws(header: serde_json::Value) -> String {
@@ -106,12 +104,7 @@ fn a_token_revocation_outlives_a_never_expiring_token() {
     let t = ticket(&h.request(1, "/orders", "tok"));
     let mut c = FakeAs::claims(h.now, "orders:read");
     c["exp"] = json!(i64::MAX);
-    forward(&h.respond(
-        t,
-        200,
-        RFC9701_CT,
-        &h.fake.rfc9701(&h.fake.ed, c.clone(), h.now),
-    ));
+    forward(&h.respond_9701(t, c.clone()));
     revoke(&mut h, Selector::Token("tok".into()));
     assert_eq!(
         reject(&h.request(2, "/orders", "tok")).reason,
@@ -125,12 +118,8 @@ fn a_token_revocation_outlives_a_never_expiring_token() {
         return;
     }
     // Introspected again; the AS never heard of the edge-side revocation and says active.
-    let acts = h.respond(
-        ticket(&acts),
-        200,
-        RFC9701_CT,
-        &h.fake.rfc9701(&h.fake.ed, c, h.now),
-    );
+    let t = ticket(&acts);
+    let acts = h.respond_9701(t, c);
     assert!(
         forwards(&acts).is_empty(),
         "revoked token forwarded: {acts:?}"
@@ -146,23 +135,21 @@ const DAY_MS: u64 = 24 * 3600 * 1000;
 fn a_subject_revocation_lasts_as_long_as_the_tokens_the_edge_has_seen() {
     let mut h = Harness::new(base_config("rfc9701"));
     let t0 = h.now;
-    let long = |h: &Harness, sub: &str, iat_ms: u64| {
+    let long = |sub: &str, iat_ms: u64| {
         let mut c = FakeAs::claims(iat_ms, "orders:read");
         c["sub"] = json!(sub);
         c["exp"] = json!(iat_ms / 1000 + 48 * 3600);
-        h.fake.rfc9701(&h.fake.ed, c, h.now)
+        c
     };
     // Bob's 48 h token teaches the edge how long tokens live.
     let t = ticket(&h.request(1, "/orders", "bob-tok"));
-    let body = long(&h, "bob", t0);
-    forward(&h.respond(t, 200, RFC9701_CT, &body));
+    forward(&h.respond_9701(t, long("bob", t0)));
     revoke(&mut h, Selector::Sub("alice".into()));
     h.advance(DAY_MS + 20_000);
     let _ = h.edge.drain_actions();
     // Alice's token, issued an hour before the revocation, first presented now.
     let t = ticket(&h.request(2, "/orders", "alice-tok"));
-    let body = long(&h, "alice", t0 - 3_600_000);
-    let acts = h.respond(t, 200, RFC9701_CT, &body);
+    let acts = h.respond_9701(t, long("alice", t0 - 3_600_000));
     assert_eq!(
         reject(&acts).reason,
         Reason::Revoked,
@@ -177,19 +164,15 @@ fn a_revocation_that_matched_a_token_is_kept_until_the_token_expires() {
     let mut h = Harness::new(base_config("rfc9701"));
     let t0 = h.now;
     revoke(&mut h, Selector::Sub("alice".into()));
-    let body = |h: &Harness| {
+    let claims = || {
         let mut c = FakeAs::claims(t0 - 3_600_000, "orders:read");
         c["sub"] = json!("alice");
         c["exp"] = json!(t0 / 1000 + 47 * 3600);
-        h.fake.rfc9701(&h.fake.ed, c, h.now)
+        c
     };
     h.advance(3_600_000);
     let t = ticket(&h.request(1, "/orders", "alice-tok"));
-    let b = body(&h);
-    assert_eq!(
-        reject(&h.respond(t, 200, RFC9701_CT, &b)).reason,
-        Reason::Revoked
-    );
+    assert_eq!(reject(&h.respond_9701(t, claims())).reason, Reason::Revoked);
     h.advance(DAY_MS);
     let _ = h.edge.drain_actions();
     let acts = h.request(2, "/orders", "alice-tok");
@@ -197,8 +180,8 @@ fn a_revocation_that_matched_a_token_is_kept_until_the_token_expires() {
         assert_eq!(r.reason, Reason::Revoked);
         return;
     }
-    let b = body(&h);
-    let acts = h.respond(ticket(&acts), 200, RFC9701_CT, &b);
+    let t = ticket(&acts);
+    let acts = h.respond_9701(t, claims());
     assert_eq!(
         reject(&acts).reason,
         Reason::Revoked,
@@ -307,9 +290,8 @@ fn proofs_for_unknown_tokens_cannot_fill_the_dpop_replay_set() {
             None,
         );
         let t = ticket(&acts);
-        let inactive = h.fake.rfc9701(&h.fake.ed, json!({"active": false}), h.now);
         assert_eq!(
-            reject(&h.respond(t, 200, RFC9701_CT, &inactive)).reason,
+            reject(&h.respond_9701(t, json!({"active": false}))).reason,
             Reason::Inactive
         );
     }
@@ -321,7 +303,7 @@ fn proofs_for_unknown_tokens_cannot_fill_the_dpop_replay_set() {
     let t = ticket(&h.request_with(1, "GET", "/orders", &headers, None));
     let mut c = FakeAs::claims(h.now, "orders:read");
     c["cnf"] = json!({"jkt": jkt(&victim)});
-    forward(&h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now)));
+    forward(&h.respond_9701(t, c));
     assert_eq!(h.edge.stats().dpop_replay_entries, 1);
     // Replayed: refused, on the cache-hit path too.
     let r = reject(&h.request_with(2, "GET", "/orders", &headers, None)).clone();
@@ -347,7 +329,7 @@ fn a_proof_replayed_while_its_token_is_introspected_is_let_through_once() {
     );
     let mut c = FakeAs::claims(h.now, "orders:read");
     c["cnf"] = json!({"jkt": jkt(&client)});
-    let acts = h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now));
+    let acts = h.respond_9701(t, c);
     let fs = forwards(&acts);
     assert_eq!(fs.len(), 1, "{acts:?}");
     assert_eq!(fs[0].request_id, 1);
@@ -513,7 +495,7 @@ fn a_proof_decided_after_its_window_is_still_let_through_once() {
     h.advance(3_000); // the introspection answers late, within its timeout
     let mut c = FakeAs::claims(h.now, "orders:read");
     c["cnf"] = json!({"jkt": jkt(&client)});
-    let acts = h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now));
+    let acts = h.respond_9701(t, c);
     assert_eq!(forwards(&acts).len(), 1, "{acts:?}");
 }
 
@@ -526,7 +508,7 @@ fn one_never_expiring_token_does_not_make_default_revocations_permanent() {
     let mut c = FakeAs::claims(h.now, "orders:read");
     c["exp"] = json!(i64::MAX);
     c["sub"] = json!("svc");
-    forward(&h.respond(t, 200, RFC9701_CT, &h.fake.rfc9701(&h.fake.ed, c, h.now)));
+    forward(&h.respond_9701(t, c));
     for s in ["a", "b", "c"] {
         revoke(&mut h, Selector::Sub(s.into()));
     }
@@ -564,11 +546,7 @@ fn an_explicit_until_is_not_extended_by_a_matching_token() {
     let mut c = FakeAs::claims(h.now - 5_000, "orders:read");
     c["sub"] = json!("alice");
     c["exp"] = json!(h.now / 1000 + 3600);
-    let body = h.fake.rfc9701(&h.fake.ed, c, h.now);
-    assert_eq!(
-        reject(&h.respond(t, 200, RFC9701_CT, &body)).reason,
-        Reason::Revoked
-    );
+    assert_eq!(reject(&h.respond_9701(t, c)).reason, Reason::Revoked);
     h.advance(700_000); // past until
     let _ = h.edge.drain_actions();
     assert_eq!(

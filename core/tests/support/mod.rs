@@ -13,6 +13,8 @@ use phantom_edge_core::{
 use serde_json::{Value, json};
 
 pub const ISSUER: &str = "https://as.example";
+/// The media type of an RFC 9701 introspection response.
+pub const RFC9701_CT: &str = "application/token-introspection+jwt";
 pub const INTROSPECT: &str = "https://as.example/introspect";
 pub const JWKS_URI: &str = "https://as.example/jwks";
 pub const T0: u64 = 1_700_000_000_000;
@@ -205,6 +207,15 @@ impl Harness {
     pub fn request(&mut self, id: u64, path: &str, token: &str) -> Vec<Action> {
         let auth = format!("Bearer {token}");
         self.request_with(id, "GET", path, &[("authorization", &auth)], None)
+    }
+
+    /// Answers `ticket` with a 200 RFC 9701 response carrying `token_introspection`, signed
+    /// by the fake AS's EdDSA key now.
+    pub fn respond_9701(&mut self, ticket: u64, token_introspection: Value) -> Vec<Action> {
+        let body = self
+            .fake
+            .rfc9701(&self.fake.ed, token_introspection, self.now);
+        self.respond(ticket, 200, RFC9701_CT, &body)
     }
 
     pub fn respond(
