@@ -462,36 +462,18 @@ async def test_middleware_hands_the_core_the_raw_path(env):
     proxy behind it) could resolve to another route is refused by the core, not routed."""
     from phantom_edge.asgi import PhantomTokenMiddleware
 
-    reached = []
-
-    async def app(scope, receive, send):
-        reached.append(scope["path"])
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
+    reached: list[str] = []
 
     async def handler(req: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=_active())
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    app = _recording_app(reached, "path")
     mw = PhantomTokenMiddleware(app, config=Config.from_toml(TOML), http_client=http)
 
     async def call(raw_path: bytes, path: str) -> tuple[int, bytes]:
-        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-                 "scheme": "https", "path": path, "raw_path": raw_path, "query_string": b"",
-                 "root_path": "", "server": ("api", 443), "client": ("127.0.0.1", 5000),
-                 "headers": [(b"host", b"api"), (b"authorization", b"Bearer tok-raw")]}
-        out = {}
-
-        async def receive():
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message):
-            if message["type"] == "http.response.start":
-                out["status"] = message["status"]
-                out["headers"] = dict(message["headers"])
-
-        await mw(scope, receive, send)
-        return out["status"], out["headers"].get(b"www-authenticate", b"")
+        status, headers = await _asgi_call(mw, _scope(path, raw_path, b"", b"Bearer tok-raw"))
+        return status, headers.get(b"www-authenticate", b"")
 
     assert (await call(b"/orders/1", "/orders/1"))[0] == 200
     for raw, decoded in [(b"/orders/../admin", "/orders/../admin"),
@@ -553,7 +535,8 @@ def _scope(path: str, raw_path, query: bytes, auth: bytes = b"") -> dict:
     return scope
 
 
-async def _asgi_call(mw, scope) -> int:
+async def _asgi_call(mw, scope) -> tuple[int, dict]:
+    """Runs one bodiless request through an ASGI app: (status, response headers)."""
     out = {}
 
     async def receive():
@@ -562,9 +545,21 @@ async def _asgi_call(mw, scope) -> int:
     async def send(message):
         if message["type"] == "http.response.start":
             out["status"] = message["status"]
+            out["headers"] = dict(message["headers"])
 
     await mw(scope, receive, send)
-    return out["status"]
+    return out["status"], out["headers"]
+
+
+def _recording_app(seen: list, key: str):
+    """An ASGI app that answers 200 and records `scope[key]` of each request it gets."""
+
+    async def app(scope, receive, send):
+        seen.append(scope[key])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
 
 
 async def test_middleware_keeps_query_tokens_out_of_the_servers_scope(env):
@@ -572,12 +567,7 @@ async def test_middleware_keeps_query_tokens_out_of_the_servers_scope(env):
     token must be gone from that scope, for forwards and for rejections."""
     from phantom_edge.asgi import PhantomTokenMiddleware
 
-    seen = []
-
-    async def app(scope, receive, send):
-        seen.append(scope["query_string"])
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
+    seen: list[bytes] = []
 
     async def handler(req: httpx.Request) -> httpx.Response:
         token = dict(x.split("=", 1) for x in req.content.decode().split("&"))["token"]
@@ -585,12 +575,12 @@ async def test_middleware_keeps_query_tokens_out_of_the_servers_scope(env):
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     cfg = Config.from_toml(TOML + "\n[request]\nallow_query_token = true\n")
-    mw = PhantomTokenMiddleware(app, config=cfg, http_client=http)
+    mw = PhantomTokenMiddleware(_recording_app(seen, "query_string"), config=cfg, http_client=http)
     ok = _scope("/orders/1", b"/orders/1", b"x=1&access_token=good-token&y=2")
-    assert await _asgi_call(mw, ok) == 200
+    assert (await _asgi_call(mw, ok))[0] == 200
     assert ok["query_string"] == b"x=1&y=2" and seen == [b"x=1&y=2"]
     bad = _scope("/orders/1", b"/orders/1", b"access_token=bad-token&z=3")
-    assert await _asgi_call(mw, bad) == 401
+    assert (await _asgi_call(mw, bad))[0] == 401
     assert bad["query_string"] == b"z=3"
     await http.aclose()
 
@@ -600,20 +590,18 @@ async def test_middleware_without_raw_path_reencodes_the_decoded_path(env):
     client sent is not read as the start of a query (the app would route `/orders?/../admin`)."""
     from phantom_edge.asgi import PhantomTokenMiddleware
 
-    reached = []
-
-    async def app(scope, receive, send):
-        reached.append(scope["path"])
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
+    reached: list[str] = []
 
     async def handler(req: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=_active())
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    app = _recording_app(reached, "path")
     mw = PhantomTokenMiddleware(app, config=Config.from_toml(TOML), http_client=http)
-    assert await _asgi_call(mw, _scope("/orders/1", None, b"", b"Bearer tok-q")) == 200
-    assert await _asgi_call(mw, _scope("/orders?/../admin/x", None, b"", b"Bearer tok-q")) == 400
+    ok = _scope("/orders/1", None, b"", b"Bearer tok-q")
+    assert (await _asgi_call(mw, ok))[0] == 200
+    ambiguous = _scope("/orders?/../admin/x", None, b"", b"Bearer tok-q")
+    assert (await _asgi_call(mw, ambiguous))[0] == 400
     assert reached == ["/orders/1"]
     await http.aclose()
 
