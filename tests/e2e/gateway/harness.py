@@ -39,6 +39,20 @@ def gateway_binary() -> pathlib.Path:
     )
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that does not log each request to stderr."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.ThreadingHTTPServer:
+    """`handler` served on 127.0.0.1 (a free port) from a daemon thread; `shutdown()` stops it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 class EchoUpstream:
     """An upstream that answers every request with what it received, and remembers it."""
 
@@ -46,7 +60,7 @@ class EchoUpstream:
         self.seen: list[dict[str, Any]] = []
         outer = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -63,12 +77,8 @@ class EchoUpstream:
 
             do_GET = do_POST = do_PUT = do_DELETE = _answer
 
-            def log_message(self, *args: Any) -> None:  # quiet
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = serve(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
         self.server.shutdown()

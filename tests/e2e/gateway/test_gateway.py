@@ -336,10 +336,7 @@ class SlowIntrospection:
     """An RFC 7662 introspection endpoint that answers "active" after `delay` seconds."""
 
     def __init__(self, issuer: str, delay: float) -> None:
-        import http.server
-        import threading
-
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(harness.QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("content-length") or 0))
                 time.sleep(delay)
@@ -356,12 +353,8 @@ class SlowIntrospection:
                 except OSError:
                     pass  # the edge gave up on us
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = harness.serve(Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -401,10 +394,7 @@ def test_a_request_answered_504_is_never_forwarded_later(mode: str) -> None:
 def test_connection_specific_response_headers_are_not_passed_on(mode: str) -> None:
     """`HTTP2-Settings` is connection-specific (RFC 9113 §8.2.2): neither mode passes it from the
     upstream to the client (edge mode did), and the other response headers all arrive."""
-    import http.server
-    import threading
-
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(harness.QuietHandler):
         def do_GET(self) -> None:
             body = b"hello"
             self.send_response(200)
@@ -415,11 +405,7 @@ def test_connection_specific_response_headers_are_not_passed_on(mode: str) -> No
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    upstream = harness.serve(Handler)
     issuer = "https://as.example"
     introspection = SlowIntrospection(issuer, 0)
     cfg = harness.config_toml(issuer, f"http://127.0.0.1:{upstream.server_address[1]}")
