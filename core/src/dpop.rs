@@ -20,11 +20,6 @@ pub(crate) struct ProofKey {
     pub(crate) replay_until: u64,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum ProofError {
-    Invalid(&'static str),
-}
-
 #[derive(Deserialize)]
 struct ProofClaims {
     jti: String,
@@ -35,7 +30,8 @@ struct ProofClaims {
     ath: Option<String>,
 }
 
-/// Checks one `DPoP` header value for a request carrying `token`.
+/// Checks one `DPoP` header value for a request carrying `token`; the error says why the proof
+/// is refused.
 #[allow(clippy::too_many_arguments)] // each is one input of RFC 9449 §4.3
 pub(crate) fn check_proof(
     cfg: &Config,
@@ -46,44 +42,41 @@ pub(crate) fn check_proof(
     htu: &str,
     token: &str,
     now_ms: u64,
-) -> Result<ProofKey, ProofError> {
-    use ProofError::Invalid;
+) -> Result<ProofKey, &'static str> {
     let [proof] = proofs else {
-        return Err(Invalid(if proofs.is_empty() {
+        return Err(if proofs.is_empty() {
             "missing DPoP proof"
         } else {
             "more than one DPoP header"
-        }));
+        });
     };
     let jws = Jws::parse(proof, &cfg.dpop_algorithms)
-        .map_err(|_| Invalid("malformed proof or alg not allowed"))?;
+        .map_err(|_| "malformed proof or alg not allowed")?;
     jws.check_typ(&[Some("dpop+jwt")])
-        .map_err(|_| Invalid("typ is not dpop+jwt"))?;
+        .map_err(|_| "typ is not dpop+jwt")?;
     let jwk = jws
         .header
         .jwk
         .as_ref()
-        .ok_or(Invalid("no jwk in the proof header"))?;
-    let key = VerifyingKey::from_jwk(jwk, &cfg.dpop_algorithms)
-        .map_err(|_| Invalid("unusable or private jwk"))?;
+        .ok_or("no jwk in the proof header")?;
+    let key =
+        VerifyingKey::from_jwk(jwk, &cfg.dpop_algorithms).map_err(|_| "unusable or private jwk")?;
     jws.verify_with(&key)
-        .map_err(|_| Invalid("proof signature does not verify"))?;
-    let payload = jws
-        .payload()
-        .map_err(|_| Invalid("malformed proof payload"))?;
-    let c: ProofClaims = serde_json::from_slice(&payload)
-        .map_err(|_| Invalid("proof claims missing or malformed"))?;
+        .map_err(|_| "proof signature does not verify")?;
+    let payload = jws.payload().map_err(|_| "malformed proof payload")?;
+    let c: ProofClaims =
+        serde_json::from_slice(&payload).map_err(|_| "proof claims missing or malformed")?;
     if c.htm != method {
-        return Err(Invalid("htm does not match the request method"));
+        return Err("htm does not match the request method");
     }
     if normalize_url(&c.htu).as_deref() != Some(htu) {
-        return Err(Invalid("htu does not match the request URI"));
+        return Err("htu does not match the request URI");
     }
     let iat_ms = c
         .iat
         .as_u64()
         .or_else(|| c.iat.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-        .ok_or(Invalid("iat is not a number"))?
+        .ok_or("iat is not a number")?
         .saturating_mul(1000);
     if iat_ms > now_ms.saturating_add(cfg.leeway_ms)
         || iat_ms
@@ -91,20 +84,20 @@ pub(crate) fn check_proof(
             .saturating_add(cfg.leeway_ms)
             < now_ms
     {
-        return Err(Invalid("iat outside the acceptance window"));
+        return Err("iat outside the acceptance window");
     }
     match c.ath {
         Some(ath) if ath == sha256_b64(token.as_bytes()) => {}
-        Some(_) => return Err(Invalid("ath does not match the access token")),
-        None => return Err(Invalid("no ath")),
+        Some(_) => return Err("ath does not match the access token"),
+        None => return Err("no ath"),
     }
-    let jkt = jwk_thumbprint(jwk).ok_or(Invalid("cannot compute the jwk thumbprint"))?;
+    let jkt = jwk_thumbprint(jwk).ok_or("cannot compute the jwk thumbprint")?;
     if c.jti.is_empty() || c.jti.len() > 256 {
-        return Err(Invalid("bad jti"));
+        return Err("bad jti");
     }
     let replay_id = fp.fingerprint(&format!("dpop\0{jkt}\0{}", c.jti));
     if replay.contains(&replay_id, now_ms) {
-        return Err(Invalid(PROOF_REPLAYED));
+        return Err(PROOF_REPLAYED);
     }
     Ok(ProofKey {
         jkt,

@@ -9,7 +9,7 @@ use crate::action::{
 };
 use crate::cache::{Cache, Entry, Minted};
 use crate::config::{Config, Mode, Route};
-use crate::dpop::{ProofError, check_proof};
+use crate::dpop::check_proof;
 use crate::introspection::{
     HttpResponse, JwtFailure, Outcome, build_request, media_type, parse_response, verify_access_jwt,
 };
@@ -434,7 +434,7 @@ impl Edge {
                     jkt = Some(p.jkt);
                     proof = Some((p.replay_id, p.replay_until));
                 }
-                Err(ProofError::Invalid(why)) => {
+                Err(why) => {
                     return self.reject(
                         req.id,
                         Reason::InvalidDpopProof,
