@@ -340,7 +340,11 @@ impl Forward {
 /// `TokenInfo` → dict, exactly as `serde_json::to_value` + `json_to_py` would build it (the same
 /// members, skipped when `None`, in `serde_json::Map`'s sorted key order) without the detour
 /// through a JSON tree.
-fn token_dict<'py>(py: Python<'py>, t: &core::TokenInfo) -> PyResult<Bound<'py, PyDict>> {
+#[allow(clippy::type_complexity)]
+fn token_dict<'py>(
+    py: Python<'py>,
+    t: &core::TokenInfo,
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>, Bound<'py, PyList>)> {
     let d = PyDict::new(py);
     let text = |k: &Bound<'py, PyString>, v: &Option<String>| -> PyResult<()> {
         v.as_ref().map_or(Ok(()), |v| d.set_item(k, v))
@@ -348,7 +352,9 @@ fn token_dict<'py>(py: Python<'py>, t: &core::TokenInfo) -> PyResult<Bound<'py, 
     let int = |k: &Bound<'py, PyString>, v: Option<u64>| -> PyResult<()> {
         v.map_or(Ok(()), |v| d.set_item(k, v))
     };
-    d.set_item(intern!(py, "aud"), PyList::new(py, &t.aud)?)?;
+    let aud = PyList::new(py, &t.aud)?;
+    let scopes = PyList::new(py, &t.scopes)?;
+    d.set_item(intern!(py, "aud"), &aud)?;
     text(intern!(py, "client_id"), &t.client_id)?;
     text(intern!(py, "cnf_jkt"), &t.cnf_jkt)?;
     text(intern!(py, "cnf_x5t_s256"), &t.cnf_x5t_s256)?;
@@ -357,12 +363,12 @@ fn token_dict<'py>(py: Python<'py>, t: &core::TokenInfo) -> PyResult<Bound<'py, 
     text(intern!(py, "iss"), &t.iss)?;
     text(intern!(py, "jti"), &t.jti)?;
     int(intern!(py, "nbf"), t.nbf)?;
-    d.set_item(intern!(py, "scopes"), PyList::new(py, &t.scopes)?)?;
+    d.set_item(intern!(py, "scopes"), &scopes)?;
     text(intern!(py, "sid"), &t.sid)?;
     text(intern!(py, "sub"), &t.sub)?;
     text(intern!(py, "token_type"), &t.token_type)?;
     text(intern!(py, "username"), &t.username)?;
-    Ok(d)
+    Ok((d, aud, scopes))
 }
 
 /// The claims of one `TokenInfo` (one cache entry of the core), shared by every `Forward` built
@@ -371,7 +377,15 @@ fn token_dict<'py>(py: Python<'py>, t: &core::TokenInfo) -> PyResult<Bound<'py, 
 /// those immutable objects, so no two `Forward`s share a mutable object.
 struct Claims {
     info: Arc<core::TokenInfo>,
-    template: PyOnceLock<Py<PyDict>>,
+    template: PyOnceLock<Template>,
+}
+
+/// The dict a `Forward.token` is copied from, and its two lists (kept here so a copy needs no
+/// lookups in the template).
+struct Template {
+    dict: Py<PyDict>,
+    aud: Py<PyList>,
+    scopes: Py<PyList>,
 }
 
 impl std::fmt::Debug for Claims {
@@ -384,17 +398,20 @@ impl std::fmt::Debug for Claims {
 
 impl Claims {
     fn fresh_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let template = self
-            .template
-            .get_or_try_init(py, || token_dict(py, &self.info).map(Bound::unbind))?
-            .bind(py);
-        let d = template.copy()?;
-        for key in [intern!(py, "aud"), intern!(py, "scopes")] {
-            if let Some(list) = template.get_item(key)? {
-                let list = list.cast_into::<PyList>()?;
-                d.set_item(key, list.get_slice(0, list.len()))?;
-            }
-        }
+        let t = self.template.get_or_try_init(py, || {
+            let (dict, aud, scopes) = token_dict(py, &self.info)?;
+            Ok::<_, PyErr>(Template {
+                dict: dict.unbind(),
+                aud: aud.unbind(),
+                scopes: scopes.unbind(),
+            })
+        })?;
+        let d = t.dict.bind(py).copy()?;
+        d.set_item(intern!(py, "aud"), t.aud.bind(py).get_slice(0, usize::MAX))?;
+        d.set_item(
+            intern!(py, "scopes"),
+            t.scopes.bind(py).get_slice(0, usize::MAX),
+        )?;
         Ok(d)
     }
 }
