@@ -201,7 +201,7 @@ debug_redacting!(RawAuthorizationServer {
 
 debug_redacting!(RawCache {
     max_ttl, negative_ttl, max_entries, max_bytes, negative_max_entries, skew, max_pending,
-    max_waiters, fingerprint_key_env, ignore_no_store,
+    max_waiters, max_waiting, fingerprint_key_env, ignore_no_store,
 } secret { fingerprint_key });
 
 debug_redacting!(RawAssertions {
@@ -237,6 +237,8 @@ pub struct RawCache {
     pub max_pending: Option<usize>,
     #[serde(default)]
     pub max_waiters: Option<usize>,
+    #[serde(default)]
+    pub max_waiting: Option<usize>,
     #[serde(default)]
     pub fingerprint_key: Option<String>,
     #[serde(default)]
@@ -419,6 +421,8 @@ pub struct Config {
     pub(crate) skew_ms: u64,
     pub(crate) max_pending: usize,
     pub(crate) max_waiters: usize,
+    /// Requests waiting on tickets, all tokens together.
+    pub(crate) max_waiting: usize,
     pub(crate) fingerprint_key: Option<[u8; 32]>,
     pub(crate) ignore_no_store: bool,
     pub(crate) upstream_header: String,
@@ -902,6 +906,7 @@ impl Config {
             skew_ms: duration_or("cache.skew", c.skew.as_deref(), 5_000)?,
             max_pending: nonzero("cache.max_pending", c.max_pending, 10_000)?,
             max_waiters: nonzero("cache.max_waiters", c.max_waiters, 1_000)?,
+            max_waiting: nonzero("cache.max_waiting", c.max_waiting, 20_000)?,
             fingerprint_key,
             ignore_no_store: c.ignore_no_store,
             upstream_header,

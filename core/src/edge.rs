@@ -143,6 +143,8 @@ pub struct Edge {
     muted: AuditKinds,
     cache: Cache,
     pending: HashMap<Fingerprint, Pending, FingerprintBuild>,
+    /// Waiters over all of `pending` (bounded by `cache.max_waiting`).
+    waiting: usize,
     tickets: HashMap<Ticket, Fingerprint>,
     deadlines: BTreeSet<(u64, Ticket)>,
     next_ticket: Ticket,
@@ -189,6 +191,7 @@ impl Edge {
                 config.negative_max_entries,
             ),
             pending: HashMap::default(),
+            waiting: 0,
             tickets: HashMap::new(),
             deadlines: BTreeSet::new(),
             next_ticket: 1,
@@ -279,7 +282,7 @@ impl Edge {
             cache_bytes: self.cache.bytes(),
             negative_entries: self.cache.negative_len(),
             pending: self.pending.len(),
-            waiters: self.pending.values().map(|p| p.waiters.len()).sum(),
+            waiters: self.waiting,
             revocations: self.revocations.len(),
             dpop_replay_entries: self.dpop_replay.len(),
             jwks_keys: self.keys.as_ref().map_or(0, KeySet::len),
@@ -481,6 +484,16 @@ impl Edge {
             route,
             binding,
         };
+        if self.waiting >= self.cfg.max_waiting {
+            return self.reject(
+                req.id,
+                Reason::Overloaded,
+                Some(fp),
+                dpop,
+                None,
+                Some("too many waiting requests"),
+            );
+        }
         if let Some(p) = self.pending.get_mut(&fp) {
             // Coalescing: one introspection per token in flight (invariant 5).
             if p.waiters.len() >= self.cfg.max_waiters {
@@ -494,6 +507,7 @@ impl Edge {
                 );
             }
             p.waiters.push(waiter);
+            self.waiting += 1;
             self.metrics.coalesced += 1;
             let mut ev = AuditEvent::new(AuditKind::Coalesced);
             ev.request_id = Some(req.id);
@@ -525,6 +539,7 @@ impl Edge {
                 parked: None,
             },
         );
+        self.waiting += 1;
         self.tickets.insert(ticket, fp);
         self.deadlines.insert((deadline, ticket));
         match self.cfg.mode {
@@ -941,6 +956,7 @@ impl Edge {
         let Some(p) = self.pending.remove(&fp) else {
             return;
         };
+        self.waiting -= p.waiters.len();
         self.tickets.remove(&p.ticket);
         self.deadlines.remove(&(p.deadline, p.ticket));
         self.parked.retain(|t| *t != p.ticket);

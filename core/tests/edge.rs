@@ -614,6 +614,32 @@ fn pending_set_and_waiters_are_bounded() {
 }
 
 #[test]
+fn waiting_requests_are_bounded_over_all_tokens() {
+    let mut cfg = base_config("rfc9701");
+    cfg["cache"]["max_waiting"] = json!(3);
+    let mut h = Harness::new(cfg);
+    let ta = ticket(&h.request(1, "/orders", "a"));
+    h.request(2, "/orders", "a");
+    h.request(3, "/orders", "b");
+    assert_eq!(h.edge.stats().waiters, 3);
+    for (id, token) in [(4, "c"), (5, "a")] {
+        let r = reject(&h.request(id, "/orders", token)).clone();
+        assert_eq!((r.status, r.reason), (503, Reason::Overloaded), "{token}");
+    }
+    assert_eq!((h.edge.stats().pending, h.edge.stats().waiters), (2, 3));
+    // Answering a's ticket lets both its waiters through and frees their places.
+    let claims = FakeAs::claims(h.now, "orders:read");
+    assert_eq!(forwards(&h.respond_9701(ta, claims)).len(), 2);
+    assert_eq!(h.edge.stats().waiters, 1);
+    assert!(rejects(&h.request(6, "/orders", "c")).is_empty());
+    assert_eq!((h.edge.stats().pending, h.edge.stats().waiters), (2, 2));
+    // A timed-out ticket frees its places too.
+    h.advance(60_000);
+    let _ = h.edge.drain_actions();
+    assert_eq!((h.edge.stats().pending, h.edge.stats().waiters), (0, 0));
+}
+
+#[test]
 fn late_answers_are_ignored_and_unknown_tickets_are_errors() {
     let mut h = Harness::new(base_config("rfc9701"));
     let t = ticket(&h.request(1, "/orders", "tok"));
