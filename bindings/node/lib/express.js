@@ -8,7 +8,7 @@
 // listed ones, sets the upstream header; `req.headers`, `req.rawHeaders`, `req.headersDistinct`) and puts the claims in
 // `req.phantomEdge`; a reject is answered with the core's status, WWW-Authenticate and JSON body.
 // It also serves the revocation route (POST, default /_phantom/revocations) and metrics (GET,
-// default /_phantom/metrics; the [admin] bearer token only, when [admin] is configured); both
+// default /_phantom/metrics; the [admin] bearer token only, 403 without [admin]); both
 // paths come from the config's [middleware] section
 // (`revocation_path`, `metrics_path`; "" disables a route). Logs carry audit events, never tokens.
 const { PhantomEdge, certThumbprint, coreHeaders, rewriteRequestHeaders } = require('./client.js')
@@ -44,6 +44,8 @@ function send(res, status, body, headers) {
 
 /** The challenge of a metrics request without the [admin] bearer token. */
 const METRICS_CHALLENGE = 'Bearer realm="phantom-edge metrics"'
+/** The answer of the metrics route when no [admin] token is configured. */
+const NO_ADMIN = '{"error":"forbidden","error_description":"metrics need an [admin] token in the configuration"}'
 
 function schemeOf(req) {
   if (typeof req.protocol === 'string') return req.protocol // Express (honours `trust proxy`)
@@ -99,11 +101,11 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
 
   function metrics(req, res) {
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, '', { allow: 'GET' })
-    // With an [admin] token configured, only its bearer reads the metrics (the app's listener
-    // may be public); the core checks it.
-    if (edge.adminAuthorized(req.headers.authorization) === false) {
-      return send(res, 401, '', { 'www-authenticate': METRICS_CHALLENGE })
-    }
+    // Only the [admin] token's bearer reads the metrics (the app's listener may be public); the
+    // core checks it. Without [admin] nobody may: fail closed.
+    const authorized = edge.adminAuthorized(req.headers.authorization)
+    if (authorized == null) return send(res, 403, NO_ADMIN, { 'content-type': 'application/json' })
+    if (!authorized) return send(res, 401, '', { 'www-authenticate': METRICS_CHALLENGE })
     return send(res, 200, edge.metrics(), { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
   }
 
@@ -149,4 +151,4 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
   return middleware
 }
 
-module.exports = { phantomToken, routePaths, DEFAULT_REVOCATION_PATH, DEFAULT_METRICS_PATH, METRICS_CHALLENGE }
+module.exports = { phantomToken, routePaths, DEFAULT_REVOCATION_PATH, DEFAULT_METRICS_PATH, METRICS_CHALLENGE, NO_ADMIN }

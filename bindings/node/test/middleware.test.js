@@ -82,6 +82,32 @@ test('fastify: routes with config.phantomEdge = false skip the hook; revocation 
   }
 })
 
+test('metrics without [admin]: 403 from Express and Fastify, whatever bearer is sent (fail closed)', async () => {
+  const { admin: _, ...noAdmin } = config()
+  const app = express()
+  const mw = phantomToken(noAdmin, { fetch: fakeFetch })
+  app.use(mw)
+  const s = await listen(app)
+  const f = Fastify()
+  await f.register(phantomEdge, { config: noAdmin, fetch: fakeFetch })
+  await f.listen({ port: 0, host: '127.0.0.1' })
+  try {
+    for (const url of [s.url, `http://127.0.0.1:${f.server.address().port}`]) {
+      for (const headers of [{}, { authorization: `Bearer ${ADMIN_TOKEN}` }]) {
+        const m = await fetch(`${url}/_phantom/metrics`, { headers })
+        assert.equal(m.status, 403, url)
+        const body = await m.text()
+        assert.doesNotMatch(body, /phantom_edge_/)
+        assert.match(JSON.parse(body).error_description, /\[admin\]/)
+      }
+    }
+  } finally {
+    await s.close()
+    await mw.close()
+    await f.close()
+  }
+})
+
 test('query tokens (request.allow_query_token): the handlers see neither the token nor access_token', async () => {
   const cfg = { ...config(), request: { allow_query_token: true } }
   const token = 'query-token-0123456789abcdef'

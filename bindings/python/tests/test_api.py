@@ -606,6 +606,22 @@ async def test_middleware_without_raw_path_reencodes_the_decoded_path(env):
     await http.aclose()
 
 
+async def test_middleware_metrics_without_admin_are_refused(env):
+    """Without `[admin]` nobody may read the metrics on the app's listener (fail closed): 403,
+    whatever bearer is sent, and no metric in the answer."""
+    from phantom_edge.asgi import PhantomTokenMiddleware
+
+    no_admin = TOML.replace('[admin]\ntoken = "admin-secret-0123456789"\n', "")
+    assert "[admin]" not in no_admin
+    seen: list[str] = []
+    mw = PhantomTokenMiddleware(_recording_app(seen, "path"), config=Config.from_toml(no_admin))
+    for auth in (b"", b"Bearer admin-secret-0123456789"):
+        status, headers = await _asgi_call(mw, _scope("/_phantom/metrics", None, b"", auth))
+        assert status == 403 and headers[b"content-type"] == b"application/json"
+    assert seen == []
+    await mw.edge.aclose()
+
+
 async def test_async_edge_publishes_through_async_callbacks_and_survives_failures(env, caplog):
     import logging
 

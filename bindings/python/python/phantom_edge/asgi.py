@@ -5,7 +5,7 @@ listed ones, sets the upstream header) and stores the claims in ``scope["state"]
 (``request.state.phantom_edge`` in Starlette/FastAPI); a reject is answered with the core's status,
 ``WWW-Authenticate`` and body. It also serves the revocation route (POST, default
 ``/_phantom/revocations``) and metrics (GET, default ``/_phantom/metrics``, for the ``[admin]``
-bearer token only when ``[admin]`` is configured); both paths come from
+bearer token only; 403 when no ``[admin]`` is configured); both paths come from
 the ``[middleware]`` section (``revocation_path``, ``metrics_path``; ``""`` disables a route).
 Logs carry audit events (fingerprints), never tokens.
 """
@@ -52,6 +52,12 @@ async def _respond(
     headers = headers + [(b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+# The metrics route's answer when no [admin] token is configured.
+_NO_ADMIN = (
+    b'{"error":"forbidden","error_description":"metrics need an [admin] token in the configuration"}'
+)
 
 
 class PhantomTokenMiddleware:
@@ -185,13 +191,17 @@ class PhantomTokenMiddleware:
         if scope.get("method") not in ("GET", "HEAD"):
             await _respond(send, 405, b"", [(b"allow", b"GET")])
             return
-        # With an [admin] token configured, only its bearer may read the metrics (this is the
-        # app's own, possibly public, listener); the core checks it.
+        # Only the [admin] token's bearer reads the metrics (this is the app's own, possibly
+        # public, listener); the core checks it. Without [admin] nobody may: fail closed.
         authorization = next(
             (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"),
             None,
         )
-        if self.edge.admin_authorized(authorization) is False:
+        authorized = self.edge.admin_authorized(authorization)
+        if authorized is None:
+            await _respond(send, 403, _NO_ADMIN, [(b"content-type", b"application/json")])
+            return
+        if not authorized:
             realm = b'Bearer realm="phantom-edge metrics"'
             await _respond(send, 401, b"", [(b"www-authenticate", realm)])
             return
