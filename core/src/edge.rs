@@ -484,28 +484,30 @@ impl Edge {
             route,
             binding,
         };
-        if self.waiting >= self.cfg.max_waiting {
+        // Bounded (invariant 7): the waiters over all tokens, the waiters on this token's ticket,
+        // the tickets in flight.
+        let in_flight = self.pending.get(&fp).map(|p| p.waiters.len());
+        let full = if self.waiting >= self.cfg.max_waiting {
+            Some("too many waiting requests")
+        } else if in_flight.is_some_and(|n| n >= self.cfg.max_waiters) {
+            Some("too many waiters")
+        } else if in_flight.is_none() && self.pending.len() >= self.cfg.max_pending {
+            Some("too many pending")
+        } else {
+            None
+        };
+        if let Some(detail) = full {
             return self.reject(
                 req.id,
                 Reason::Overloaded,
                 Some(fp),
                 dpop,
                 None,
-                Some("too many waiting requests"),
+                Some(detail),
             );
         }
         if let Some(p) = self.pending.get_mut(&fp) {
             // Coalescing: one introspection per token in flight (invariant 5).
-            if p.waiters.len() >= self.cfg.max_waiters {
-                return self.reject(
-                    req.id,
-                    Reason::Overloaded,
-                    Some(fp),
-                    dpop,
-                    None,
-                    Some("too many waiters"),
-                );
-            }
             p.waiters.push(waiter);
             self.waiting += 1;
             self.metrics.coalesced += 1;
@@ -515,16 +517,6 @@ impl Edge {
             ev.fingerprint = Some(fp);
             self.audit(ev);
             return;
-        }
-        if self.pending.len() >= self.cfg.max_pending {
-            return self.reject(
-                req.id,
-                Reason::Overloaded,
-                Some(fp),
-                dpop,
-                None,
-                Some("too many pending"),
-            );
         }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
