@@ -1155,14 +1155,15 @@ impl Edge {
             None => None,
         };
         let default_until = self.default_until(now);
-        let (overflow, fp, published) = match &revocation.selector {
+        let (overflow, fp, publish_until, mut published) = match &revocation.selector {
             Selector::Token(t) => {
                 let fp = self.fp.fingerprint(t);
                 let (o, u) = self.revoke_fingerprint(fp, until_ms, now);
                 (
                     o,
                     Some(fp),
-                    serde_json::json!({ "fingerprint": fp.to_string(), "until": u / 1000 }),
+                    u,
+                    serde_json::json!({ "fingerprint": fp.to_string() }),
                 )
             }
             Selector::Fingerprint(fp) => {
@@ -1170,7 +1171,8 @@ impl Edge {
                 (
                     o,
                     Some(*fp),
-                    serde_json::json!({ "fingerprint": fp.to_string(), "until": u / 1000 }),
+                    u,
+                    serde_json::json!({ "fingerprint": fp.to_string() }),
                 )
             }
             Selector::Jti(v) | Selector::Sub(v) | Selector::ClientId(v) | Selector::Sid(v) => {
@@ -1184,9 +1186,17 @@ impl Edge {
                 let o = self
                     .revocations
                     .add_named(kind, v, now, u, until_ms.is_some());
-                (o, None, serde_json::json!({ name: v, "until": u / 1000 }))
+                (o, None, until_ms, serde_json::json!({ name: v }))
             }
         };
+        // An `until` is fixed on the instances that receive it, so only a certain one is passed
+        // on: the revoker's, or a revoked token's known exp (rounded up to whole seconds).
+        // Without one, each instance keeps the revocation by its own rule (`default_until`,
+        // extended to the exp of any token it is seen to match); a published default would be
+        // fixed there and lapse while a matching token still lives.
+        if let Some(u) = publish_until {
+            published["until"] = u.div_ceil(1000).into();
+        }
         if let Some(forgotten) = overflow {
             // Forgetting a revocation is only safe if what it covered is re-checked at the AS.
             let n = match &forgotten {
@@ -1248,27 +1258,30 @@ impl Edge {
             .max(seen.saturating_add(self.cfg.leeway_ms))
     }
 
+    /// Revokes one token by its fingerprint. Returns what the set forgot to make room, and the
+    /// `until` (ms) to publish: the revoker's, else the token's exp when this edge knows it and
+    /// it is still ahead (a fingerprint names one token, so its exp is exactly how long the
+    /// revocation is needed, on every instance); `None` when this edge keeps it by its default.
     fn revoke_fingerprint(
         &mut self,
         fp: Fingerprint,
         until_ms: Option<u64>,
         now: u64,
-    ) -> (Option<Forgotten>, u64) {
+    ) -> (Option<Forgotten>, Option<u64>) {
         // Keep it as long as the token can live: its exp when known, else the default.
         let known_exp = self
             .cache
             .peek(&fp)
             .and_then(|e| e.info.exp)
-            .map(|e| e.saturating_mul(1000).saturating_add(self.cfg.leeway_ms));
-        let until = until_ms
-            .or(known_exp)
-            .unwrap_or_else(|| self.default_until(now))
-            .max(now.saturating_add(1));
+            .map(|e| e.saturating_mul(1000).saturating_add(self.cfg.leeway_ms))
+            .filter(|e| *e > now);
+        let publish = until_ms.or(known_exp);
+        let until = publish.unwrap_or_else(|| self.default_until(now));
         let overflow = self
             .revocations
             .add_fingerprint(fp, now, until, until_ms.is_some());
         self.cache.remove(&fp);
-        (overflow, until)
+        (overflow, publish)
     }
 
     /// Handles an RFC 8417 Security Event Token (CAEP session-revoked and token-claims-change,
