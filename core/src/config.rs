@@ -13,6 +13,10 @@ use serde::Deserialize;
 use crate::jose::{Alg, SigningKey, VerifyingKey};
 use crate::secret::Secret;
 
+/// Inbound headers never passed upstream, before `upstream.strip_headers`: the client's
+/// credentials and the path-override headers.
+pub const ALWAYS_STRIPPED: [&str; 4] = ["authorization", "dpop", "x-original-url", "x-rewrite-url"];
+
 /// A configuration error: which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid config: {field}: {message}")]
@@ -692,7 +696,10 @@ impl Config {
                 "must be an HTTP auth scheme token (or empty)",
             ));
         }
-        let mut strip_headers = vec!["authorization".to_string(), "dpop".to_string()];
+        // Always: the client's credentials, and the headers some servers and frameworks
+        // (IIS URL Rewrite, Symfony, Zend) take as the request's path instead of the target
+        // line: the upstream must route on the path this edge authorized.
+        let mut strip_headers: Vec<String> = ALWAYS_STRIPPED.iter().map(|h| (*h).into()).collect();
         for h in u.strip_headers.iter().flatten() {
             let h = h.to_ascii_lowercase();
             if h.is_empty() || !h.bytes().all(is_token_char) {

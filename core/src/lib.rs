@@ -95,7 +95,9 @@ pub use action::{
     Action, AuditEvent, AuditKind, AuditKinds, AuditLevel, FetchJwks, Forward, IntrospectRequest,
     Reason, Reject, RequestId, SharedLookup, SharedPublish, Ticket,
 };
-pub use config::{ClientAuth, Config, ConfigError, Dialect, Mode, RawConfig, Route};
+pub use config::{
+    ALWAYS_STRIPPED, ClientAuth, Config, ConfigError, Dialect, Mode, RawConfig, Route,
+};
 pub use edge::{Edge, EdgeError, LookupResult};
 pub use introspection::{HttpResponse, MAX_RESPONSE_BODY};
 pub use jose::{Alg, KeySet, MAX_JWS_LEN};

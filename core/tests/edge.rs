@@ -902,7 +902,7 @@ fn upstream_header_name_and_scheme_are_configurable() {
         3,
         "bare JWT without scheme"
     );
-    for s in ["authorization", "dpop", "cookie"] {
+    for s in ["authorization", "dpop", "x-original-url", "x-rewrite-url", "cookie"] {
         assert!(f.strip_headers.iter().any(|h| h == s), "{s}");
     }
     // The edge-level view (what the component hands out once) says the same as every Forward.

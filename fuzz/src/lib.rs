@@ -136,7 +136,7 @@ fn decision(acts: &[Action], id: u64) -> Option<&Action> {
                 );
             }
             Action::Forward(f) => {
-                for h in ["authorization", "dpop"] {
+                for h in ["authorization", "dpop", "x-original-url", "x-rewrite-url"] {
                     assert!(
                         f.strip_headers.iter().any(|s| s == h),
                         "Forward does not strip {h}: {f:?}"

@@ -175,7 +175,8 @@ def test_forward_objects_are_fresh_per_decision(env):
     assert [a for a in hit(4) if isinstance(a, Forward)][0].token == first.token
     assert f1.header_name == "authorization" and f1.header_value == f2.header_value
     assert f1.header_value.startswith("Bearer ") and "tok-1" not in f1.header_value
-    assert f1.strip_headers == ["authorization", "dpop"] and f1.strip_headers is not f1.strip_headers
+    assert f1.strip_headers == ["authorization", "dpop", "x-original-url", "x-rewrite-url"]
+    assert f1.strip_headers is not f1.strip_headers
     assert f1.fingerprint == edge.fingerprint("tok-1") and f1.request_id == 2
     audits = [a for a in a1 if isinstance(a, Audit)]
     assert audits and audits[0].request_id == 2 and audits[0].fingerprint == f1.fingerprint
