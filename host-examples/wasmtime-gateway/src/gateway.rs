@@ -105,6 +105,9 @@ pub(crate) fn error_response(status: u16, error: &str, description: &str) -> hyp
     json_response(status, &[], body)
 }
 
+/// How long the admin listener waits for a revocation body.
+const ADMIN_BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Hop-by-hop headers (RFC 9110 §7.6.1; `http2-settings`, connection-specific per RFC 9113
 /// §8.2.2) a proxy must not forward, in either direction. The proxy component's list is the
 /// same.
@@ -146,9 +149,21 @@ pub fn upstream_client() -> Client<HttpConnector, Incoming> {
         .build(connector)
 }
 
+/// Inbound headers about the client's connection that the upstream may trust, so only this edge
+/// sets them: `x-forwarded-host` / `-proto` are its own, `x-forwarded-for` gets the peer
+/// appended to the client's list (one line), `forwarded` and `x-real-ip` are dropped.
+fn forwarding_header(name: &str) -> bool {
+    matches!(
+        name,
+        "forwarded" | "x-forwarded-for" | "x-forwarded-host" | "x-forwarded-proto" | "x-real-ip"
+    )
+}
+
 /// The headers of the upstream request: the inbound ones without `host`, hop-by-hop headers
-/// (and those `Connection` names) and those `drop` names; then `set` (the forwarded JWT header),
-/// `host` set to the upstream's authority, and `x-forwarded-host/-for/-proto`.
+/// (and those `Connection` names), forwarding headers, and those `drop` names, also spelt with
+/// `_` for `-` (WSGI/CGI servers read `x_jwt` as `x-jwt`); then `set` (the forwarded JWT
+/// header), `host` set to the upstream's authority, and this edge's `x-forwarded-for/-host/
+/// -proto`.
 pub fn upstream_headers(
     inbound: &HeaderMap,
     drop: impl Fn(&str) -> bool,
@@ -160,7 +175,12 @@ pub fn upstream_headers(
     let mut headers = HeaderMap::with_capacity(inbound.len() + 4);
     for (name, value) in inbound {
         let n = name.as_str();
-        if n == "host" || hop_by_hop(n, &connection) || drop(n) {
+        let dropped = if n.contains('_') {
+            drop(&n.replace('_', "-"))
+        } else {
+            drop(n)
+        };
+        if n == "host" || hop_by_hop(n, &connection) || forwarding_header(n) || dropped {
             continue;
         }
         headers.append(name.clone(), value.clone());
@@ -174,8 +194,17 @@ pub fn upstream_headers(
     if let Some(h) = inbound.get("host") {
         headers.insert("x-forwarded-host", h.clone());
     }
-    if let Ok(v) = HeaderValue::try_from(remote.ip().to_string()) {
-        headers.append("x-forwarded-for", v);
+    let mut chain: Vec<&str> = inbound
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let peer = remote.ip().to_string();
+    chain.push(&peer);
+    if let Ok(v) = HeaderValue::try_from(chain.join(", ")) {
+        headers.insert("x-forwarded-for", v);
     }
     headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
     headers
@@ -636,12 +665,19 @@ impl Gateway {
         };
         let content_type = header("content-type");
         let authorization = header("authorization");
-        let body = match Limited::new(req.into_body(), self.cfg.max_admin_body)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return error_response(413, "invalid_request", "body too large"),
+        // The body is read before anything authenticates it (a SET is its own credential), so
+        // a client sending it slowly holds one of the admin listener's connections: at most
+        // ADMIN_BODY_TIMEOUT, not until it stops.
+        let read = Limited::new(req.into_body(), self.cfg.max_admin_body).collect();
+        let body = match tokio::time::timeout(ADMIN_BODY_TIMEOUT, read).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(_)) => return error_response(413, "invalid_request", "body too large"),
+            Err(_) => {
+                let mut resp = error_response(408, "invalid_request", "body not received in time");
+                resp.headers_mut()
+                    .insert("connection", HeaderValue::from_static("close"));
+                return resp;
+            }
         };
         let outcome = self.with_core(|c| {
             let r = c.admin_revocation(

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use hyper::header::HOST;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::{Method, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -16,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, warn};
 
-use crate::gateway::Body;
+use crate::gateway::{Body, error_response};
 
 /// Binds a listener, naming the address on failure.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, std::io::Error> {
@@ -31,6 +33,35 @@ pub fn announce(listen: SocketAddr, admin: Option<SocketAddr>) {
         Some(a) => println!("READY listen={listen} admin={a}"),
         None => println!("READY listen={listen}"),
     }
+}
+
+/// Requests no listener hands on (the same for both modes and the admin listener): an
+/// HTTP/1.1 request without `Host` (RFC 9112 §3.2: 400), `CONNECT` (this is not a forward
+/// proxy), and targets that are not a path (`*`, authority-form): the core authorizes a path,
+/// so nothing may be forwarded for a target it did not see.
+fn refuse_target(req: &hyper::Request<Incoming>) -> Option<hyper::Response<Body>> {
+    if req.method() == Method::CONNECT {
+        return Some(error_response(
+            405,
+            "method_not_allowed",
+            "CONNECT is not supported",
+        ));
+    }
+    if req.version() == Version::HTTP_11 && !req.headers().contains_key(HOST) {
+        return Some(error_response(
+            400,
+            "invalid_request",
+            "missing Host header",
+        ));
+    }
+    if !req.uri().path().starts_with('/') {
+        return Some(error_response(
+            400,
+            "invalid_request",
+            "request target must be a path",
+        ));
+    }
+    None
 }
 
 /// Serves `listener` with `handler` until `stop` flips, then drains for at most `grace`. At
@@ -69,7 +100,12 @@ pub async fn run<F, Fut>(
                 let h = handler.clone();
                 let svc = service_fn(move |req| {
                     let h = h.clone();
-                    async move { Ok::<_, std::convert::Infallible>(h(req, remote).await) }
+                    async move {
+                        Ok::<_, std::convert::Infallible>(match refuse_target(&req) {
+                            Some(refusal) => refusal,
+                            None => h(req, remote).await,
+                        })
+                    }
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())

@@ -66,6 +66,7 @@ class EchoUpstream:
                 body = self.rfile.read(length) if length else b""
                 record = {"method": self.command, "path": self.path,
                           "headers": {k.lower(): v for k, v in self.headers.items()},
+                          "raw_headers": [[k, v] for k, v in self.headers.items()],
                           "body": body.decode("utf-8", "replace")}
                 outer.seen.append(record)
                 out = json.dumps(record).encode()
@@ -83,6 +84,34 @@ class EchoUpstream:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class SlowIntrospection:
+    """An RFC 7662 introspection endpoint that answers "active" after `delay` seconds."""
+
+    def __init__(self, issuer: str, delay: float) -> None:
+        class Handler(QuietHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                time.sleep(delay)
+                now = int(time.time())
+                body = json.dumps({"active": True, "scope": "orders:read orders:write",
+                                   "aud": "orders-api", "iss": issuer, "sub": "alice",
+                                   "client_id": "app", "exp": now + 600, "iat": now}).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the edge gave up on us
+
+        self.server = serve(Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
+
+    def stop(self) -> None:
+        self.server.shutdown()
 
 
 def config_toml(issuer: str, upstream: str, *, admin: bool = True) -> str:
@@ -130,6 +159,17 @@ upstream = "{upstream}"
 {admin_listen}request_timeout = "10s"
 shutdown_grace = "2s"
 '''
+
+
+def rfc7662_config(introspection: SlowIntrospection, upstream: str, *, admin: bool = True) -> str:
+    """`config_toml` for a fake RFC 7662 endpoint (`SlowIntrospection`) instead of oidc-provider:
+    no JWKS, plain JSON answers."""
+    issuer = "https://as.example"
+    return (config_toml(issuer, upstream, admin=admin)
+            .replace(f'introspection_endpoint = "{issuer}/token/introspection"',
+                     f'introspection_endpoint = "{introspection.url}"')
+            .replace('jwks_uri = "https://as.example/jwks"\n', "")
+            .replace('dialect = "rfc9701"', 'dialect = "rfc7662"'))
 
 
 class Gateway:

@@ -332,47 +332,15 @@ def test_expired_token_is_refused() -> None:
         auth.stop()
 
 
-class SlowIntrospection:
-    """An RFC 7662 introspection endpoint that answers "active" after `delay` seconds."""
-
-    def __init__(self, issuer: str, delay: float) -> None:
-        class Handler(harness.QuietHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                time.sleep(delay)
-                now = int(time.time())
-                body = json.dumps({"active": True, "scope": "orders:read orders:write",
-                                   "aud": "orders-api", "iss": issuer, "sub": "alice",
-                                   "client_id": "app", "exp": now + 600, "iat": now}).encode()
-                try:
-                    self.send_response(200)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass  # the edge gave up on us
-
-        self.server = harness.serve(Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/introspect"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-
-
 @pytest.mark.parametrize("mode", ["edge", "proxy"])
 def test_a_request_answered_504_is_never_forwarded_later(mode: str) -> None:
     """The AS answers after 2.5 s, the gateway's request deadline is 1 s: the client gets 504,
     and nothing reaches the upstream afterwards (proxy mode used to let the guest carry on and
     forward the request once the introspection came back)."""
     issuer = "https://as.example"
-    slow = SlowIntrospection(issuer, 2.5)
+    slow = harness.SlowIntrospection(issuer, 2.5)
     upstream = harness.EchoUpstream()
-    cfg = harness.config_toml(issuer, upstream.url)
-    cfg = (cfg.replace(f'introspection_endpoint = "{issuer}/token/introspection"',
-                       f'introspection_endpoint = "{slow.url}"')
-              .replace('jwks_uri = "https://as.example/jwks"\n', "")
-              .replace('dialect = "rfc9701"', 'dialect = "rfc7662"')
+    cfg = (harness.rfc7662_config(slow, upstream.url)
               .replace('timeout = "2s"', 'timeout = "5s"')
               .replace('request_timeout = "10s"', 'request_timeout = "1s"'))
     gw = harness.Gateway(cfg, mode)
@@ -407,12 +375,8 @@ def test_connection_specific_response_headers_are_not_passed_on(mode: str) -> No
 
     upstream = harness.serve(Handler)
     issuer = "https://as.example"
-    introspection = SlowIntrospection(issuer, 0)
-    cfg = harness.config_toml(issuer, f"http://127.0.0.1:{upstream.server_address[1]}")
-    cfg = (cfg.replace(f'introspection_endpoint = "{issuer}/token/introspection"',
-                       f'introspection_endpoint = "{introspection.url}"')
-              .replace('jwks_uri = "https://as.example/jwks"\n', "")
-              .replace('dialect = "rfc9701"', 'dialect = "rfc7662"'))
+    introspection = harness.SlowIntrospection(issuer, 0)
+    cfg = harness.rfc7662_config(introspection, f"http://127.0.0.1:{upstream.server_address[1]}")
     gw = harness.Gateway(cfg, mode)
     try:
         r = gw.get("/orders/1", "any-token")
