@@ -316,6 +316,8 @@ pub struct RawDpop {
     pub proof_max_age: Option<String>,
     #[serde(default)]
     pub max_replay_entries: Option<usize>,
+    #[serde(default)]
+    pub origins: Option<Vec<String>>,
 }
 
 #[allow(missing_docs)]
@@ -442,6 +444,9 @@ pub struct Config {
     pub(crate) dpop_algorithms: Vec<Alg>,
     pub(crate) dpop_proof_max_age_ms: u64,
     pub(crate) dpop_max_replay_entries: usize,
+    /// `dpop.origins`, normalised (`https://api.example`): when set, a proof's `htu` must be one
+    /// of them + the request path; the request's own scheme and `Host` are not used.
+    pub(crate) dpop_origins: Vec<String>,
     pub(crate) split_key_prefix: String,
     pub(crate) allow_query_token: bool,
     pub(crate) routes: Vec<Route>,
@@ -804,6 +809,21 @@ impl Config {
             Some(list) => parse_algs("dpop.algorithms", list)?,
             None => vec![Alg::ES256, Alg::EdDSA, Alg::PS256, Alg::RS256],
         };
+        let mut dpop_origins = Vec::new();
+        for o in d.origins.iter().flatten() {
+            let normalized = crate::request::normalize_url(o)
+                .filter(|n| {
+                    n.ends_with('/') && n.matches('/').count() == 3 && !o.contains(['?', '#'])
+                })
+                .filter(|n| n.starts_with("https://") || n.starts_with("http://"));
+            let Some(n) = normalized else {
+                return Err(ConfigError::new(
+                    "dpop.origins",
+                    format!("not an origin (scheme://host[:port], no path): {o:?}"),
+                ));
+            };
+            dpop_origins.push(n.trim_end_matches('/').to_owned());
+        }
 
         let mut routes = Vec::with_capacity(raw.routes.len());
         if raw.routes.is_empty() {
@@ -941,6 +961,7 @@ impl Config {
                 d.max_replay_entries,
                 100_000,
             )?,
+            dpop_origins,
             allow_query_token: raw.request.allow_query_token,
             split_key_prefix: raw
                 .split

@@ -39,7 +39,7 @@ pub(crate) fn check_proof(
     replay: &ReplaySet,
     proofs: &[&str],
     method: &str,
-    htu: &str,
+    htus: &[String],
     token: &str,
     now_ms: u64,
 ) -> Result<ProofKey, &'static str> {
@@ -69,7 +69,7 @@ pub(crate) fn check_proof(
     if c.htm != method {
         return Err("htm does not match the request method");
     }
-    if normalize_url(&c.htu).as_deref() != Some(htu) {
+    if !normalize_url(&c.htu).is_some_and(|u| htus.contains(&u)) {
         return Err("htu does not match the request URI");
     }
     let iat_ms = c

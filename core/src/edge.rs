@@ -17,7 +17,8 @@ use crate::jose::{KeySet, sha256_b64};
 use crate::metrics::{Metrics, Stats};
 use crate::replay::{ReplaySet, Seen};
 use crate::request::{
-    Credentials, QueryToken, Request, check_path, credentials, normalize_htu, query_token, raw_path,
+    Credentials, QueryToken, Request, check_path, credentials, htu_path, normalize_htu,
+    query_token, raw_path,
 };
 use crate::revocation::{
     Forgotten, Kind, Origin, Revocation, RevocationError, RevocationSet, Selector,
@@ -422,14 +423,26 @@ impl Edge {
                 .filter(|(n, _)| n.eq_ignore_ascii_case("dpop"))
                 .map(|(_, v)| *v)
                 .collect();
-            let htu = normalize_htu(req.scheme, req.authority, req.path);
+            // This edge's public origins when configured (behind TLS offload the request's
+            // scheme is not the client's, and `Host` is the client's to choose), else the
+            // request's own.
+            let htus: Vec<String> = if self.cfg.dpop_origins.is_empty() {
+                vec![normalize_htu(req.scheme, req.authority, req.path)]
+            } else {
+                let path = htu_path(req.path);
+                self.cfg
+                    .dpop_origins
+                    .iter()
+                    .map(|o| format!("{o}{path}"))
+                    .collect()
+            };
             match check_proof(
                 &self.cfg,
                 &self.fp,
                 &self.dpop_replay,
                 &proofs,
                 req.method,
-                &htu,
+                &htus,
                 token,
                 now,
             ) {

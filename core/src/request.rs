@@ -309,9 +309,13 @@ pub(crate) fn normalize_htu(scheme: &str, authority: &str, path: &str) -> String
     if !default.is_empty() && authority.ends_with(default) {
         authority.truncate(authority.len() - default.len());
     }
+    format!("{scheme}://{authority}{}", htu_path(path))
+}
+
+/// The path of an `htu`: query and fragment dropped, empty as `/`.
+pub(crate) fn htu_path(path: &str) -> &str {
     let path = path.split(['?', '#']).next().unwrap_or("");
-    let path = if path.is_empty() { "/" } else { path };
-    format!("{scheme}://{authority}{path}")
+    if path.is_empty() { "/" } else { path }
 }
 
 /// Splits an absolute URL for [`normalize_htu`].

@@ -902,7 +902,13 @@ fn upstream_header_name_and_scheme_are_configurable() {
         3,
         "bare JWT without scheme"
     );
-    for s in ["authorization", "dpop", "x-original-url", "x-rewrite-url", "cookie"] {
+    for s in [
+        "authorization",
+        "dpop",
+        "x-original-url",
+        "x-rewrite-url",
+        "cookie",
+    ] {
         assert!(f.strip_headers.iter().any(|h| h == s), "{s}");
     }
     // The edge-level view (what the component hands out once) says the same as every Forward.
@@ -983,6 +989,53 @@ fn dpop_bound_tokens_need_a_matching_proof() {
         None,
     );
     assert_eq!(reject(&acts).reason, Reason::SenderMismatch);
+}
+
+#[test]
+fn dpop_origins_replace_the_requests_scheme_and_host_in_htu() {
+    let client = Signer::es256(CLIENT_DPOP_ES256, None);
+    let mut cfg = base_config("rfc9701");
+    cfg["dpop"] = json!({"origins": ["https://Public.example:443", "http://127.0.0.1:8080"]});
+    let mut h = Harness::new(cfg);
+    let dpop_request = |h: &mut Harness, id: u64, htu: &str| {
+        let p = dpop_proof(&client, "GET", htu, "tok", h.now / 1000, &format!("p{id}"));
+        h.request_with(
+            id,
+            "GET",
+            "/orders?x=1",
+            &[("authorization", "DPoP tok"), ("dpop", &p)],
+            None,
+        )
+    };
+    // The request came in for api.example (its Host): a proof for that URI is not for this
+    // edge's public origin.
+    let acts = dpop_request(&mut h, 1, "https://api.example/orders");
+    assert_eq!(reject(&acts).reason, Reason::InvalidDpopProof);
+    let t = ticket(&dpop_request(&mut h, 2, "https://public.example/orders"));
+    let mut c = FakeAs::claims(h.now, "orders:read");
+    c["cnf"] = json!({"jkt": jkt(&client)});
+    assert_eq!(forwards(&h.respond_9701(t, c)).len(), 1);
+    assert_eq!(
+        forwards(&dpop_request(&mut h, 3, "http://127.0.0.1:8080/orders")).len(),
+        1
+    );
+    let acts = dpop_request(&mut h, 4, "https://public.example/other");
+    assert_eq!(reject(&acts).reason, Reason::InvalidDpopProof);
+
+    for bad in [
+        "https://public.example/api",
+        "ftp://public.example",
+        "public.example",
+        "https://a?b",
+    ] {
+        let mut cfg = base_config("rfc9701");
+        cfg["dpop"] = json!({"origins": [bad]});
+        let e = phantom_edge_core::RawConfig::from_value(cfg)
+            .unwrap()
+            .resolve(&|_| None)
+            .unwrap_err();
+        assert_eq!(e.field, "dpop.origins", "{bad}");
+    }
 }
 
 #[test]
