@@ -129,8 +129,20 @@ pub(crate) fn query_token(path: &str) -> QueryToken {
     let mut token = None;
     let mut rest = Vec::new();
     for seg in query.split('&') {
-        let name = seg.split('=').next().unwrap_or("");
-        if name != "access_token" {
+        // Names as servers read them: percent-decoded (`access%5Ftoken`), and `;` as a
+        // separator by some (a token there would pass this edge untouched and reach the app).
+        let named = |part: &str| {
+            let name = part.split('=').next().unwrap_or("");
+            form_urlencoded::parse(name.as_bytes())
+                .next()
+                .map(|(n, _)| n)
+                .as_deref()
+                == Some("access_token")
+        };
+        if seg.contains(';') && seg.split(';').any(named) {
+            return QueryToken::Malformed("access_token in a ';'-separated parameter");
+        }
+        if !named(seg) {
             if !seg.is_empty() {
                 rest.push(seg);
             }
@@ -426,6 +438,23 @@ mod tests {
             query_token("/a?access_token=a%20b"),
             QueryToken::Malformed(_)
         ));
+        // Spellings servers read as access_token.
+        assert_eq!(
+            query_token("/a?x=1&access%5Ftoken=t"),
+            QueryToken::One {
+                token: "t".into(),
+                rewritten: "/a?x=1".into()
+            }
+        );
+        assert!(matches!(
+            query_token("/a?x=1;access_token=t"),
+            QueryToken::Malformed(_)
+        ));
+        assert!(matches!(
+            query_token("/a?access_token=a&access%5ftoken=b"),
+            QueryToken::Malformed(_)
+        ));
+        assert_eq!(query_token("/a?x=a;b&y=c"), QueryToken::Absent);
     }
 
     #[test]
