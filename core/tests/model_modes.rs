@@ -35,6 +35,18 @@ fn t0s() -> u64 {
     T0 / 1000
 }
 
+/// Every request of a run got exactly one decision (`decided`: request id → decisions).
+fn assert_each_decided_once<'a>(ids: impl Iterator<Item = &'a u64>, decided: &HashMap<u64, u32>) {
+    for id in ids {
+        assert_eq!(
+            decided.get(id).copied().unwrap_or(0),
+            1,
+            "request {id} decided {:?} times",
+            decided.get(id)
+        );
+    }
+}
+
 /// What the authorization server believes of a token.
 #[derive(Clone, Debug)]
 struct Truth {
@@ -572,14 +584,7 @@ fn run_9701(ops: Vec<Op9701>) {
     h.advance(10_000);
     let acts = h.edge.drain_actions();
     m.check(&acts, h.now, &mut jwks_out);
-    for id in m.requests.keys() {
-        assert_eq!(
-            m.decided.get(id).copied().unwrap_or(0),
-            1,
-            "request {id} decided {:?} times",
-            m.decided.get(id)
-        );
-    }
+    assert_each_decided_once(m.requests.keys(), &m.decided);
     let s = h.edge.stats();
     assert_eq!((s.pending, s.waiters), (0, 0), "{s:?}");
 }
@@ -937,14 +942,7 @@ fn run_split(ops: Vec<OpSplit>) {
         &mut decided,
         &mut open,
     );
-    for id in requests.keys() {
-        assert_eq!(
-            decided.get(id).copied().unwrap_or(0),
-            1,
-            "request {id} decided {:?} times",
-            decided.get(id)
-        );
-    }
+    assert_each_decided_once(requests.keys(), &decided);
 }
 
 proptest! {
@@ -1496,14 +1494,7 @@ fn run_dpop(ops: Vec<OpDpop>) {
         &mut decided,
         &mut forwarded_jti,
     );
-    for id in sent.keys() {
-        assert_eq!(
-            decided.get(id).copied().unwrap_or(0),
-            1,
-            "request {id} decided {:?} times",
-            decided.get(id)
-        );
-    }
+    assert_each_decided_once(sent.keys(), &decided);
 }
 
 proptest! {
