@@ -545,21 +545,11 @@ fn run_9701(ops: Vec<Op9701>) {
             }
             Op9701::Revoke { token } => {
                 m.revoked.insert(token);
-                let r = Revocation {
-                    selector: Selector::Token(format!("tok-{token}")),
-                    until: None,
-                };
-                h.edge.handle_revocation(h.now, r, Origin::Local).unwrap();
-                h.edge.drain_actions()
+                h.revoke_local(Selector::Token(format!("tok-{token}")))
             }
             Op9701::RevokeSub => {
                 m.alice_revoked = true;
-                let r = Revocation {
-                    selector: Selector::Sub("alice".into()),
-                    until: None,
-                };
-                h.edge.handle_revocation(h.now, r, Origin::Local).unwrap();
-                h.edge.drain_actions()
+                h.revoke_local(Selector::Sub("alice".into()))
             }
             Op9701::Advance { ms } => {
                 h.advance(ms);
@@ -894,21 +884,11 @@ fn run_split(ops: Vec<OpSplit>) {
             }
             OpSplit::Revoke { token } => {
                 revoked.insert(token);
-                let r = Revocation {
-                    selector: Selector::Token(toks[token].sig.clone()),
-                    until: None,
-                };
-                h.edge.handle_revocation(h.now, r, Origin::Local).unwrap();
-                h.edge.drain_actions()
+                h.revoke_local(Selector::Token(toks[token].sig.clone()))
             }
             OpSplit::RevokeSub => {
                 alice_revoked = true;
-                let r = Revocation {
-                    selector: Selector::Sub("alice".into()),
-                    until: None,
-                };
-                h.edge.handle_revocation(h.now, r, Origin::Local).unwrap();
-                h.edge.drain_actions()
+                h.revoke_local(Selector::Sub("alice".into()))
             }
             OpSplit::Advance { ms } => {
                 h.advance(ms);

@@ -8,7 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use phantom_edge_core::{
-    Action, Config, Edge, Forward, HttpResponse, IntrospectRequest, Reject, Request, SharedLookup,
+    Action, Config, Edge, Forward, HttpResponse, IntrospectRequest, Origin, Reject, Request,
+    Revocation, Selector, SharedLookup,
 };
 use serde_json::{Value, json};
 
@@ -201,6 +202,18 @@ impl Harness {
             client_cert_thumbprint: cert,
         };
         self.edge.handle_request(self.now, &req);
+        self.edge.drain_actions()
+    }
+
+    /// A revocation by `selector` on this instance (no `until`), and the actions it queued.
+    pub fn revoke_local(&mut self, selector: Selector) -> Vec<Action> {
+        let r = Revocation {
+            selector,
+            until: None,
+        };
+        self.edge
+            .handle_revocation(self.now, r, Origin::Local)
+            .unwrap();
         self.edge.drain_actions()
     }
 
