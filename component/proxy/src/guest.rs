@@ -9,19 +9,25 @@ use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use phantom_edge_core as core;
+use wasip2::clocks::monotonic_clock;
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
-    ErrorCode, Fields, IncomingBody, IncomingRequest, IncomingResponse, Method, OutgoingBody,
-    OutgoingRequest, OutgoingResponse, RequestOptions, ResponseOutparam, Scheme,
+    ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingRequest, IncomingResponse,
+    Method, OutgoingBody, OutgoingRequest, OutgoingResponse, RequestOptions, ResponseOutparam,
+    Scheme,
 };
-use wasip2::io::streams::StreamError;
+use wasip2::io::poll::{self, Pollable};
+use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 
 wasip2::http::proxy::export!(Proxy);
 
 struct Proxy;
 
-/// Largest request or response body the proxy buffers (bytes).
-const MAX_BODY: usize = 16 * 1024 * 1024;
+/// Largest answer from the authorization server (introspection or JWKS) the proxy reads
+/// (bytes). Bodies between the client and the upstream are streamed, never held whole.
+const MAX_AS_BODY: usize = 1024 * 1024;
+/// Bytes read from a stream at a time.
+const CHUNK: u64 = 64 * 1024;
 /// Largest revocation body (a JSON selector or a SET).
 const MAX_ADMIN_BODY: usize = 64 * 1024;
 /// The revocation route unless `[middleware] revocation_path` says otherwise (as in the Python
@@ -43,6 +49,16 @@ const HOP_BY_HOP: [&str; 11] = [
     "upgrade",
     "host",
     "http2-settings",
+];
+/// Inbound headers about the client's connection that the upstream may trust: only this edge
+/// sets them (`x-forwarded-host` / `-proto`); a client's values never pass (as in edge mode).
+/// `x-forwarded-for` is not set: a wasi:http guest does not see the peer.
+const FORWARDING: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
 ];
 
 struct State {
@@ -146,16 +162,20 @@ fn load() -> Result<State, String> {
     })
 }
 
-fn respond(out: ResponseOutparam, status: u16, headers: &[(String, Vec<u8>)], body: &[u8]) {
-    let fields = Fields::from_list(headers).unwrap_or_else(|_| {
-        // One header the host refuses (forbidden or malformed) must not cost the others.
+/// Response headers: one header the host refuses (forbidden or malformed) must not cost the
+/// others.
+fn fields(headers: &[(String, Vec<u8>)]) -> Fields {
+    Fields::from_list(headers).unwrap_or_else(|_| {
         let f = Fields::new();
         for (name, value) in headers {
             let _ = f.append(name, value);
         }
         f
-    });
-    let resp = OutgoingResponse::new(fields);
+    })
+}
+
+fn respond(out: ResponseOutparam, status: u16, headers: &[(String, Vec<u8>)], body: &[u8]) {
+    let resp = OutgoingResponse::new(fields(headers));
     let _ = resp.set_status_code(status);
     let Ok(out_body) = resp.body() else {
         return;
@@ -178,26 +198,104 @@ fn json_error(out: ResponseOutparam, status: u16, error: &str, description: &str
 
 fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), ()> {
     let stream = body.write()?;
-    for chunk in bytes.chunks(4096) {
-        stream.blocking_write_and_flush(chunk).map_err(|_| ())?;
+    write_all(&stream, bytes, None).map_err(|_| ())?;
+    stream.blocking_flush().map_err(|_| ())
+}
+
+/// An instant on the monotonic clock: the end of one outgoing exchange's time budget.
+#[derive(Clone, Copy)]
+struct Deadline(monotonic_clock::Instant);
+
+impl Deadline {
+    fn after(budget: Duration) -> Self {
+        let ns = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
+        Self(monotonic_clock::now().saturating_add(ns))
+    }
+
+    /// Nanoseconds left, zero once passed.
+    fn left(self) -> u64 {
+        self.0.saturating_sub(monotonic_clock::now())
+    }
+
+    /// Blocks until `ready` is ready (`true`) or the deadline passes first (`false`).
+    fn wait(self, ready: &Pollable) -> bool {
+        let timer = monotonic_clock::subscribe_instant(self.0);
+        poll::poll(&[ready, &timer]).contains(&0)
+    }
+}
+
+/// Blocks until `ready` is ready, or (with a deadline) fails once the deadline passed.
+fn wait(ready: &Pollable, deadline: Option<Deadline>) -> Result<(), String> {
+    match deadline {
+        None => {
+            ready.block();
+            Ok(())
+        }
+        Some(d) if d.wait(ready) => Ok(()),
+        Some(_) => Err("timeout: no answer within the deadline".into()),
+    }
+}
+
+/// Writes all of `bytes` (no flush), as fast as the reader takes them.
+fn write_all(
+    stream: &OutputStream,
+    bytes: &[u8],
+    deadline: Option<Deadline>,
+) -> Result<(), String> {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let room = stream.check_write().map_err(stream_error)?;
+        if room == 0 {
+            wait(&stream.subscribe(), deadline)?;
+            continue;
+        }
+        let n = rest.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        stream.write(&rest[..n]).map_err(stream_error)?;
+        rest = &rest[n..];
     }
     Ok(())
 }
 
-fn read_body(body: IncomingBody, limit: usize) -> Result<Vec<u8>, String> {
+fn stream_error(e: StreamError) -> String {
+    match e {
+        StreamError::Closed => "stream closed".into(),
+        StreamError::LastOperationFailed(e) => e.to_debug_string(),
+    }
+}
+
+/// The next chunk of `stream` (`None` at its end); with a deadline, fails once it passed.
+fn read_chunk(stream: &InputStream, deadline: Option<Deadline>) -> Result<Option<Vec<u8>>, String> {
+    loop {
+        if deadline.is_some() {
+            wait(&stream.subscribe(), deadline)?;
+        }
+        let chunk = match deadline {
+            None => stream.blocking_read(CHUNK),
+            Some(_) => stream.read(CHUNK),
+        };
+        match chunk {
+            Ok(c) if c.is_empty() => {}
+            Ok(c) => return Ok(Some(c)),
+            Err(StreamError::Closed) => return Ok(None),
+            Err(e) => return Err(stream_error(e)),
+        }
+    }
+}
+
+fn read_body(
+    body: IncomingBody,
+    limit: usize,
+    deadline: Option<Deadline>,
+) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     {
-        let stream = body.stream().map_err(|_| "body already taken".to_owned())?;
-        loop {
-            match stream.blocking_read(64 * 1024) {
-                Ok(chunk) => {
-                    bytes.extend_from_slice(&chunk);
-                    if bytes.len() > limit {
-                        return Err("body too large".into());
-                    }
-                }
-                Err(StreamError::Closed) => break,
-                Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+        let stream = body
+            .stream()
+            .map_err(|()| "body already taken".to_owned())?;
+        while let Some(chunk) = read_chunk(&stream, deadline)? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > limit {
+                return Err("body too large".into());
             }
         }
     }
@@ -205,12 +303,77 @@ fn read_body(body: IncomingBody, limit: usize) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// The whole body of an incoming request, refused beyond `limit` bytes.
+/// The whole body of an incoming request, refused beyond `limit` bytes (the revocation route).
 fn request_body(request: IncomingRequest, limit: usize) -> Result<Vec<u8>, String> {
     request
         .consume()
         .map_err(|()| "body".to_owned())
-        .and_then(|b| read_body(b, limit))
+        .and_then(|b| read_body(b, limit, None))
+}
+
+/// Why copying a body from one stream to another stopped.
+enum PipeError {
+    /// Reading the source failed (the sender went away or sent a malformed body).
+    Read(String),
+    /// Writing failed (the receiver went away, or answered without reading it all).
+    Write(String),
+}
+
+/// Copies `from` to `to` until `from` ends, a chunk at a time: nothing is held whole.
+fn pipe(from: &InputStream, to: &OutputStream) -> Result<(), PipeError> {
+    while let Some(chunk) = read_chunk(from, None).map_err(PipeError::Read)? {
+        write_all(to, &chunk, None).map_err(PipeError::Write)?;
+    }
+    to.blocking_flush()
+        .map_err(|e| PipeError::Write(stream_error(e)))
+}
+
+/// An outgoing request, sent: its body still open for writing, its answer to come.
+struct Sent {
+    body: OutgoingBody,
+    answer: FutureIncomingResponse,
+}
+
+/// Host timeouts of an outgoing request (nanoseconds): connect, first byte, between bytes.
+type Timeouts = (u64, u64, u64);
+
+fn start(
+    method: &Method,
+    url: &Url,
+    path_with_query: &str,
+    headers: &[(String, Vec<u8>)],
+    (connect, first_byte, between_bytes): Timeouts,
+) -> Result<Sent, String> {
+    let fields = Fields::from_list(headers).map_err(|e| format!("headers: {e:?}"))?;
+    let req = OutgoingRequest::new(fields);
+    let _ = req.set_method(method);
+    let _ = req.set_scheme(Some(&url.scheme()));
+    let _ = req.set_authority(Some(&url.authority));
+    let _ = req.set_path_with_query(Some(path_with_query));
+    let body = req.body().map_err(|()| "request body".to_owned())?;
+    let options = RequestOptions::new();
+    let _ = options.set_connect_timeout(Some(connect));
+    let _ = options.set_first_byte_timeout(Some(first_byte));
+    let _ = options.set_between_bytes_timeout(Some(between_bytes));
+    let answer = outgoing_handler::handle(req, Some(options)).map_err(describe)?;
+    Ok(Sent { body, answer })
+}
+
+/// Waits for the answer's status and headers (with a deadline: fails once it passed; dropping
+/// the future then cancels the request).
+fn response(
+    answer: FutureIncomingResponse,
+    deadline: Option<Deadline>,
+) -> Result<IncomingResponse, String> {
+    {
+        let ready = answer.subscribe();
+        wait(&ready, deadline)?;
+    }
+    match answer.get() {
+        Some(Ok(Ok(r))) => Ok(r),
+        Some(Ok(Err(e))) => Err(describe(e)),
+        Some(Err(())) | None => Err("no response".into()),
+    }
 }
 
 struct Answer {
@@ -219,42 +382,32 @@ struct Answer {
     body: Vec<u8>,
 }
 
-/// Sends one request and waits for the whole answer.
-fn send(
+/// One call to the authorization server, all of it (connect, request, status and headers, the
+/// whole body) within `timeout`: an answer that trickles in is cut off at the deadline and
+/// reported as a failure, never waited for beyond it.
+fn ask(
     method: &Method,
     url: &Url,
-    path_with_query: &str,
     headers: &[(String, Vec<u8>)],
     body: &[u8],
-    connect: Duration,
-    first_byte: Duration,
+    timeout: Duration,
 ) -> Result<Answer, String> {
-    let fields = Fields::from_list(headers).map_err(|e| format!("headers: {e:?}"))?;
-    let req = OutgoingRequest::new(fields);
-    let _ = req.set_method(method);
-    let _ = req.set_scheme(Some(&url.scheme()));
-    let _ = req.set_authority(Some(&url.authority));
-    let _ = req.set_path_with_query(Some(path_with_query));
-    let out_body = req.body().map_err(|_| "request body".to_owned())?;
-    let options = RequestOptions::new();
-    let _ = options.set_connect_timeout(Some(connect.as_nanos() as u64));
-    let _ = options.set_first_byte_timeout(Some(first_byte.as_nanos() as u64));
-    let _ = options.set_between_bytes_timeout(Some(first_byte.as_nanos() as u64));
-    let future = outgoing_handler::handle(req, Some(options)).map_err(describe)?;
-    write_body(&out_body, body).map_err(|()| "writing the request body failed".to_owned())?;
-    OutgoingBody::finish(out_body, None).map_err(describe)?;
-    future.subscribe().block();
-    let resp: IncomingResponse = match future.get() {
-        Some(Ok(Ok(r))) => r,
-        Some(Ok(Err(e))) => return Err(describe(e)),
-        Some(Err(())) | None => return Err("no response".into()),
-    };
+    let deadline = Deadline::after(timeout);
+    // The host's own timeouts, as a backstop: none of them bounds the total.
+    let ns = deadline.left();
+    let path = if url.path.is_empty() { "/" } else { &url.path };
+    let sent = start(method, url, path, headers, (ns, ns, ns))?;
+    {
+        let stream = sent.body.write().map_err(|()| "request body".to_owned())?;
+        write_all(&stream, body, Some(deadline))?;
+        stream.flush().map_err(stream_error)?;
+    }
+    OutgoingBody::finish(sent.body, None).map_err(describe)?;
+    let resp = response(sent.answer, Some(deadline))?;
     let status = resp.status();
     let headers = resp.headers().entries();
-    let body = read_body(
-        resp.consume().map_err(|_| "response body".to_owned())?,
-        MAX_BODY,
-    )?;
+    let incoming = resp.consume().map_err(|()| "response body".to_owned())?;
+    let body = read_body(incoming, MAX_AS_BODY, Some(deadline))?;
     Ok(Answer {
         status,
         headers,
@@ -292,16 +445,14 @@ fn decide(state: &mut State, id: u64) -> Result<Decision, String> {
             core::Action::Introspect(i) => {
                 let url = Url::parse(&i.url)?;
                 let timeout = Duration::from_millis(i.timeout_ms);
-                let answer = send(
+                let answer = ask(
                     &Method::Post,
                     &url,
-                    if url.path.is_empty() { "/" } else { &url.path },
                     &header_pairs(&i.headers),
                     i.body.as_bytes(),
                     timeout,
-                    timeout,
                 );
-                let now = now_ms();
+                let now = catch_up(state);
                 let fed = match answer {
                     Ok(a) => {
                         let hs: Vec<(String, String)> = a
@@ -327,16 +478,14 @@ fn decide(state: &mut State, id: u64) -> Result<Decision, String> {
             core::Action::FetchJwks(j) => {
                 let url = Url::parse(&j.url)?;
                 let t = Duration::from_millis(state.edge.config().timeout_ms());
-                let answer = send(
+                let answer = ask(
                     &Method::Get,
                     &url,
-                    if url.path.is_empty() { "/" } else { &url.path },
                     &[("accept".into(), b"application/json".to_vec())],
                     &[],
                     t,
-                    t,
                 );
-                let now = now_ms();
+                let now = catch_up(state);
                 match answer {
                     Ok(a) if a.status == 200 => state.edge.handle_jwks(now, Ok(&a.body)),
                     Ok(a) => state
@@ -347,22 +496,28 @@ fn decide(state: &mut State, id: u64) -> Result<Decision, String> {
             }
             core::Action::SharedLookup(l) => {
                 // No shared store in this component: split-token mode fails closed.
+                let now = catch_up(state);
                 state
                     .edge
-                    .handle_shared_lookup(now_ms(), l.ticket, core::LookupResult::Error)
+                    .handle_shared_lookup(now, l.ticket, core::LookupResult::Error)
                     .map_err(|e| e.to_string())?;
             }
             core::Action::SharedPublish(_) => {}
             core::Action::Audit(e) => log(&e),
             _ => {}
         }
-        if let Some(t) = state.edge.poll_timeout() {
-            let now = now_ms();
-            if t <= now {
-                state.edge.handle_timeout(now);
-            }
-        }
+        catch_up(state);
     }
+}
+
+/// Lets the core's timers run up to now (tickets past their deadline end with 503) and returns
+/// now. Called before an answer is fed in, so one that came too late is never accepted.
+fn catch_up(state: &mut State) -> u64 {
+    let now = now_ms();
+    if state.edge.poll_timeout().is_some_and(|t| t <= now) {
+        state.edge.handle_timeout(now);
+    }
+    now
 }
 
 enum Decision {
@@ -439,10 +594,60 @@ fn method_str(m: &Method) -> &str {
     }
 }
 
+/// The header name as WSGI/CGI servers see it: lowercase, `_` read as `-` (they map
+/// `X_Jwt_Assertion` and `X-Jwt-Assertion` to the same variable).
+fn canonical(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// The inbound headers the upstream gets: without hop-by-hop headers, the client's forwarding
+/// headers, the forwarded JWT header and the core's strip list, each also spelt with `_` for
+/// `-`; then the JWT header and this edge's `x-forwarded-host` / `-proto`.
+fn upstream_headers(
+    inbound: Vec<(String, Vec<u8>)>,
+    forward: &core::Forward,
+    authority: &str,
+    scheme: &str,
+) -> Vec<(String, Vec<u8>)> {
+    let own = canonical(&forward.header_name);
+    let strip: Vec<String> = forward.strip_headers.iter().map(|h| canonical(h)).collect();
+    let mut headers: Vec<(String, Vec<u8>)> = inbound
+        .into_iter()
+        .filter(|(n, _)| {
+            let n = canonical(n);
+            !HOP_BY_HOP.contains(&n.as_str())
+                && !FORWARDING.contains(&n.as_str())
+                && n != own
+                && !strip.contains(&n)
+        })
+        .collect();
+    headers.push((
+        forward.header_name.to_string(),
+        forward.header_value.as_bytes().to_vec(),
+    ));
+    headers.push(("x-forwarded-host".into(), authority.as_bytes().to_vec()));
+    headers.push(("x-forwarded-proto".into(), scheme.as_bytes().to_vec()));
+    headers
+}
+
 fn serve(state: &mut State, request: IncomingRequest, out: ResponseOutparam) {
     let method = request.method();
-    let path = request.path_with_query().unwrap_or_else(|| "/".into());
-    let authority = request.authority().unwrap_or_default();
+    if matches!(method, Method::Connect) {
+        return json_error(out, 405, "invalid_request", "CONNECT is not proxied");
+    }
+    // Only origin-form targets: the core decides on this path, and exactly this path is
+    // forwarded (no target is made up for `*` or an authority-form request).
+    let Some(path) = request.path_with_query().filter(|p| p.starts_with('/')) else {
+        return json_error(
+            out,
+            400,
+            "invalid_request",
+            "the request target is not a path",
+        );
+    };
+    let Some(authority) = request.authority().filter(|a| !a.is_empty()) else {
+        return json_error(out, 400, "invalid_request", "no Host");
+    };
     let scheme = match request.scheme() {
         Some(Scheme::Https) => "https",
         _ => "http",
@@ -490,44 +695,112 @@ fn serve(state: &mut State, request: IncomingRequest, out: ResponseOutparam) {
             return json_error(out, 503, "temporarily_unavailable", "gateway error");
         }
     };
-    let Ok(body) = request_body(request, MAX_BODY) else {
-        return json_error(out, 413, "invalid_request", "request body too large");
-    };
-    let mut upstream_headers: Vec<(String, Vec<u8>)> = raw_headers
-        .into_iter()
-        .filter(|(n, _)| {
-            let n = n.to_ascii_lowercase();
-            !HOP_BY_HOP.contains(&n.as_str())
-                && !forward.strip_headers.contains(&n)
-                && n != *forward.header_name
-        })
-        .collect();
-    upstream_headers.push((
-        forward.header_name.to_string(),
-        forward.header_value.as_bytes().to_vec(),
-    ));
+    let headers = upstream_headers(raw_headers, &forward, &authority, scheme);
     let target = forward.rewritten_path.as_deref().unwrap_or(&path);
     let full = format!("{}{}", state.upstream.path, target);
-    match send(
-        &method,
-        &state.upstream,
-        &full,
-        &upstream_headers,
-        &body,
-        UPSTREAM_CONNECT,
-        UPSTREAM_FIRST_BYTE,
-    ) {
-        Ok(a) => {
-            let hs: Vec<(String, Vec<u8>)> = a
-                .headers
-                .into_iter()
-                .filter(|(n, _)| !HOP_BY_HOP.contains(&n.to_ascii_lowercase().as_str()))
-                .collect();
-            respond(out, a.status, &hs, &a.body);
+    proxy(&method, &state.upstream, &full, &headers, request, out);
+}
+
+/// Forwards the request to the upstream and its answer back, both bodies streamed a chunk at a
+/// time (the request body is read only now, after the core decided to forward).
+fn proxy(
+    method: &Method,
+    upstream: &Url,
+    path_with_query: &str,
+    headers: &[(String, Vec<u8>)],
+    request: IncomingRequest,
+    out: ResponseOutparam,
+) {
+    let timeouts = (
+        nanos(UPSTREAM_CONNECT),
+        nanos(UPSTREAM_FIRST_BYTE),
+        nanos(UPSTREAM_FIRST_BYTE),
+    );
+    let sent = match start(method, upstream, path_with_query, headers, timeouts) {
+        Ok(s) => s,
+        Err(e) => return bad_gateway(out, &e),
+    };
+    let Ok(client_body) = request.consume() else {
+        return bad_gateway(out, "request body already taken");
+    };
+    let copied = match (client_body.stream(), sent.body.write()) {
+        (Ok(from), Ok(to)) => pipe(&from, &to),
+        _ => Err(PipeError::Write("body streams".into())),
+    };
+    drop(IncomingBody::finish(client_body));
+    match copied {
+        Ok(()) => {
+            if let Err(e) = OutgoingBody::finish(sent.body, None) {
+                return bad_gateway(out, &describe(e));
+            }
         }
-        Err(e) => {
-            eprintln!("{}", serde_json::json!({"level": "error", "upstream": e}));
-            json_error(out, 502, "bad_gateway", "upstream unreachable");
+        Err(PipeError::Read(e)) => {
+            // Not finished: the host aborts the upstream request rather than end it early.
+            drop(sent);
+            eprintln!(
+                "{}",
+                serde_json::json!({"level": "warn", "request_body": e})
+            );
+            return json_error(
+                out,
+                400,
+                "invalid_request",
+                "the request body could not be read",
+            );
+        }
+        // The upstream stopped reading: it may have answered already (say 413).
+        Err(PipeError::Write(e)) => {
+            eprintln!(
+                "{}",
+                serde_json::json!({"level": "warn", "upstream_request_body": e})
+            );
+            drop(sent.body);
         }
     }
+    let resp = match response(sent.answer, None) {
+        Ok(r) => r,
+        Err(e) => return bad_gateway(out, &e),
+    };
+    let hs: Vec<(String, Vec<u8>)> = resp
+        .headers()
+        .entries()
+        .into_iter()
+        .filter(|(n, _)| !HOP_BY_HOP.contains(&n.to_ascii_lowercase().as_str()))
+        .collect();
+    let Ok(upstream_body) = resp.consume() else {
+        return bad_gateway(out, "response body already taken");
+    };
+    let answer = OutgoingResponse::new(fields(&hs));
+    let _ = answer.set_status_code(resp.status());
+    let Ok(body) = answer.body() else {
+        return;
+    };
+    ResponseOutparam::set(out, Ok(answer));
+    let copied = match (upstream_body.stream(), body.write()) {
+        (Ok(from), Ok(to)) => pipe(&from, &to),
+        _ => Err(PipeError::Write("body streams".into())),
+    };
+    drop(IncomingBody::finish(upstream_body));
+    match copied {
+        Ok(()) => {
+            let _ = OutgoingBody::finish(body, None);
+        }
+        // Not finished: the host ends the client's response as broken, not as complete.
+        Err(PipeError::Read(e)) => {
+            eprintln!(
+                "{}",
+                serde_json::json!({"level": "error", "upstream_body": e})
+            );
+        }
+        Err(PipeError::Write(_)) => {} // the client went away
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn bad_gateway(out: ResponseOutparam, e: &str) {
+    eprintln!("{}", serde_json::json!({"level": "error", "upstream": e}));
+    json_error(out, 502, "bad_gateway", "upstream unreachable");
 }
