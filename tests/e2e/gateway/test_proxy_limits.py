@@ -202,3 +202,41 @@ def test_concurrent_uploads_do_not_hold_their_bodies_in_memory() -> None:
         assert grown_mib < 48, f"peak RSS grew by {grown_mib:.0f} MiB"
     finally:
         s.close()
+
+
+def test_header_hygiene_and_refused_targets_under_jco() -> None:
+    """test_hygiene.py's proxy-mode checks, under `jco serve` (no phantom-gateway in front to
+    refuse targets first): the guest drops the client's forwarding headers and `_` spellings
+    of its own and stripped headers, sets x-forwarded-host/-proto, and refuses `*`."""
+    introspection = harness.SlowIntrospection("https://as.example", 0)
+    upstream = harness.EchoUpstream()
+    cfg = harness.rfc7662_config(introspection, upstream.url)
+    cfg += '\n[upstream]\nheader = "x-jwt-assertion"\nscheme = ""\nstrip_headers = ["x-internal"]\n'
+    gw = start("jco", cfg)
+    try:
+        r = gw.get("/orders/1", "tok-jco", {
+            "X-Forwarded-For": "6.6.6.6", "X-Forwarded-Host": "evil.example",
+            "X-Forwarded-Proto": "https", "Forwarded": "for=1.2.3.4", "X-Real-IP": "6.6.6.6",
+            "X_Jwt_Assertion": "forged", "X_Internal": "forged", "X-Internal": "forged"})
+        assert r.status == 200, r.body
+        raw = upstream.seen[-1]["raw_headers"]
+        names = [k.lower() for k, _ in raw]
+        for gone in ("forwarded", "x-real-ip", "x-forwarded-for", "x_jwt_assertion",
+                     "x_internal", "x-internal"):
+            assert gone not in names, (gone, raw)
+        host = gw.url.removeprefix("http://")
+        assert [v for k, v in raw if k.lower() == "x-forwarded-host"] == [host]
+        assert [v for k, v in raw if k.lower() == "x-forwarded-proto"] == ["http"]
+        before = len(upstream.seen)
+        h, port = host.split(":")
+        conn = http.client.HTTPConnection(h, int(port), timeout=10)
+        try:
+            conn.request("OPTIONS", "*", headers={"authorization": "Bearer tok-jco"})
+            assert conn.getresponse().status == 400
+        finally:
+            conn.close()
+        assert len(upstream.seen) == before
+    finally:
+        gw.stop()
+        upstream.stop()
+        introspection.stop()
