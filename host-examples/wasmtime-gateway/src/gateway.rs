@@ -160,8 +160,8 @@ fn forwarding_header(name: &str) -> bool {
 }
 
 /// The headers of the upstream request: the inbound ones without `host`, hop-by-hop headers
-/// (and those `Connection` names), forwarding headers, and those `drop` names, also spelt with
-/// `_` for `-` (WSGI/CGI servers read `x_jwt` as `x-jwt`); then `set` (the forwarded JWT
+/// (and those `Connection` names), forwarding headers, and those `drop` names, each also spelt
+/// with `_` for `-` (WSGI/CGI servers read `x_jwt` as `x-jwt`); then `set` (the forwarded JWT
 /// header), `host` set to the upstream's authority, and this edge's `x-forwarded-for/-host/
 /// -proto`.
 pub fn upstream_headers(
@@ -175,12 +175,13 @@ pub fn upstream_headers(
     let mut headers = HeaderMap::with_capacity(inbound.len() + 4);
     for (name, value) in inbound {
         let n = name.as_str();
-        let dropped = if n.contains('_') {
-            drop(&n.replace('_', "-"))
+        let read_as = if n.contains('_') {
+            std::borrow::Cow::Owned(n.replace('_', "-"))
         } else {
-            drop(n)
+            std::borrow::Cow::Borrowed(n)
         };
-        if n == "host" || hop_by_hop(n, &connection) || forwarding_header(n) || dropped {
+        let n = &*read_as;
+        if n == "host" || hop_by_hop(n, &connection) || forwarding_header(n) || drop(n) {
             continue;
         }
         headers.append(name.clone(), value.clone());
