@@ -1170,6 +1170,12 @@ impl Edge {
         let default_until = self.default_until(now);
         let (overflow, fp, publish_until, mut published) = match &revocation.selector {
             Selector::Token(t) => {
+                // Split mode: the client holds the JWT's signature, and that is what requests
+                // are keyed by; an operator holding the whole JWT revokes the same token.
+                let t = match (self.cfg.mode, t.rsplit_once('.')) {
+                    (Mode::Split, Some((_, signature))) => signature,
+                    _ => t.as_str(),
+                };
                 let fp = self.fp.fingerprint(t);
                 let (o, u) = self.revoke_fingerprint(fp, until_ms, now);
                 (

@@ -1116,6 +1116,33 @@ fn split_tokens_are_reassembled_and_verified() {
     assert_eq!(reject(&h.edge.drain_actions()).status, 401);
 }
 
+#[test]
+fn split_tokens_are_revoked_by_their_signature_or_the_whole_jwt() {
+    let mut h = Harness::new(split_config());
+    for (i, whole) in [false, true].into_iter().enumerate() {
+        let id = 10 * (i as u64 + 1);
+        let jwt = h.fake.access_jwt(
+            &h.fake.ed,
+            &json!({"iss": ISSUER, "exp": h.now / 1000 + 600, "sub": format!("u{i}"),
+                    "scope": "orders:read", "aud": "orders-api"}),
+        );
+        let (head, sig) = jwt.rsplit_once('.').unwrap();
+        let t = shared_lookup(&h.request(id, "/orders", sig)).ticket;
+        h.edge
+            .handle_shared_lookup(h.now, t, phantom_edge_core::LookupResult::Found(head))
+            .unwrap();
+        assert_eq!(forwards(&h.edge.drain_actions()).len(), 1);
+        let selector = if whole { jwt.clone() } else { sig.to_owned() };
+        h.revoke_local(Selector::Token(selector));
+        let r = reject(&h.request(id + 1, "/orders", sig)).clone();
+        assert_eq!(
+            (r.status, r.reason),
+            (401, Reason::Revoked),
+            "whole JWT: {whole}"
+        );
+    }
+}
+
 // 9. Audit: no raw token anywhere (invariant 1) ----------------------------------------------
 
 #[test]
