@@ -108,11 +108,15 @@ fn cache_hits(c: &mut Criterion) {
         let r = Revocation {
             selector: Selector::Fingerprint(fp),
             until: None,
+            keep_until: None,
+            since: None,
         };
         h.edge.handle_revocation(now, r, Origin::Shared).unwrap();
         let r = Revocation {
             selector: Selector::Sub(format!("user-{i}")),
             until: None,
+            keep_until: None,
+            since: None,
         };
         h.edge.handle_revocation(now, r, Origin::Shared).unwrap();
     }
@@ -130,6 +134,8 @@ fn cache_hits(c: &mut Criterion) {
                 let r = Revocation {
                     selector: Selector::Sub(format!("other-{bump}")),
                     until: None,
+                    keep_until: None,
+                    since: None,
                 };
                 h.edge.handle_revocation(now, r, Origin::Shared).unwrap();
                 drain(&mut h.edge);
@@ -291,11 +297,15 @@ fn revocation_edge(set: usize, s: &mut u64, now: u64) -> Harness {
         let r = Revocation {
             selector: Selector::Fingerprint(random_fp(s)),
             until: None,
+            keep_until: None,
+            since: None,
         };
         h.edge.handle_revocation(now, r, Origin::Shared).unwrap();
         let r = Revocation {
             selector: Selector::Sub(format!("preloaded-{i}")),
             until: None,
+            keep_until: None,
+            since: None,
         };
         h.edge.handle_revocation(now, r, Origin::Shared).unwrap();
     }
@@ -336,6 +346,8 @@ fn bench_revocation(
                     let r = Revocation {
                         selector: sel,
                         until: None,
+                        keep_until: None,
+                        since: None,
                     };
                     h.edge.handle_revocation(now, r, Origin::Local).unwrap();
                     drain(&mut h.edge);
@@ -368,6 +380,8 @@ fn revocations(c: &mut Criterion) {
         let r = Revocation {
             selector: Selector::Fingerprint(random_fp(&mut s)),
             until: None,
+            keep_until: None,
+            since: None,
         };
         h.edge.handle_revocation(now, r, Origin::Shared).unwrap();
     }
@@ -378,6 +392,8 @@ fn revocations(c: &mut Criterion) {
             || Revocation {
                 selector: Selector::Fingerprint(random_fp(&mut s)),
                 until: None,
+                keep_until: None,
+                since: None,
             },
             |r| {
                 h.edge.handle_revocation(now, r, Origin::Local).unwrap();

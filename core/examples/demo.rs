@@ -103,6 +103,8 @@ fn main() {
     let revocation = Revocation {
         selector: Selector::Token("good-opaque-token-1".into()),
         until: None,
+        keep_until: None,
+        since: None,
     };
     h.edge
         .handle_revocation(h.now, revocation, Origin::Local)

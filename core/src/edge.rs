@@ -21,7 +21,7 @@ use crate::request::{
     query_token, raw_path,
 };
 use crate::revocation::{
-    Forgotten, Kind, Origin, Revocation, RevocationError, RevocationSet, Selector,
+    Extended, Forgotten, Kind, Origin, Revocation, RevocationError, RevocationSet, Selector,
 };
 use crate::secret::{Fingerprint, FingerprintBuild, Fingerprinter, Secret};
 use crate::set::{SetAction, parse_security_event};
@@ -605,7 +605,8 @@ impl Edge {
             return false;
         };
         if entry.epoch != revocations.epoch {
-            if revocations.matches(&fp, &entry.info, cfg.leeway_ms) {
+            if let Some(extended) = revocations.matches(&fp, &entry.info, cfg.leeway_ms) {
+                publish_extensions(actions, extended);
                 cache.remove(&fp);
                 cache.insert_negative(
                     fp,
@@ -977,7 +978,8 @@ impl Edge {
                 if let Some(exp) = info.exp {
                     self.latest_exp_ms = self.latest_exp_ms.max(exp.saturating_mul(1000));
                 }
-                if self.revocations.matches(&fp, &info, self.cfg.leeway_ms) {
+                if let Some(extended) = self.revocations.matches(&fp, &info, self.cfg.leeway_ms) {
+                    publish_extensions(&mut self.actions, extended);
                     self.cache.insert_negative(
                         fp,
                         now.saturating_add(self.cfg.negative_ttl_ms.max(1)),
@@ -1167,8 +1169,14 @@ impl Edge {
             }
             None => None,
         };
-        let default_until = self.default_until(now);
-        let (overflow, fp, publish_until, mut published) = match &revocation.selector {
+        // Without `until`: at least as long as the instance that published it keeps it.
+        let floor = revocation.keep_until.map_or(0, |k| k.saturating_mul(1000));
+        // When it was revoked (what a `sub` / `client_id` / `sid` entry covers): the
+        // publisher's time, never later than ours.
+        let at_ms = revocation
+            .since
+            .map_or(now, |s| s.saturating_mul(1000).min(now));
+        let (overflow, fp, kept_until, mut published) = match &revocation.selector {
             Selector::Token(t) => {
                 // Split mode: the client holds the JWT's signature, and that is what requests
                 // are keyed by; an operator holding the whole JWT revokes the same token.
@@ -1177,44 +1185,37 @@ impl Edge {
                     _ => t.as_str(),
                 };
                 let fp = self.fp.fingerprint(t);
-                let (o, u) = self.revoke_fingerprint(fp, until_ms, now);
-                (
-                    o,
-                    Some(fp),
-                    u,
-                    serde_json::json!({ "fingerprint": fp.to_string() }),
-                )
+                let (o, u) = self.revoke_fingerprint(fp, until_ms, floor, now);
+                (o, Some(fp), u, Forgotten::Fingerprint(fp).selector_json())
             }
             Selector::Fingerprint(fp) => {
-                let (o, u) = self.revoke_fingerprint(*fp, until_ms, now);
-                (
-                    o,
-                    Some(*fp),
-                    u,
-                    serde_json::json!({ "fingerprint": fp.to_string() }),
-                )
+                let (o, u) = self.revoke_fingerprint(*fp, until_ms, floor, now);
+                (o, Some(*fp), u, Forgotten::Fingerprint(*fp).selector_json())
             }
             Selector::Jti(v) | Selector::Sub(v) | Selector::ClientId(v) | Selector::Sid(v) => {
-                let (kind, name) = match &revocation.selector {
-                    Selector::Jti(_) => (Kind::Jti, "jti"),
-                    Selector::Sub(_) => (Kind::Sub, "sub"),
-                    Selector::ClientId(_) => (Kind::ClientId, "client_id"),
-                    _ => (Kind::Sid, "sid"),
+                let kind = match &revocation.selector {
+                    Selector::Jti(_) => Kind::Jti,
+                    Selector::Sub(_) => Kind::Sub,
+                    Selector::ClientId(_) => Kind::ClientId,
+                    _ => Kind::Sid,
                 };
-                let u = until_ms.unwrap_or(default_until);
+                let u = until_ms.unwrap_or_else(|| self.default_until(now).max(floor));
                 let o = self
                     .revocations
-                    .add_named(kind, v, now, u, until_ms.is_some());
-                (o, None, until_ms, serde_json::json!({ name: v }))
+                    .add_named(kind, v, at_ms, u, until_ms.is_some());
+                let mut msg = Forgotten::Named(kind, v.clone()).selector_json();
+                msg["since"] = (at_ms / 1000).into();
+                (o, None, u, msg)
             }
         };
-        // An `until` is fixed on the instances that receive it, so only a certain one is passed
-        // on: the revoker's, or a revoked token's known exp (rounded up to whole seconds).
-        // Without one, each instance keeps the revocation by its own rule (`default_until`,
-        // extended to the exp of any token it is seen to match); a published default would be
-        // fixed there and lapse while a matching token still lives.
-        if let Some(u) = publish_until {
-            published["until"] = u.div_ceil(1000).into();
+        // The revoker's `until` is passed on as given: fixed on every instance. Otherwise how
+        // long this instance keeps it, as `keep_until`: a floor that each receiver extends by
+        // its own rules (`default_until`, the exp of any token it sees match). Published as a
+        // fixed `until`, a default lapsed on a receiver while a matching token still lived; not
+        // published at all, a receiver that had not seen the token kept it only `default_ttl`.
+        match revocation.until {
+            Some(u) => published["until"] = u.into(),
+            None => published["keep_until"] = kept_until.div_ceil(1000).into(),
         }
         if let Some(forgotten) = overflow {
             // Forgetting a revocation is only safe if what it covered is re-checked at the AS.
@@ -1277,30 +1278,30 @@ impl Edge {
             .max(seen.saturating_add(self.cfg.leeway_ms))
     }
 
-    /// Revokes one token by its fingerprint. Returns what the set forgot to make room, and the
-    /// `until` (ms) to publish: the revoker's, else the token's exp when this edge knows it and
-    /// it is still ahead (a fingerprint names one token, so its exp is exactly how long the
-    /// revocation is needed, on every instance); `None` when this edge keeps it by its default.
+    /// Revokes one token by its fingerprint, kept until `until_ms` (the revoker's, fixed), else
+    /// until its exp when this edge knows it, else by `default_until`, and at least until
+    /// `floor`. Returns what the set forgot to make room, and how long the entry is kept (ms).
     fn revoke_fingerprint(
         &mut self,
         fp: Fingerprint,
         until_ms: Option<u64>,
+        floor: u64,
         now: u64,
-    ) -> (Option<Forgotten>, Option<u64>) {
-        // Keep it as long as the token can live: its exp when known, else the default.
-        let known_exp = self
-            .cache
-            .peek(&fp)
-            .and_then(|e| e.info.exp)
-            .map(|e| e.saturating_mul(1000).saturating_add(self.cfg.leeway_ms))
-            .filter(|e| *e > now);
-        let publish = until_ms.or(known_exp);
-        let until = publish.unwrap_or_else(|| self.default_until(now));
+    ) -> (Option<Forgotten>, u64) {
+        let until = until_ms.unwrap_or_else(|| {
+            self.cache
+                .peek(&fp)
+                .and_then(|e| e.info.exp)
+                .map(|e| e.saturating_mul(1000).saturating_add(self.cfg.leeway_ms))
+                .filter(|e| *e > now)
+                .unwrap_or_else(|| self.default_until(now))
+                .max(floor)
+        });
         let overflow = self
             .revocations
             .add_fingerprint(fp, now, until, until_ms.is_some());
         self.cache.remove(&fp);
-        (overflow, publish)
+        (overflow, until)
     }
 
     /// Handles an RFC 8417 Security Event Token (CAEP session-revoked and token-claims-change,
@@ -1334,6 +1335,8 @@ impl Edge {
                         Revocation {
                             selector,
                             until: None,
+                            keep_until: None,
+                            since: None,
                         },
                         Origin::Local,
                     )?;
@@ -1445,6 +1448,20 @@ fn selector_name(s: &Selector) -> &'static str {
 }
 
 /// Queues `ev` unless its kind is muted (the one place that rule is applied).
+/// Revocations kept longer because a token they cover was seen (its exp is later than this
+/// instance kept them): published with the new `keep_until`, so an instance that has not seen
+/// the token keeps them as long (it extends its own entry; it does not publish in turn).
+fn publish_extensions(actions: &mut VecDeque<Action>, extended: Vec<Extended>) {
+    for e in extended {
+        let mut message = e.key.selector_json();
+        message["keep_until"] = e.until_ms.div_ceil(1000).into();
+        message["since"] = (e.at_ms / 1000).into();
+        actions.push_back(Action::SharedPublish(SharedPublish {
+            message: message.to_string(),
+        }));
+    }
+}
+
 fn queue_audit(actions: &mut VecDeque<Action>, muted: AuditKinds, ev: AuditEvent) {
     if !muted.contains(ev.kind) {
         actions.push_back(Action::Audit(ev));

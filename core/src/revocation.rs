@@ -50,9 +50,18 @@ impl std::fmt::Debug for Selector {
 pub struct Revocation {
     /// What is revoked.
     pub selector: Selector,
-    /// Keep the revocation until this Unix time (seconds); default: the token's `exp` when known,
-    /// else `revocation.default_ttl` from now.
+    /// Keep the revocation until this Unix time (seconds), exactly; default: the token's `exp`
+    /// when known, else `revocation.default_ttl` from now, extended by this edge's rules.
     pub until: Option<u64>,
+    /// Without `until`: keep it at least until this Unix time (seconds), and longer by this
+    /// edge's own rules. What an instance publishes when the revoker gave no `until`: how long
+    /// it keeps the revocation itself, so no receiver forgets it sooner.
+    pub keep_until: Option<u64>,
+    /// A `sub` / `client_id` / `sid` revocation covers the tokens issued (`iat`) up to this Unix
+    /// time (seconds); default, and at the latest: when it is handled. What an instance
+    /// publishes: when it handled the revocation, so a receiver covers the same tokens (not
+    /// those issued between the revocation and the message's arrival).
+    pub since: Option<u64>,
 }
 
 /// Where a revocation came from: `Local` ones are published to other instances.
@@ -97,7 +106,8 @@ impl RevocationError {
 
 impl Revocation {
     /// Parses the JSON selector every host accepts: exactly one of `token`, `fingerprint`,
-    /// `jti`, `sub`, `client_id`, `sid`, and optionally `until` (Unix seconds).
+    /// `jti`, `sub`, `client_id`, `sid`, and optionally `until` or `keep_until`, and `since` (Unix
+    /// seconds).
     pub fn from_json(body: &[u8]) -> Result<Self, RevocationError> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -109,6 +119,8 @@ impl Revocation {
             client_id: Option<String>,
             sid: Option<String>,
             until: Option<u64>,
+            keep_until: Option<u64>,
+            since: Option<u64>,
         }
         let b: Body = serde_json::from_slice(body).map_err(|e| {
             // serde's message may quote a value: make sure it never quotes a token.
@@ -169,6 +181,8 @@ impl Revocation {
         Ok(Self {
             selector,
             until: b.until,
+            keep_until: b.keep_until,
+            since: b.since,
         })
     }
 }
@@ -200,6 +214,37 @@ pub(crate) enum Kind {
     Sub,
     ClientId,
     Sid,
+}
+
+impl Kind {
+    /// The member naming it in a JSON selector.
+    pub(crate) const fn field(self) -> &'static str {
+        match self {
+            Self::Jti => "jti",
+            Self::Sub => "sub",
+            Self::ClientId => "client_id",
+            Self::Sid => "sid",
+        }
+    }
+}
+
+/// An entry [`RevocationSet::matches`] kept longer: its key, when it was revoked and its new
+/// expiry (ms).
+#[derive(Debug)]
+pub(crate) struct Extended {
+    pub(crate) key: Forgotten,
+    pub(crate) at_ms: u64,
+    pub(crate) until_ms: u64,
+}
+
+impl Forgotten {
+    /// The JSON selector of this entry, as other instances read it.
+    pub(crate) fn selector_json(&self) -> serde_json::Value {
+        match self {
+            Self::Fingerprint(fp) => serde_json::json!({ "fingerprint": fp.to_string() }),
+            Self::Named(kind, name) => serde_json::json!({ kind.field(): name }),
+        }
+    }
 }
 
 /// A revocation set key: what [`RevocationSet::add_fingerprint`] / `add_named` may forget.
@@ -341,7 +386,15 @@ impl RevocationSet {
     /// `leeway_ms`): a revocation stored with a default lifetime (the token's `exp` unknown
     /// then) must not be forgotten while a token it covers can still be presented. An entry
     /// whose `until` the revoker set is left as it is.
-    pub(crate) fn matches(&mut self, fp: &Fingerprint, info: &TokenInfo, leeway_ms: u64) -> bool {
+    ///
+    /// `None`: not revoked. `Some(extended)`: revoked, and the entries this call kept longer,
+    /// for the caller to tell the other instances.
+    pub(crate) fn matches(
+        &mut self,
+        fp: &Fingerprint,
+        info: &TokenInfo,
+        leeway_ms: u64,
+    ) -> Option<Vec<Extended>> {
         let keep_until = info
             .exp
             .map_or(0, |e| e.saturating_mul(1000).saturating_add(leeway_ms));
@@ -369,22 +422,36 @@ impl RevocationSet {
                 keys.push(Forgotten::Named(kind, v.clone()));
             }
         }
-        for key in &keys {
-            self.keep_until(key, keep_until);
+        if keys.is_empty() {
+            return None;
         }
-        !keys.is_empty()
+        Some(
+            keys.into_iter()
+                .filter_map(|key| {
+                    let at_ms = self.keep_until(&key, keep_until)?;
+                    Some(Extended {
+                        key,
+                        at_ms,
+                        until_ms: keep_until,
+                    })
+                })
+                .collect(),
+        )
     }
 
-    /// Moves the expiry of `key`'s entry to `until_ms` if that is later.
-    fn keep_until(&mut self, key: &Forgotten, until_ms: u64) {
+    /// Moves the expiry of `key`'s entry to `until_ms` if that is later and the revoker did not
+    /// fix it; if it moved, when the entry was revoked (`at_ms`).
+    fn keep_until(&mut self, key: &Forgotten, until_ms: u64) -> Option<u64> {
         let entry = match key {
             Forgotten::Fingerprint(fp) => self.fps.get_mut(fp),
             Forgotten::Named(kind, name) => self.named[slot(*kind)].get_mut(name),
         };
-        if let Some(e) = entry
-            && !e.fixed
-        {
-            extend(&mut self.order, e, key, until_ms);
+        match entry {
+            Some(e) if !e.fixed && until_ms > e.until_ms => {
+                extend(&mut self.order, e, key, until_ms);
+                Some(e.at_ms)
+            }
+            _ => None,
         }
     }
 
@@ -435,20 +502,20 @@ mod tests {
             iat: Some(5),
             ..Default::default()
         };
-        assert!(s.matches(&fp, &t, 0));
+        assert!(s.matches(&fp, &t, 0).is_some());
         t.iat = Some(11);
-        assert!(!s.matches(&fp, &t, 0));
+        assert!(s.matches(&fp, &t, 0).is_none());
         assert!(
-            !s.matches(&fp, &t, 60_000),
+            s.matches(&fp, &t, 60_000).is_none(),
             "no skew margin: a later token is not revoked"
         );
         t.iat = None;
         assert!(
-            s.matches(&fp, &t, 0),
+            s.matches(&fp, &t, 0).is_some(),
             "unknown iat must be treated as revoked"
         );
         t.sub = Some("bob".into());
-        assert!(!s.matches(&fp, &t, 0));
+        assert!(s.matches(&fp, &t, 0).is_none());
     }
 
     #[test]
@@ -462,14 +529,14 @@ mod tests {
             exp: Some(500),
             ..Default::default()
         };
-        assert!(s.matches(&fp, &t, 2_000));
+        assert!(s.matches(&fp, &t, 2_000).is_some());
         s.expire(400_000);
         assert_eq!(
             s.len(),
             1,
             "kept past its own until: the token lives to 500 s"
         );
-        assert!(s.matches(&fp, &t, 2_000));
+        assert!(s.matches(&fp, &t, 2_000).is_some());
         s.expire(502_000);
         assert_eq!(s.len(), 0, "forgotten once exp + leeway has passed");
     }
@@ -490,10 +557,10 @@ mod tests {
         };
         let fp = Fingerprint([0; 16]);
         assert!(
-            !s.matches(&fp, &info("b"), 0),
+            s.matches(&fp, &info("b"), 0).is_none(),
             "the soonest-expiring entry goes first"
         );
-        assert!(s.matches(&fp, &info("a"), 0) && s.matches(&fp, &info("c"), 0));
+        assert!(s.matches(&fp, &info("a"), 0).is_some() && s.matches(&fp, &info("c"), 0).is_some());
         s.expire(100);
         assert_eq!(s.len(), 1);
     }

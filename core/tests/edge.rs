@@ -688,6 +688,8 @@ fn revocation_by_every_selector_stops_a_cached_token() {
                 Revocation {
                     selector: s.clone(),
                     until: None,
+                    keep_until: None,
+                    since: None,
                 },
                 Origin::Shared,
             )
@@ -723,6 +725,8 @@ fn revocation_while_in_flight_wins() {
             Revocation {
                 selector: Selector::Sid("s1".into()),
                 until: None,
+                keep_until: None,
+                since: None,
             },
             Origin::Local,
         )
@@ -752,6 +756,8 @@ fn a_new_token_for_a_revoked_subject_issued_later_works() {
             Revocation {
                 selector: Selector::Sub("alice".into()),
                 until: None,
+                keep_until: None,
+                since: None,
             },
             Origin::Shared,
         )
@@ -770,6 +776,8 @@ fn published_revocations_never_carry_the_token() {
             Revocation {
                 selector: Selector::Token("raw-secret-token".into()),
                 until: None,
+                keep_until: None,
+                since: None,
             },
             Origin::Local,
         )
@@ -874,6 +882,8 @@ fn revocations_expire_and_stay_bounded() {
                 Revocation {
                     selector: sel,
                     until: Some(h.now / 1000 + 60),
+                    keep_until: None,
+                    since: None,
                 },
                 Origin::Shared,
             )
@@ -1162,6 +1172,8 @@ fn no_action_or_event_ever_contains_the_raw_token() {
             Revocation {
                 selector: Selector::Token(token.into()),
                 until: None,
+                keep_until: None,
+                since: None,
             },
             Origin::Local,
         )
@@ -1329,6 +1341,8 @@ fn a_forgotten_revocation_sends_only_what_it_covered_back_to_the_as() {
             Revocation {
                 selector: Selector::Sub("alice".into()),
                 until: soon,
+                keep_until: None,
+                since: None,
             },
             Origin::Shared,
         )
@@ -1340,6 +1354,8 @@ fn a_forgotten_revocation_sends_only_what_it_covered_back_to_the_as() {
             Revocation {
                 selector: Selector::Jti("other".into()),
                 until: Some(h.now / 1000 + 500),
+                keep_until: None,
+                since: None,
             },
             Origin::Shared,
         )

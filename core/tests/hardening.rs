@@ -29,6 +29,8 @@ fn revoke(h: &mut Harness, selector: Selector) {
             Revocation {
                 selector,
                 until: None,
+                keep_until: None,
+                since: None,
             },
             Origin::Local,
         )
@@ -456,6 +458,8 @@ fn a_published_token_revocation_without_a_shared_fingerprint_key_is_flagged() {
                 Revocation {
                     selector: Selector::Token("tok".into()),
                     until: None,
+                    keep_until: None,
+                    since: None,
                 },
                 Origin::Local,
             )
@@ -536,6 +540,8 @@ fn an_explicit_until_is_not_extended_by_a_matching_token() {
             Revocation {
                 selector: Selector::Sub("alice".into()),
                 until: Some(until_s),
+                keep_until: None,
+                since: None,
             },
             Origin::Local,
         )

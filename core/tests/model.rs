@@ -153,12 +153,12 @@ proptest! {
                 Op::Answer { .. } | Op::Fail { .. } => vec![],
                 Op::Revoke { token } => {
                     revoked.insert(token);
-                    h.edge.handle_revocation(h.now, Revocation { selector: Selector::Token(tokens[token].clone()), until: None }, Origin::Local).unwrap();
+                    h.edge.handle_revocation(h.now, Revocation { selector: Selector::Token(tokens[token].clone()), until: None, keep_until: None, since: None }, Origin::Local).unwrap();
                     h.edge.drain_actions()
                 }
                 Op::RevokeSub => {
                     alice_revoked_at = Some(h.now);
-                    h.edge.handle_revocation(h.now, Revocation { selector: Selector::Sub("alice".into()), until: None }, Origin::Local).unwrap();
+                    h.edge.handle_revocation(h.now, Revocation { selector: Selector::Sub("alice".into()), until: None, keep_until: None, since: None }, Origin::Local).unwrap();
                     h.edge.drain_actions()
                 }
                 Op::Advance { ms } => {

@@ -988,6 +988,10 @@ enum OpTwo {
     RequestB {
         token: usize,
     },
+    /// A request to A only: A learns a token's exp that B has not seen.
+    RequestA {
+        token: usize,
+    },
     RevokeToken {
         token: usize,
     },
@@ -1007,6 +1011,7 @@ fn op_two() -> impl Strategy<Value = OpTwo> {
     prop_oneof![
         5 => (0..3usize, 0..2usize).prop_map(|(token, route)| OpTwo::Request { token, route }),
         2 => (0..3usize).prop_map(|token| OpTwo::RequestB { token }),
+        2 => (0..3usize).prop_map(|token| OpTwo::RequestA { token }),
         1 => (0..3usize).prop_map(|token| OpTwo::RevokeToken { token }),
         1 => (0..2usize).prop_map(|who| OpTwo::RevokeSub { who }),
         1 => (0..3usize).prop_map(|token| OpTwo::RevokeJti { token }),
@@ -1064,10 +1069,10 @@ fn run_two(ops: Vec<OpTwo>) {
         match &op {
             OpTwo::Request { token, route } => {
                 id += 1;
-                let da = decision(
-                    &request_sync(&mut a, id, *route, *token, &truth[*token]),
-                    id,
-                );
+                let acts = request_sync(&mut a, id, *route, *token, &truth[*token]);
+                // A revocation A keeps longer on seeing this token is published again.
+                queue.extend(publishes(&acts));
+                let da = decision(&acts, id);
                 let db = decision(
                     &request_sync(&mut b, id, *route, *token, &truth[*token]),
                     id,
@@ -1088,10 +1093,17 @@ fn run_two(ops: Vec<OpTwo>) {
                 let db = decision(&request_sync(&mut b, id, 0, *token, &truth[*token]), id);
                 check_b(&delivered, &truth, *token, db, b.now);
             }
+            OpTwo::RequestA { token } => {
+                id += 1;
+                let acts = request_sync(&mut a, id, 0, *token, &truth[*token]);
+                queue.extend(publishes(&acts));
+            }
             OpTwo::RevokeToken { token } => {
                 let r = Revocation {
                     selector: Selector::Token(format!("tok-{token}")),
                     until: None,
+                    keep_until: None,
+                    since: None,
                 };
                 a.edge.handle_revocation(a.now, r, Origin::Local).unwrap();
                 queue.extend(publishes(&a.edge.drain_actions()));
@@ -1102,6 +1114,8 @@ fn run_two(ops: Vec<OpTwo>) {
                 let r = Revocation {
                     selector: Selector::Sub(s.into()),
                     until: None,
+                    keep_until: None,
+                    since: None,
                 };
                 a.edge.handle_revocation(a.now, r, Origin::Local).unwrap();
                 queue.extend(publishes(&a.edge.drain_actions()));
@@ -1112,6 +1126,8 @@ fn run_two(ops: Vec<OpTwo>) {
                 let r = Revocation {
                     selector: Selector::Jti(j),
                     until: None,
+                    keep_until: None,
+                    since: None,
                 };
                 a.edge.handle_revocation(a.now, r, Origin::Local).unwrap();
                 queue.extend(publishes(&a.edge.drain_actions()));
@@ -1503,6 +1519,8 @@ fn published_default_until_is_not_fixed_on_the_receiver() {
             Revocation {
                 selector: Selector::Sub("bob".into()),
                 until: None,
+                keep_until: None,
+                since: None,
             },
             Origin::Local,
         )
@@ -1537,4 +1555,78 @@ fn published_default_until_is_not_fixed_on_the_receiver() {
         Err(Reason::Revoked),
         "the receiver forwards the revoked subject's token ({msg})"
     );
+}
+
+/// The origin had seen a long-lived token of the subject, the receiver had not: the receiver
+/// kept the revocation only `revocation.default_ttl` (24 h) and forwarded the token on day 2
+/// while the origin, which knew the token lives 20 days, still refused it. The published
+/// `keep_until` carries how long the origin keeps it.
+#[test]
+fn receiver_keeps_a_revocation_as_long_as_its_origin() {
+    let mut a = Harness::new(shared_config());
+    let mut b = Harness::new(shared_config());
+    let alice = two_truths()[0].clone(); // 20 days
+    assert_eq!(decision(&request_sync(&mut a, 1, 0, 0, &alice), 1), Ok(()));
+    let msg = publishes(&a.revoke_local(Selector::Sub("alice".into()))).remove(0);
+    let published = Revocation::from_json(msg.as_bytes()).unwrap();
+    assert_eq!(published.until, None, "{msg}");
+    assert!(published.keep_until >= Some(alice.exp_s), "{msg}");
+    b.edge
+        .handle_revocation(b.now, published, Origin::Shared)
+        .unwrap();
+    a.advance(2 * 86_400_000);
+    b.advance(2 * 86_400_000);
+    for (h, who) in [(&mut a, "origin"), (&mut b, "receiver")] {
+        assert_eq!(
+            decision(&request_sync(h, 2, 0, 0, &alice), 2),
+            Err(Reason::Revoked),
+            "{who} ({msg})"
+        );
+    }
+}
+
+/// The origin published a revocation of alice before it had seen her 20-day token, then saw it:
+/// it keeps the revocation until that token expires and says so again (`keep_until`, with the
+/// original `since`). The receiver, which never saw the token, then refuses it on day 2; and a
+/// token alice got after the revocation stays valid there, although the second message arrived
+/// later than that token was issued.
+#[test]
+fn a_revocation_kept_longer_later_is_published_again() {
+    let mut a = Harness::new(shared_config());
+    let mut b = Harness::new(shared_config());
+    let old = two_truths()[0].clone(); // 20 days, issued before the revocation
+    let first = publishes(&a.revoke_local(Selector::Sub("alice".into()))).remove(0);
+    let deliver = |b: &mut Harness, msg: &str| {
+        let r = Revocation::from_json(msg.as_bytes()).unwrap();
+        b.edge.handle_revocation(b.now, r, Origin::Shared).unwrap();
+        assert!(
+            publishes(&b.edge.drain_actions()).is_empty(),
+            "republished {msg}"
+        );
+    };
+    deliver(&mut b, &first);
+    for h in [&mut a, &mut b] {
+        h.advance(30_000);
+    }
+    let mut new = old.clone();
+    new.iat_s = (a.now / 1000) - 5; // alice signed in again after the revocation
+    let acts = request_sync(&mut a, 1, 0, 0, &old);
+    assert_eq!(decision(&acts, 1), Err(Reason::Revoked));
+    let again = publishes(&acts);
+    assert_eq!(again.len(), 1, "{acts:?}");
+    let r = Revocation::from_json(again[0].as_bytes()).unwrap();
+    assert_eq!((r.until, r.since), (None, Some(T0 / 1000)), "{}", again[0]);
+    assert!(r.keep_until >= Some(old.exp_s), "{}", again[0]);
+    deliver(&mut b, &again[0]);
+    assert_eq!(decision(&request_sync(&mut b, 2, 0, 5, &new), 2), Ok(()));
+    for h in [&mut a, &mut b] {
+        h.advance(2 * 86_400_000);
+    }
+    for (h, who) in [(&mut a, "origin"), (&mut b, "receiver")] {
+        assert_eq!(
+            decision(&request_sync(h, 3, 0, 0, &old), 3),
+            Err(Reason::Revoked),
+            "{who}"
+        );
+    }
 }

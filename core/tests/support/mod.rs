@@ -210,6 +210,8 @@ impl Harness {
         let r = Revocation {
             selector,
             until: None,
+            keep_until: None,
+            since: None,
         };
         self.edge
             .handle_revocation(self.now, r, Origin::Local)
