@@ -396,7 +396,13 @@ fn ask(
     // The host's own timeouts, as a backstop: none of them bounds the total.
     let ns = deadline.left();
     let path = if url.path.is_empty() { "/" } else { &url.path };
-    let sent = start(method, url, path, headers, (ns, ns, ns))?;
+    // The body is known: sent with its length, not chunked (as edge mode sends it; some
+    // servers and firewalls in front of an authorization server refuse chunked requests).
+    let mut headers = headers.to_vec();
+    if !body.is_empty() {
+        headers.push(("content-length".into(), body.len().to_string().into_bytes()));
+    }
+    let sent = start(method, url, path, &headers, (ns, ns, ns))?;
     {
         let stream = sent.body.write().map_err(|()| "request body".to_owned())?;
         write_all(&stream, body, Some(deadline))?;

@@ -133,7 +133,7 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
+        .map(|t| t.trim().to_ascii_lowercase().replace('_', "-"))
         .filter(|t| !t.is_empty())
         .collect()
 }

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from typing import Any, Optional
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
@@ -46,6 +47,23 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def read_body(h: http.server.BaseHTTPRequestHandler) -> bytes:
+    """The request body, sent with a content-length or chunked (the proxy component streams
+    request bodies it does not know the length of)."""
+    if h.headers.get("transfer-encoding", "").lower() == "chunked":
+        out = b""
+        while True:
+            size = int(h.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while h.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return out
+            out += h.rfile.read(size)
+            h.rfile.readline()
+    length = int(h.headers.get("content-length") or 0)
+    return h.rfile.read(length) if length else b""
+
+
 def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.ThreadingHTTPServer:
     """`handler` served on 127.0.0.1 (a free port) from a daemon thread; `shutdown()` stops it."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -62,8 +80,7 @@ class EchoUpstream:
 
         class Handler(QuietHandler):
             def _answer(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = read_body(self)
                 record = {"method": self.command, "path": self.path,
                           "headers": {k.lower(): v for k, v in self.headers.items()},
                           "raw_headers": [[k, v] for k, v in self.headers.items()],
@@ -87,17 +104,21 @@ class EchoUpstream:
 
 
 class SlowIntrospection:
-    """An RFC 7662 introspection endpoint that answers "active" after `delay` seconds."""
+    """An RFC 7662 introspection endpoint that answers after `delay` seconds: "active" for every
+    token, except those starting with `inactive-`."""
 
     def __init__(self, issuer: str, delay: float) -> None:
         class Handler(QuietHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length") or 0))
+                form = read_body(self).decode()
+                token = urllib.parse.parse_qs(form).get("token", [""])[0]
                 time.sleep(delay)
                 now = int(time.time())
-                body = json.dumps({"active": True, "scope": "orders:read orders:write",
-                                   "aud": "orders-api", "iss": issuer, "sub": "alice",
-                                   "client_id": "app", "exp": now + 600, "iat": now}).encode()
+                answer = ({"active": False} if token.startswith("inactive-") else
+                          {"active": True, "scope": "orders:read orders:write",
+                           "aud": "orders-api", "iss": issuer, "sub": "alice",
+                           "client_id": "app", "exp": now + 600, "iat": now})
+                body = json.dumps(answer).encode()
                 try:
                     self.send_response(200)
                     self.send_header("content-type", "application/json")

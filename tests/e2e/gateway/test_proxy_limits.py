@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import json
 import pathlib
+import socket
 import time
 from typing import Any, Iterator, Optional
 
@@ -155,16 +156,19 @@ def test_a_body_beyond_the_old_buffer_cap_is_forwarded_intact_both_ways(bodies: 
 
 
 def test_a_body_is_not_read_before_the_core_decided(bodies: Upstreams) -> None:
-    """A refused request's body is never sent on: 401, nothing reaches the upstream."""
+    """The client sends the headers of a 1 MiB upload and withholds the body: the edge asks the
+    authorization server and answers 401 (the token is inactive) without waiting for the body,
+    and nothing reaches the upstream."""
     before = len(bodies.upstream.seen)
     host, port = bodies.gw.url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        conn.request("POST", "/orders/write/x", b"y" * 1024 * 1024,
-                     {"content-type": "application/octet-stream"})
-        assert conn.getresponse().status == 401
-    finally:
-        conn.close()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        t0 = time.monotonic()
+        sock.sendall(b"POST /orders/write/x HTTP/1.1\r\nHost: edge\r\n"
+                     b"Authorization: Bearer inactive-upload\r\n"
+                     b"Content-Type: application/octet-stream\r\nContent-Length: 1048576\r\n\r\n")
+        answer = sock.recv(65536)
+        assert answer.split(b" ", 2)[1] == b"401", answer[:300]
+        assert time.monotonic() - t0 < 5
     assert len(bodies.upstream.seen) == before
 
 
