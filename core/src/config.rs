@@ -809,6 +809,12 @@ impl Config {
             Some(list) => parse_algs("dpop.algorithms", list)?,
             None => vec![Alg::ES256, Alg::EdDSA, Alg::PS256, Alg::RS256],
         };
+        if d.origins.as_ref().is_some_and(Vec::is_empty) {
+            return Err(ConfigError::new(
+                "dpop.origins",
+                "an empty list: name this edge's public origins, or leave the key out to compare htu with the request's own scheme and Host",
+            ));
+        }
         let mut dpop_origins = Vec::new();
         for o in d.origins.iter().flatten() {
             let normalized = crate::request::normalize_url(o)

@@ -1181,6 +1181,13 @@ impl Edge {
                 // Split mode: the client holds the JWT's signature, and that is what requests
                 // are keyed by; an operator holding the whole JWT revokes the same token.
                 let t = match (self.cfg.mode, t.rsplit_once('.')) {
+                    (Mode::Split, Some((head, signature)))
+                        if signature.is_empty() || head.matches('.').count() != 1 =>
+                    {
+                        return Err(RevocationError::Invalid(
+                            "in split mode a token is the signature the client holds or the whole JWT".into(),
+                        ));
+                    }
                     (Mode::Split, Some((_, signature))) => signature,
                     _ => t.as_str(),
                 };

@@ -121,6 +121,21 @@ pub(crate) enum QueryToken {
     Malformed(&'static str),
 }
 
+/// Whether some server reads a query parameter of this (decoded) name as `access_token`: ASCII
+/// case-insensitively (ASP.NET), `.`, space and `[` as `_` (PHP), with a `[]` suffix (PHP,
+/// Rack arrays).
+fn read_as_access_token(name: &str) -> bool {
+    let name = name.strip_suffix("[]").unwrap_or(name);
+    name.len() == "access_token".len()
+        && name
+            .bytes()
+            .map(|b| match b {
+                b'.' | b' ' | b'[' => b'_',
+                b => b.to_ascii_lowercase(),
+            })
+            .eq("access_token".bytes())
+}
+
 pub(crate) fn query_token(path: &str) -> QueryToken {
     let Some((base, query)) = path.split_once('?') else {
         return QueryToken::Absent;
@@ -131,18 +146,21 @@ pub(crate) fn query_token(path: &str) -> QueryToken {
     for seg in query.split('&') {
         // Names as servers read them: percent-decoded (`access%5Ftoken`), and `;` as a
         // separator by some (a token there would pass this edge untouched and reach the app).
-        let named = |part: &str| {
+        let decoded = |part: &str| {
             let name = part.split('=').next().unwrap_or("");
             form_urlencoded::parse(name.as_bytes())
                 .next()
-                .map(|(n, _)| n)
-                .as_deref()
-                == Some("access_token")
+                .map(|(n, _)| n.into_owned())
+                .unwrap_or_default()
         };
-        if seg.contains(';') && seg.split(';').any(named) {
+        if seg.contains(';') && seg.split(';').any(|p| read_as_access_token(&decoded(p))) {
             return QueryToken::Malformed("access_token in a ';'-separated parameter");
         }
-        if !named(seg) {
+        let name = decoded(seg);
+        if name != "access_token" && read_as_access_token(&name) {
+            return QueryToken::Malformed("access_token spelt another way");
+        }
+        if name != "access_token" {
             if !seg.is_empty() {
                 rest.push(seg);
             }
@@ -455,6 +473,23 @@ mod tests {
             QueryToken::Malformed(_)
         ));
         assert_eq!(query_token("/a?x=a;b&y=c"), QueryToken::Absent);
+        for other in [
+            "ACCESS_TOKEN",
+            "Access_Token",
+            "access_token[]",
+            "access.token",
+            "access+token",
+            "access[token",
+        ] {
+            assert!(
+                matches!(
+                    query_token(&format!("/a?{other}=t")),
+                    QueryToken::Malformed(_)
+                ),
+                "{other}"
+            );
+        }
+        assert_eq!(query_token("/a?access_tokens=t"), QueryToken::Absent);
     }
 
     #[test]

@@ -1046,6 +1046,13 @@ fn dpop_origins_replace_the_requests_scheme_and_host_in_htu() {
             .unwrap_err();
         assert_eq!(e.field, "dpop.origins", "{bad}");
     }
+    let mut cfg = base_config("rfc9701");
+    cfg["dpop"] = json!({"origins": []});
+    let e = phantom_edge_core::RawConfig::from_value(cfg)
+        .unwrap()
+        .resolve(&|_| None)
+        .unwrap_err();
+    assert_eq!(e.field, "dpop.origins");
 }
 
 #[test]
@@ -1149,6 +1156,19 @@ fn split_tokens_are_revoked_by_their_signature_or_the_whole_jwt() {
             (r.status, r.reason),
             (401, Reason::Revoked),
             "whole JWT: {whole}"
+        );
+    }
+    // What the store holds (no signature), or a part of a JWT: refused, not a silent no-op.
+    for bad in ["aGVhZA.cGF5bG9hZA.", "aGVhZA.cGF5bG9hZA", "a.b.c.d"] {
+        let r = Revocation {
+            selector: Selector::Token(bad.into()),
+            until: None,
+            keep_until: None,
+            since: None,
+        };
+        assert!(
+            h.edge.handle_revocation(h.now, r, Origin::Local).is_err(),
+            "{bad}"
         );
     }
 }

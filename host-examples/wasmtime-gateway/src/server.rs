@@ -36,9 +36,9 @@ pub fn announce(listen: SocketAddr, admin: Option<SocketAddr>) {
 }
 
 /// Requests no listener hands on (the same for both modes and the admin listener): an
-/// HTTP/1.1 request without `Host` (RFC 9112 §3.2: 400), `CONNECT` (this is not a forward
-/// proxy), and targets that are not a path (`*`, authority-form): the core authorizes a path,
-/// so nothing may be forwarded for a target it did not see.
+/// HTTP/1.1 request without `Host` or any request with two (RFC 9112 §3.2: 400), `CONNECT`
+/// (this is not a forward proxy), and targets that are not a path (`*`, authority-form): the
+/// core authorizes a path, so nothing may be forwarded for a target it did not see.
 fn refuse_target(req: &hyper::Request<Incoming>) -> Option<hyper::Response<Body>> {
     if req.method() == Method::CONNECT {
         return Some(error_response(
@@ -47,11 +47,12 @@ fn refuse_target(req: &hyper::Request<Incoming>) -> Option<hyper::Response<Body>
             "CONNECT is not supported",
         ));
     }
-    if req.version() == Version::HTTP_11 && !req.headers().contains_key(HOST) {
+    let hosts = req.headers().get_all(HOST).iter().count();
+    if (req.version() == Version::HTTP_11 && hosts == 0) || hosts > 1 {
         return Some(error_response(
             400,
             "invalid_request",
-            "missing Host header",
+            "exactly one Host header is required",
         ));
     }
     if !req.uri().path().starts_with('/') {

@@ -120,11 +120,15 @@ def test_targets_the_core_never_saw_are_refused(setup: Setup) -> None:
 
 def test_http11_request_without_host_is_400(setup: Setup) -> None:
     """RFC 9112 §3.2: a server must answer 400 to an HTTP/1.1 request without Host (hyper
-    accepts it, and edge mode then passed the client's X-Forwarded-Host along)."""
+    accepts it, and edge mode then passed the client's X-Forwarded-Host along), and to one with
+    two Host headers."""
     before = len(setup.upstream.seen)
     head = ("GET /orders/1 HTTP/1.1\r\nAuthorization: Bearer tok-hygiene\r\n"
             "X-Forwarded-Host: evil.example\r\nConnection: close\r\n\r\n")
     assert status_of(raw_exchange(setup.gw.url, head)) == 400
+    two = ("GET /orders/1 HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n"
+           "Authorization: Bearer tok-hygiene\r\nConnection: close\r\n\r\n")
+    assert status_of(raw_exchange(setup.gw.url, two)) == 400
     assert len(setup.upstream.seen) == before
 
 
