@@ -66,6 +66,11 @@ struct State {
     upstream: Url,
     /// `POST` here takes a revocation (`None`: the route is off).
     revocation_path: Option<String>,
+    /// The last request id handed to the core. Each request gets its own: a host that keeps
+    /// the instance (`jco serve`) runs many requests through one core, and a decision left
+    /// queued for an earlier request (one that ended on an error) must never be taken as a
+    /// later request's.
+    last_id: u64,
 }
 
 thread_local! {
@@ -159,6 +164,7 @@ fn load() -> Result<State, String> {
         edge,
         upstream,
         revocation_path,
+        last_id: 0,
     })
 }
 
@@ -676,7 +682,8 @@ fn serve(state: &mut State, request: IncomingRequest, out: ResponseOutparam) {
     {
         return revoke(state, request, &headers, out);
     }
-    let id = 1;
+    state.last_id += 1;
+    let id = state.last_id;
     let req = core::Request {
         id,
         method: method_str(&method),
