@@ -1176,7 +1176,7 @@ impl Edge {
         let at_ms = revocation
             .since
             .map_or(now, |s| s.saturating_mul(1000).min(now));
-        let (overflow, fp, kept_until, mut published) = match &revocation.selector {
+        let key = match &revocation.selector {
             Selector::Token(t) => {
                 // Split mode: the client holds the JWT's signature, and that is what requests
                 // are keyed by; an operator holding the whole JWT revokes the same token.
@@ -1191,39 +1191,28 @@ impl Edge {
                     (Mode::Split, Some((_, signature))) => signature,
                     _ => t.as_str(),
                 };
-                let fp = self.fp.fingerprint(t);
-                let (o, u) = self.revoke_fingerprint(fp, until_ms, floor, now);
-                (o, Some(fp), u, Forgotten::Fingerprint(fp).selector_json())
+                Forgotten::Fingerprint(self.fp.fingerprint(t))
             }
-            Selector::Fingerprint(fp) => {
-                let (o, u) = self.revoke_fingerprint(*fp, until_ms, floor, now);
-                (o, Some(*fp), u, Forgotten::Fingerprint(*fp).selector_json())
-            }
-            Selector::Jti(v) | Selector::Sub(v) | Selector::ClientId(v) | Selector::Sid(v) => {
-                let kind = match &revocation.selector {
-                    Selector::Jti(_) => Kind::Jti,
-                    Selector::Sub(_) => Kind::Sub,
-                    Selector::ClientId(_) => Kind::ClientId,
-                    _ => Kind::Sid,
-                };
+            Selector::Fingerprint(fp) => Forgotten::Fingerprint(*fp),
+            Selector::Jti(v) => Forgotten::Named(Kind::Jti, v.clone()),
+            Selector::Sub(v) => Forgotten::Named(Kind::Sub, v.clone()),
+            Selector::ClientId(v) => Forgotten::Named(Kind::ClientId, v.clone()),
+            Selector::Sid(v) => Forgotten::Named(Kind::Sid, v.clone()),
+        };
+        let (overflow, kept_until) = match &key {
+            Forgotten::Fingerprint(fp) => self.revoke_fingerprint(*fp, until_ms, floor, now),
+            Forgotten::Named(kind, name) => {
                 let u = until_ms.unwrap_or_else(|| self.default_until(now).max(floor));
                 let o = self
                     .revocations
-                    .add_named(kind, v, at_ms, u, until_ms.is_some());
-                let mut msg = Forgotten::Named(kind, v.clone()).selector_json();
-                msg["since"] = (at_ms / 1000).into();
-                (o, None, u, msg)
+                    .add_named(*kind, name, at_ms, u, until_ms.is_some());
+                (o, u)
             }
         };
-        // The revoker's `until` is passed on as given: fixed on every instance. Otherwise how
-        // long this instance keeps it, as `keep_until`: a floor that each receiver extends by
-        // its own rules (`default_until`, the exp of any token it sees match). Published as a
-        // fixed `until`, a default lapsed on a receiver while a matching token still lived; not
-        // published at all, a receiver that had not seen the token kept it only `default_ttl`.
-        match revocation.until {
-            Some(u) => published["until"] = u.into(),
-            None => published["keep_until"] = kept_until.div_ceil(1000).into(),
-        }
+        let fp = match key {
+            Forgotten::Fingerprint(fp) => Some(fp),
+            Forgotten::Named(..) => None,
+        };
         if let Some(forgotten) = overflow {
             // Forgetting a revocation is only safe if what it covered is re-checked at the AS.
             let n = match &forgotten {
@@ -1263,9 +1252,9 @@ impl Edge {
         );
         self.audit(ev);
         if origin == Origin::Local {
-            self.actions.push_back(Action::SharedPublish(SharedPublish {
-                message: published.to_string(),
-            }));
+            let since = matches!(key, Forgotten::Named(..)).then_some(at_ms);
+            self.actions
+                .push_back(shared_revocation(&key, revocation.until, kept_until, since));
         }
         Ok(())
     }
@@ -1454,21 +1443,42 @@ fn selector_name(s: &Selector) -> &'static str {
     }
 }
 
-/// Queues `ev` unless its kind is muted (the one place that rule is applied).
+/// The message telling the other instances of a revocation: its selector, and the revoker's
+/// `until` (Unix s) passed on as given — fixed on every instance — or else `keep_until`, how long
+/// this instance keeps it (`kept_until_ms`): a floor each receiver extends by its own rules
+/// (`default_until`, the exp of any token it sees match). Published as a fixed `until`, such a
+/// default lapsed on a receiver while a matching token still lived; not published at all, a
+/// receiver that had not seen the token kept it only `default_ttl`. `since_ms`: when it was
+/// revoked, for the selectors that cover tokens issued before then.
+fn shared_revocation(
+    key: &Forgotten,
+    until: Option<u64>,
+    kept_until_ms: u64,
+    since_ms: Option<u64>,
+) -> Action {
+    let mut message = key.selector_json();
+    match until {
+        Some(u) => message["until"] = u.into(),
+        None => message["keep_until"] = kept_until_ms.div_ceil(1000).into(),
+    }
+    if let Some(at) = since_ms {
+        message["since"] = (at / 1000).into();
+    }
+    Action::SharedPublish(SharedPublish {
+        message: message.to_string(),
+    })
+}
+
 /// Revocations kept longer because a token they cover was seen (its exp is later than this
-/// instance kept them): published with the new `keep_until`, so an instance that has not seen
-/// the token keeps them as long (it extends its own entry; it does not publish in turn).
+/// instance kept them): published again with the new `keep_until`, so an instance that has not
+/// seen the token keeps them as long (it extends its own entry; it does not publish in turn).
 fn publish_extensions(actions: &mut VecDeque<Action>, extended: Vec<Extended>) {
     for e in extended {
-        let mut message = e.key.selector_json();
-        message["keep_until"] = e.until_ms.div_ceil(1000).into();
-        message["since"] = (e.at_ms / 1000).into();
-        actions.push_back(Action::SharedPublish(SharedPublish {
-            message: message.to_string(),
-        }));
+        actions.push_back(shared_revocation(&e.key, None, e.until_ms, Some(e.at_ms)));
     }
 }
 
+/// Queues `ev` unless its kind is muted (the one place that rule is applied).
 fn queue_audit(actions: &mut VecDeque<Action>, muted: AuditKinds, ev: AuditEvent) {
     if !muted.contains(ev.kind) {
         actions.push_back(Action::Audit(ev));

@@ -146,12 +146,11 @@ pub(crate) fn query_token(path: &str) -> QueryToken {
     for seg in query.split('&') {
         // Names as servers read them: percent-decoded (`access%5Ftoken`), and `;` as a
         // separator by some (a token there would pass this edge untouched and reach the app).
-        let decoded = |part: &str| {
-            let name = part.split('=').next().unwrap_or("");
+        let decoded = |part| {
+            let name = str::split(part, '=').next().unwrap_or("");
             form_urlencoded::parse(name.as_bytes())
                 .next()
-                .map(|(n, _)| n.into_owned())
-                .unwrap_or_default()
+                .map_or(std::borrow::Cow::Borrowed(""), |(n, _)| n)
         };
         if seg.contains(';') && seg.split(';').any(|p| read_as_access_token(&decoded(p))) {
             return QueryToken::Malformed("access_token in a ';'-separated parameter");

@@ -199,13 +199,20 @@ struct Entry {
 }
 
 /// Moves `e`'s expiry, indexed in `order` under `key`, to `until_ms` if that is later (the one
-/// place the index and the entry are changed together after insertion).
-fn extend(order: &mut BTreeSet<(u64, Forgotten)>, e: &mut Entry, key: &Forgotten, until_ms: u64) {
-    if until_ms > e.until_ms {
-        order.remove(&(e.until_ms, key.clone()));
-        e.until_ms = until_ms;
-        order.insert((until_ms, key.clone()));
+/// place the index and the entry are changed together after insertion); whether it moved.
+fn extend(
+    order: &mut BTreeSet<(u64, Forgotten)>,
+    e: &mut Entry,
+    key: &Forgotten,
+    until_ms: u64,
+) -> bool {
+    if until_ms <= e.until_ms {
+        return false;
     }
+    order.remove(&(e.until_ms, key.clone()));
+    e.until_ms = until_ms;
+    order.insert((until_ms, key.clone()));
+    true
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -447,10 +454,7 @@ impl RevocationSet {
             Forgotten::Named(kind, name) => self.named[slot(*kind)].get_mut(name),
         };
         match entry {
-            Some(e) if !e.fixed && until_ms > e.until_ms => {
-                extend(&mut self.order, e, key, until_ms);
-                Some(e.at_ms)
-            }
+            Some(e) if !e.fixed => extend(&mut self.order, e, key, until_ms).then_some(e.at_ms),
             _ => None,
         }
     }
