@@ -17,6 +17,28 @@ use crate::secret::Secret;
 /// credentials and the path-override headers.
 pub const ALWAYS_STRIPPED: [&str; 4] = ["authorization", "dpop", "x-original-url", "x-rewrite-url"];
 
+/// Inbound headers about the client's connection that an upstream may trust, so a host that
+/// proxies sets its own and passes none of the client's on (`x-forwarded-host` / `-proto` from
+/// the request, `x-forwarded-for` only where the peer is known).
+pub const FORWARDING_HEADERS: [&str; 5] = [
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+/// A header name as WSGI/CGI servers read it: lowercase, `_` as `-` (`X_Jwt_Assertion` and
+/// `X-Jwt-Assertion` are the same variable there). Hosts compare inbound names in this form
+/// with the headers they strip or set.
+pub fn header_name_as_read(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase().replace('_', "-"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// A configuration error: which field, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid config: {field}: {message}")]
@@ -1091,6 +1113,16 @@ pub fn parse_duration(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_names_as_wsgi_reads_them() {
+        assert_eq!(header_name_as_read("X_Jwt_Assertion"), "x-jwt-assertion");
+        assert_eq!(header_name_as_read("X-Forwarded-Host"), "x-forwarded-host");
+        assert!(matches!(
+            header_name_as_read("x-kept"),
+            std::borrow::Cow::Borrowed("x-kept")
+        ));
+    }
 
     #[test]
     fn durations() {

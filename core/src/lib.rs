@@ -96,7 +96,8 @@ pub use action::{
     Reason, Reject, RequestId, SharedLookup, SharedPublish, Ticket,
 };
 pub use config::{
-    ALWAYS_STRIPPED, ClientAuth, Config, ConfigError, Dialect, Mode, RawConfig, Route,
+    ALWAYS_STRIPPED, ClientAuth, Config, ConfigError, Dialect, FORWARDING_HEADERS, Mode, RawConfig,
+    Route, header_name_as_read,
 };
 pub use edge::{Edge, EdgeError, LookupResult};
 pub use introspection::{HttpResponse, MAX_RESPONSE_BODY};

@@ -50,17 +50,6 @@ const HOP_BY_HOP: [&str; 11] = [
     "host",
     "http2-settings",
 ];
-/// Inbound headers about the client's connection that the upstream may trust: only this edge
-/// sets them (`x-forwarded-host` / `-proto`); a client's values never pass (as in edge mode).
-/// `x-forwarded-for` is not set: a wasi:http guest does not see the peer.
-const FORWARDING: [&str; 5] = [
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
-];
-
 struct State {
     edge: core::Edge,
     upstream: Url,
@@ -606,12 +595,6 @@ fn method_str(m: &Method) -> &str {
     }
 }
 
-/// The header name as WSGI/CGI servers see it: lowercase, `_` read as `-` (they map
-/// `X_Jwt_Assertion` and `X-Jwt-Assertion` to the same variable).
-fn canonical(name: &str) -> String {
-    name.to_ascii_lowercase().replace('_', "-")
-}
-
 /// The inbound headers the upstream gets: without hop-by-hop headers, the client's forwarding
 /// headers, the forwarded JWT header and the core's strip list, each also spelt with `_` for
 /// `-`; then the JWT header and this edge's `x-forwarded-host` / `-proto`.
@@ -621,14 +604,18 @@ fn upstream_headers(
     authority: &str,
     scheme: &str,
 ) -> Vec<(String, Vec<u8>)> {
-    let own = canonical(&forward.header_name);
-    let strip: Vec<String> = forward.strip_headers.iter().map(|h| canonical(h)).collect();
+    let own = core::header_name_as_read(&forward.header_name);
+    let strip: Vec<_> = forward
+        .strip_headers
+        .iter()
+        .map(|h| core::header_name_as_read(h))
+        .collect();
     let mut headers: Vec<(String, Vec<u8>)> = inbound
         .into_iter()
         .filter(|(n, _)| {
-            let n = canonical(n);
-            !HOP_BY_HOP.contains(&n.as_str())
-                && !FORWARDING.contains(&n.as_str())
+            let n = core::header_name_as_read(n);
+            !HOP_BY_HOP.contains(&&*n)
+                && !core::FORWARDING_HEADERS.contains(&&*n)
                 && n != own
                 && !strip.contains(&n)
         })

@@ -24,6 +24,7 @@ use hyper::{Method, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use phantom_edge_core::{FORWARDING_HEADERS, header_name_as_read};
 use tokio::sync::{Notify, oneshot, watch};
 use tracing::{Level, debug, error, info, warn};
 
@@ -133,7 +134,7 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase().replace('_', "-"))
+        .map(|t| header_name_as_read(t.trim()).into_owned())
         .filter(|t| !t.is_empty())
         .collect()
 }
@@ -147,16 +148,6 @@ pub fn upstream_client() -> Client<HttpConnector, Incoming> {
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(connector)
-}
-
-/// Inbound headers about the client's connection that the upstream may trust, so only this edge
-/// sets them: `x-forwarded-host` / `-proto` are its own, `x-forwarded-for` gets the peer
-/// appended to the client's list (one line), `forwarded` and `x-real-ip` are dropped.
-fn forwarding_header(name: &str) -> bool {
-    matches!(
-        name,
-        "forwarded" | "x-forwarded-for" | "x-forwarded-host" | "x-forwarded-proto" | "x-real-ip"
-    )
 }
 
 /// The headers of the upstream request: the inbound ones without `host`, hop-by-hop headers
@@ -175,13 +166,9 @@ pub fn upstream_headers(
     let mut headers = HeaderMap::with_capacity(inbound.len() + 4);
     for (name, value) in inbound {
         let n = name.as_str();
-        let read_as = if n.contains('_') {
-            std::borrow::Cow::Owned(n.replace('_', "-"))
-        } else {
-            std::borrow::Cow::Borrowed(n)
-        };
+        let read_as = header_name_as_read(n);
         let n = &*read_as;
-        if n == "host" || hop_by_hop(n, &connection) || forwarding_header(n) || drop(n) {
+        if n == "host" || hop_by_hop(n, &connection) || FORWARDING_HEADERS.contains(&n) || drop(n) {
             continue;
         }
         headers.append(name.clone(), value.clone());
