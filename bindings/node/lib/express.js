@@ -47,6 +47,19 @@ const METRICS_CHALLENGE = 'Bearer realm="phantom-edge metrics"'
 /** The answer of the metrics route when no [admin] token is configured. */
 const NO_ADMIN = '{"error":"forbidden","error_description":"metrics need an [admin] token in the configuration"}'
 
+/**
+ * Whether `authorization` may read the metrics, for the Express and Fastify routes alike: only
+ * the [admin] token's bearer (the app's listener may be public; the core checks it), and nobody
+ * without [admin] (fail closed). `null` when allowed, else the answer `{ status, headers, body }`
+ * (`body` undefined: none, and no content-type).
+ */
+function metricsRefusal(edge, authorization) {
+  const authorized = edge.adminAuthorized(authorization)
+  if (authorized == null) return { status: 403, headers: { 'content-type': 'application/json' }, body: NO_ADMIN }
+  if (!authorized) return { status: 401, headers: { 'www-authenticate': METRICS_CHALLENGE }, body: undefined }
+  return null
+}
+
 function schemeOf(req) {
   if (typeof req.protocol === 'string') return req.protocol // Express (honours `trust proxy`)
   return req.socket && req.socket.encrypted ? 'https' : 'http'
@@ -101,11 +114,8 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
 
   function metrics(req, res) {
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, '', { allow: 'GET' })
-    // Only the [admin] token's bearer reads the metrics (the app's listener may be public); the
-    // core checks it. Without [admin] nobody may: fail closed.
-    const authorized = edge.adminAuthorized(req.headers.authorization)
-    if (authorized == null) return send(res, 403, NO_ADMIN, { 'content-type': 'application/json' })
-    if (!authorized) return send(res, 401, '', { 'www-authenticate': METRICS_CHALLENGE })
+    const refusal = metricsRefusal(edge, req.headers.authorization)
+    if (refusal) return send(res, refusal.status, refusal.body ?? '', refusal.headers)
     return send(res, 200, edge.metrics(), { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
   }
 
@@ -151,4 +161,4 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
   return middleware
 }
 
-module.exports = { phantomToken, routePaths, DEFAULT_REVOCATION_PATH, DEFAULT_METRICS_PATH, METRICS_CHALLENGE, NO_ADMIN }
+module.exports = { phantomToken, routePaths, metricsRefusal, DEFAULT_REVOCATION_PATH, DEFAULT_METRICS_PATH, METRICS_CHALLENGE, NO_ADMIN }

@@ -14,7 +14,7 @@ const querystring = require('node:querystring')
 const { PhantomEdge, certThumbprint, coreHeaders, rewriteRequestHeaders } = require('./client.js')
 const { loadConfig } = require('./config.js')
 const { ConfigError } = require('./errors.js')
-const { routePaths, METRICS_CHALLENGE, NO_ADMIN } = require('./express.js')
+const { routePaths, metricsRefusal } = require('./express.js')
 
 const MAX_REVOCATION_BODY = 64 * 1024
 
@@ -77,15 +77,8 @@ async function phantomEdge(fastify, opts = {}) {
       }
       if (metricsPath) {
         child.get(metricsPath, { config }, async (request, reply) => {
-          // Only the [admin] token's bearer reads the metrics (the core checks it); without
-          // [admin] nobody may: fail closed.
-          const authorized = edge.adminAuthorized(request.headers.authorization)
-          if (authorized == null) {
-            return reply.code(403).header('content-type', 'application/json').send(NO_ADMIN)
-          }
-          if (!authorized) {
-            return reply.code(401).header('www-authenticate', METRICS_CHALLENGE).send()
-          }
+          const refusal = metricsRefusal(edge, request.headers.authorization)
+          if (refusal) return reply.code(refusal.status).headers(refusal.headers).send(refusal.body)
           return reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(edge.metrics())
         })
       }
