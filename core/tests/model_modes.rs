@@ -1157,22 +1157,22 @@ fn run_two(ops: Vec<OpTwo>) {
 
 fn deliver(b: &mut Harness, queue: &mut Vec<String>) {
     for msg in queue.drain(..) {
-        let r = Revocation::from_json(msg.as_bytes()).expect("a published message parses");
-        let until = r.until;
-        if let Err(e) = b.edge.handle_revocation(b.now, r, Origin::Shared) {
-            // Only a revocation that already ended may be refused (A published the revoked
-            // token's exp + leeway, and that passed before the message arrived).
-            assert!(
-                until.is_some_and(|u| u * 1000 <= b.now),
-                "B refused the published {msg}: {e}"
-            );
-        }
-        let acts = b.edge.drain_actions();
-        assert!(
-            publishes(&acts).is_empty(),
-            "shared revocations are not republished"
-        );
+        receive(b, &msg);
     }
+}
+
+/// B handles one message A published, as the shared channel delivers it: accepted (the model
+/// revokes without `until`, and a `keep_until` in the past is only a floor), and not
+/// published again.
+fn receive(b: &mut Harness, msg: &str) {
+    let r = Revocation::from_json(msg.as_bytes()).expect("a published message parses");
+    if let Err(e) = b.edge.handle_revocation(b.now, r, Origin::Shared) {
+        panic!("B refused the published {msg}: {e}");
+    }
+    assert!(
+        publishes(&b.edge.drain_actions()).is_empty(),
+        "shared revocations are not republished: {msg}"
+    );
 }
 
 /// Within `revocation.default_ttl` (24 h) of its delivery, a revocation is absolute on B.
@@ -1526,13 +1526,7 @@ fn published_default_until_is_not_fixed_on_the_receiver() {
         )
         .unwrap();
     let msg = publishes(&a.edge.drain_actions()).remove(0);
-    b.edge
-        .handle_revocation(
-            b.now,
-            Revocation::from_json(msg.as_bytes()).unwrap(),
-            Origin::Shared,
-        )
-        .unwrap();
+    receive(&mut b, &msg);
     // Both instances see bob's token and refuse it.
     assert_eq!(
         decision(&request_sync(&mut a, 1, 0, 1, &bob), 1),
@@ -1571,9 +1565,7 @@ fn receiver_keeps_a_revocation_as_long_as_its_origin() {
     let published = Revocation::from_json(msg.as_bytes()).unwrap();
     assert_eq!(published.until, None, "{msg}");
     assert!(published.keep_until >= Some(alice.exp_s), "{msg}");
-    b.edge
-        .handle_revocation(b.now, published, Origin::Shared)
-        .unwrap();
+    receive(&mut b, &msg);
     a.advance(2 * 86_400_000);
     b.advance(2 * 86_400_000);
     for (h, who) in [(&mut a, "origin"), (&mut b, "receiver")] {
@@ -1596,15 +1588,7 @@ fn a_revocation_kept_longer_later_is_published_again() {
     let mut b = Harness::new(shared_config());
     let old = two_truths()[0].clone(); // 20 days, issued before the revocation
     let first = publishes(&a.revoke_local(Selector::Sub("alice".into()))).remove(0);
-    let deliver = |b: &mut Harness, msg: &str| {
-        let r = Revocation::from_json(msg.as_bytes()).unwrap();
-        b.edge.handle_revocation(b.now, r, Origin::Shared).unwrap();
-        assert!(
-            publishes(&b.edge.drain_actions()).is_empty(),
-            "republished {msg}"
-        );
-    };
-    deliver(&mut b, &first);
+    receive(&mut b, &first);
     for h in [&mut a, &mut b] {
         h.advance(30_000);
     }
@@ -1617,7 +1601,7 @@ fn a_revocation_kept_longer_later_is_published_again() {
     let r = Revocation::from_json(again[0].as_bytes()).unwrap();
     assert_eq!((r.until, r.since), (None, Some(T0 / 1000)), "{}", again[0]);
     assert!(r.keep_until >= Some(old.exp_s), "{}", again[0]);
-    deliver(&mut b, &again[0]);
+    receive(&mut b, &again[0]);
     assert_eq!(decision(&request_sync(&mut b, 2, 0, 5, &new), 2), Ok(()));
     for h in [&mut a, &mut b] {
         h.advance(2 * 86_400_000);
