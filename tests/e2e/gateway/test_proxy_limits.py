@@ -68,46 +68,43 @@ def start(mode: str, cfg: str) -> harness.Gateway | harness.JcoServe:
     return harness.Gateway(cfg, mode)
 
 
+def through_trickle(mode: str, trickle: TricklingIntrospection,
+                    token: str) -> tuple[Any, float, list[dict[str, Any]]]:
+    """One request through a gateway whose AS is `trickle`: the answer, how long it took, and
+    what the upstream got."""
+    upstream = harness.EchoUpstream()
+    gw = start(mode, harness.rfc7662_config(trickle, upstream.url))  # type: ignore[arg-type]
+    try:
+        t0 = time.monotonic()
+        r = gw.get("/orders/1", token)
+        return r, time.monotonic() - t0, upstream.seen
+    finally:
+        gw.stop()
+        upstream.stop()
+        trickle.stop()
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_authorization_server_timeout_is_one_deadline_for_the_whole_answer(mode: str) -> None:
     """timeout = "2s", an AS that trickles its body a byte every 0.5 s (each byte well within
     any per-byte timeout): 503 after about 2 s, never the ~10 s request deadline (504) or a 200
     from an answer that completed late, and nothing forwarded."""
     trickle = TricklingIntrospection(interval=0.5)
-    upstream = harness.EchoUpstream()
-    gw = start(mode, harness.rfc7662_config(trickle, upstream.url))  # type: ignore[arg-type]
-    try:
-        t0 = time.monotonic()
-        r = gw.get("/orders/1", "tok-trickle")
-        elapsed = time.monotonic() - t0
-        assert r.status == 503, (r.status, r.body)
-        assert 1.5 < elapsed < 3.5, elapsed
-        assert trickle.calls == 1
-        assert upstream.seen == []
-    finally:
-        gw.stop()
-        upstream.stop()
-        trickle.stop()
+    r, elapsed, seen = through_trickle(mode, trickle, "tok-trickle")
+    assert r.status == 503, (r.status, r.body)
+    assert 1.5 < elapsed < 3.5, elapsed
+    assert trickle.calls == 1
+    assert seen == []
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_an_answer_completing_after_the_deadline_is_refused(mode: str) -> None:
     """The whole answer takes ~2.6 s (a byte every ~15 ms) with timeout = "2s": the proxy stops
     reading at the deadline and the request is refused (503), though the answer says active."""
-    trickle = TricklingIntrospection(total=2.6)
-    upstream = harness.EchoUpstream()
-    gw = start(mode, harness.rfc7662_config(trickle, upstream.url))  # type: ignore[arg-type]
-    try:
-        t0 = time.monotonic()
-        r = gw.get("/orders/1", "tok-late")
-        elapsed = time.monotonic() - t0
-        assert r.status == 503, (r.status, r.body)
-        assert elapsed < 2.8, elapsed
-        assert upstream.seen == []
-    finally:
-        gw.stop()
-        upstream.stop()
-        trickle.stop()
+    r, elapsed, seen = through_trickle(mode, TricklingIntrospection(total=2.6), "tok-late")
+    assert r.status == 503, (r.status, r.body)
+    assert elapsed < 2.8, elapsed
+    assert seen == []
 
 
 def upload(url: str, path: str, token: str, body: bytes) -> tuple[int, bytes]:
