@@ -19,13 +19,28 @@ pub const ALWAYS_STRIPPED: [&str; 4] = ["authorization", "dpop", "x-original-url
 
 /// Inbound headers about the client's connection that an upstream may trust, so a host that
 /// proxies sets its own and passes none of the client's on (`x-forwarded-host` / `-proto` from
-/// the request, `x-forwarded-for` only where the peer is known).
-pub const FORWARDING_HEADERS: [&str; 5] = [
+/// the request, `x-forwarded-for` only where the peer is known). Beyond RFC 7239's `forwarded`
+/// and the `x-forwarded-for/-host/-proto` trio, the names common frameworks read behind a
+/// trusted proxy: the port and path prefix (Spring's ForwardedHeaderFilter, Werkzeug's
+/// ProxyFix, Django), the scheme under other names (Rack: `x-forwarded-scheme`,
+/// `x-forwarded-ssl`, `x-url-scheme`, `front-end-https`) and the client address (`x-real-ip`,
+/// `client-ip`, `x-client-ip`, `true-client-ip`, `x-cluster-client-ip`).
+pub const FORWARDING_HEADERS: [&str; 15] = [
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-url-scheme",
+    "front-end-https",
     "x-real-ip",
+    "client-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
 ];
 
 /// A header name as WSGI/CGI servers read it: lowercase, `_` as `-` (`X_Jwt_Assertion` and

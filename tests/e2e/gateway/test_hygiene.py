@@ -67,6 +67,17 @@ def test_forwarding_and_path_override_headers_are_the_edges_own(setup: Setup) ->
         "X-Forwarded-Proto": "https",
         "Forwarded": "for=1.2.3.4;host=evil.example;proto=https",
         "X-Real-IP": "6.6.6.6",
+        # Read by Spring, Werkzeug, Django and Rack behind a trusted proxy.
+        "X-Forwarded-Port": "8443",
+        "X-Forwarded-Prefix": "/admin",
+        "X-Forwarded-Ssl": "on",
+        "X-Forwarded-Scheme": "https",
+        "X-Url-Scheme": "https",
+        "Front-End-Https": "on",
+        "Client-IP": "6.6.6.6",
+        "True-Client-IP": "6.6.6.6",
+        "X-Client-IP": "6.6.6.6",
+        "X-Cluster-Client-IP": "6.6.6.6",
         "X-Original-URL": "/admin",
         "X-Rewrite-URL": "/admin",
         # WSGI/CGI servers read these as the edge's header and the stripped one.
@@ -81,7 +92,10 @@ def test_forwarding_and_path_override_headers_are_the_edges_own(setup: Setup) ->
     assert seen["path"] == "/orders/1"
     names = [k.lower() for k, _ in seen["raw_headers"]]
     for gone in ("forwarded", "x-real-ip", "x-original-url", "x-rewrite-url", "x_internal",
-                 "x-internal", "x_jwt_assertion", "x_forwarded_host"):
+                 "x-internal", "x_jwt_assertion", "x_forwarded_host", "x-forwarded-port",
+                 "x-forwarded-prefix", "x-forwarded-ssl", "x-forwarded-scheme", "x-url-scheme",
+                 "front-end-https", "client-ip", "true-client-ip", "x-client-ip",
+                 "x-cluster-client-ip"):
         assert gone not in names, (gone, seen["raw_headers"])
     jwts = [v for k, v in seen["raw_headers"] if k.lower() == FORWARD_HEADER]
     assert len(jwts) == 1 and jwts[0].count(".") == 2, seen["raw_headers"]
