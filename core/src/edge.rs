@@ -999,8 +999,9 @@ impl Edge {
                 }
                 let cfg = &self.cfg;
                 let mut expires = now.saturating_add(cfg.max_ttl_ms);
-                if let Some(ma) = cache.max_age_ms {
-                    expires = expires.min(now.saturating_add(ma));
+                // max-age − Age, RFC 9701 iat + max-age and exp (`CacheDirective::fresh_until`).
+                if let Some(until) = cache.fresh_until(now) {
+                    expires = expires.min(until);
                 }
                 if let Some(exp) = info.exp {
                     expires = expires.min(exp.saturating_mul(1000).saturating_sub(cfg.skew_ms));

@@ -40,11 +40,53 @@ pub(crate) enum Outcome {
     NeedKeys,
 }
 
-/// The `Cache-Control` of a response, as far as it bounds our cache.
+/// What a response says about how long its answer may be used: `Cache-Control`, `Age` and, for
+/// RFC 9701, the signed answer's `iat` and `exp`. See [`CacheDirective::fresh_until`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct CacheDirective {
+    /// `no-store` or `no-cache` (which `cache.ignore_no_store` may override).
     pub(crate) no_store: bool,
+    /// The smallest `max-age`/`s-maxage`; `Some(0)` (already stale) when one, or an `Age`, cannot
+    /// be read. Never overridden by `cache.ignore_no_store`.
     pub(crate) max_age_ms: Option<u64>,
+    /// `Age` (RFC 9111 §5.1): how long the answer already spent in caches on its way to us; the
+    /// largest when there are several.
+    pub(crate) age_ms: u64,
+    /// RFC 9701: the signed answer's `iat`; `max-age` counts from there too.
+    pub(crate) issued_at_ms: Option<u64>,
+    /// RFC 9701: the signed answer's own `exp`.
+    pub(crate) not_after_ms: Option<u64>,
+}
+
+impl CacheDirective {
+    /// The latest time (Unix ms) an answer handled at `now_ms` may be used, as far as the response
+    /// says (`None`: it sets no bound; `max_ttl` and the token's `exp` still apply). `max-age` is
+    /// counted from the answer's age (RFC 9111 §4.2.3: `max-age − Age` from now) and, for RFC 9701,
+    /// from `iat` as well, whichever ends first; the signed answer's `exp` bounds it too. A result
+    /// at or before `now_ms` means "do not cache" (invariant 3).
+    pub(crate) fn fresh_until(&self, now_ms: u64) -> Option<u64> {
+        let by_age = self
+            .max_age_ms
+            .map(|ma| now_ms.saturating_add(ma.saturating_sub(self.age_ms)));
+        // An `iat` in the future (clock skew within leeway) loses to the now-based bound.
+        let by_iat = self
+            .max_age_ms
+            .zip(self.issued_at_ms)
+            .map(|(ma, iat)| iat.saturating_add(ma));
+        [by_age, by_iat, self.not_after_ms]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// RFC 9111 §1.2.2 `delta-seconds` (digits only) in milliseconds, saturating when too large for
+/// us (a huge value reads as "very long"); `None` when it is not a delta-seconds at all.
+fn delta_seconds_ms(v: &str) -> Option<u64> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(v.parse::<u64>().unwrap_or(u64::MAX).saturating_mul(1000))
 }
 
 pub(crate) fn header<'a>(headers: &[(&'a str, &'a str)], name: &str) -> Option<&'a str> {
@@ -54,10 +96,24 @@ pub(crate) fn header<'a>(headers: &[(&'a str, &'a str)], name: &str) -> Option<&
         .map(|(_, v)| *v)
 }
 
-/// Parses every `Cache-Control` header. Anything we cannot read means "do not cache": a cache
-/// must never outlive what the response allows (invariant 3).
+/// Parses every `Cache-Control` and `Age` header. Anything we cannot read means "do not cache": a
+/// cache must never outlive what the response allows (invariant 3). An unreadable `max-age` or
+/// `Age` reads as `max-age=0` (already stale), which `cache.ignore_no_store` does not override;
+/// of several `Age` values (headers or a comma-separated list) the largest counts.
 pub(crate) fn cache_directive(headers: &[(&str, &str)]) -> CacheDirective {
     let mut d = CacheDirective::default();
+    let mut stale = false;
+    for (_, v) in headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("age"))
+    {
+        for part in v.split(',') {
+            match delta_seconds_ms(part.trim()) {
+                Some(ms) => d.age_ms = d.age_ms.max(ms),
+                None => stale = true,
+            }
+        }
+    }
     for (_, v) in headers
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("cache-control"))
@@ -72,15 +128,15 @@ pub(crate) fn cache_directive(headers: &[(&str, &str)]) -> CacheDirective {
                 d.no_store = true;
             } else if name.eq_ignore_ascii_case("max-age") || name.eq_ignore_ascii_case("s-maxage")
             {
-                match value.and_then(|v| v.parse::<u64>().ok()) {
-                    Some(secs) => {
-                        let ms = secs.saturating_mul(1000);
-                        d.max_age_ms = Some(d.max_age_ms.map_or(ms, |m| m.min(ms)));
-                    }
-                    None => d.no_store = true,
+                match value.and_then(delta_seconds_ms) {
+                    Some(ms) => d.max_age_ms = Some(d.max_age_ms.map_or(ms, |m| m.min(ms))),
+                    None => stale = true,
                 }
             }
         }
+    }
+    if stale {
+        d.max_age_ms = Some(0);
     }
     d
 }
@@ -247,7 +303,7 @@ fn parse_rfc9701(
     cfg: &Config,
     keys: &KeySet,
     jwt: &str,
-    cache: CacheDirective,
+    mut cache: CacheDirective,
     now_ms: u64,
 ) -> Outcome {
     #[derive(serde::Deserialize)]
@@ -299,7 +355,10 @@ fn parse_rfc9701(
         if exp_ms.is_none_or(|e| e.saturating_add(cfg.leeway_ms) <= now_ms) {
             return failure("introspection JWT: expired");
         }
+        // The signed answer bounds its own use (no leeway here: within it, it is not cached).
+        cache.not_after_ms = exp_ms;
     }
+    cache.issued_at_ms = Some(iat_ms);
     from_introspection_claims(cfg, r.token_introspection, None, cache, now_ms)
 }
 
@@ -438,8 +497,8 @@ mod tests {
         assert_eq!(
             d,
             CacheDirective {
-                no_store: false,
-                max_age_ms: Some(60_000)
+                max_age_ms: Some(60_000),
+                ..Default::default()
             }
         );
         let d = cache_directive(&[
@@ -448,7 +507,57 @@ mod tests {
         ]);
         assert_eq!(d.max_age_ms, Some(10_000));
         assert!(cache_directive(&[("cache-control", "no-store")]).no_store);
-        assert!(cache_directive(&[("cache-control", "max-age=abc")]).no_store);
         assert_eq!(cache_directive(&[]), CacheDirective::default());
+        // Unreadable: already stale, not `no-store` (which `ignore_no_store` could override).
+        for v in [
+            "max-age=abc",
+            "max-age=-1",
+            "max-age=1.5",
+            "max-age=+5",
+            "max-age",
+        ] {
+            let d = cache_directive(&[("cache-control", v)]);
+            assert_eq!((d.no_store, d.max_age_ms), (false, Some(0)), "{v}");
+        }
+        let d = cache_directive(&[("cache-control", "max-age=99999999999999999999")]);
+        assert_eq!(d.max_age_ms, Some(u64::MAX));
+    }
+
+    #[test]
+    fn age() {
+        let h =
+            |age: &'static str| cache_directive(&[("cache-control", "max-age=30"), ("age", age)]);
+        assert_eq!(h("25").age_ms, 25_000);
+        assert_eq!(h("25").fresh_until(1_000_000), Some(1_005_000));
+        assert_eq!(h("40").fresh_until(1_000_000), Some(1_000_000));
+        assert_eq!(h("5, 40").age_ms, 40_000);
+        assert_eq!(h("99999999999999999999").fresh_until(7), Some(7));
+        for bad in ["-1", "1.5", "abc", "", "5, x"] {
+            assert_eq!(h(bad).fresh_until(7), Some(7), "{bad:?}");
+        }
+        let d = cache_directive(&[("age", "5"), ("Age", "9")]);
+        assert_eq!((d.age_ms, d.max_age_ms), (9_000, None));
+        assert_eq!(cache_directive(&[("age", "x")]).max_age_ms, Some(0));
+    }
+
+    #[test]
+    fn rfc9701_iat_and_exp_bound_freshness() {
+        let d = CacheDirective {
+            max_age_ms: Some(60_000),
+            issued_at_ms: Some(50_000),
+            not_after_ms: Some(200_000),
+            ..Default::default()
+        };
+        // iat 50 s ago: fresh for 10 s more.
+        assert_eq!(d.fresh_until(100_000), Some(110_000));
+        // iat in the future (skew): the now-based bound wins.
+        assert_eq!(d.fresh_until(40_000), Some(100_000));
+        // Signed long ago: no underflow, simply stale.
+        assert_eq!(d.fresh_until(u64::MAX), Some(110_000));
+        let d = CacheDirective {
+            not_after_ms: Some(10_000),
+            ..Default::default()
+        };
+        assert_eq!(d.fresh_until(0), Some(10_000));
     }
 }

@@ -542,6 +542,127 @@ fn no_store_is_honoured_unless_configured_otherwise() {
     }
 }
 
+/// Sends an RFC 9701 answer for `ticket` signed at `iat_ms`, with extra response `headers`.
+fn respond_9701_with(h: &mut Harness, ticket: u64, iat_ms: u64, headers: &[(&str, &str)]) {
+    let body = h
+        .fake
+        .rfc9701(&h.fake.ed, FakeAs::claims(h.now, "orders:read"), iat_ms);
+    let mut all = vec![("content-type", RFC9701_CT)];
+    all.extend_from_slice(headers);
+    forward(&h.respond_headers(ticket, 200, &all, &body));
+}
+
+#[test]
+fn age_header_counts_against_max_age() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let now = h.now;
+    respond_9701_with(
+        &mut h,
+        t,
+        now,
+        &[("cache-control", "max-age=30"), ("age", "25")],
+    );
+    // RFC 9111 §4.2.3: the answer is already 25 s old, so it is fresh for 5 s more.
+    h.advance(4_999);
+    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
+    h.advance(1);
+    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+}
+
+#[test]
+fn age_beyond_max_age_is_not_cached() {
+    // One Age past max-age, and several Age headers (the largest counts).
+    for ages in [&["40"][..], &["5", "40"], &["5, 40"]] {
+        let mut h = Harness::new(base_config("rfc9701"));
+        let t = ticket(&h.request(1, "/orders", "tok"));
+        let mut headers = vec![("cache-control", "max-age=30")];
+        headers.extend(ages.iter().map(|a| ("age", *a)));
+        let now = h.now;
+        respond_9701_with(&mut h, t, now, &headers);
+        assert_eq!(
+            introspects(&h.request(2, "/orders", "tok")).len(),
+            1,
+            "Age {ages:?} with max-age=30 was cached"
+        );
+    }
+}
+
+#[test]
+fn unreadable_age_is_not_cached() {
+    for (age, max_age) in [
+        ("abc", None),
+        ("-1", Some("max-age=30")),
+        ("1.5", Some("max-age=30")),
+        ("", None),
+    ] {
+        let mut cfg = base_config("rfc9701");
+        cfg["cache"]["ignore_no_store"] = json!(true);
+        let mut h = Harness::new(cfg);
+        let t = ticket(&h.request(1, "/orders", "tok"));
+        let mut headers = vec![("age", age)];
+        headers.extend(max_age.map(|m| ("cache-control", m)));
+        let now = h.now;
+        respond_9701_with(&mut h, t, now, &headers);
+        assert_eq!(
+            introspects(&h.request(2, "/orders", "tok")).len(),
+            1,
+            "Age {age:?} ({max_age:?}) was cached"
+        );
+    }
+}
+
+#[test]
+fn rfc9701_iat_counts_against_max_age() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    // Signed 50 s ago (accepted: response_max_age 60 s + leeway 30 s): fresh for 10 s more.
+    let iat = h.now - 50_000;
+    respond_9701_with(&mut h, t, iat, &[("cache-control", "max-age=60")]);
+    h.advance(9_999);
+    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
+    h.advance(1);
+    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+}
+
+#[test]
+fn rfc9701_response_exp_bounds_the_cache() {
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let now_s = h.now / 1000;
+    let body = h.fake.ed.sign(
+        "token-introspection+jwt",
+        &json!({
+            "iss": ISSUER, "aud": "gateway", "iat": now_s, "exp": now_s + 10,
+            "token_introspection": FakeAs::claims(h.now, "orders:read")
+        }),
+    );
+    forward(&h.respond(t, 200, RFC9701_CT, &body));
+    h.advance(9_999);
+    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
+    h.advance(1);
+    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+}
+
+#[test]
+fn ignore_no_store_still_honours_an_unreadable_max_age() {
+    // README: `max-age` is always honoured; an unreadable one means already stale.
+    for max_age in ["max-age=-1", "max-age=1.5", "max-age=abc", "max-age=+5"] {
+        let mut cfg = base_config("rfc9701");
+        cfg["cache"]["ignore_no_store"] = json!(true);
+        let mut h = Harness::new(cfg);
+        let t = ticket(&h.request(1, "/orders", "tok"));
+        let now = h.now;
+        respond_9701_with(&mut h, t, now, &[("cache-control", max_age)]);
+        h.advance(1_000);
+        assert_eq!(
+            introspects(&h.request(2, "/orders", "tok")).len(),
+            1,
+            "{max_age} was cached"
+        );
+    }
+}
+
 #[test]
 fn negative_cache_answers_without_the_as_for_negative_ttl() {
     let mut h = Harness::new(base_config("rfc9701"));
