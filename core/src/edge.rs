@@ -1602,9 +1602,9 @@ fn decide(
     Ok(value)
 }
 
-/// An RFC 9068 access token for one upstream: `aud` the route's audience, scopes narrowed to the
-/// route's required scopes (all granted scopes where the route requires none), lifetime within
-/// the access token's, `cnf` carried over.
+/// An RFC 9068 access token for one upstream: `aud` the route's audience (none where the route
+/// names none), scopes narrowed to the route's required scopes (all granted scopes where the
+/// route requires none), lifetime within the access token's, `cnf` carried over.
 fn mint(
     cfg: &Config,
     minter: &mut Minter,
@@ -1618,20 +1618,16 @@ fn mint(
     };
     let mut c = serde_json::Map::new();
     c.insert("iss".into(), a.issuer.clone().into());
-    if let Some(s) = &info.sub {
+    // RFC 9068 §2.2: `sub` is required; without a resource owner (client credentials) it names
+    // the client.
+    if let Some(s) = info.sub.as_ref().or(info.client_id.as_ref()) {
         c.insert("sub".into(), s.clone().into());
     }
-    match (&route.audience, info.aud.as_slice()) {
-        (Some(aud), _) => {
-            c.insert("aud".into(), aud.clone().into());
-        }
-        (None, [one]) => {
-            c.insert("aud".into(), one.clone().into());
-        }
-        (None, []) => {}
-        (None, many) => {
-            c.insert("aud".into(), many.to_vec().into());
-        }
+    // Only the route's audience: a route without one names no upstream, and copying the
+    // token's `aud` made the JWT its upstream receives good at every service the token was
+    // for (with all its scopes, since such routes often require none).
+    if let Some(aud) = &route.audience {
+        c.insert("aud".into(), aud.clone().into());
     }
     if let Some(v) = &info.client_id {
         c.insert("client_id".into(), v.clone().into());

@@ -188,6 +188,42 @@ fn introspection_request_is_rfc7662_with_client_auth() {
 // 3. Dialects -------------------------------------------------------------------------------
 
 #[test]
+fn a_route_without_audience_gets_a_jwt_without_the_tokens_audiences() {
+    // The token is for orders-api with an admin scope; `/public` names no audience and requires
+    // no scope. Its upstream must not get a JWT that orders-api would accept (it got
+    // `aud: orders-api` with every granted scope).
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/public/x", "tok"));
+    let acts = active_9701(&mut h, t, "orders:read orders:admin");
+    let c = jwt_claims(forward(&acts).header_value.strip_prefix("Bearer ").unwrap());
+    assert!(c.get("aud").is_none(), "minted for /public: {c}");
+    // The same token on /orders: the route's audience.
+    let acts = h.request(2, "/orders/1", "tok");
+    let c = jwt_claims(forward(&acts).header_value.strip_prefix("Bearer ").unwrap());
+    assert_eq!(c["aud"], "orders-api");
+}
+
+#[test]
+fn a_minted_jwt_without_a_resource_owner_names_the_client() {
+    // RFC 9068 §2.2: `sub` is required, and names the client for client-credentials tokens.
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders/1", "tok"));
+    let mut c = FakeAs::claims(h.now, "orders:read");
+    c.as_object_mut().unwrap().remove("sub");
+    let c = jwt_claims(
+        forward(&h.respond_9701(t, c))
+            .header_value
+            .strip_prefix("Bearer ")
+            .unwrap(),
+    );
+    assert_eq!(
+        (&c["sub"], &c["client_id"]),
+        (&json!("app"), &json!("app")),
+        "{c}"
+    );
+}
+
+#[test]
 fn rfc9701_mints_a_narrow_upstream_jwt() {
     let mut h = Harness::new(base_config("rfc9701"));
     let t = ticket(&h.request(1, "/orders/1", "tok"));
