@@ -214,6 +214,8 @@ pub struct RawAuthorizationServer {
     #[serde(default)]
     pub jwks_min_refresh: Option<String>,
     #[serde(default)]
+    pub jwks_refresh: Option<String>,
+    #[serde(default)]
     pub unavailable_status: Option<u16>,
 }
 
@@ -237,7 +239,7 @@ macro_rules! debug_redacting {
 debug_redacting!(RawAuthorizationServer {
     issuer, introspection_endpoint, jwks_uri, client_id, client_secret_env, client_key_env,
     client_key_kid, client_auth, dialect, timeout, token_type_hint, algorithms, leeway,
-    response_max_age, jwks_min_refresh, unavailable_status,
+    response_max_age, jwks_min_refresh, jwks_refresh, unavailable_status,
 } secret { client_secret, client_key });
 
 debug_redacting!(RawCache {
@@ -455,6 +457,8 @@ pub struct Config {
     pub(crate) leeway_ms: u64,
     pub(crate) response_max_age_ms: u64,
     pub(crate) jwks_min_refresh_ms: u64,
+    /// A JWKS older than this is fetched again when a signature is next verified.
+    pub(crate) jwks_refresh_ms: u64,
     pub(crate) unavailable_status: u16,
     pub(crate) max_ttl_ms: u64,
     pub(crate) negative_ttl_ms: u64,
@@ -962,6 +966,11 @@ impl Config {
                 "authorization_server.jwks_min_refresh",
                 a.jwks_min_refresh.as_deref(),
                 30_000,
+            )?,
+            jwks_refresh_ms: positive(
+                "authorization_server.jwks_refresh",
+                a.jwks_refresh.as_deref(),
+                600_000,
             )?,
             unavailable_status,
             max_ttl_ms,

@@ -152,6 +152,8 @@ pub struct Edge {
     keys: Option<KeySet>,
     jwks_in_flight: bool,
     jwks_last_fetch: Option<u64>,
+    /// When the key set in use arrived.
+    jwks_fetched_at: Option<u64>,
     parked: Vec<Ticket>,
     revocations: RevocationSet,
     dpop_replay: ReplaySet,
@@ -199,6 +201,7 @@ impl Edge {
             keys: None,
             jwks_in_flight: false,
             jwks_last_fetch: None,
+            jwks_fetched_at: None,
             parked: Vec::new(),
             revocations: RevocationSet::new(config.revocation_max_entries),
             dpop_replay: ReplaySet::new(config.dpop_max_replay_entries),
@@ -730,6 +733,7 @@ impl Edge {
         let Some(fp) = self.live_ticket(ticket, false)? else {
             return Ok(());
         };
+        self.refresh_stale_jwks(now);
         let outcome = parse_response(&self.cfg, self.keys.as_ref(), response, now);
         if matches!(outcome, Outcome::NeedKeys) {
             let parked = Parked::Introspection {
@@ -785,6 +789,7 @@ impl Edge {
                 Outcome::Failure(Reason::Unavailable, "shared store error".into())
             }
             LookupResult::Found(value) => {
+                self.refresh_stale_jwks(now);
                 let o = self.split_outcome(fp, value, now);
                 if matches!(o, Outcome::NeedKeys) {
                     self.park(fp, ticket, Parked::Split(value.to_string()), now);
@@ -872,6 +877,18 @@ impl Edge {
         }
     }
 
+    /// Before a signature is verified: a key set older than `jwks_refresh` is fetched again (in
+    /// the background: this answer is verified with the keys in use), so a key the AS removed,
+    /// rotated out or compromised, stops being trusted without a restart.
+    fn refresh_stale_jwks(&mut self, now: u64) {
+        if self
+            .jwks_fetched_at
+            .is_some_and(|t| now >= t.saturating_add(self.cfg.jwks_refresh_ms))
+        {
+            self.request_jwks(now);
+        }
+    }
+
     /// Queues a JWKS fetch unless one is in flight or one happened too recently. Returns whether
     /// a fresh JWKS is on its way.
     fn request_jwks(&mut self, now: u64) -> bool {
@@ -914,6 +931,7 @@ impl Edge {
                 ev.detail = Some(format!("keys={}", keys.len()));
                 self.audit(ev);
                 self.keys = Some(keys);
+                self.jwks_fetched_at = Some(now);
             }
             Err(why) => {
                 let mut ev = AuditEvent::new(AuditKind::JwksFailed);
@@ -1543,6 +1561,9 @@ fn decide(
     }
     if info.iss.as_ref().is_some_and(|i| *i != cfg.issuer) {
         return Err(Reason::WrongIssuer);
+    }
+    if info.cnf_unsupported {
+        return Err(Reason::SenderMismatch);
     }
     match (&info.cnf_jkt, b.dpop) {
         (Some(jkt), true) if b.jkt.as_ref() == Some(jkt) => {}

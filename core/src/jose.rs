@@ -205,15 +205,16 @@ impl<'a> Jws<'a> {
         }
     }
 
-    /// Verifies the signature against a key set: by `kid` when the header has one, else every
-    /// key that can do this alg.
+    /// Verifies the signature against a key set: by `kid` (and alg: RFC 7517 §4.5 lets keys of
+    /// different types share a `kid`) when the header has one, else every key that can do this
+    /// alg.
     pub(crate) fn verify(&self, keys: &KeySet) -> Result<(), JwsError> {
         match self.header.kid.as_deref() {
             Some(kid) => {
                 let key = keys
                     .keys
                     .iter()
-                    .find(|k| k.kid.as_deref() == Some(kid))
+                    .find(|k| k.kid.as_deref() == Some(kid) && k.algs.contains(&self.alg))
                     .ok_or(JwsError::UnknownKid)?;
                 self.verify_with(key)
             }

@@ -45,6 +45,11 @@ pub struct TokenInfo {
     /// `cnf.x5t#S256`: the token is bound to this client certificate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cnf_x5t_s256: Option<String>,
+    /// `cnf` names a confirmation method this edge cannot check (RFC 7800 `jwk`, `jwe`, `jku`,
+    /// `kid`, or any other member): such a token is refused (`sender_mismatch`), never taken
+    /// for a bearer token.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cnf_unsupported: bool,
 }
 
 impl TokenInfo {
@@ -79,8 +84,9 @@ pub(crate) struct Claims {
     pub(crate) active: Option<bool>,
     #[serde(default)]
     pub(crate) scope: Option<String>,
+    /// `scp`: an array (Okta, RFC 9068 drafts) or one space-separated string (Azure AD).
     #[serde(default)]
-    pub(crate) scp: Option<Vec<String>>,
+    pub(crate) scp: Option<OneOrMany>,
     #[serde(default)]
     pub(crate) client_id: Option<String>,
     #[serde(default)]
@@ -107,12 +113,16 @@ pub(crate) struct Claims {
     pub(crate) cnf: Option<Cnf>,
 }
 
+/// `cnf` (RFC 7800 §3.1): the members this edge enforces, and whether there are others.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Cnf {
     #[serde(default)]
     pub(crate) jkt: Option<String>,
     #[serde(default, rename = "x5t#S256")]
     pub(crate) x5t_s256: Option<String>,
+    /// Every other member: a binding the edge cannot check.
+    #[serde(flatten)]
+    pub(crate) other: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,7 +180,12 @@ impl Claims {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
-        for s in self.scp.into_iter().flatten() {
+        let scp = match self.scp {
+            Some(OneOrMany::One(s)) => s.split(' ').map(str::to_owned).collect(),
+            Some(OneOrMany::Many(v)) => v,
+            None => Vec::new(),
+        };
+        for s in scp {
             if !s.is_empty() && !s.contains(' ') && !scopes.contains(&s) {
                 scopes.push(s);
             }
@@ -189,6 +204,7 @@ impl Claims {
             username: self.username,
             token_type: self.token_type,
             cnf_jkt: self.cnf.as_ref().and_then(|c| c.jkt.clone()),
+            cnf_unsupported: self.cnf.as_ref().is_some_and(|c| !c.other.is_empty()),
             cnf_x5t_s256: self.cnf.and_then(|c| c.x5t_s256),
         }
     }
@@ -205,6 +221,14 @@ mod tests {
         assert!(r.is_err());
         let r: Result<Claims, _> = serde_json::from_str(r#"{"active":false,"active":true}"#);
         assert!(r.is_err());
+        let r: Result<Claims, _> = serde_json::from_str(r#"{"cnf":{"jkt":"a","jkt":"b"}}"#);
+        assert!(r.is_err());
+        // `scp` as an array or as one space-separated string (Azure AD).
+        for scp in [r#"["a","b"]"#, r#""a b""#] {
+            let c: Claims =
+                serde_json::from_str(&format!(r#"{{"scope":"a","scp":{scp}}}"#)).unwrap();
+            assert_eq!(c.into_info().scopes, ["a", "b"], "{scp}");
+        }
     }
 
     #[test]

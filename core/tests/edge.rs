@@ -1243,6 +1243,100 @@ fn certificate_bound_tokens_need_the_certificate() {
     assert_eq!(reject(&acts).reason, Reason::SenderMismatch);
 }
 
+#[test]
+fn a_stale_jwks_is_fetched_again_and_removed_keys_stop_verifying() {
+    // The JWKS was fetched once at start and only again for an unknown `kid`: a key the AS had
+    // removed (rotated out, compromised) verified answers until a restart.
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok-1"));
+    let acts = active_9701(&mut h, t, "orders:read");
+    forward(&acts);
+    assert!(!acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
+    // Past `jwks_refresh` (default 10 min): the next verification asks for the JWKS again,
+    // and is itself still verified with the keys in use.
+    h.advance(600_000);
+    let t = ticket(&h.request(2, "/orders", "tok-2"));
+    let acts = active_9701(&mut h, t, "orders:read");
+    assert!(
+        acts.iter().any(|a| matches!(a, Action::FetchJwks(_))),
+        "{acts:?}"
+    );
+    forward(&acts);
+    // The AS now publishes only its ES256 key: answers signed with the removed Ed25519 key fail.
+    h.edge.handle_jwks(
+        h.now,
+        Ok(json!({"keys": [h.fake.es.jwk]}).to_string().as_bytes()),
+    );
+    let _ = h.edge.drain_actions();
+    let t = ticket(&h.request(3, "/orders", "tok-3"));
+    let acts = active_9701(&mut h, t, "orders:read");
+    assert_eq!(reject(&acts).status, 503, "{acts:?}");
+    let t = ticket(&h.request(4, "/orders", "tok-4"));
+    let body = h
+        .fake
+        .rfc9701(&h.fake.es, FakeAs::claims(h.now, "orders:read"), h.now);
+    forward(&h.respond(t, 200, RFC9701_CT, &body));
+}
+
+#[test]
+fn keys_of_two_types_may_share_a_kid() {
+    // RFC 7517 §4.5: the JWS alg picks among them (the first key with the kid was taken, and
+    // an ES256 answer signed with the second got 503).
+    let mut h = Harness::new(base_config("rfc9701"));
+    let ed = Signer::ed25519(AS_ED25519, Some("k1"));
+    let es = Signer::es256(AS_ES256, Some("k1"));
+    h.edge.handle_jwks(
+        h.now,
+        Ok(json!({"keys": [ed.jwk, es.jwk]}).to_string().as_bytes()),
+    );
+    let _ = h.edge.drain_actions();
+    for (id, signer) in [(1, &es), (2, &ed)] {
+        let token = format!("tok-{id}");
+        let t = ticket(&h.request(id, "/orders", &token));
+        let body = h
+            .fake
+            .rfc9701(signer, FakeAs::claims(h.now, "orders:read"), h.now);
+        forward(&h.respond(t, 200, RFC9701_CT, &body));
+    }
+}
+
+#[test]
+fn tokens_bound_by_a_method_the_edge_cannot_check_are_refused() {
+    // RFC 7800 `jwk` / `kid` / `jku` bindings (and any other member) cannot be enforced here:
+    // the token must not pass as a bearer token (it did: `cnf` members other than `jkt` and
+    // `x5t#S256` were dropped), alone or next to a method the edge does check.
+    let bindings = [
+        json!({"jwk": {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}),
+        json!({"kid": "client-key-1"}),
+        json!({"jku": "https://client.example/jwks"}),
+        json!({"x5t#S256": "thumb-A", "jwk": {"kty": "EC"}}),
+    ];
+    for (i, cnf) in bindings.into_iter().enumerate() {
+        let mut h = Harness::new(base_config("rfc9701"));
+        let t = ticket(&h.request_with(
+            1,
+            "GET",
+            "/orders",
+            &[("authorization", "Bearer tok")],
+            Some("thumb-A"),
+        ));
+        let mut c = FakeAs::claims(h.now, "orders:read");
+        c["cnf"] = cnf;
+        let acts = h.respond_9701(t, c);
+        assert_eq!(reject(&acts).reason, Reason::SenderMismatch, "binding {i}");
+        // Cached as such: the next request is refused without asking the AS again.
+        let acts = h.request(2, "/orders", "tok");
+        assert!(introspects(&acts).is_empty(), "binding {i}");
+        assert_eq!(reject(&acts).reason, Reason::SenderMismatch, "binding {i}");
+    }
+    // An empty `cnf` binds nothing.
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let mut c = FakeAs::claims(h.now, "orders:read");
+    c["cnf"] = json!({});
+    forward(&h.respond_9701(t, c));
+}
+
 // Split mode --------------------------------------------------------------------------------
 
 #[test]
