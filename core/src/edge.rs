@@ -1321,7 +1321,8 @@ impl Edge {
 
     /// Handles an RFC 8417 Security Event Token (CAEP session-revoked and token-claims-change,
     /// RISC account events), verified against `revocation.set_key`. Duplicate `jti`s are
-    /// accepted and ignored.
+    /// accepted and ignored. A subject's revocation covers the tokens issued up to the SET's
+    /// `iat`.
     pub fn handle_security_event(&mut self, now: u64, set: &str) -> Result<(), RevocationError> {
         let now = self.tick(now);
         let parsed = parse_security_event(&self.cfg, set, now)?;
@@ -1351,7 +1352,9 @@ impl Edge {
                             selector,
                             until: None,
                             keep_until: None,
-                            since: None,
+                            // Tokens issued up to the SET only: the same SET posted again
+                            // later (past the jti window) must not revoke a new session.
+                            since: Some(parsed.iat),
                         },
                         Origin::Local,
                     )?;

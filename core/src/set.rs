@@ -22,6 +22,8 @@ pub(crate) enum SetAction {
 #[derive(Debug)]
 pub(crate) struct ParsedSet {
     pub(crate) jti: String,
+    /// `iat`, Unix seconds: a subject's tokens issued after it are not revoked by this SET.
+    pub(crate) iat: u64,
     pub(crate) actions: Vec<SetAction>,
 }
 
@@ -74,11 +76,11 @@ pub(crate) fn parse_security_event(
     {
         return Err(unauthorized("SET: aud does not name us"));
     }
-    let iat_ms = c
+    let iat = c
         .iat
         .as_u64()
-        .ok_or_else(|| invalid("SET: iat is not a number"))?
-        .saturating_mul(1000);
+        .ok_or_else(|| invalid("SET: iat is not a number"))?;
+    let iat_ms = iat.saturating_mul(1000);
     if iat_ms > now_ms.saturating_add(cfg.leeway_ms) {
         return Err(invalid("SET: iat is in the future"));
     }
@@ -120,6 +122,7 @@ pub(crate) fn parse_security_event(
     }
     Ok(ParsedSet {
         jti: c.jti,
+        iat,
         actions,
     })
 }

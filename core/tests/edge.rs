@@ -1027,6 +1027,46 @@ fn security_event_tokens_revoke_sessions() {
 }
 
 #[test]
+fn an_old_security_event_posted_again_spares_newer_sessions() {
+    // A SET covers the subject's tokens issued up to its `iat`. The same SET posted again after
+    // its jti left the replay window (anyone may post a SET: its signature is the credential)
+    // revoked alice's session of two days later.
+    let mut h = Harness::new(base_config("rfc9701"));
+    let set = Signer::ed25519(SET_ED25519, None).sign(
+        "secevent+jwt",
+        &json!({
+            "iss": ISSUER, "jti": "set-1", "iat": h.now / 1000,
+            "sub_id": {"format": "iss_sub", "iss": ISSUER, "sub": "alice"},
+            "events": {"https://schemas.openid.net/secevent/caep/event-type/session-revoked": {}}
+        }),
+    );
+    let post = |h: &mut Harness| {
+        h.edge
+            .handle_admin_revocation(
+                h.now,
+                Some("application/secevent+jwt"),
+                None,
+                set.as_bytes(),
+            )
+            .unwrap();
+        let _ = h.edge.drain_actions();
+    };
+    let t = ticket(&h.request(1, "/orders", "old"));
+    forward(&active_9701(&mut h, t, "orders:read"));
+    post(&mut h);
+    assert_eq!(
+        reject(&h.request(2, "/orders", "old")).reason,
+        Reason::Revoked
+    );
+    h.advance(2 * 86_400_000);
+    let t = ticket(&h.request(3, "/orders", "fresh"));
+    forward(&active_9701(&mut h, t, "orders:read"));
+    h.advance(1_000);
+    post(&mut h);
+    forward(&h.request(4, "/orders", "fresh"));
+}
+
+#[test]
 fn revocations_expire_and_stay_bounded() {
     let mut cfg = base_config("rfc9701");
     cfg["revocation"]["max_entries"] = json!(3);
