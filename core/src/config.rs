@@ -389,35 +389,24 @@ pub struct RawRoute {
 impl RawConfig {
     /// Parses TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| {
-            let message = e.message().to_string();
-            ConfigError::new(
-                field_from_message(&message).unwrap_or("(toml)".into()),
-                message,
-            )
-        })
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| ConfigError::new("(toml)", e.message().to_string()))?;
+        serde_path_to_error::deserialize(de).map_err(|e| shape_error(&e, |i| i.message().into()))
     }
 
     /// Parses JSON text.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        serde_json::from_str(text).map_err(|e| {
-            let message = e.to_string();
-            ConfigError::new(
-                field_from_message(&message).unwrap_or("(json)".into()),
-                message,
-            )
-        })
+        let mut de = serde_json::Deserializer::from_str(text);
+        let raw = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| shape_error(&e, ToString::to_string))?;
+        de.end()
+            .map_err(|e| ConfigError::new("(json)", e.to_string()))?;
+        Ok(raw)
     }
 
     /// Parses a JSON value (what bindings build from dicts and objects).
     pub fn from_value(value: serde_json::Value) -> Result<Self, ConfigError> {
-        serde_json::from_value(value).map_err(|e| {
-            let message = e.to_string();
-            ConfigError::new(
-                field_from_message(&message).unwrap_or("(config)".into()),
-                message,
-            )
-        })
+        serde_path_to_error::deserialize(value).map_err(|e| shape_error(&e, ToString::to_string))
     }
 
     /// Checks everything and reads secrets named by `*_env` keys through `env`.
@@ -426,11 +415,49 @@ impl RawConfig {
     }
 }
 
-/// serde's messages name the key in backquotes ("unknown field `cahce`", "missing field `issuer`").
+/// A shape error (unknown or missing key, wrong type) named by its path: `cache.max_ttl`,
+/// `routes[0].path_prefix`, or the key itself for an unknown or missing one (`cache.maxttl`).
+/// The value is never repeated: `client_secret = 1234567` must not print the secret.
+fn shape_error<E>(
+    e: &serde_path_to_error::Error<E>,
+    message: impl Fn(&E) -> String,
+) -> ConfigError {
+    let message = without_value(&message(e.inner()));
+    let path = e.path().to_string();
+    let field = match (field_from_message(&message), path.as_str()) {
+        // An unknown key ends the path already; a missing one does not.
+        (Some(key), ".") => key,
+        (Some(key), _) if path == key || path.ends_with(&format!(".{key}")) => path,
+        (Some(key), _) => format!("{path}.{key}"),
+        (None, ".") => "(config)".into(),
+        (None, _) => path,
+    };
+    ConfigError::new(field, message)
+}
+
+/// serde's messages name an unknown or missing key in backquotes ("unknown field `cahce`,
+/// expected ...", "missing field `issuer`").
 fn field_from_message(message: &str) -> Option<String> {
+    if !(message.starts_with("unknown field") || message.starts_with("missing field")) {
+        return None;
+    }
     let start = message.find('`')? + 1;
     let len = message[start..].find('`')?;
     Some(message[start..start + len].to_string())
+}
+
+/// "invalid type: integer `1234567`, expected a string" → "invalid type: integer, expected a
+/// string" (also for "invalid value" and quoted strings): the kind stays, the value goes.
+fn without_value(message: &str) -> String {
+    for lead in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(rest) = message.strip_prefix(lead)
+            && let Some((what, expected)) = rest.rsplit_once(", expected ")
+        {
+            let kind = what.split([' ', '`', '"']).next().unwrap_or("");
+            return format!("{lead}{kind}, expected {expected}");
+        }
+    }
+    message.to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -902,17 +929,34 @@ impl Config {
             } else {
                 "/"
             };
-            if routes.iter().any(|x: &Route| x.path_prefix == prefix) {
+            // A prefix a request could reach only through a path the edge refuses as ambiguous
+            // (`%`, `;`, `admin.`, non-ASCII text) would never match.
+            if !matches!(crate::request::check_path(prefix), Ok(None)) {
                 return Err(ConfigError::new(
                     field,
-                    format!("duplicate path_prefix {prefix:?}"),
+                    "must be a plain path: ASCII, no %-encoding, ';', dot segments or \
+                     segments ending in '.'",
+                ));
+            }
+            if routes
+                .iter()
+                .any(|x: &Route| x.path_prefix.eq_ignore_ascii_case(prefix))
+            {
+                // Routes are also compared as case-insensitive upstreams read them.
+                return Err(ConfigError::new(
+                    field,
+                    format!("duplicate path_prefix {prefix:?} (case is not told apart)"),
                 ));
             }
             for (j, s) in r.required_scopes.iter().enumerate() {
-                if s.is_empty() || s.contains(' ') || s.contains('"') || s.contains('\\') {
+                // RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E (it goes into the
+                // WWW-Authenticate `scope` parameter as is).
+                let scope_char = |b: u8| matches!(b, 0x21 | 0x23..=0x5b | 0x5d..=0x7e);
+                if s.is_empty() || !s.bytes().all(scope_char) {
                     return Err(ConfigError::new(
                         format!("routes[{i}].required_scopes[{j}]"),
-                        "a scope is a non-empty token without spaces, quotes or backslashes",
+                        "a scope is a non-empty RFC 6749 scope-token: printable ASCII without \
+                         spaces, quotes or backslashes",
                     ));
                 }
             }
@@ -1165,6 +1209,18 @@ mod tests {
         assert_eq!(
             field_from_message("unknown field `cahce`, expected one of"),
             Some("cahce".into())
+        );
+        assert_eq!(
+            field_from_message("invalid type: integer `5`, expected"),
+            None
+        );
+        assert_eq!(
+            without_value("invalid type: integer `1234567`, expected a string"),
+            "invalid type: integer, expected a string"
+        );
+        assert_eq!(
+            without_value("invalid value: string \"hunter2, x\", expected one of `a`, `b`"),
+            "invalid value: string, expected one of `a`, `b`"
         );
     }
 }

@@ -1599,10 +1599,52 @@ listen = "127.0.0.1:8080"
             ),
             "authorization_server.issuer",
         ),
+        (
+            toml_ok.replace(
+                "required_scopes = [\"orders:read\"]",
+                "required_scopes = [\"orders:read\\r\\nSet-Cookie:a=b\"]",
+            ),
+            "routes[0].required_scopes[0]",
+        ),
+        (
+            toml_ok.replace(
+                "required_scopes = [\"orders:read\"]",
+                "required_scopes = [\"bestellungen:lesen\u{e4}\"]",
+            ),
+            "routes[0].required_scopes[0]",
+        ),
+        (
+            toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"/orders.\""),
+            "routes[0].path_prefix",
+        ),
+        (
+            toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"/ord%65rs\""),
+            "routes[0].path_prefix",
+        ),
+        (
+            toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"/orders;v=1\""),
+            "routes[0].path_prefix",
+        ),
+        (
+            toml_ok.replace(
+                "[gateway]",
+                "[[routes]]\npath_prefix = \"/Orders/\"\n\n[gateway]",
+            ),
+            "routes[1].path_prefix",
+        ),
+        (
+            toml_ok.replace(
+                "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"",
+                "client_secret = 1234567",
+            ),
+            "authorization_server.client_secret",
+        ),
     ];
     for (text, field) in cases {
         let e = Config::from_toml(&text, &env).unwrap_err();
         assert_eq!(e.field, field, "{e}");
+        // A secret given with the wrong type is not repeated in the error.
+        assert!(!e.to_string().contains("1234567"), "{e}");
     }
     // Secrets never appear in Debug output.
     let c = Config::from_toml(
