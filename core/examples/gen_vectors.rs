@@ -1441,7 +1441,8 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
              ambiguous_path) before routing or introspection: dot segments (raw, %2e, ..;), \
              encoded or doubled slashes, backslashes, and paths whose decoded / case-folded / \
              parameter-stripped reading picks another route (/ADMIN, /%61dmin, /admin;x, \
-             /admin.). A token cached for /orders is not forwarded for any of them; \
+             /admin., and /admın with a dotless i, encoded or not, which .NET and Java \
+             case-insensitive comparisons read as /ADMIN). A token cached for /orders is not forwarded for any of them; \
              /orders/ABC-1 (same route either way) is.",
             cfg("rfc9701"),
         );
@@ -1458,12 +1459,14 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
             (9, "/%61dmin/users"),
             (10, "/admin;x/users"),
             (11, "/admin./users"),
+            (12, "/adm%C4%B1n/users"),
+            (13, "/adm\u{131}n/users"),
         ] {
             let acts = s.request(id, path, "tok-a");
             expect_reject(&acts, 400, Reason::AmbiguousPath);
             assert!(www(&acts).contains("error=\"invalid_request\""));
         }
-        let acts = s.request(12, "/orders/ABC-1", "tok-a");
+        let acts = s.request(14, "/orders/ABC-1", "tok-a");
         assert_eq!(expect_forward(&acts), first);
         out.push(s);
     }

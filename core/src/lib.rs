@@ -103,7 +103,7 @@ pub use edge::{Edge, EdgeError, LookupResult};
 pub use introspection::{HttpResponse, MAX_RESPONSE_BODY};
 pub use jose::{Alg, KeySet, MAX_JWS_LEN};
 pub use metrics::{Metrics, Stats};
-pub use request::{MAX_TOKEN_LEN, Request};
+pub use request::{MAX_TOKEN_LEN, Request, redact_query_tokens};
 pub use revocation::{Origin, Revocation, RevocationError, Selector};
 pub use secret::{Fingerprint, Secret};
 pub use token::TokenInfo;

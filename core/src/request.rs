@@ -136,6 +136,43 @@ fn read_as_access_token(name: &str) -> bool {
             .eq("access_token".bytes())
 }
 
+/// `target` without the query parameters some server reads as `access_token` (any spelling
+/// [`query_token`] takes or refuses, also inside a `;`-separated parameter), for hosts to log or
+/// keep instead of the target as received; `None` when there is none. Each `&`-separated
+/// parameter holding such a name is dropped whole.
+pub fn redact_query_tokens(target: &str) -> Option<String> {
+    let (base, query) = target.split_once('?')?;
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let credential = |seg: &str| {
+        seg.split(';').any(|part| {
+            let name = part.split('=').next().unwrap_or("");
+            form_urlencoded::parse(name.as_bytes())
+                .next()
+                .is_some_and(|(n, _)| read_as_access_token(&n))
+        })
+    };
+    if !query.split('&').any(credential) {
+        return None;
+    }
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|seg| !seg.is_empty() && !credential(seg))
+        .collect();
+    let mut out = base.to_owned();
+    if !rest.is_empty() {
+        out.push('?');
+        out.push_str(&rest.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    Some(out)
+}
+
 pub(crate) fn query_token(path: &str) -> QueryToken {
     let Some((base, query)) = path.split_once('?') else {
         return QueryToken::Absent;
@@ -234,7 +271,8 @@ pub(crate) fn check_path(target: &str) -> Result<Option<String>, &'static str> {
             }
             b'\\' => return Err("backslash in the path"),
             0x00..=0x20 | 0x7f => return Err("space or control character in the path"),
-            b';' => lenient = true,
+            // `;`, and non-ASCII text: some letters case-fold to ASCII ones (`ı`, `ſ`, `K`).
+            b';' | 0x80..=0xff => lenient = true,
             b'%' => {
                 lenient = true;
                 if let (Some(h), Some(l)) = (
@@ -285,8 +323,9 @@ fn hex(c: u8) -> Option<u8> {
 
 /// The path as lenient upstreams read it: `%XX` decoded, each segment cut at `;` (matrix or
 /// session parameters, `..;`) and stripped of trailing dots (`admin.`), except `.` and `..`
-/// themselves. Only for comparing readings: never forwarded. (Case is compared separately, by
-/// routing case-insensitively.)
+/// themselves, and letters that case-fold to an ASCII letter written as that letter (see
+/// [`ascii_twin`]). Only for comparing readings: never forwarded. (ASCII case is compared
+/// separately, by routing case-insensitively.)
 pub(crate) fn canonical_path(path: &str) -> String {
     let path = raw_path(path);
     let mut bytes = Vec::with_capacity(path.len());
@@ -308,7 +347,14 @@ pub(crate) fn canonical_path(path: &str) -> String {
             }
         }
     }
-    let decoded = String::from_utf8_lossy(&bytes);
+    let mut decoded = String::from_utf8_lossy(&bytes);
+    if !decoded.is_ascii() {
+        decoded = decoded
+            .chars()
+            .map(|c| ascii_twin(c).unwrap_or(c))
+            .collect::<String>()
+            .into();
+    }
     let segments: Vec<&str> = decoded
         .split('/')
         .map(|seg| {
@@ -321,6 +367,24 @@ pub(crate) fn canonical_path(path: &str) -> String {
         })
         .collect();
     segments.join("/")
+}
+
+/// The ASCII letter (lowercase) a non-ASCII letter becomes under a case mapping, where that
+/// mapping is one letter (combining marks aside): `ı` (→ `I`), `ſ` (→ `S`), `K` Kelvin (→ `k`),
+/// `İ` (→ `i̇`). .NET's `OrdinalIgnoreCase` (ASP.NET routing), Java's `equalsIgnoreCase` and
+/// `toUpperCase` read `/admın` as `/ADMIN`. Not `ß` or `ﬁ`, which map to two letters.
+fn ascii_twin(c: char) -> Option<char> {
+    if c.is_ascii() {
+        return None;
+    }
+    let one = |mapped: &mut dyn Iterator<Item = char>| {
+        let mut letters = mapped.filter(|m| !('\u{300}'..='\u{36f}').contains(m));
+        match (letters.next(), letters.next()) {
+            (Some(a), None) if a.is_ascii_alphabetic() => Some(a.to_ascii_lowercase()),
+            _ => None,
+        }
+    };
+    one(&mut c.to_uppercase()).or_else(|| one(&mut c.to_lowercase()))
 }
 
 /// `scheme://authority/path` normalised for DPoP `htu` comparison: scheme and host lowercased,
@@ -559,6 +623,43 @@ mod tests {
             let got = a(bad).unwrap_or_else(|| panic!("{bad:?} accepted"));
             assert!(got.contains(why), "{bad:?}: {got}");
         }
+    }
+
+    #[test]
+    fn every_spelling_of_a_query_token_is_redacted() {
+        for (target, redacted) in [
+            ("/o?access_token=T", Some("/o")),
+            ("/o?a=1&access_token=T&b=2", Some("/o?a=1&b=2")),
+            ("/o?access%5Ftoken=T", Some("/o")),
+            ("/o?ACCESS_TOKEN=T&x", Some("/o?x")),
+            ("/o?access.token=T", Some("/o")),
+            ("/o?access_token[]=T", Some("/o")),
+            ("/o?x=1;access_token=T&y=2", Some("/o?y=2")),
+            ("/o?access_token=T&access_token=U#f", Some("/o#f")),
+            ("/o?a=access_token", None),
+            ("/o?access_tokens=T", None),
+            ("/o", None),
+        ] {
+            assert_eq!(redact_query_tokens(target).as_deref(), redacted, "{target}");
+        }
+    }
+
+    #[test]
+    fn letters_that_case_fold_to_ascii_are_read_as_ascii() {
+        for (path, read) in [
+            ("/adm\u{131}n", "/admin"),       // dotless i: upper case I
+            ("/adm%C4%B1n", "/admin"),        // the same, encoded
+            ("/\u{17f}ecret", "/secret"),     // long s: upper case S
+            ("/\u{212a}eys", "/keys"),        // Kelvin sign: lower case k
+            ("/\u{130}nfo", "/info"),         // I with dot: lower case i + combining dot
+            ("/stra\u{df}e", "/stra\u{df}e"), // sharp s: SS, two letters
+            ("/\u{fb01}le", "/\u{fb01}le"),   // fi ligature: FI, two letters
+            ("/caf\u{e9}", "/caf\u{e9}"),     // é: É
+        ] {
+            assert_eq!(canonical_path(path), read, "{path}");
+        }
+        assert_eq!(check_path("/adm\u{131}n"), Ok(Some("/admin".into())));
+        assert_eq!(check_path("/caf\u{e9}"), Ok(Some("/caf\u{e9}".into())));
     }
 
     #[test]
