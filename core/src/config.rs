@@ -930,12 +930,18 @@ impl Config {
                 "/"
             };
             // A prefix a request could reach only through a path the edge refuses as ambiguous
-            // (`%`, `;`, `admin.`, non-ASCII text) would never match.
-            if !matches!(crate::request::check_path(prefix), Ok(None)) {
+            // (`%`, `;`, `admin.`, a letter read as an ASCII one) would never match. (Other
+            // non-ASCII text is read as written: `/café` is reached by a raw UTF-8 path.)
+            let plain = match crate::request::check_path(prefix) {
+                Ok(None) => true,
+                Ok(Some(lenient)) => lenient == prefix && !prefix.contains(['%', ';']),
+                Err(_) => false,
+            };
+            if !plain {
                 return Err(ConfigError::new(
                     field,
-                    "must be a plain path: ASCII, no %-encoding, ';', dot segments or \
-                     segments ending in '.'",
+                    "must be a plain path: no %-encoding, ';', dot segments, segments ending \
+                     in '.' or letters that case-fold to ASCII ones",
                 ));
             }
             if routes

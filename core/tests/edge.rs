@@ -1546,6 +1546,12 @@ listen = "127.0.0.1:8080"
         _ => None,
     };
     Config::from_toml(toml_ok, &env).unwrap();
+    // Non-ASCII text that folds to no ASCII letter is a plain prefix (matched in raw UTF-8).
+    Config::from_toml(
+        &toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"/caf\u{e9}\""),
+        &env,
+    )
+    .unwrap();
     let cases: Vec<(String, &str)> = vec![
         (toml_ok.replace("[cache]", "[cahce]"), "cahce"),
         (
@@ -1623,6 +1629,10 @@ listen = "127.0.0.1:8080"
         ),
         (
             toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"/orders;v=1\""),
+            "routes[0].path_prefix",
+        ),
+        (
+            toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"/\u{131}tems\""),
             "routes[0].path_prefix",
         ),
         (
