@@ -1048,6 +1048,13 @@ impl Edge {
     }
 }
 
+/// `target` (path and query) without every query parameter some server reads as `access_token`
+/// (the core's spelling rules), or `None` when it has none: what a host keeps or logs instead.
+#[pyfunction]
+fn redact_query_tokens(target: &str) -> Option<String> {
+    core::redact_query_tokens(target)
+}
+
 /// The native module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -1065,5 +1072,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<SharedLookup>()?;
     m.add_class::<SharedPublish>()?;
     m.add_class::<Audit>()?;
+    m.add_function(wrap_pyfunction!(redact_query_tokens, m)?)?;
     Ok(())
 }

@@ -739,3 +739,138 @@ async def test_async_edge_aclose_answers_requests_whose_io_it_cancelled(env):
     d = await asyncio.wait_for(pending, 2)
     assert d.status == 503
     await http.aclose()
+
+
+def test_redact_query_tokens_is_the_cores():
+    """The core's spelling rules, exposed: hosts redact what they keep or log with it."""
+    assert phantom_edge.redact_query_tokens("/orders/1?x=1") is None
+    assert phantom_edge.redact_query_tokens("/orders/1") is None
+    assert phantom_edge.redact_query_tokens("/o?x=1&access_token=t&y=2") == "/o?x=1&y=2"
+    for spelt in ("access%5Ftoken", "ACCESS_TOKEN", "access.token", "access_token[]"):
+        assert phantom_edge.redact_query_tokens(f"/o?{spelt}=t") == "/o", spelt
+    assert phantom_edge.redact_query_tokens("/o?x=1;access_token=t&y=2") == "/o?y=2"
+
+
+@pytest.mark.parametrize("query", [b"access%5Ftoken=secret-tok-1", b"ACCESS_TOKEN=secret-tok-1",
+                                   b"access.token=secret-tok-1", b"access_token[]=secret-tok-1",
+                                   b"x=1;access_token=secret-tok-1"])
+async def test_middleware_drops_every_spelling_of_query_tokens_from_the_servers_scope(env, query):
+    """Every name the core reads as access_token (taken, or refused as malformed) must leave the
+    scope uvicorn's access log reads, on rejections too."""
+    from phantom_edge.asgi import PhantomTokenMiddleware
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"active": False})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    seen: list = []
+    cfg = Config.from_toml(TOML + "\n[request]\nallow_query_token = true\n")
+    mw = PhantomTokenMiddleware(_recording_app(seen, "path"), config=cfg, http_client=http)
+    scope = _scope("/orders/1", b"/orders/1", query)
+    status, _ = await _asgi_call(mw, scope)
+    assert status in (400, 401) and seen == []
+    assert b"secret-tok-1" not in scope["query_string"]
+    await http.aclose()
+
+
+async def test_middleware_drops_query_tokens_from_raw_path_and_when_authorize_raises(env):
+    """A server that keeps the query in `raw_path` logs that too; and an exception while deciding
+    must not leave the token in the scope (redacted in a `finally`)."""
+    from phantom_edge.asgi import PhantomTokenMiddleware
+
+    cfg = Config.from_toml(TOML + "\n[request]\nallow_query_token = true\n")
+    mw = PhantomTokenMiddleware(_recording_app([], "path"), config=cfg)
+
+    async def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    mw.edge.authorize_parts = boom  # type: ignore[method-assign]
+    scope = _scope("/orders/1", b"/orders/1?Access_Token=secret-tok-2&x=1", b"Access_Token=secret-tok-2&x=1")
+    with pytest.raises(RuntimeError):
+        await _asgi_call(mw, scope)
+    assert scope["query_string"] == b"x=1" and scope["raw_path"] == b"/orders/1?x=1"
+    await mw.edge.aclose()
+
+
+async def test_middleware_strips_underscore_spellings_of_stripped_and_set_headers(env):
+    """Django's ASGI handler and WSGI adapters read `x_user_id` as X-User-Id: as phantom-gateway
+    does (core::header_name_as_read), such spellings of stripped and set headers are dropped."""
+    from phantom_edge.asgi import PhantomTokenMiddleware
+
+    async def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=_active())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    cfg = Config.from_toml(TOML.replace(
+        "[admin]", '[upstream]\nheader = "x-jwt-assertion"\nstrip_headers = ["x-user-id"]\n\n[admin]'))
+    seen: list = []
+    mw = PhantomTokenMiddleware(_recording_app(seen, "headers"), config=cfg, http_client=http)
+    scope = _scope("/orders/1", b"/orders/1", b"", b"Bearer tok-u")
+    scope["headers"] += [(b"x_user_id", b"admin"), (b"x_jwt_assertion", b"forged"),
+                         (b"x_original_url", b"/admin")]
+    assert (await _asgi_call(mw, scope))[0] == 200
+    read_as = [n.decode().replace("_", "-") for n, _ in seen[0]]
+    assert "x-user-id" not in read_as and "x-original-url" not in read_as, read_as
+    assert read_as.count("x-jwt-assertion") == 1, read_as
+    await http.aclose()
+
+
+async def test_decision_repr_hides_the_upstream_credential(env):
+    async def handler(req: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=_active())
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    async with AsyncEdge(TOML, http_client=http) as edge:
+        d = await edge.authorize("GET", "https://api/orders/1", [("authorization", "Bearer tok-r")])
+        assert d.forward
+        assert d.header_value.split(" ", 1)[1] not in repr(d)  # as Forward.__repr__ does
+        assert "alice" not in repr(d)  # nor the claims
+    await http.aclose()
+
+
+async def test_middleware_websocket_rejection_keeps_the_cores_status(env):
+    from phantom_edge.asgi import PhantomTokenMiddleware
+
+    mw = PhantomTokenMiddleware(_recording_app([], "path"), config=Config.from_toml(TOML))
+    sent: list = []
+
+    async def receive():
+        return {"type": "websocket.connect"}
+
+    async def send(m):
+        sent.append(m)
+
+    for extensions in ({"websocket.http.response": {}}, {}):
+        sent.clear()
+        scope = _scope("/orders/1", b"/orders/1", b"")
+        scope.update(type="websocket", extensions=extensions)
+        await mw(scope, receive, send)
+        if extensions:
+            assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 401
+            assert (b"www-authenticate", b'Bearer realm="phantom-edge"') in sent[0]["headers"]
+            assert sent[1]["type"] == "websocket.http.response.body"
+            assert json.loads(sent[1]["body"])["error"] == "unauthorized"  # the core's body
+        else:  # the server cannot send a response: close (it answers 403)
+            assert [m["type"] for m in sent] == ["websocket.close"]
+    await mw.edge.aclose()
+
+
+async def test_async_edge_lookup_raising_cancelled_error_is_a_store_error(env):
+    split = """
+mode = "split"
+[authorization_server]
+issuer = "https://as.example"
+jwks_uri = "https://as.example/jwks"
+timeout = "5s"
+[[routes]]
+path_prefix = "/orders"
+required_scopes = ["orders:read"]
+"""
+
+    async def lookup(key: str):
+        raise asyncio.CancelledError()  # the store client's own task was cancelled
+
+    async with AsyncEdge(split, shared_lookup=lookup) as edge:
+        t0 = time.monotonic()
+        d = await edge.authorize("GET", "https://api/orders/1", [("authorization", "Bearer sig")])
+        assert d.status == 503 and time.monotonic() - t0 < 1

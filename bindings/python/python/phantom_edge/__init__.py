@@ -19,6 +19,7 @@ from ._native import (
     RevocationError,
     SharedLookup,
     SharedPublish,
+    redact_query_tokens,
 )
 from .client import AsyncEdge, Decision, load_config
 
@@ -39,4 +40,5 @@ __all__ = [
     "SharedLookup",
     "SharedPublish",
     "load_config",
+    "redact_query_tokens",
 ]

@@ -17,6 +17,7 @@ __all__ = [
     "RevocationError",
     "SharedLookup",
     "SharedPublish",
+    "redact_query_tokens",
 ]
 
 class PhantomEdgeError(Exception):
@@ -222,3 +223,8 @@ class Edge:
     def assertion_jwks(self) -> Optional[str]: ...
     def stats(self) -> dict[str, int]: ...
     def metrics(self) -> dict[str, int]: ...
+
+def redact_query_tokens(target: str) -> Optional[str]:
+    """`target` without every query parameter some server reads as `access_token` (the core's
+    rules), or None when it has none."""
+    ...

@@ -16,6 +16,7 @@ import logging
 import urllib.parse
 from typing import Any, Awaitable, Callable, MutableMapping, Optional
 
+from ._native import redact_query_tokens
 from .client import AsyncEdge, ConfigSource, load_config
 
 __all__ = ["PhantomTokenMiddleware"]
@@ -37,13 +38,19 @@ _PCHAR = "/:@!$&'()*+,;=-._~"
 
 
 def _drop_query_tokens(scope: Scope) -> None:
-    """Removes `access_token` parameters from the scope's query, in place (for the server's own
-    access log when the core read or refused a query token)."""
+    """Removes, in place, every query parameter the core reads as `access_token` (any spelling it
+    takes or refuses: the core's `redact_query_tokens`) from the scope's `query_string`, and from
+    `raw_path` when a server left the query in it: the server's own access log reads them."""
     qs = scope.get("query_string", b"")
-    if b"access_token" not in qs:
-        return
-    kept = [p for p in qs.split(b"&") if p.split(b"=", 1)[0] != b"access_token"]
-    scope["query_string"] = b"&".join(kept)
+    if qs:
+        redacted = redact_query_tokens("?" + qs.decode("latin-1"))
+        if redacted is not None:
+            scope["query_string"] = redacted.partition("?")[2].encode("latin-1")
+    raw_path = scope.get("raw_path")
+    if raw_path and b"?" in raw_path:
+        redacted = redact_query_tokens(raw_path.decode("latin-1"))
+        if redacted is not None:
+            scope["raw_path"] = redacted.encode("latin-1")
 
 
 async def _respond(
@@ -117,19 +124,35 @@ class PhantomTokenMiddleware:
             target = f"{target}?{qs.decode('latin-1')}"
         scheme = scope.get("scheme", "http")
         method = scope.get("method", "GET")
-        decision = await self.edge.authorize_parts(
-            method, scheme, authority, target, headers, _cert_thumbprint(scope)
-        )
-        if self.edge.config.allow_query_token:
-            # The server's access log reads this scope: no token may stay in its query.
-            _drop_query_tokens(scope)
+        try:
+            decision = await self.edge.authorize_parts(
+                method, scheme, authority, target, headers, _cert_thumbprint(scope)
+            )
+        finally:
+            if self.edge.config.allow_query_token:
+                # The server's access log reads this scope: no token may stay in its query,
+                # whatever the decision (or if there was none).
+                _drop_query_tokens(scope)
         if not decision.forward:
-            if kind == "websocket":
-                await send({"type": "websocket.close", "code": 1008})
-                return
             out = [(b"content-type", b"application/json")]
             if decision.www_authenticate:
                 out.append((b"www-authenticate", decision.www_authenticate.encode("latin-1")))
+            if kind == "websocket":
+                if "websocket.http.response" not in (scope.get("extensions") or {}):
+                    # The server cannot send a response: it answers the handshake with 403.
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                body = decision.body.encode()
+                out.append((b"content-length", str(len(body)).encode()))
+                await send(
+                    {
+                        "type": "websocket.http.response.start",
+                        "status": decision.status,
+                        "headers": out,
+                    }
+                )
+                await send({"type": "websocket.http.response.body", "body": body})
+                return
             await _respond(send, decision.status, decision.body.encode(), out)
             return
         new_scope = dict(scope)

@@ -63,6 +63,19 @@ class _AnswerTooLarge(Exception):
     """The authorization server's answer passed `_MAX_ANSWER` bytes."""
 
 
+def _cancelling() -> bool:
+    """Whether the current task is being cancelled (Python 3.11+; False before)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
+
+
+def _as_read(name: str) -> str:
+    """A header name as WSGI/CGI servers read it: lowercase, ``_`` as ``-`` (mirrors the core's
+    ``header_name_as_read``, which phantom-gateway calls)."""
+    return name.lower().replace("_", "-")
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -73,11 +86,13 @@ class Decision:
 
     forward: bool
     #: forward: the header to set upstream, its value and the inbound headers to strip.
+    #: ``header_value`` (the upstream JWT) and the claims are left out of the repr, as the
+    #: native ``Forward``'s repr leaves them out.
     header_name: Optional[str] = None
-    header_value: Optional[str] = None
+    header_value: Optional[str] = field(default=None, repr=False)
     strip_headers: list[str] = field(default_factory=list)
     #: forward: the token's claims (``sub``, ``client_id``, ``scopes``, ``aud``, ...).
-    claims: dict[str, Any] = field(default_factory=dict)
+    claims: dict[str, Any] = field(default_factory=dict, repr=False)
     #: reject: status, ``WWW-Authenticate`` value (or None), JSON body, stable reason code.
     status: int = 200
     www_authenticate: Optional[str] = None
@@ -111,11 +126,12 @@ class Decision:
         )
 
     def upstream_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """``headers`` without the stripped ones, plus the upstream header (forward only)."""
-        strip = {h.lower() for h in self.strip_headers}
+        """``headers`` without the stripped ones, plus the upstream header (forward only). Names
+        are compared as WSGI/CGI servers (Django, ...) read them: ``x_user_id`` is X-User-Id."""
+        strip = {_as_read(h) for h in self.strip_headers}
         if self.header_name is not None:
-            strip.add(self.header_name.lower())
-        out = [(n, v) for n, v in headers if n.lower() not in strip]
+            strip.add(_as_read(self.header_name))
+        out = [(n, v) for n, v in headers if _as_read(n) not in strip]
         if self.header_name is not None and self.header_value is not None:
             out.append((self.header_name, self.header_value))
         return out
@@ -156,6 +172,9 @@ class AsyncEdge:
         # Audit events below the logger's level are not even built (re-checked on every pump:
         # logging levels can change at run time).
         self._audit_level: Optional[_AuditLevel] = None
+        # Set by aclose(): a CancelledError in a lookup is then ours (Python < 3.11 cannot
+        # tell otherwise; 3.11+ asks the task, `cancelling()`).
+        self._closing = False
 
     @property
     def edge(self) -> Edge:
@@ -248,6 +267,7 @@ class AsyncEdge:
         return self._edge.fingerprint(token)
 
     async def aclose(self) -> None:
+        self._closing = True
         # A revocation handled just before shutdown still reaches the other instances: the
         # publishes in flight may finish (within the configured timeout); other I/O is cancelled.
         if self._publishing:
@@ -431,7 +451,12 @@ class AsyncEdge:
         try:
             value = await self._shared_lookup(a.key)
         except asyncio.CancelledError:
-            raise
+            # This task cancelled (aclose): stop. A CancelledError of the store client's own
+            # (its task was cancelled) is a store error: the ticket is answered (503) at once.
+            if self._closing or _cancelling():
+                raise
+            self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, None, True, _now_ms()))
+            return
         except Exception:
             self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, None, True, _now_ms()))
             return
