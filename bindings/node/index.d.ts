@@ -222,6 +222,14 @@ export interface Introspect {
   fingerprint: string
 }
 
+/**
+ * `target` (path and query) without every query parameter some server reads as `access_token`
+ * (the core's spelling rules: `access%5Ftoken`, `ACCESS_TOKEN`, `access.token`, `access_token[]`,
+ * inside a `;`-separated parameter), or `null` when it has none: what a host keeps or logs
+ * instead of the URL as received.
+ */
+export declare function redactQueryTokens(target: string): string | null
+
 /** Answer the client with `status`, `WWW-Authenticate: wwwAuthenticate` and the JSON `body`. */
 export interface Reject {
   type: 'reject'

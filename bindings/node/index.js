@@ -837,3 +837,4 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.Config = nativeBinding.Config
 module.exports.Edge = nativeBinding.Edge
+module.exports.redactQueryTokens = nativeBinding.redactQueryTokens

@@ -427,11 +427,26 @@ async function readCapped(resp, max) {
 }
 
 /**
+ * A header name as WSGI/CGI servers (Django, ...) read it: lowercase, `_` as `-` (`x_user_id` is
+ * X-User-Id there). Mirrors the core's `header_name_as_read`, which phantom-gateway calls.
+ */
+const asRead = (name) => name.toLowerCase().replace(/_/g, '-')
+
+/** The names (as read) a `Forward` removes from the inbound headers: stripped, and the one it sets. */
+function removedNames(decision) {
+  const names = new Set(decision.stripHeaders.map(asRead))
+  names.add(asRead(decision.headerName))
+  return names
+}
+
+/**
  * `headers` (a plain object, e.g. `req.headers`) rewritten for the upstream after a `Forward`:
- * the stripped headers removed, the upstream header set. Mutates and returns `headers`.
+ * the stripped headers removed, the upstream header set (names compared as read: `x_user_id`
+ * goes with `x-user-id`). Mutates and returns `headers`.
  */
 function applyForward(decision, headers) {
-  for (const h of decision.stripHeaders) delete headers[h]
+  const removed = removedNames(decision)
+  for (const name of Object.keys(headers)) if (removed.has(asRead(name))) delete headers[name]
   headers[decision.headerName] = decision.headerValue
   return headers
 }
@@ -471,11 +486,10 @@ function certThumbprint(req) {
 
 /** The same for a flat `rawHeaders` array. Returns a new array. */
 function applyForwardRaw(decision, rawHeaders) {
-  const strip = new Set(decision.stripHeaders)
-  strip.add(decision.headerName)
+  const removed = removedNames(decision)
   const out = []
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if (!strip.has(rawHeaders[i].toLowerCase())) out.push(rawHeaders[i], rawHeaders[i + 1])
+    if (!removed.has(asRead(rawHeaders[i]))) out.push(rawHeaders[i], rawHeaders[i + 1])
   }
   out.push(decision.headerName, decision.headerValue)
   return out

@@ -12,6 +12,7 @@
 // paths come from the config's [middleware] section
 // (`revocation_path`, `metrics_path`; "" disables a route). Logs carry audit events, never tokens.
 const { PhantomEdge, certThumbprint, coreHeaders, rewriteRequestHeaders } = require('./client.js')
+const { redactQueryTokens } = require('./native.js')
 const { loadConfig, middlewareSection } = require('./config.js')
 
 const DEFAULT_REVOCATION_PATH = '/_phantom/revocations'
@@ -60,17 +61,50 @@ function metricsRefusal(edge, authorization) {
   return null
 }
 
+/**
+ * Removes from `req.url` and `req.originalUrl` (`raw.url` for Fastify) every query parameter
+ * the core reads as access_token, in any spelling it takes or refuses (the core's
+ * `redactQueryTokens`): with `request.allow_query_token`, on every decision and failure.
+ * Returns whether `req.url` changed.
+ */
+function redactRequestUrl(req) {
+  let changed = false
+  if (typeof req.url === 'string') {
+    const url = redactQueryTokens(req.url)
+    if (url !== null) {
+      req.url = url
+      changed = true
+    }
+  }
+  if (typeof req.originalUrl === 'string') {
+    const url = redactQueryTokens(req.originalUrl)
+    if (url !== null) req.originalUrl = url
+  }
+  return changed
+}
+
 function schemeOf(req) {
   if (typeof req.protocol === 'string') return req.protocol // Express (honours `trust proxy`)
   return req.socket && req.socket.encrypted ? 'https' : 'http'
 }
 
+/** The answer when a body parser before the middleware left only a parsed body. */
+const PARSED_BODY = JSON.stringify({
+  error: 'invalid_request',
+  error_description: 'the revocation route must be mounted before body parsers (or the parser must keep req.rawBody): the core reads the body as sent',
+})
+
 function readBody(req) {
+  // The body as sent: a parser that kept it (`verify` storing req.rawBody), or a raw/text one.
+  if (Buffer.isBuffer(req.rawBody)) return Promise.resolve(req.rawBody)
+  if (typeof req.rawBody === 'string') return Promise.resolve(Buffer.from(req.rawBody))
   if (Buffer.isBuffer(req.body)) return Promise.resolve(req.body)
   if (typeof req.body === 'string') return Promise.resolve(Buffer.from(req.body))
-  if (req.body !== null && typeof req.body === 'object') {
-    // Already parsed by a body parser (express.json()): the core re-parses the same selector.
-    return Promise.resolve(Buffer.from(JSON.stringify(req.body)))
+  if (req.body !== null && typeof req.body === 'object' && (req._body || req.readableEnded)) {
+    // Parsed by a body parser (express.json()): re-serializing it would hide what the core
+    // refuses in the text (duplicate members, ...). (Express 4 sets `{}` without reading a
+    // body of another type: that stream is still read below.)
+    return Promise.reject(Object.assign(new Error('body already parsed'), { status: 400, body: PARSED_BODY }))
   }
   if (req.readableEnded) return Promise.resolve(Buffer.alloc(0)) // consumed by someone else
   return new Promise((resolve, reject) => {
@@ -106,6 +140,7 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
     try {
       body = await readBody(req)
     } catch (e) {
+      if (e.body) return send(res, 400, e.body, { 'content-type': 'application/json' })
       return send(res, e.status === 413 ? 413 : 400, '', {})
     }
     const r = await edge.revoke(req.headers['content-type'], req.headers.authorization, body)
@@ -133,9 +168,16 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
       return
     }
     const authority = req.headers.host || 'localhost'
-    edge
-      .authorizeParts(req.method, schemeOf(req), authority, url, coreHeaders(req.rawHeaders || req.headers), certThumbprint(req))
+    let decided
+    try {
+      decided = edge.authorizeParts(req.method, schemeOf(req), authority, url, coreHeaders(req.rawHeaders || req.headers), certThumbprint(req))
+    } catch (e) {
+      decided = Promise.reject(e)
+    }
+    decided
       .then((d) => {
+        // Access loggers (morgan) read the URL once answered: no query token stays in it.
+        if (edge.config.allowQueryToken) redactRequestUrl(req)
         if (d.type !== 'forward') {
           const headers = { 'content-type': 'application/json' }
           if (d.wwwAuthenticate) headers['www-authenticate'] = d.wwwAuthenticate
@@ -152,7 +194,10 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
         }
         req.phantomEdge = d.token
         next()
-      }, next)
+      }, (e) => {
+        if (edge.config.allowQueryToken) redactRequestUrl(req)
+        next(e)
+      })
   }
   middleware.edge = edge
   middleware.revocationPath = revocationPath
@@ -161,4 +206,4 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
   return middleware
 }
 
-module.exports = { phantomToken, routePaths, metricsRefusal, DEFAULT_REVOCATION_PATH, DEFAULT_METRICS_PATH, METRICS_CHALLENGE, NO_ADMIN }
+module.exports = { phantomToken, routePaths, metricsRefusal, redactRequestUrl, DEFAULT_REVOCATION_PATH, DEFAULT_METRICS_PATH, METRICS_CHALLENGE, NO_ADMIN }

@@ -14,7 +14,7 @@ const querystring = require('node:querystring')
 const { PhantomEdge, certThumbprint, coreHeaders, rewriteRequestHeaders } = require('./client.js')
 const { loadConfig } = require('./config.js')
 const { ConfigError } = require('./errors.js')
-const { routePaths, metricsRefusal } = require('./express.js')
+const { routePaths, metricsRefusal, redactRequestUrl } = require('./express.js')
 
 const MAX_REVOCATION_BODY = 64 * 1024
 
@@ -40,8 +40,18 @@ async function phantomEdge(fastify, opts = {}) {
     const routeConfig = request.routeOptions && request.routeOptions.config
     if (routeConfig && routeConfig.phantomEdge === false) return
     const raw = request.raw
-    const d = await edge.authorizeParts(raw.method, request.protocol, raw.headers.host || 'localhost',
-      raw.url, coreHeaders(raw.rawHeaders), certThumbprint(raw))
+    let d
+    try {
+      d = await edge.authorizeParts(raw.method, request.protocol, raw.headers.host || 'localhost',
+        raw.url, coreHeaders(raw.rawHeaders), certThumbprint(raw))
+    } finally {
+      // On every decision, and if there was none: no query token stays in the URL and query
+      // that onResponse hooks and error handlers read.
+      if (edge.config.allowQueryToken && redactRequestUrl(raw)) {
+        const q = raw.url.indexOf('?')
+        request.query = querystring.parse(q === -1 ? '' : raw.url.slice(q + 1))
+      }
+    }
     if (d.type !== 'forward') {
       reply.code(d.status).header('content-type', 'application/json')
       if (d.wwwAuthenticate) reply.header('www-authenticate', d.wwwAuthenticate)

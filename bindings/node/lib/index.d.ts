@@ -122,6 +122,11 @@ export declare function applyForward<T extends Record<string, unknown>>(decision
 export declare function applyForwardRaw(decision: Forward, rawHeaders: string[]): string[]
 /** One JSON line for an audit event, in the core's snake_case field names. */
 export declare function auditJson(event: Audit): string
+/**
+ * `target` (path and query) without every query parameter some server reads as `access_token`
+ * (the core's spelling rules), or `null` when it has none.
+ */
+export declare function redactQueryTokens(target: string): string | null
 
 export declare class PhantomEdgeError extends Error {
   /** `PHANTOM_EDGE_ERROR`, or the subclass's code. */

@@ -15,6 +15,7 @@ module.exports = {
   applyForward,
   applyForwardRaw,
   auditJson,
+  redactQueryTokens: native.redactQueryTokens,
   PhantomEdgeError: errors.PhantomEdgeError,
   ConfigError: errors.ConfigError,
   RevocationError: errors.RevocationError,

@@ -8,6 +8,7 @@ export const {
   applyForward,
   applyForwardRaw,
   auditJson,
+  redactQueryTokens,
   PhantomEdgeError,
   ConfigError,
   RevocationError,

@@ -99,6 +99,15 @@ fn body_bytes(body: &Either<String, Buffer>) -> &[u8] {
     }
 }
 
+/// `target` (path and query) without every query parameter some server reads as `access_token`
+/// (the core's spelling rules: `access%5Ftoken`, `ACCESS_TOKEN`, `access.token`, `access_token[]`,
+/// inside a `;`-separated parameter), or `null` when it has none: what a host keeps or logs
+/// instead of the URL as received.
+#[napi]
+pub fn redact_query_tokens(target: String) -> Option<String> {
+    core::redact_query_tokens(&target)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Config
 // ---------------------------------------------------------------------------------------------

@@ -26,9 +26,9 @@ async function listen(app) {
 
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }
 
-test('express: revocation route behind express.json(), paths from [middleware], "" disables metrics', async () => {
+test('express: revocation route behind express.json() keeping the raw body, paths from [middleware], "" disables metrics', async () => {
   const app = express()
-  app.use(express.json())
+  app.use(express.json({ verify: (req, res, buf) => { req.rawBody = buf } }))
   const mw = phantomToken(config({ revocation_path: '/admin/revoke', metrics_path: '' }), { fetch: fakeFetch })
   app.use(mw)
   app.get('/orders/:id', (req, res) => res.json({ sub: req.phantomEdge.sub }))
@@ -147,8 +147,9 @@ function rawGet(url, target, headers) {
   const u = new URL(url)
   return new Promise((resolve, reject) => {
     const req = http.request({ host: u.hostname, port: u.port, method: 'GET', path: target, headers }, (res) => {
-      res.resume()
-      res.on('end', () => resolve({ status: res.statusCode, www: res.headers['www-authenticate'] || '' }))
+      let body = ''
+      res.on('data', (c) => { body += c })
+      res.on('end', () => resolve({ status: res.statusCode, www: res.headers['www-authenticate'] || '', body }))
     })
     req.on('error', reject)
     req.end()
@@ -316,6 +317,128 @@ test('certificate-bound tokens: the self-signed client certificate the TLS hands
   } finally {
     tls.closeAllConnections()
     await new Promise((resolve) => tls.close(resolve))
+    await mw.close()
+  }
+})
+
+test('redactQueryTokens is the core\'s (CJS and ESM)', async () => {
+  const { redactQueryTokens } = require('phantom-edge')
+  const esm = await import('phantom-edge')
+  assert.equal(esm.redactQueryTokens, redactQueryTokens)
+  assert.equal(redactQueryTokens('/orders/1?x=1'), null)
+  assert.equal(redactQueryTokens('/orders/1'), null)
+  assert.equal(redactQueryTokens('/o?x=1&access_token=t&y=2'), '/o?x=1&y=2')
+  for (const spelt of ['access%5Ftoken', 'ACCESS_TOKEN', 'access.token', 'access_token[]']) {
+    assert.equal(redactQueryTokens(`/o?${spelt}=t`), '/o', spelt)
+  }
+  assert.equal(redactQueryTokens('/o?x=1;access_token=t&y=2'), '/o?y=2')
+})
+
+test('query tokens: a rejected (or failed) request leaves no token in the URL access loggers read', async () => {
+  const cfg = { ...config(), request: { allow_query_token: true } }
+  const token = 'query-token-rejected-0123456789'
+  const targets = [`/orders/1?access_token=${token}`, `/orders/1?access%5Ftoken=${token}`, `/orders/1?ACCESS_TOKEN=${token}`,
+    `/orders/1?x=1;access_token=${token}`, `/orders/1?access.token=${token}&y=2`]
+  const inactive = async () => new Response('{"active":false}', { status: 200, headers: { 'content-type': 'application/json' } })
+  const down = async () => { throw new Error('down') }
+  const fails = (mw) => { mw.edge.authorizeParts = async () => { throw new Error('authorize failed') } }
+  for (const [fetchImpl, patch] of [[inactive, null], [down, null], [fakeFetch, fails]]) {
+    const logged = []
+    const app = express()
+    // An access logger before the edge, as morgan is mounted: it reads req.originalUrl at the end.
+    app.use((req, res, next) => { res.on('finish', () => logged.push(`express ${res.statusCode} ${req.originalUrl} ${req.url}`)); next() })
+    const mw = phantomToken(cfg, { fetch: fetchImpl })
+    if (patch) patch(mw)
+    app.use(mw)
+    app.get('/orders/:id', (req, res) => res.json({}))
+    app.use((err, req, res, next) => res.status(500).end()) // eslint-disable-line no-unused-vars
+    const s = await listen(app)
+    const f = Fastify()
+    await f.register(phantomEdge, { config: cfg, fetch: fetchImpl })
+    if (patch) patch({ edge: f.phantomEdge })
+    f.addHook('onResponse', async (request, reply) => { logged.push(`fastify ${reply.statusCode} ${request.raw.url} ${request.url}`) })
+    f.get('/orders/:id', async () => ({}))
+    await f.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      for (const base of [s.url, `http://127.0.0.1:${f.server.address().port}`]) {
+        for (const target of targets) {
+          const r = await rawGet(base, target, {})
+          assert.ok(r.status >= 400, `${target}: ${r.status}`)
+        }
+      }
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.equal(logged.length, 2 * targets.length)
+      for (const line of logged) assert.ok(!line.includes(token), `token in the access log: ${line}`)
+    } finally {
+      await s.close()
+      await mw.close()
+      await f.close()
+    }
+  }
+})
+
+test('express and fastify: "_" spellings of stripped and set headers do not reach the handlers', async () => {
+  const cfg = { ...config(), upstream: { header: 'x-jwt-assertion', strip_headers: ['x-user-id'] } }
+  const app = express()
+  const mw = phantomToken(cfg, { fetch: fakeFetch })
+  app.use(mw)
+  // What an onward proxy (http-proxy-middleware) sends on: rawHeaders; and the other views.
+  app.get('/orders/:id', (req, res) => res.json({ raw: req.rawHeaders, headers: req.headers, distinct: req.headersDistinct }))
+  const s = await listen(app)
+  const f = Fastify()
+  await f.register(phantomEdge, { config: cfg, fetch: fakeFetch })
+  f.get('/orders/:id', async (request) => ({ raw: request.raw.rawHeaders, headers: request.headers, distinct: request.raw.headersDistinct }))
+  await f.listen({ port: 0, host: '127.0.0.1' })
+  try {
+    for (const base of [s.url, `http://127.0.0.1:${f.server.address().port}`]) {
+      const r = await rawGet(base, '/orders/1', { authorization: 'Bearer tok-u', x_user_id: 'admin', X_Jwt_Assertion: 'forged', x_original_url: '/admin' })
+      assert.equal(r.status, 200, r.body)
+      const body = JSON.parse(r.body)
+      // WSGI/CGI/Django read x_user_id as X-User-Id (core: header_name_as_read).
+      const asRead = (names) => names.map((n) => n.toLowerCase().replace(/_/g, '-'))
+      for (const names of [asRead(body.raw.filter((_, i) => i % 2 === 0)), asRead(Object.keys(body.headers)), asRead(Object.keys(body.distinct))]) {
+        assert.equal(names.filter((n) => n === 'x-user-id').length, 0, `${base}: ${names}`)
+        assert.equal(names.filter((n) => n === 'x-original-url').length, 0, `${base}: ${names}`)
+        assert.equal(names.filter((n) => n === 'x-jwt-assertion').length, 1, `${base}: ${names}`)
+      }
+      assert.match(body.headers['x-jwt-assertion'], /eyJ/) // the edge's, not the forged one
+    }
+  } finally {
+    await s.close()
+    await mw.close()
+    await f.close()
+  }
+})
+
+test('express: the revocation route hands the core the body as sent; behind a parser without the raw body it is 400', async () => {
+  const dup = '{"sub":"alice","sub":"bob"}'
+  for (const parser of [null, express.json(), express.json({ verify: (req, res, buf) => { req.rawBody = buf } }), express.text({ type: '*/*' })]) {
+    const app = express()
+    if (parser) app.use(parser)
+    const mw = phantomToken(config(), { fetch: fakeFetch })
+    app.use(mw)
+    const s = await listen(app)
+    try {
+      const r = await fetch(`${s.url}/_phantom/revocations`, { method: 'POST', headers: admin, body: dup })
+      assert.equal(r.status, 400, `parser: ${parser && parser.name}`)
+      assert.equal(typeof (await r.json()).error, 'string')
+    } finally {
+      await s.close()
+      await mw.close()
+    }
+  }
+  // Parsed, no raw body: refused with a message naming the cause (never re-serialized).
+  const app = express()
+  app.use(express.json())
+  const mw = phantomToken(config(), { fetch: fakeFetch })
+  app.use(mw)
+  const s = await listen(app)
+  try {
+    const r = await fetch(`${s.url}/_phantom/revocations`, { method: 'POST', headers: admin, body: JSON.stringify({ sub: 'alice' }) })
+    assert.equal(r.status, 400)
+    assert.match((await r.json()).error_description, /before body parsers/)
+  } finally {
+    await s.close()
     await mw.close()
   }
 })

@@ -1,5 +1,5 @@
 // Compiled (not run) by ci.sh with `tsc -p test/types`: the published types describe the API.
-import { Edge, PhantomEdge, loadConfig, ConfigError, RevocationError, EdgeError, auditJson } from 'phantom-edge'
+import { Edge, PhantomEdge, loadConfig, ConfigError, RevocationError, EdgeError, auditJson, redactQueryTokens } from 'phantom-edge'
 import type { Action, DecidedForward, Decision, TokenClaims } from 'phantom-edge'
 import { phantomToken } from 'phantom-edge/express'
 import phantomEdge from 'phantom-edge/fastify'
@@ -77,3 +77,6 @@ async function fastify(app: FastifyInstance): Promise<void> {
   app.get('/x', async (request) => request.phantomEdge?.clientId ?? null)
 }
 void host; void fastify
+
+const redacted: string | null = redactQueryTokens('/orders/1?access_token=x')
+void redacted
