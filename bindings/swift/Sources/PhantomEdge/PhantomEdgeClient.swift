@@ -66,6 +66,8 @@ public final class PhantomEdgeClient: @unchecked Sendable {
     public let edge: PhantomEdge
 
     private let session: URLSession
+    /// Whether `session` was made here (and is invalidated with this client: it holds its delegate).
+    private let ownsSession: Bool
     private let lock = NSLock()
     private var nextRequestId: UInt64 = 1
     private var waiters: [UInt64: CheckedContinuation<AuthorizationDecision, Never>] = [:]
@@ -81,8 +83,9 @@ public final class PhantomEdgeClient: @unchecked Sendable {
     public var sharedLookup: (@Sendable (String) async throws -> String?)?
 
     /// Builds the edge from TOML; `*_env` secrets come from the process environment. `seed`
-    /// defaults to 32 fresh random bytes.
-    public convenience init(configTOML: String, seed: Data? = nil, session: URLSession = .shared) throws {
+    /// defaults to 32 fresh random bytes. `session` defaults to `PhantomEdgeClient.makeSession()`,
+    /// which refuses redirects; a session passed in must refuse them too (see `RefuseRedirects`).
+    public convenience init(configTOML: String, seed: Data? = nil, session: URLSession? = nil) throws {
         let edge: PhantomEdge
         do {
             edge = try PhantomEdge.fromToml(text: configTOML, seed: seed ?? Self.randomSeed(),
@@ -94,7 +97,7 @@ public final class PhantomEdgeClient: @unchecked Sendable {
     }
 
     /// Builds the edge from JSON (same structure as the TOML).
-    public convenience init(configJSON: String, seed: Data? = nil, session: URLSession = .shared) throws {
+    public convenience init(configJSON: String, seed: Data? = nil, session: URLSession? = nil) throws {
         let edge: PhantomEdge
         do {
             edge = try PhantomEdge.fromJson(text: configJSON, seed: seed ?? Self.randomSeed(),
@@ -106,14 +109,29 @@ public final class PhantomEdgeClient: @unchecked Sendable {
     }
 
     /// Wraps an existing edge. Carries out the actions it has queued (the initial JWKS fetch).
-    public init(edge: PhantomEdge, session: URLSession = .shared) {
+    public init(edge: PhantomEdge, session: URLSession? = nil) {
         self.edge = edge
-        self.session = session
+        self.session = session ?? Self.makeSession()
+        ownsSession = session == nil
         pump()
+    }
+
+    /// Largest introspection or JWKS answer read, as in the Python and Node hosts (the core
+    /// refuses larger ones anyway).
+    public static let maxAnswerBytes = 1024 * 1024
+
+    /// A session for the authorization server: ephemeral (no cookies or credentials kept) and
+    /// refusing redirects (the requests carry client credentials; the other hosts refuse them
+    /// too). `URLSession.shared` follows redirects: do not pass it.
+    public static func makeSession() -> URLSession {
+        URLSession(configuration: .ephemeral, delegate: RefuseRedirects(), delegateQueue: nil)
     }
 
     deinit {
         timerTask?.cancel()
+        if ownsSession {
+            session.finishTasksAndInvalidate()
+        }
     }
 
     /// The host's clock: Unix milliseconds.
@@ -242,10 +260,7 @@ public final class PhantomEdgeClient: @unchecked Sendable {
             }
             request.httpBody = Data(i.body.utf8)
             request.timeoutInterval = Double(i.timeoutMs) / 1000
-            let (data, response) = try await session.data(for: request)
-            guard let http = response as? HTTPURLResponse else {
-                throw URLError(.badServerResponse)
-            }
+            let (data, http) = try await send(request)
             let headers: [Header] = http.allHeaderFields.compactMap { key, value in
                 guard let name = key as? String else { return nil }
                 return Header(name: name.lowercased(), value: "\(value)")
@@ -264,17 +279,49 @@ public final class PhantomEdgeClient: @unchecked Sendable {
     private func fetchJwks(url: String) async {
         do {
             guard let u = URL(string: url) else { throw URLError(.badURL) }
-            let (data, response) = try await session.data(from: u)
-            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            if (200..<300).contains(status) {
+            var request = URLRequest(url: u)
+            request.setValue("application/json", forHTTPHeaderField: "Accept")
+            let (data, http) = try await send(request)
+            if http.statusCode == 200 {
                 edge.handleJwksResponse(nowMs: Self.nowMs(), body: data)
             } else {
-                edge.handleJwksFailure(nowMs: Self.nowMs(), detail: "status \(status)")
+                edge.handleJwksFailure(nowMs: Self.nowMs(), detail: "status \(http.statusCode)")
             }
         } catch {
             edge.handleJwksFailure(nowMs: Self.nowMs(), detail: error.localizedDescription)
         }
         pump()
+    }
+
+    /// One request to the authorization server: a redirect is not followed (its 3xx is the
+    /// answer, which the core refuses), and an answer over `maxAnswerBytes` is an error; on Apple
+    /// platforms it is refused without being read to the end.
+    private func send(_ request: URLRequest) async throws -> (Data, HTTPURLResponse) {
+        #if canImport(FoundationNetworking)
+        // swift-corelibs-foundation has no `bytes(for:)`: the answer is read, then measured.
+        let (data, response) = try await session.data(for: request)
+        guard data.count <= Self.maxAnswerBytes else {
+            throw URLError(.dataLengthExceedsMaximum)
+        }
+        #else
+        let (bytes, response) = try await session.bytes(for: request)
+        if response.expectedContentLength > Int64(Self.maxAnswerBytes) {
+            bytes.task.cancel()
+            throw URLError(.dataLengthExceedsMaximum)
+        }
+        var data = Data()
+        for try await byte in bytes {
+            guard data.count < Self.maxAnswerBytes else {
+                bytes.task.cancel()
+                throw URLError(.dataLengthExceedsMaximum)
+            }
+            data.append(byte)
+        }
+        #endif
+        guard let http = response as? HTTPURLResponse else {
+            throw URLError(.badServerResponse)
+        }
+        return (data, http)
     }
 
     private func lookup(ticket: UInt64, key: String) async {
@@ -317,5 +364,19 @@ public final class PhantomEdgeClient: @unchecked Sendable {
             self.pump()
         }
         locked { timerTask = task }
+    }
+}
+
+/// A session delegate that refuses every redirect: the task completes with the 3xx answer itself.
+/// `PhantomEdgeClient.makeSession()` uses it; give it to a session of your own the same way.
+public final class RefuseRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+    public func urlSession(
+        _ session: URLSession,
+        task: URLSessionTask,
+        willPerformHTTPRedirection response: HTTPURLResponse,
+        newRequest request: URLRequest,
+        completionHandler: @escaping (URLRequest?) -> Void
+    ) {
+        completionHandler(nil)
     }
 }
