@@ -1632,7 +1632,10 @@ listen = "127.0.0.1:8080"
             "routes[0].path_prefix",
         ),
         (
-            toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"/\u{131}tems\""),
+            toml_ok.replace(
+                "path_prefix = \"/orders\"",
+                "path_prefix = \"/\u{131}tems\"",
+            ),
             "routes[0].path_prefix",
         ),
         (
