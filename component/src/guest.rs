@@ -324,6 +324,10 @@ impl GuestEdge for Edge {
         )?)
     }
 
+    fn admin_authorized(&self, authorization: Option<String>) -> Option<bool> {
+        self.core().admin_authorized(authorization.as_deref())
+    }
+
     fn handle_timeout(&self, now_ms: u64) {
         self.core().handle_timeout(now_ms);
     }

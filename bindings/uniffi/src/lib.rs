@@ -581,6 +581,13 @@ impl PhantomEdge {
         )?)
     }
 
+    /// Whether `authorization` (an `Authorization` header value) carries the `[admin]` bearer
+    /// secret, for the host's other operator routes (metrics): none (`nil`) without `[admin]`
+    /// (answer 403), `false` for a missing or wrong bearer (answer 401).
+    pub fn admin_authorized(&self, authorization: Option<String>) -> Option<bool> {
+        self.edge().admin_authorized(authorization.as_deref())
+    }
+
     /// Time passed: call at (or after) `poll_timeout()`.
     pub fn handle_timeout(&self, now_ms: u64) {
         self.edge().handle_timeout(now_ms);

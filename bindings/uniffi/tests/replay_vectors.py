@@ -325,6 +325,25 @@ def smoke(m):
     except m.PhantomEdgeError.Revocation as e:
         if e.status not in (400, 401) or "error" not in json.loads(e.body):
             problems.append(f"admin revocation error {e!r}")
+    # admin_authorized: None without [admin] (403), True only for its bearer secret (else 401).
+    admin_token = "admin-secret-0123456789"
+    admin = m.PhantomEdge.from_toml(
+        toml + f'[admin]\ntoken = "{admin_token}"\n', bytes(32), 1_700_000_000_000
+    )
+    for authorization, want in (
+        (f"Bearer {admin_token}", True),
+        (f"bearer  {admin_token} ", True),
+        (f"Bearer {admin_token}x", False),
+        ("Bearer wrong-0123456789", False),
+        (f"Basic {admin_token}", False),
+        (None, False),
+    ):
+        got = admin.admin_authorized(authorization)
+        if got is not want:
+            problems.append(f"admin_authorized({authorization!r}) = {got!r}, want {want!r}")
+        got = edge.admin_authorized(authorization)
+        if got is not None:
+            problems.append(f"admin_authorized({authorization!r}) without [admin] = {got!r}")
     return problems
 
 

@@ -298,3 +298,40 @@ fn config_errors_name_the_field_and_short_seeds_are_refused() {
         Err(PhantomEdgeError::UnknownTicket { ticket: 42 })
     ));
 }
+
+#[test]
+fn admin_authorized_is_none_without_admin_and_true_only_for_its_bearer() {
+    let toml = "[authorization_server]\nissuer = \"https://as.example\"\n\
+        introspection_endpoint = \"https://as.example/i\"\nclient_id = \"gw\"\n\
+        client_secret = \"s3cret\"\ndialect = \"keycloak\"\n\
+        jwks_uri = \"https://as.example/jwks\"\n[[routes]]\npath_prefix = \"/\"\n";
+    let secret = "admin-secret-0123456789";
+    let bare = PhantomEdge::from_toml_with_env(toml.into(), HashMap::new(), vec![0; 32], 0)
+        .expect("config");
+    let admin = PhantomEdge::from_toml_with_env(
+        format!("{toml}[admin]\ntoken = \"{secret}\"\n"),
+        HashMap::new(),
+        vec![0; 32],
+        0,
+    )
+    .expect("config with [admin]");
+    for (authorization, want) in [
+        (Some(format!("Bearer {secret}")), true),
+        (Some(format!("bearer  {secret} ")), true),
+        (Some(format!("Bearer {secret}x")), false),
+        (Some("Bearer wrong-0123456789".to_owned()), false),
+        (Some(format!("Basic {secret}")), false),
+        (None, false),
+    ] {
+        assert_eq!(
+            admin.admin_authorized(authorization.clone()),
+            Some(want),
+            "{authorization:?}"
+        );
+        assert_eq!(
+            bare.admin_authorized(authorization.clone()),
+            None,
+            "{authorization:?}"
+        );
+    }
+}

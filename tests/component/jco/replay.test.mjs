@@ -296,3 +296,26 @@ test('request.dpop reaches the core: each DPoP header count is told apart', () =
     edge[Symbol.dispose]();
   }
 });
+
+test('admin-authorized: none without [admin], true only for its bearer secret', () => {
+  const c = hitCase();
+  const token = c.config.admin?.token;
+  equal(typeof token, 'string', 'the case configures [admin]');
+  const seed = Buffer.from(c.seed, 'hex');
+  const edge = Edge.create(JSON.stringify(c.config), 'json', [], seed, BigInt(c.start));
+  const { admin, ...withoutAdmin } = c.config;
+  const bare = Edge.create(JSON.stringify(withoutAdmin), 'json', [], seed, BigInt(c.start));
+  try {
+    equal(edge.adminAuthorized(`Bearer ${token}`), true);
+    equal(edge.adminAuthorized(`bearer  ${token} `), true, 'the scheme is case-insensitive');
+    equal(edge.adminAuthorized(`Bearer ${token}x`), false);
+    equal(edge.adminAuthorized('Bearer wrong-secret-0123456789'), false);
+    equal(edge.adminAuthorized(`Basic ${token}`), false);
+    equal(edge.adminAuthorized(undefined), false, 'a missing header is not authorized');
+    equal(bare.adminAuthorized(`Bearer ${token}`), undefined, 'without [admin] there is nothing to check');
+    equal(bare.adminAuthorized(undefined), undefined);
+  } finally {
+    edge[Symbol.dispose]();
+    bare[Symbol.dispose]();
+  }
+});

@@ -32,6 +32,7 @@ METHODS = (
     "handle-revocation",
     "handle-security-event",
     "handle-admin-revocation",
+    "admin-authorized",
     "handle-timeout",
     "poll-action",
     "drain-actions",
@@ -199,6 +200,9 @@ class Edge:
     def handle_admin_revocation(self, now_ms: int, content_type: str | None,
                                 authorization: str | None, body: bytes) -> None:
         self._fallible("handle-admin-revocation", now_ms, content_type, authorization, body)
+
+    def admin_authorized(self, authorization: str | None) -> bool | None:
+        return self._call("admin-authorized", authorization)
 
     def handle_timeout(self, now_ms: int) -> None:
         self._call("handle-timeout", now_ms)

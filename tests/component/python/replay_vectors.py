@@ -224,7 +224,7 @@ def replay(rt: Runtime, case: dict[str, Any]) -> None:
 
 
 def api_checks(rt: Runtime, cases_dir: pathlib.Path) -> None:
-    """Beyond the vectors: create's error results and `env` secrets."""
+    """Beyond the vectors: create's error results, `env` secrets and `admin-authorized`."""
     inst = rt.instantiate()
 
     def create_error(*args: Any) -> ComponentError:
@@ -259,6 +259,21 @@ def api_checks(rt: Runtime, cases_dir: pathlib.Path) -> None:
     check("env: first request", s1["expect"], [canon(a, policy) for a in got])
     edge.drop()
 
+    # admin-authorized: none without [admin], true only for its bearer secret.
+    token = case["config"]["admin"]["token"]
+    edge = inst.create(json.dumps(case["config"]), "json", [], seed, case["start"])
+    bare = inst.create(json.dumps({k: v for k, v in case["config"].items() if k != "admin"}),
+                       "json", [], seed, case["start"])
+    for authorization, want in ((f"Bearer {token}", True), (f"bearer  {token} ", True),
+                                (f"Bearer {token}x", False), ("Bearer wrong-0123456789", False),
+                                (f"Basic {token}", False), (None, False)):
+        got = edge.admin_authorized(authorization)
+        assert got is want, f"admin-authorized({authorization!r}) = {got!r}, want {want!r}"
+        got = bare.admin_authorized(authorization)
+        assert got is None, f"admin-authorized({authorization!r}) without [admin] = {got!r}"
+    edge.drop()
+    bare.drop()
+
 
 def main() -> int:
     wasm = sys.argv[1]
@@ -280,7 +295,8 @@ def main() -> int:
         api_checks(rt, cases_dir)
     except Exception as e:  # noqa: BLE001
         api_ok = False
-        print(f"FAIL api checks (create errors, env secrets): {type(e).__name__}: {e}")
+        print(f"FAIL api checks (create errors, env secrets, admin-authorized): "
+              f"{type(e).__name__}: {e}")
     print(f"component vectors (wasmtime-py): {len(files) - failed}/{len(files)} cases passed; "
           f"api checks {'passed' if api_ok else 'FAILED'}")
     return 0 if failed == 0 and api_ok else 1

@@ -451,4 +451,22 @@ final class VectorTests: XCTestCase {
         XCTAssertNil(edge.pollAction())
         XCTAssertEqual(edge.fingerprint(token: "opaque").count, 32)
     }
+
+    func testAdminAuthorizedIsNilWithoutAdminAndTrueOnlyForItsBearer() throws {
+        let env = ["PHANTOM_EDGE_TEST_SECRET": "s3cret"]
+        let secret = "admin-secret-0123456789"
+        let bare = try PhantomEdge.fromTomlWithEnv(
+            text: Self.keycloakTOML, env: env, seed: Data(count: 32), nowMs: 0)
+        let admin = try PhantomEdge.fromTomlWithEnv(
+            text: Self.keycloakTOML + "\n[admin]\ntoken = \"\(secret)\"\n", env: env,
+            seed: Data(count: 32), nowMs: 0)
+        let cases: [(String?, Bool)] = [
+            ("Bearer \(secret)", true), ("bearer  \(secret) ", true), ("Bearer \(secret)x", false),
+            ("Bearer wrong-0123456789", false), ("Basic \(secret)", false), (nil, false),
+        ]
+        for (authorization, want) in cases {
+            XCTAssertEqual(admin.adminAuthorized(authorization: authorization), want, "\(String(describing: authorization))")
+            XCTAssertNil(bare.adminAuthorized(authorization: authorization), "\(String(describing: authorization))")
+        }
+    }
 }

@@ -497,6 +497,30 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterBool : FfiConverter {
+    typealias FfiType = Int8
+    typealias SwiftType = Bool
+
+    public static func lift(_ value: Int8) throws -> Bool {
+        return value != 0
+    }
+
+    public static func lower(_ value: Bool) -> Int8 {
+        return value ? 1 : 0
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Bool {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Bool, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterString: FfiConverter {
     typealias SwiftType = String
     typealias FfiType = RustBuffer
@@ -566,6 +590,13 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
  * host's clock (`now_ms`, Unix milliseconds); the core never reads a clock itself.
  */
 public protocol PhantomEdgeProtocol: AnyObject, Sendable {
+    
+    /**
+     * Whether `authorization` (an `Authorization` header value) carries the `[admin]` bearer
+     * secret, for the host's other operator routes (metrics): none (`nil`) without `[admin]`
+     * (answer 403), `false` for a missing or wrong bearer (answer 401).
+     */
+    func adminAuthorized(authorization: String?)  -> Bool?
     
     /**
      * The edge's public JWKS (for backends verifying minted JWTs), if `[assertions]` is set.
@@ -774,6 +805,21 @@ public static func fromTomlWithEnv(text: String, env: [String: String], seed: Da
 }
     
 
+    
+    /**
+     * Whether `authorization` (an `Authorization` header value) carries the `[admin]` bearer
+     * secret, for the host's other operator routes (metrics): none (`nil`) without `[admin]`
+     * (answer 403), `false` for a missing or wrong bearer (answer 401).
+     */
+open func adminAuthorized(authorization: String?) -> Bool?  {
+    return try!  FfiConverterOptionBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_phantom_edge_uniffi_fn_method_phantomedge_admin_authorized(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(authorization),uniffiCallStatus
+    )
+})
+}
     
     /**
      * The edge's public JWKS (for backends verifying minted JWTs), if `[assertions]` is set.
@@ -2344,6 +2390,30 @@ fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionBool: FfiConverterRustBuffer {
+    typealias SwiftType = Bool?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterBool.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterBool.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -2504,6 +2574,9 @@ private let initializationResult: InitializationResult = {
     let scaffolding_contract_version = ffi_phantom_edge_uniffi_uniffi_contract_version()
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
+    }
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_admin_authorized() != 38124) {
+        return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_assertion_jwks() != 30129) {
         return InitializationResult.apiChecksumMismatch
