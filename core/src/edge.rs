@@ -1016,7 +1016,8 @@ impl Edge {
                     return;
                 }
                 let cfg = &self.cfg;
-                let mut expires = now.saturating_add(cfg.max_ttl_ms);
+                // The answer's `Age` counts against max_ttl too (it was that old when it came).
+                let mut expires = now.saturating_add(cfg.max_ttl_ms.saturating_sub(cache.age_ms));
                 // max-age − Age, RFC 9701 iat + max-age and exp (`CacheDirective::fresh_until`).
                 if let Some(until) = cache.fresh_until(now) {
                     expires = expires.min(until);
@@ -1321,17 +1322,26 @@ impl Edge {
 
     /// Handles an RFC 8417 Security Event Token (CAEP session-revoked and token-claims-change,
     /// RISC account events), verified against `revocation.set_key`. Duplicate `jti`s are
-    /// accepted and ignored. A subject's revocation covers the tokens issued up to the SET's
-    /// `iat`.
+    /// accepted and ignored; a SET whose `iat` is older than `revocation.default_ttl` is refused
+    /// (its `jti` may have been forgotten).
     pub fn handle_security_event(&mut self, now: u64, set: &str) -> Result<(), RevocationError> {
         let now = self.tick(now);
         let parsed = parse_security_event(&self.cfg, set, now)?;
+        // Its jti is remembered for `revocation.default_ttl` past its `iat` (or past now, if
+        // later); a SET older than that could no longer be told from a replay, and is refused
+        // (posted again later it revoked the sessions started since).
+        let iat_ms = parsed.iat.saturating_mul(1000);
+        let window = self.cfg.revocation_default_ttl_ms;
+        if iat_ms.saturating_add(window) < now {
+            return Err(RevocationError::Invalid(
+                "SET: iat is older than revocation.default_ttl (it could be a replay)".into(),
+            ));
+        }
         let id = self.fp.fingerprint(&format!("set\0{}", parsed.jti));
-        match self.set_replay.insert(
-            id,
-            now.saturating_add(self.cfg.revocation_default_ttl_ms),
-            now,
-        ) {
+        let remember_until = now
+            .max(iat_ms.saturating_add(self.cfg.leeway_ms))
+            .saturating_add(window);
+        match self.set_replay.insert(id, remember_until, now) {
             Seen::Replay => return Ok(()),
             Seen::Full => {
                 return Err(RevocationError::Invalid(
@@ -1352,9 +1362,7 @@ impl Edge {
                             selector,
                             until: None,
                             keep_until: None,
-                            // Tokens issued up to the SET only: the same SET posted again
-                            // later (past the jti window) must not revoke a new session.
-                            since: Some(parsed.iat),
+                            since: None,
                         },
                         Origin::Local,
                     )?;
@@ -1642,9 +1650,9 @@ fn mint(
     };
     let mut c = serde_json::Map::new();
     c.insert("iss".into(), a.issuer.clone().into());
-    // RFC 9068 §2.2: `sub` is required; without a resource owner (client credentials) it names
-    // the client.
-    if let Some(s) = info.sub.as_ref().or(info.client_id.as_ref()) {
+    // Only the token's own `sub`: the edge cannot tell a client-credentials token (RFC 9068
+    // §2.2 would name the client) from a user's token whose answer lacks `sub`.
+    if let Some(s) = &info.sub {
         c.insert("sub".into(), s.clone().into());
     }
     // Only the route's audience: a route without one names no upstream, and copying the

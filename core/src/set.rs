@@ -22,7 +22,7 @@ pub(crate) enum SetAction {
 #[derive(Debug)]
 pub(crate) struct ParsedSet {
     pub(crate) jti: String,
-    /// `iat`, Unix seconds: a subject's tokens issued after it are not revoked by this SET.
+    /// `iat`, Unix seconds: how long its `jti` is remembered, and how old it may be.
     pub(crate) iat: u64,
     pub(crate) actions: Vec<SetAction>,
 }

@@ -204,26 +204,6 @@ fn a_route_without_audience_gets_a_jwt_without_the_tokens_audiences() {
 }
 
 #[test]
-fn a_minted_jwt_without_a_resource_owner_names_the_client() {
-    // RFC 9068 §2.2: `sub` is required, and names the client for client-credentials tokens.
-    let mut h = Harness::new(base_config("rfc9701"));
-    let t = ticket(&h.request(1, "/orders/1", "tok"));
-    let mut c = FakeAs::claims(h.now, "orders:read");
-    c.as_object_mut().unwrap().remove("sub");
-    let c = jwt_claims(
-        forward(&h.respond_9701(t, c))
-            .header_value
-            .strip_prefix("Bearer ")
-            .unwrap(),
-    );
-    assert_eq!(
-        (&c["sub"], &c["client_id"]),
-        (&json!("app"), &json!("app")),
-        "{c}"
-    );
-}
-
-#[test]
 fn rfc9701_mints_a_narrow_upstream_jwt() {
     let mut h = Harness::new(base_config("rfc9701"));
     let t = ticket(&h.request(1, "/orders/1", "tok"));
@@ -601,6 +581,20 @@ fn age_header_counts_against_max_age() {
     );
     // RFC 9111 §4.2.3: the answer is already 25 s old, so it is fresh for 5 s more.
     h.advance(4_999);
+    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
+    h.advance(1);
+    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+}
+
+#[test]
+fn age_counts_against_max_ttl_without_max_age() {
+    // No max-age: the edge's own max_ttl (300 s here) is counted from when the AS answered too
+    // (a 290 s old answer was kept 300 s more).
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let now = h.now;
+    respond_9701_with(&mut h, t, now, &[("age", "290")]);
+    h.advance(9_999);
     assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
     h.advance(1);
     assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
@@ -1028,9 +1022,9 @@ fn security_event_tokens_revoke_sessions() {
 
 #[test]
 fn an_old_security_event_posted_again_spares_newer_sessions() {
-    // A SET covers the subject's tokens issued up to its `iat`. The same SET posted again after
-    // its jti left the replay window (anyone may post a SET: its signature is the credential)
-    // revoked alice's session of two days later.
+    // Anyone may post a SET (its signature is the credential). Posted again after its jti left
+    // the replay window, the same SET revoked alice's session of two days later: a SET older
+    // than that window is refused now.
     let mut h = Harness::new(base_config("rfc9701"));
     let set = Signer::ed25519(SET_ED25519, None).sign(
         "secevent+jwt",
@@ -1041,29 +1035,61 @@ fn an_old_security_event_posted_again_spares_newer_sessions() {
         }),
     );
     let post = |h: &mut Harness| {
-        h.edge
-            .handle_admin_revocation(
-                h.now,
-                Some("application/secevent+jwt"),
-                None,
-                set.as_bytes(),
-            )
-            .unwrap();
+        let r = h.edge.handle_admin_revocation(
+            h.now,
+            Some("application/secevent+jwt"),
+            None,
+            set.as_bytes(),
+        );
         let _ = h.edge.drain_actions();
+        r
     };
     let t = ticket(&h.request(1, "/orders", "old"));
     forward(&active_9701(&mut h, t, "orders:read"));
-    post(&mut h);
+    post(&mut h).unwrap();
     assert_eq!(
         reject(&h.request(2, "/orders", "old")).reason,
         Reason::Revoked
     );
-    h.advance(2 * 86_400_000);
+    // Within the window (a day): a replay is recognised and changes nothing.
+    h.advance(86_400_000 - 1_000);
+    post(&mut h).unwrap();
+    h.advance(86_400_000 + 1_000);
     let t = ticket(&h.request(3, "/orders", "fresh"));
     forward(&active_9701(&mut h, t, "orders:read"));
-    h.advance(1_000);
-    post(&mut h);
+    assert_eq!(post(&mut h).unwrap_err().status(), 400);
     forward(&h.request(4, "/orders", "fresh"));
+}
+
+#[test]
+fn a_security_event_delivered_late_covers_tokens_issued_before_it_arrived() {
+    // The SET says when it was made (iat); tokens issued between then and its delivery (or
+    // under a transmitter clock behind the AS's) are covered, as by any revocation handled now.
+    let mut h = Harness::new(base_config("rfc9701"));
+    let t = ticket(&h.request(1, "/orders", "tok"));
+    let mut c = FakeAs::claims(h.now, "orders:read");
+    c["iat"] = json!(h.now / 1000 - 2);
+    forward(&h.respond_9701(t, c));
+    let set = Signer::ed25519(SET_ED25519, None).sign(
+        "secevent+jwt",
+        &json!({
+            "iss": ISSUER, "jti": "set-late", "iat": h.now / 1000 - 5,
+            "sub_id": {"format": "iss_sub", "iss": ISSUER, "sub": "alice"},
+            "events": {"https://schemas.openid.net/secevent/risc/event-type/account-disabled": {}}
+        }),
+    );
+    h.edge
+        .handle_admin_revocation(
+            h.now,
+            Some("application/secevent+jwt"),
+            None,
+            set.as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(
+        reject(&h.request(2, "/orders", "tok")).reason,
+        Reason::Revoked
+    );
 }
 
 #[test]
