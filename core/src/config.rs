@@ -23,13 +23,17 @@ pub const ALWAYS_STRIPPED: [&str; 4] = ["authorization", "dpop", "x-original-url
 /// and the `x-forwarded-for/-host/-proto` trio, the names common frameworks read behind a
 /// trusted proxy: the port and path prefix (Spring's ForwardedHeaderFilter, Werkzeug's
 /// ProxyFix, Django), the scheme under other names (Rack: `x-forwarded-scheme`,
-/// `x-forwarded-ssl`, `x-url-scheme`, `front-end-https`) and the client address (`x-real-ip`,
-/// `client-ip`, `x-client-ip`, `true-client-ip`, `x-cluster-client-ip`).
-pub const FORWARDING_HEADERS: [&str; 15] = [
+/// `x-forwarded-ssl`, `x-url-scheme`, `front-end-https`; Gunicorn: `x-forwarded-protocol`;
+/// Tornado: `x-scheme`), the proxy (Tomcat: `x-forwarded-by`) and the client address
+/// (`x-real-ip`, `client-ip`, `x-client-ip`, `true-client-ip`, `x-cluster-client-ip`).
+pub const FORWARDING_HEADERS: [&str; 18] = [
     "forwarded",
     "x-forwarded-for",
     "x-forwarded-host",
     "x-forwarded-proto",
+    "x-forwarded-protocol",
+    "x-forwarded-by",
+    "x-scheme",
     "x-forwarded-port",
     "x-forwarded-prefix",
     "x-forwarded-scheme",
@@ -447,8 +451,14 @@ fn field_from_message(message: &str) -> Option<String> {
 }
 
 /// "invalid type: integer `1234567`, expected a string" → "invalid type: integer, expected a
-/// string" (also for "invalid value" and quoted strings): the kind stays, the value goes.
+/// string" (also for "invalid value", quoted strings and "unknown variant `x`"): the kind and
+/// what was expected stay, the value goes.
 fn without_value(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown variant ")
+        && let Some((_, expected)) = rest.split_once(", expected ")
+    {
+        return format!("unknown variant, expected {expected}");
+    }
     for lead in ["invalid type: ", "invalid value: ", "invalid length "] {
         if let Some(rest) = message.strip_prefix(lead)
             && let Some((what, expected)) = rest.rsplit_once(", expected ")
@@ -932,6 +942,7 @@ impl Config {
             // A prefix a request could reach only through a path the edge refuses as ambiguous
             // (`%`, `;`, `admin.`, a letter read as an ASCII one) would never match. (Other
             // non-ASCII text is read as written: `/café` is reached by a raw UTF-8 path.)
+            // Non-ASCII letters in lower case only: paths are compared with them folded so.
             let plain = match crate::request::check_path(prefix) {
                 Ok(None) => true,
                 Ok(Some(lenient)) => lenient == prefix && !prefix.contains(['%', ';']),
@@ -941,7 +952,8 @@ impl Config {
                 return Err(ConfigError::new(
                     field,
                     "must be a plain path: no %-encoding, ';', dot segments, segments ending \
-                     in '.' or letters that case-fold to ASCII ones",
+                     in '.', upper-case non-ASCII letters or letters that case-fold to ASCII \
+                     ones",
                 ));
             }
             if routes
@@ -1223,6 +1235,10 @@ mod tests {
         assert_eq!(
             without_value("invalid type: integer `1234567`, expected a string"),
             "invalid type: integer, expected a string"
+        );
+        assert_eq!(
+            without_value("unknown variant `hunter2, x`, expected `a` or `b`"),
+            "unknown variant, expected `a` or `b`"
         );
         assert_eq!(
             without_value("invalid value: string \"hunter2, x\", expected one of `a`, `b`"),

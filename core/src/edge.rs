@@ -151,7 +151,12 @@ pub struct Edge {
     next_ticket: Ticket,
     keys: Option<KeySet>,
     jwks_in_flight: bool,
+    /// When the last JWKS fetch started (any reason).
     jwks_last_fetch: Option<u64>,
+    /// When the last fetch at start or for an unknown `kid` started: unknown kids are
+    /// rate-limited by this one, so a scheduled refresh never uses up the allowance a key
+    /// rotation needs.
+    jwks_last_demand: Option<u64>,
     /// When the key set in use arrived.
     jwks_fetched_at: Option<u64>,
     parked: Vec<Ticket>,
@@ -164,6 +169,14 @@ pub struct Edge {
     next_sweep: u64,
     /// A route prefix has upper-case letters: paths are also routed case-insensitively.
     routes_fold: bool,
+}
+
+/// Why the JWKS is fetched (each has its own pace; see `Edge::request_jwks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JwksFetch {
+    Start,
+    UnknownKid,
+    Refresh,
 }
 
 impl Edge {
@@ -201,6 +214,7 @@ impl Edge {
             keys: None,
             jwks_in_flight: false,
             jwks_last_fetch: None,
+            jwks_last_demand: None,
             jwks_fetched_at: None,
             parked: Vec::new(),
             revocations: RevocationSet::new(config.revocation_max_entries),
@@ -217,7 +231,7 @@ impl Edge {
             cfg: Arc::new(config),
         };
         if edge.cfg.jwks_uri.is_some() {
-            edge.request_jwks(now);
+            edge.request_jwks(now, JwksFetch::Start);
         }
         edge
     }
@@ -860,7 +874,7 @@ impl Edge {
     }
 
     fn park(&mut self, fp: Fingerprint, ticket: Ticket, parked: Parked, now: u64) {
-        if self.request_jwks(now) {
+        if self.request_jwks(now, JwksFetch::UnknownKid) {
             if let Some(p) = self.pending.get_mut(&fp) {
                 p.parked = Some(parked);
             }
@@ -885,13 +899,13 @@ impl Edge {
             .jwks_fetched_at
             .is_some_and(|t| now >= t.saturating_add(self.cfg.jwks_refresh_ms))
         {
-            self.request_jwks(now);
+            self.request_jwks(now, JwksFetch::Refresh);
         }
     }
 
     /// Queues a JWKS fetch unless one is in flight or one happened too recently. Returns whether
     /// a fresh JWKS is on its way.
-    fn request_jwks(&mut self, now: u64) -> bool {
+    fn request_jwks(&mut self, now: u64, why: JwksFetch) -> bool {
         if self.jwks_in_flight {
             // A fetch the host never answered (a lost task) must not block key refreshes for
             // good: after the introspection timeout it counts as failed.
@@ -904,11 +918,18 @@ impl Edge {
         let Some(url) = self.cfg.jwks_uri.clone() else {
             return false;
         };
-        if self
-            .jwks_last_fetch
-            .is_some_and(|t| now < t.saturating_add(self.cfg.jwks_min_refresh_ms))
-        {
+        // Unknown kids (anyone can send one) at most every jwks_min_refresh; a scheduled
+        // refresh that keeps failing is retried at that pace too.
+        let last = match why {
+            JwksFetch::Start => None,
+            JwksFetch::UnknownKid => self.jwks_last_demand,
+            JwksFetch::Refresh => self.jwks_last_fetch,
+        };
+        if last.is_some_and(|t| now < t.saturating_add(self.cfg.jwks_min_refresh_ms)) {
             return false;
+        }
+        if why != JwksFetch::Refresh {
+            self.jwks_last_demand = Some(now);
         }
         self.jwks_in_flight = true;
         self.jwks_last_fetch = Some(now);

@@ -122,10 +122,13 @@ pub(crate) enum QueryToken {
 }
 
 /// Whether some server reads a query parameter of this (decoded) name as `access_token`: ASCII
-/// case-insensitively (ASP.NET), `.`, space and `[` as `_` (PHP), with a `[]` suffix (PHP,
-/// Rack arrays).
+/// case-insensitively (ASP.NET), `.`, space and `[` as `_` (PHP), with a `[...]` suffix (PHP,
+/// Rack and qs arrays and objects: `access_token[]`, `access_token[0]`, `access_token[x]`).
 fn read_as_access_token(name: &str) -> bool {
-    let name = name.strip_suffix("[]").unwrap_or(name);
+    let name = match name.find('[') {
+        Some(i) if i > 0 && name.ends_with(']') => &name[..i],
+        _ => name,
+    };
     name.len() == "access_token".len()
         && name
             .bytes()
@@ -323,8 +326,8 @@ fn hex(c: u8) -> Option<u8> {
 
 /// The path as lenient upstreams read it: `%XX` decoded, each segment cut at `;` (matrix or
 /// session parameters, `..;`) and stripped of trailing dots (`admin.`), except `.` and `..`
-/// themselves, and letters that case-fold to an ASCII letter written as that letter (see
-/// [`ascii_twin`]). Only for comparing readings: never forwarded. (ASCII case is compared
+/// themselves, and non-ASCII letters in lower case ([`fold_non_ascii`]; those that case-fold to
+/// an ASCII letter as that letter). Only for comparing readings: never forwarded. (ASCII case is compared
 /// separately, by routing case-insensitively.)
 pub(crate) fn canonical_path(path: &str) -> String {
     let path = raw_path(path);
@@ -351,7 +354,7 @@ pub(crate) fn canonical_path(path: &str) -> String {
     if !decoded.is_ascii() {
         decoded = decoded
             .chars()
-            .map(|c| ascii_twin(c).unwrap_or(c))
+            .map(fold_non_ascii)
             .collect::<String>()
             .into();
     }
@@ -367,6 +370,22 @@ pub(crate) fn canonical_path(path: &str) -> String {
         })
         .collect();
     segments.join("/")
+}
+
+/// A non-ASCII character as case-insensitive servers compare it: its ASCII twin ([`ascii_twin`]),
+/// else its lowercase when that is one character (`É` → `é`: `/CAFÉ` is `/café` to .NET's
+/// `OrdinalIgnoreCase`), else itself. ASCII is left to the router's ASCII case folding.
+fn fold_non_ascii(c: char) -> char {
+    if c.is_ascii() {
+        return c;
+    }
+    ascii_twin(c).unwrap_or_else(|| {
+        let mut lower = c.to_lowercase();
+        match (lower.next(), lower.next()) {
+            (Some(l), None) => l,
+            _ => c,
+        }
+    })
 }
 
 /// The ASCII letter (lowercase) a non-ASCII letter becomes under a case mapping, where that
@@ -540,6 +559,8 @@ mod tests {
             "ACCESS_TOKEN",
             "Access_Token",
             "access_token[]",
+            "access_token[0]",
+            "access_token[x]",
             "access.token",
             "access+token",
             "access[token",
@@ -553,6 +574,7 @@ mod tests {
             );
         }
         assert_eq!(query_token("/a?access_tokens=t"), QueryToken::Absent);
+        assert_eq!(query_token("/a?access[token]=t"), QueryToken::Absent);
     }
 
     #[test]
@@ -634,6 +656,8 @@ mod tests {
             ("/o?ACCESS_TOKEN=T&x", Some("/o?x")),
             ("/o?access.token=T", Some("/o")),
             ("/o?access_token[]=T", Some("/o")),
+            ("/o?access_token[0]=T&access_token[x]=U", Some("/o")),
+            ("/o?access_token%5B0%5D=T", Some("/o")),
             ("/o?x=1;access_token=T&y=2", Some("/o?y=2")),
             ("/o?access_token=T&access_token=U#f", Some("/o#f")),
             ("/o?a=access_token", None),
@@ -655,6 +679,8 @@ mod tests {
             ("/stra\u{df}e", "/stra\u{df}e"), // sharp s: SS, two letters
             ("/\u{fb01}le", "/\u{fb01}le"),   // fi ligature: FI, two letters
             ("/caf\u{e9}", "/caf\u{e9}"),     // é: É
+            ("/CAF\u{c9}", "/CAF\u{e9}"),     // É: é (ASCII case is the router's)
+            ("/caf%C3%89", "/caf\u{e9}"),     // the same, encoded
         ] {
             assert_eq!(canonical_path(path), read, "{path}");
         }

@@ -1328,20 +1328,94 @@ fn a_stale_jwks_is_fetched_again_and_removed_keys_stop_verifying() {
         "{acts:?}"
     );
     forward(&acts);
-    // The AS now publishes only its ES256 key: answers signed with the removed Ed25519 key fail.
-    h.edge.handle_jwks(
-        h.now,
-        Ok(json!({"keys": [h.fake.es.jwk]}).to_string().as_bytes()),
-    );
+    // The AS now publishes only its ES256 key: answers signed with the removed Ed25519 key fail
+    // (its kid is unknown now: one fetch for it, which does not bring it back).
+    let es_only = json!({"keys": [h.fake.es.jwk]}).to_string();
+    h.edge.handle_jwks(h.now, Ok(es_only.as_bytes()));
     let _ = h.edge.drain_actions();
     let t = ticket(&h.request(3, "/orders", "tok-3"));
     let acts = active_9701(&mut h, t, "orders:read");
+    assert!(
+        acts.iter().any(|a| matches!(a, Action::FetchJwks(_))),
+        "{acts:?}"
+    );
+    h.edge.handle_jwks(h.now, Ok(es_only.as_bytes()));
+    let acts = h.edge.drain_actions();
     assert_eq!(reject(&acts).status, 503, "{acts:?}");
     let t = ticket(&h.request(4, "/orders", "tok-4"));
     let body = h
         .fake
         .rfc9701(&h.fake.es, FakeAs::claims(h.now, "orders:read"), h.now);
     forward(&h.respond(t, 200, RFC9701_CT, &body));
+}
+
+#[test]
+fn a_scheduled_jwks_refresh_leaves_the_unknown_kid_refetch_available() {
+    // The AS rotates its key (oidc-provider makes new ones on every restart) just after a
+    // scheduled refresh: the answer with the new kid must fetch the JWKS again, not get 503 for
+    // jwks_min_refresh (the refresh had used up the unknown-kid allowance).
+    let mut h = Harness::new(base_config("rfc9701"));
+    h.advance(600_000);
+    let t = ticket(&h.request(1, "/orders", "tok-1"));
+    let acts = active_9701(&mut h, t, "orders:read");
+    assert!(
+        acts.iter().any(|a| matches!(a, Action::FetchJwks(_))),
+        "{acts:?}"
+    );
+    forward(&acts);
+    h.edge.handle_jwks(
+        h.now,
+        Ok(json!({"keys": [h.fake.ed.jwk]}).to_string().as_bytes()),
+    );
+    let _ = h.edge.drain_actions();
+    h.advance(1_000);
+    let rotated = Signer::ed25519(AS_ED25519, Some("as-ed-2"));
+    let t = ticket(&h.request(2, "/orders", "tok-2"));
+    let body = h
+        .fake
+        .rfc9701(&rotated, FakeAs::claims(h.now, "orders:read"), h.now);
+    let acts = h.respond(t, 200, RFC9701_CT, &body);
+    assert!(
+        acts.iter().any(|a| matches!(a, Action::FetchJwks(_))),
+        "{acts:?}"
+    );
+    h.edge.handle_jwks(
+        h.now,
+        Ok(json!({"keys": [rotated.jwk]}).to_string().as_bytes()),
+    );
+    forward(&h.edge.drain_actions());
+}
+
+#[test]
+fn non_ascii_case_variants_of_a_route_are_ambiguous() {
+    // /CAFÉ is /café to .NET's OrdinalIgnoreCase and Java's equalsIgnoreCase: a token without
+    // the /café route's scope was forwarded under the catch-all.
+    let mut cfg = base_config("rfc9701");
+    cfg["routes"] = json!([
+        { "path_prefix": "/caf\u{e9}", "required_scopes": ["orders:admin"] },
+        { "path_prefix": "/adm\u{ed}n", "required_scopes": ["orders:admin"] },
+        { "path_prefix": "/" }
+    ]);
+    let mut h = Harness::new(cfg);
+    let t = ticket(&h.request(1, "/x", "tok"));
+    forward(&active_9701(&mut h, t, "orders:read"));
+    for (id, path) in [
+        (2, "/CAF\u{c9}/x"),
+        (3, "/caf%C3%89/x"),
+        (4, "/CAF%C3%89/x"),
+        (5, "/ADM\u{cd}N/x"),
+    ] {
+        assert_eq!(
+            reject(&h.request(id, path, "tok")).reason,
+            Reason::AmbiguousPath,
+            "{path}"
+        );
+    }
+    // The route as written is the route (and its scope is still required).
+    assert_eq!(
+        reject(&h.request(6, "/caf\u{e9}/x", "tok")).reason,
+        Reason::InsufficientScope
+    );
 }
 
 #[test]
@@ -1665,6 +1739,10 @@ listen = "127.0.0.1:8080"
             "routes[0].path_prefix",
         ),
         (
+            toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"/CAF\u{c9}\""),
+            "routes[0].path_prefix",
+        ),
+        (
             toml_ok.replace(
                 "[gateway]",
                 "[[routes]]\npath_prefix = \"/Orders/\"\n\n[gateway]",
@@ -1677,6 +1755,13 @@ listen = "127.0.0.1:8080"
                 "client_secret = 1234567",
             ),
             "authorization_server.client_secret",
+        ),
+        (
+            toml_ok.replace(
+                "client_auth = \"client_secret_basic\"",
+                "client_auth = \"1234567\"",
+            ),
+            "authorization_server.client_auth",
         ),
     ];
     for (text, field) in cases {

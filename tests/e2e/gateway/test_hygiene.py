@@ -72,6 +72,9 @@ def test_forwarding_and_path_override_headers_are_the_edges_own(setup: Setup) ->
         "X-Forwarded-Prefix": "/admin",
         "X-Forwarded-Ssl": "on",
         "X-Forwarded-Scheme": "https",
+        "X-Forwarded-Protocol": "ssl",  # Gunicorn
+        "X-Scheme": "https",  # Tornado
+        "X-Forwarded-By": "10.0.0.1",  # Tomcat
         "X-Url-Scheme": "https",
         "Front-End-Https": "on",
         "Client-IP": "6.6.6.6",
@@ -95,7 +98,7 @@ def test_forwarding_and_path_override_headers_are_the_edges_own(setup: Setup) ->
                  "x-internal", "x_jwt_assertion", "x_forwarded_host", "x-forwarded-port",
                  "x-forwarded-prefix", "x-forwarded-ssl", "x-forwarded-scheme", "x-url-scheme",
                  "front-end-https", "client-ip", "true-client-ip", "x-client-ip",
-                 "x-cluster-client-ip"):
+                 "x-cluster-client-ip", "x-forwarded-protocol", "x-scheme", "x-forwarded-by"):
         assert gone not in names, (gone, seen["raw_headers"])
     jwts = [v for k, v in seen["raw_headers"] if k.lower() == FORWARD_HEADER]
     assert len(jwts) == 1 and jwts[0].count(".") == 2, seen["raw_headers"]
