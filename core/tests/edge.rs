@@ -1317,30 +1317,22 @@ fn a_stale_jwks_is_fetched_again_and_removed_keys_stop_verifying() {
     let t = ticket(&h.request(1, "/orders", "tok-1"));
     let acts = active_9701(&mut h, t, "orders:read");
     forward(&acts);
-    assert!(!acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
+    assert!(!fetches_jwks(&acts));
     // Past `jwks_refresh` (default 10 min): the next verification asks for the JWKS again,
     // and is itself still verified with the keys in use.
     h.advance(600_000);
     let t = ticket(&h.request(2, "/orders", "tok-2"));
     let acts = active_9701(&mut h, t, "orders:read");
-    assert!(
-        acts.iter().any(|a| matches!(a, Action::FetchJwks(_))),
-        "{acts:?}"
-    );
+    assert!(fetches_jwks(&acts), "{acts:?}");
     forward(&acts);
     // The AS now publishes only its ES256 key: answers signed with the removed Ed25519 key fail
     // (its kid is unknown now: one fetch for it, which does not bring it back).
-    let es_only = json!({"keys": [h.fake.es.jwk]}).to_string();
-    h.edge.handle_jwks(h.now, Ok(es_only.as_bytes()));
-    let _ = h.edge.drain_actions();
+    let es = h.fake.es.jwk.clone();
+    h.jwks_of(&[&es]);
     let t = ticket(&h.request(3, "/orders", "tok-3"));
     let acts = active_9701(&mut h, t, "orders:read");
-    assert!(
-        acts.iter().any(|a| matches!(a, Action::FetchJwks(_))),
-        "{acts:?}"
-    );
-    h.edge.handle_jwks(h.now, Ok(es_only.as_bytes()));
-    let acts = h.edge.drain_actions();
+    assert!(fetches_jwks(&acts), "{acts:?}");
+    let acts = h.jwks_of(&[&es]);
     assert_eq!(reject(&acts).status, 503, "{acts:?}");
     let t = ticket(&h.request(4, "/orders", "tok-4"));
     let body = h
@@ -1358,16 +1350,10 @@ fn a_scheduled_jwks_refresh_leaves_the_unknown_kid_refetch_available() {
     h.advance(600_000);
     let t = ticket(&h.request(1, "/orders", "tok-1"));
     let acts = active_9701(&mut h, t, "orders:read");
-    assert!(
-        acts.iter().any(|a| matches!(a, Action::FetchJwks(_))),
-        "{acts:?}"
-    );
+    assert!(fetches_jwks(&acts), "{acts:?}");
     forward(&acts);
-    h.edge.handle_jwks(
-        h.now,
-        Ok(json!({"keys": [h.fake.ed.jwk]}).to_string().as_bytes()),
-    );
-    let _ = h.edge.drain_actions();
+    let ed = h.fake.ed.jwk.clone();
+    h.jwks_of(&[&ed]);
     h.advance(1_000);
     let rotated = Signer::ed25519(AS_ED25519, Some("as-ed-2"));
     let t = ticket(&h.request(2, "/orders", "tok-2"));
@@ -1375,15 +1361,8 @@ fn a_scheduled_jwks_refresh_leaves_the_unknown_kid_refetch_available() {
         .fake
         .rfc9701(&rotated, FakeAs::claims(h.now, "orders:read"), h.now);
     let acts = h.respond(t, 200, RFC9701_CT, &body);
-    assert!(
-        acts.iter().any(|a| matches!(a, Action::FetchJwks(_))),
-        "{acts:?}"
-    );
-    h.edge.handle_jwks(
-        h.now,
-        Ok(json!({"keys": [rotated.jwk]}).to_string().as_bytes()),
-    );
-    forward(&h.edge.drain_actions());
+    assert!(fetches_jwks(&acts), "{acts:?}");
+    forward(&h.jwks_of(&[&rotated.jwk]));
 }
 
 #[test]
@@ -1425,11 +1404,7 @@ fn keys_of_two_types_may_share_a_kid() {
     let mut h = Harness::new(base_config("rfc9701"));
     let ed = Signer::ed25519(AS_ED25519, Some("k1"));
     let es = Signer::es256(AS_ES256, Some("k1"));
-    h.edge.handle_jwks(
-        h.now,
-        Ok(json!({"keys": [ed.jwk, es.jwk]}).to_string().as_bytes()),
-    );
-    let _ = h.edge.drain_actions();
+    h.jwks_of(&[&ed.jwk, &es.jwk]);
     for (id, signer) in [(1, &es), (2, &ed)] {
         let token = format!("tok-{id}");
         let t = ticket(&h.request(id, "/orders", &token));
@@ -1652,115 +1627,102 @@ listen = "127.0.0.1:8080"
         &env,
     )
     .unwrap();
+    let bad = |from: &str, to: &str, field: &'static str| (toml_ok.replace(from, to), field);
     let cases: Vec<(String, &str)> = vec![
-        (toml_ok.replace("[cache]", "[cahce]"), "cahce"),
-        (
-            toml_ok.replace(
-                "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"",
-                "client_secret_env = \"NOPE\"",
-            ),
+        bad("[cache]", "[cahce]", "cahce"),
+        bad(
+            "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"",
+            "client_secret_env = \"NOPE\"",
             "authorization_server.client_secret_env",
         ),
-        (
-            toml_ok.replace(
-                "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"",
-                "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"\nclient_secret = \"x\"",
-            ),
+        bad(
+            "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"",
+            "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"\nclient_secret = \"x\"",
             "authorization_server.client_secret",
         ),
-        (
-            toml_ok.replace("timeout = \"2s\"", "timeout = \"two seconds\""),
+        bad(
+            "timeout = \"2s\"",
+            "timeout = \"two seconds\"",
             "authorization_server.timeout",
         ),
-        (
-            toml_ok.replace("max_entries = 100000", "max_entries = 0"),
+        bad(
+            "max_entries = 100000",
+            "max_entries = 0",
             "cache.max_entries",
         ),
-        (
-            toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"orders\""),
+        bad(
+            "path_prefix = \"/orders\"",
+            "path_prefix = \"orders\"",
             "routes[0].path_prefix",
         ),
-        (
-            toml_ok.replace("dialect = \"keycloak\"", "dialect = \"rfc9701\""),
+        bad(
+            "dialect = \"keycloak\"",
+            "dialect = \"rfc9701\"",
             "assertions",
         ),
-        (
-            toml_ok.replace(
-                "dialect = \"keycloak\"",
-                "dialect = \"keycloak\"\nalgorithms = [\"HS256\"]",
-            ),
+        bad(
+            "dialect = \"keycloak\"",
+            "dialect = \"keycloak\"\nalgorithms = [\"HS256\"]",
             "authorization_server.algorithms",
         ),
-        (
-            toml_ok.replace(
-                "dialect = \"keycloak\"",
-                "dialect = \"keycloak\"\nalgorithms = [\"none\"]",
-            ),
+        bad(
+            "dialect = \"keycloak\"",
+            "dialect = \"keycloak\"\nalgorithms = [\"none\"]",
             "authorization_server.algorithms",
         ),
-        (
-            toml_ok.replace(
-                "issuer = \"http://127.0.0.1:3000\"",
-                "issuer = \"127.0.0.1\"",
-            ),
+        bad(
+            "issuer = \"http://127.0.0.1:3000\"",
+            "issuer = \"127.0.0.1\"",
             "authorization_server.issuer",
         ),
-        (
-            toml_ok.replace(
-                "required_scopes = [\"orders:read\"]",
-                "required_scopes = [\"orders:read\\r\\nSet-Cookie:a=b\"]",
-            ),
+        bad(
+            "required_scopes = [\"orders:read\"]",
+            "required_scopes = [\"orders:read\\r\\nSet-Cookie:a=b\"]",
             "routes[0].required_scopes[0]",
         ),
-        (
-            toml_ok.replace(
-                "required_scopes = [\"orders:read\"]",
-                "required_scopes = [\"bestellungen:lesen\u{e4}\"]",
-            ),
+        bad(
+            "required_scopes = [\"orders:read\"]",
+            "required_scopes = [\"bestellungen:lesen\u{e4}\"]",
             "routes[0].required_scopes[0]",
         ),
-        (
-            toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"/orders.\""),
+        bad(
+            "path_prefix = \"/orders\"",
+            "path_prefix = \"/orders.\"",
             "routes[0].path_prefix",
         ),
-        (
-            toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"/ord%65rs\""),
+        bad(
+            "path_prefix = \"/orders\"",
+            "path_prefix = \"/ord%65rs\"",
             "routes[0].path_prefix",
         ),
-        (
-            toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"/orders;v=1\""),
+        bad(
+            "path_prefix = \"/orders\"",
+            "path_prefix = \"/orders;v=1\"",
             "routes[0].path_prefix",
         ),
-        (
-            toml_ok.replace(
-                "path_prefix = \"/orders\"",
-                "path_prefix = \"/\u{131}tems\"",
-            ),
+        bad(
+            "path_prefix = \"/orders\"",
+            "path_prefix = \"/\u{131}tems\"",
             "routes[0].path_prefix",
         ),
-        (
-            toml_ok.replace("path_prefix = \"/orders\"", "path_prefix = \"/CAF\u{c9}\""),
+        bad(
+            "path_prefix = \"/orders\"",
+            "path_prefix = \"/CAF\u{c9}\"",
             "routes[0].path_prefix",
         ),
-        (
-            toml_ok.replace(
-                "[gateway]",
-                "[[routes]]\npath_prefix = \"/Orders/\"\n\n[gateway]",
-            ),
+        bad(
+            "[gateway]",
+            "[[routes]]\npath_prefix = \"/Orders/\"\n\n[gateway]",
             "routes[1].path_prefix",
         ),
-        (
-            toml_ok.replace(
-                "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"",
-                "client_secret = 1234567",
-            ),
+        bad(
+            "client_secret_env = \"PHANTOM_EDGE_CLIENT_SECRET\"",
+            "client_secret = 1234567",
             "authorization_server.client_secret",
         ),
-        (
-            toml_ok.replace(
-                "client_auth = \"client_secret_basic\"",
-                "client_auth = \"1234567\"",
-            ),
+        bad(
+            "client_auth = \"client_secret_basic\"",
+            "client_auth = \"1234567\"",
             "authorization_server.client_auth",
         ),
     ];

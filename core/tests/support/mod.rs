@@ -162,6 +162,13 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// The JWKS fetch answered with these keys; the actions that follow.
+    pub fn jwks_of(&mut self, keys: &[&Value]) -> Vec<Action> {
+        let body = json!({ "keys": keys }).to_string();
+        self.edge.handle_jwks(self.now, Ok(body.as_bytes()));
+        self.edge.drain_actions()
+    }
+
     pub fn new(cfg: Value) -> Self {
         let edge = Edge::new(config(cfg), [7; 32], T0);
         let mut h = Self {
@@ -269,6 +276,11 @@ impl Harness {
             .unwrap();
         self.edge.drain_actions()
     }
+}
+
+/// Whether `actions` ask for the JWKS.
+pub fn fetches_jwks(actions: &[Action]) -> bool {
+    actions.iter().any(|a| matches!(a, Action::FetchJwks(_)))
 }
 
 pub fn introspects(actions: &[Action]) -> Vec<&IntrospectRequest> {
