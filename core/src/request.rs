@@ -139,6 +139,15 @@ fn read_as_access_token(name: &str) -> bool {
             .eq("access_token".bytes())
 }
 
+/// The name of a query parameter (`name=value`) as servers read it: percent- and
+/// `+`-decoded (`access%5Ftoken` is `access_token`).
+fn param_name(param: &str) -> std::borrow::Cow<'_, str> {
+    let name = param.split('=').next().unwrap_or("");
+    form_urlencoded::parse(name.as_bytes())
+        .next()
+        .map_or(std::borrow::Cow::Borrowed(""), |(n, _)| n)
+}
+
 /// `target` without the query parameters some server reads as `access_token` (any spelling
 /// [`query_token`] takes or refuses, also inside a `;`-separated parameter), for hosts to log or
 /// keep instead of the target as received; `None` when there is none. Each `&`-separated
@@ -149,14 +158,7 @@ pub fn redact_query_tokens(target: &str) -> Option<String> {
         Some((q, f)) => (q, Some(f)),
         None => (query, None),
     };
-    let credential = |seg: &str| {
-        seg.split(';').any(|part| {
-            let name = part.split('=').next().unwrap_or("");
-            form_urlencoded::parse(name.as_bytes())
-                .next()
-                .is_some_and(|(n, _)| read_as_access_token(&n))
-        })
-    };
+    let credential = |seg: &str| seg.split(';').any(|p| read_as_access_token(&param_name(p)));
     if !query.split('&').any(credential) {
         return None;
     }
@@ -184,18 +186,12 @@ pub(crate) fn query_token(path: &str) -> QueryToken {
     let mut token = None;
     let mut rest = Vec::new();
     for seg in query.split('&') {
-        // Names as servers read them: percent-decoded (`access%5Ftoken`), and `;` as a
-        // separator by some (a token there would pass this edge untouched and reach the app).
-        let decoded = |part| {
-            let name = str::split(part, '=').next().unwrap_or("");
-            form_urlencoded::parse(name.as_bytes())
-                .next()
-                .map_or(std::borrow::Cow::Borrowed(""), |(n, _)| n)
-        };
-        if seg.contains(';') && seg.split(';').any(|p| read_as_access_token(&decoded(p))) {
+        // `;` is a separator to some servers: a token there would pass this edge untouched and
+        // reach the app.
+        if seg.contains(';') && seg.split(';').any(|p| read_as_access_token(&param_name(p))) {
             return QueryToken::Malformed("access_token in a ';'-separated parameter");
         }
-        let name = decoded(seg);
+        let name = param_name(seg);
         if name != "access_token" && read_as_access_token(&name) {
             return QueryToken::Malformed("access_token spelt another way");
         }
@@ -327,8 +323,8 @@ fn hex(c: u8) -> Option<u8> {
 /// The path as lenient upstreams read it: `%XX` decoded, each segment cut at `;` (matrix or
 /// session parameters, `..;`) and stripped of trailing dots (`admin.`), except `.` and `..`
 /// themselves, and non-ASCII letters in lower case ([`fold_non_ascii`]; those that case-fold to
-/// an ASCII letter as that letter). Only for comparing readings: never forwarded. (ASCII case is compared
-/// separately, by routing case-insensitively.)
+/// an ASCII letter as that letter). Only for comparing readings: never forwarded. (ASCII case is
+/// compared separately, by routing case-insensitively.)
 pub(crate) fn canonical_path(path: &str) -> String {
     let path = raw_path(path);
     let mut bytes = Vec::with_capacity(path.len());
@@ -388,14 +384,12 @@ fn fold_non_ascii(c: char) -> char {
     })
 }
 
-/// The ASCII letter (lowercase) a non-ASCII letter becomes under a case mapping, where that
-/// mapping is one letter (combining marks aside): `ı` (→ `I`), `ſ` (→ `S`), `K` Kelvin (→ `k`),
-/// `İ` (→ `i̇`). .NET's `OrdinalIgnoreCase` (ASP.NET routing), Java's `equalsIgnoreCase` and
-/// `toUpperCase` read `/admın` as `/ADMIN`. Not `ß` or `ﬁ`, which map to two letters.
+/// The ASCII letter (lowercase) a non-ASCII letter ([`fold_non_ascii`] passes only those)
+/// becomes under a case mapping, where that mapping is one letter (combining marks aside): `ı`
+/// (→ `I`), `ſ` (→ `S`), `K` Kelvin (→ `k`), `İ` (→ `i̇`). .NET's `OrdinalIgnoreCase`
+/// (ASP.NET routing), Java's `equalsIgnoreCase` and `toUpperCase` read `/admın` as `/ADMIN`. Not
+/// `ß` or `ﬁ`, which map to two letters.
 fn ascii_twin(c: char) -> Option<char> {
-    if c.is_ascii() {
-        return None;
-    }
     let one = |mapped: &mut dyn Iterator<Item = char>| {
         let mut letters = mapped.filter(|m| !('\u{300}'..='\u{36f}').contains(m));
         match (letters.next(), letters.next()) {
