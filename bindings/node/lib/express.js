@@ -176,9 +176,10 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
     }
     decided
       .then((d) => {
-        // Access loggers (morgan) read the URL once answered: no query token stays in it.
-        if (edge.config.allowQueryToken) redactRequestUrl(req)
         if (d.type !== 'forward') {
+          // Access loggers (morgan) read the URL once answered: no query token stays in it.
+          // (A forward's URL is its rewrittenPath below: the core forwards no other spelling.)
+          if (edge.config.allowQueryToken) redactRequestUrl(req)
           const headers = { 'content-type': 'application/json' }
           if (d.wwwAuthenticate) headers['www-authenticate'] = d.wwwAuthenticate
           send(res, d.status, d.body, headers)

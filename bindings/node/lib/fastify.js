@@ -40,19 +40,26 @@ async function phantomEdge(fastify, opts = {}) {
     const routeConfig = request.routeOptions && request.routeOptions.config
     if (routeConfig && routeConfig.phantomEdge === false) return
     const raw = request.raw
+    const reparseQuery = () => {
+      const q = raw.url.indexOf('?')
+      request.query = querystring.parse(q === -1 ? '' : raw.url.slice(q + 1))
+    }
+    // On a rejection, and if there was no decision: no query token stays in the URL and query
+    // that onResponse hooks and error handlers read. (A forward's URL is its rewrittenPath
+    // below: the core forwards no other spelling.)
+    const redact = () => {
+      if (edge.config.allowQueryToken && redactRequestUrl(raw)) reparseQuery()
+    }
     let d
     try {
       d = await edge.authorizeParts(raw.method, request.protocol, raw.headers.host || 'localhost',
         raw.url, coreHeaders(raw.rawHeaders), certThumbprint(raw))
-    } finally {
-      // On every decision, and if there was none: no query token stays in the URL and query
-      // that onResponse hooks and error handlers read.
-      if (edge.config.allowQueryToken && redactRequestUrl(raw)) {
-        const q = raw.url.indexOf('?')
-        request.query = querystring.parse(q === -1 ? '' : raw.url.slice(q + 1))
-      }
+    } catch (e) {
+      redact()
+      throw e
     }
     if (d.type !== 'forward') {
+      redact()
       reply.code(d.status).header('content-type', 'application/json')
       if (d.wwwAuthenticate) reply.header('www-authenticate', d.wwwAuthenticate)
       return reply.send(d.body)
@@ -64,8 +71,7 @@ async function phantomEdge(fastify, opts = {}) {
       // to start with query tokens while that request logging is on.)
       raw.url = d.rewrittenPath
       if (raw.originalUrl !== undefined) raw.originalUrl = d.rewrittenPath
-      const q = d.rewrittenPath.indexOf('?')
-      request.query = querystring.parse(q === -1 ? '' : d.rewrittenPath.slice(q + 1))
+      reparseQuery()
     }
     request.phantomEdge = d.token
   })
