@@ -520,19 +520,13 @@ fn cache_ttl_is_bounded_by_max_age_exp_and_max_ttl() {
     let mut c = FakeAs::claims(h.now, "orders:read");
     c["exp"] = json!(h.now / 1000 + 60);
     forward(&h.respond_9701(t, c));
-    h.advance(54_999);
-    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
-    h.advance(1);
-    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+    assert_cached_for(&mut h, 55_000);
 
     // max_ttl 300 s
     let mut h = Harness::new(base_config("rfc9701"));
     let t = ticket(&h.request(1, "/orders", "tok"));
     forward(&active_9701(&mut h, t, "orders:read"));
-    h.advance(299_999);
-    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
-    h.advance(1);
-    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+    assert_cached_for(&mut h, 300_000);
 }
 
 #[test]
@@ -568,6 +562,14 @@ fn respond_9701_with(h: &mut Harness, ticket: u64, iat_ms: u64, headers: &[(&str
     forward(&h.respond_headers(ticket, 200, &all, &body));
 }
 
+/// The answer for "tok" is served from the cache for exactly `ms` (requests 2 and 3).
+fn assert_cached_for(h: &mut Harness, ms: u64) {
+    h.advance(ms - 1);
+    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
+    h.advance(1);
+    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+}
+
 #[test]
 fn age_header_counts_against_max_age() {
     let mut h = Harness::new(base_config("rfc9701"));
@@ -580,10 +582,7 @@ fn age_header_counts_against_max_age() {
         &[("cache-control", "max-age=30"), ("age", "25")],
     );
     // RFC 9111 §4.2.3: the answer is already 25 s old, so it is fresh for 5 s more.
-    h.advance(4_999);
-    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
-    h.advance(1);
-    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+    assert_cached_for(&mut h, 5_000);
 }
 
 #[test]
@@ -594,10 +593,7 @@ fn age_counts_against_max_ttl_without_max_age() {
     let t = ticket(&h.request(1, "/orders", "tok"));
     let now = h.now;
     respond_9701_with(&mut h, t, now, &[("age", "290")]);
-    h.advance(9_999);
-    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
-    h.advance(1);
-    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+    assert_cached_for(&mut h, 10_000);
 }
 
 #[test]
@@ -649,10 +645,7 @@ fn rfc9701_iat_counts_against_max_age() {
     // Signed 50 s ago (accepted: response_max_age 60 s + leeway 30 s): fresh for 10 s more.
     let iat = h.now - 50_000;
     respond_9701_with(&mut h, t, iat, &[("cache-control", "max-age=60")]);
-    h.advance(9_999);
-    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
-    h.advance(1);
-    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+    assert_cached_for(&mut h, 10_000);
 }
 
 #[test]
@@ -668,10 +661,7 @@ fn rfc9701_response_exp_bounds_the_cache() {
         }),
     );
     forward(&h.respond(t, 200, RFC9701_CT, &body));
-    h.advance(9_999);
-    assert!(introspects(&h.request(2, "/orders", "tok")).is_empty());
-    h.advance(1);
-    assert_eq!(introspects(&h.request(3, "/orders", "tok")).len(), 1);
+    assert_cached_for(&mut h, 10_000);
 }
 
 #[test]
