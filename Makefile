@@ -54,7 +54,7 @@ wasm:
 	rustup target add wasm32-wasip2 >/dev/null
 	$(CARGO) build -p phantom-edge-core --target wasm32-wasip2
 
-# The core must stay free of I/O, clocks, threads and async (DESIGN.md).
+# The core must stay free of I/O, clocks, threads and async (docs/DESIGN.md).
 no-io:
 	@if grep -rnE 'std::net|std::fs|SystemTime::now|Instant::now|thread::spawn|tokio|async fn|std::env' core/src | grep -vE '^[^:]+:[0-9]+:[[:space:]]*//'; then \
 	  echo "core/src must not do I/O, read clocks, spawn threads or be async"; exit 1; fi

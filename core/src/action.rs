@@ -207,7 +207,7 @@ impl fmt::Display for Reason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
-#[allow(missing_docs)] // the names say it; README.md lists them
+#[allow(missing_docs)] // the names say it; docs/configuration.md lists them
 pub enum AuditKind {
     CacheHit,
     NegativeHit,

@@ -1,7 +1,7 @@
 //! The one configuration every host accepts (TOML or JSON), and its validation.
 //!
 //! Loading is two steps so the core stays free of I/O: [`RawConfig`] is the serde shape
-//! (exactly the keys documented in README.md), and [`RawConfig::resolve`] turns it into a checked
+//! (exactly the keys documented in docs/configuration.md), and [`RawConfig::resolve`] turns it into a checked
 //! [`Config`], reading secrets named by `*_env` keys through a lookup function the host passes
 //! (usually `|name| std::env::var(name).ok()`). Every error names the offending field.
 
@@ -180,7 +180,7 @@ pub struct RawConfig {
     pub middleware: Option<serde_json::Value>,
 }
 
-#[allow(missing_docs)] // each key is documented in README.md's config reference
+#[allow(missing_docs)] // each key is documented in docs/configuration.md
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuthorizationServer {

@@ -77,7 +77,7 @@ impl TokenInfo {
 
 /// The claim members we read, from RFC 7662 JSON, an RFC 9701 `token_introspection` object or an
 /// access-token JWT. A derived struct: a duplicated member among these is an error, not
-/// "last one wins" (RFC 8725 §3.?; STANDARDS.md).
+/// "last one wins" (RFC 8725 §3.?; docs/STANDARDS.md).
 #[derive(Debug, Deserialize)]
 pub(crate) struct Claims {
     #[serde(default)]

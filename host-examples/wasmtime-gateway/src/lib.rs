@@ -1,6 +1,6 @@
 //! `phantom-gateway`: the reference phantom-token gateway. A hyper/tokio reverse proxy that
 //! hosts the phantom-edge component (`component/`) in wasmtime and performs the I/O it asks
-//! for: introspection, JWKS fetches, timers, and proxying to the upstream. See README.md.
+//! for: introspection, JWKS fetches, timers, and proxying to the upstream. See docs/gateway.md.
 //!
 //! Two modes share one config file:
 //! - edge (default): one long-lived instance of `phantom_edge_component.wasm` decides every

@@ -168,7 +168,7 @@ def test_a_slow_admin_body_is_cut_off(setup: Setup) -> None:
 
 def test_headers_named_in_connection_are_not_passed_on(setup: Setup) -> None:
     """RFC 9110 §7.6.1, also for a name spelt with `_` (edge mode; wasmtime-wasi-http hides the
-    Connection header from the proxy component, README says so)."""
+    Connection header from the proxy component, docs/gateway.md says so)."""
     if setup.mode != "edge":
         pytest.skip("the proxy component does not see the Connection header")
     # A raw request: urllib replaces the Connection header with its own.
