@@ -115,6 +115,103 @@ fn timed_out(acts: &[Action]) -> Vec<u64> {
         .collect()
 }
 
+/// An RFC 9701 answer is refused once older than `authorization_server.response_max_age` (60 s)
+/// plus `leeway` (30 s) by the edge's clock.
+const ANSWER_USABLE_MS: u64 = 60_000 + 30_000;
+
+/// Whether an RFC 9701 answer signed at `signed_ms` (by the host's clock) is still usable at the
+/// edge's effective time `eff` (which is ahead after the host's clock stepped back).
+fn answer_fresh(signed_ms: u64, eff: u64) -> bool {
+    eff <= (signed_ms / 1000) * 1000 + ANSWER_USABLE_MS
+}
+
+/// The host's clock catches up with the edge's effective time `eff` and passes every timeout.
+fn settle(h: &mut Harness, eff: u64) {
+    h.advance(eff.saturating_sub(h.now) + 10_000);
+}
+
+/// Which requests wait on which ticket in the core: a request not decided at once waits on the
+/// ticket it opened (its `Introspect` or `SharedLookup`) or joined (coalesced on the one in
+/// flight for its token, answered or not: an answer parked for a JWKS fetch keeps it open).
+///
+/// Liveness, in every model below: when a genuine answer for a ticket still in flight can be
+/// verified (the edge has its key; else once the JWKS with it arrives), is fresh by the edge's
+/// clock, and is about a token that is active, revoked by no selector that covers it and
+/// unexpired at the effective time, every request waiting on the ticket whose route the token
+/// authorizes (scopes, audience, sender binding) is forwarded in that same step (DPoP: unless
+/// its proof's `jti` is already in the replay set, or the set is full). The other refusals
+/// (negative-cache hit, `overloaded` at `max_pending` / `max_waiters` / `max_waiting`, an
+/// invalid proof) are made when a request arrives, so such a request never waits on a ticket.
+/// Not refusals: a token within `cache.skew` of its exp is not cached, but its waiters are still
+/// decided (and forwarded); an entry evicted as soon as it is cached (`overloaded`) cannot happen
+/// in these models (the new entry is the most recently used, `max_bytes` is the default).
+#[derive(Default)]
+struct Waits {
+    /// Ticket → the requests waiting on it, in arrival order.
+    on: HashMap<u64, Vec<u64>>,
+    /// Token → its ticket in flight in the core.
+    ticket_of: HashMap<usize, u64>,
+}
+
+impl Waits {
+    /// Request `id` for `token` got `acts`.
+    fn request(&mut self, id: u64, token: usize, acts: &[Action]) {
+        if decided_ids(acts).contains(&id) {
+            return;
+        }
+        let opened = acts.iter().find_map(|a| match a {
+            Action::Introspect(i) => Some(i.ticket),
+            Action::SharedLookup(l) => Some(l.ticket),
+            _ => None,
+        });
+        let ticket = match opened {
+            Some(t) => {
+                self.ticket_of.insert(token, t);
+                t
+            }
+            None => *self.ticket_of.get(&token).unwrap_or_else(|| {
+                panic!("request {id} neither decided nor waiting on a ticket: {acts:?}")
+            }),
+        };
+        self.on.entry(ticket).or_default().push(id);
+    }
+
+    /// Forgets the tickets that ended in `acts`: their waiters were decided, or they timed out.
+    fn settle(&mut self, acts: &[Action]) {
+        let decided = decided_ids(acts);
+        let mut ended = timed_out(acts);
+        ended.extend(
+            self.on
+                .iter()
+                .filter(|(_, ids)| ids.iter().any(|i| decided.contains(i)))
+                .map(|(t, _)| *t),
+        );
+        for t in ended {
+            self.on.remove(&t);
+            self.ticket_of.retain(|_, x| *x != t);
+        }
+    }
+
+    fn waiting(&self, ticket: u64) -> Vec<u64> {
+        self.on.get(&ticket).cloned().unwrap_or_default()
+    }
+
+    fn alive(&self, ticket: u64) -> bool {
+        self.on.contains_key(&ticket)
+    }
+}
+
+/// Liveness: each of `due` is forwarded in `acts`.
+fn assert_forwarded(acts: &[Action], due: &[u64], what: &str) {
+    for id in due {
+        assert!(
+            acts.iter()
+                .any(|a| matches!(a, Action::Forward(f) if f.request_id == *id)),
+            "request {id} not forwarded: {what}: {acts:?}"
+        );
+    }
+}
+
 // =============================================================================================
 // 1. RFC 9701: signed answers, ES256, JWKS rotation, forged / stale answers
 // =============================================================================================
@@ -212,6 +309,10 @@ enum Op9701 {
     Advance {
         ms: u64,
     },
+    /// The host's clock steps back (NTP step, VM migration): later inputs carry a smaller `now`.
+    Back {
+        ms: u64,
+    },
 }
 
 fn op9701() -> impl Strategy<Value = Op9701> {
@@ -225,6 +326,7 @@ fn op9701() -> impl Strategy<Value = Op9701> {
         1 => (0..4usize).prop_map(|token| Op9701::Revoke { token }),
         1 => Just(Op9701::RevokeSub),
         2 => prop_oneof![(0..3_000u64), (0..40_000u64)].prop_map(|ms| Op9701::Advance { ms }),
+        1 => (0..120_000u64).prop_map(|ms| Op9701::Back { ms }),
     ]
 }
 
@@ -263,8 +365,20 @@ fn truths_9701() -> Vec<Truth> {
             exp_s: t0s() + 600,
             iat_s,
         },
+        // The epilogue's token: never picked by the ops, never revoked.
+        Truth {
+            active: true,
+            scope: "orders:read",
+            aud: "orders-api",
+            sub: "erin",
+            exp_s: t0s() + 10 * 86_400,
+            iat_s,
+        },
     ]
 }
+
+/// The token of the epilogue of a run (`truths_9701`).
+const EPILOGUE_9701: usize = 4;
 
 fn lie() -> Value {
     json!({"active": true, "scope": "orders:read orders:admin profile", "sub": "mallory",
@@ -291,21 +405,28 @@ fn sign_9701(signer: &Signer, typ: &str, claims: &Value, kid: Option<&str>) -> S
 
 struct Model9701 {
     truth: Vec<Truth>,
+    /// The edge's effective time: the largest `now` it was ever given (the core never moves
+    /// time backwards). Expiry, revocation and freshness are judged at this time.
+    eff: u64,
     revoked: HashSet<usize>,
     alice_revoked: bool,
     requests: HashMap<u64, (usize, usize)>,
     decided: HashMap<u64, u32>,
+    forwarded: HashSet<u64>,
     open: Vec<(u64, usize)>,
     /// Latest time any cache entry for the token may live to.
     cache_bound: HashMap<usize, u64>,
+    waits: Waits,
 }
 
 impl Model9701 {
-    fn check(&mut self, acts: &[Action], now: u64, jwks_out: &mut bool) {
+    fn check(&mut self, acts: &[Action], jwks_out: &mut bool) {
+        let now = self.eff;
         for a in acts {
             match a {
                 Action::Forward(f) => {
                     *self.decided.entry(f.request_id).or_default() += 1;
+                    self.forwarded.insert(f.request_id);
                     let (t, r) = self.requests[&f.request_id];
                     let tr = &self.truth[t];
                     assert!(tr.active, "inactive token {t} forwarded: {:?}", f.token);
@@ -333,7 +454,7 @@ impl Model9701 {
                     *self.decided.entry(rj.request_id).or_default() += 1;
                 }
                 Action::Introspect(i) => {
-                    let t = (0..4)
+                    let t = (0..self.truth.len())
                         .find(|x| i.body.starts_with(&format!("token=tok-{x}&")))
                         .expect("introspection of a known token");
                     assert!(
@@ -348,71 +469,143 @@ impl Model9701 {
         }
         let to = timed_out(acts);
         self.open.retain(|(t, _)| !to.contains(t));
+        self.waits.settle(acts);
+    }
+
+    /// Whether the edge must accept the truth about token `t` now (once verified and fresh):
+    /// active, revoked by no selector that covers it, not expired at the effective time.
+    fn must_accept(&self, t: usize) -> bool {
+        let tr = &self.truth[t];
+        tr.active
+            && !self.revoked.contains(&t)
+            && !(self.alice_revoked && tr.sub == "alice")
+            && self.eff < tr.exp_s * 1000
+    }
+
+    /// The requests waiting on `ticket` (for token `t`) whose route the token authorizes.
+    fn due(&self, ticket: u64, t: usize) -> Vec<u64> {
+        self.waits
+            .waiting(ticket)
+            .into_iter()
+            .filter(|id| self.truth[t].allows(self.requests[id].1))
+            .collect()
     }
 }
 
-fn run_9701(ops: Vec<Op9701>) {
-    let mut cfg = base_config("rfc9701");
-    cfg["cache"]["max_entries"] = json!(2);
-    cfg["cache"]["max_pending"] = json!(3);
-    cfg["authorization_server"]["jwks_min_refresh"] = json!("5s");
-    let mut h = Harness::new(cfg);
-    let keys = genuine_keys();
-    let forger_es = Signer::es256(CLIENT_DPOP_ES256, None);
-    let mut published: &[usize] = &[0, 2];
-    // The harness answered the first fetch with as-ed + as-es.
-    let mut jwks_out = false;
-    let mut m = Model9701 {
-        truth: truths_9701(),
-        revoked: HashSet::new(),
-        alice_revoked: false,
-        requests: HashMap::new(),
-        decided: HashMap::new(),
-        open: Vec::new(),
-        cache_bound: HashMap::new(),
-    };
-    let mut next_id = 0u64;
-    for op in ops {
+/// A genuine answer signed by a key the edge did not have: parked until the JWKS arrives.
+struct Parked9701 {
+    ticket: u64,
+    token: usize,
+    /// The signing key (index in `genuine_keys`).
+    key: usize,
+    /// When it was signed, by the host's clock.
+    signed_ms: u64,
+}
+
+struct Run9701 {
+    h: Harness,
+    m: Model9701,
+    keys: Vec<Signer>,
+    forger_es: Signer,
+    /// The keys the AS publishes.
+    published: &'static [usize],
+    /// The keys the edge verifies with: those of the last JWKS it got.
+    edge_keys: Vec<usize>,
+    jwks_out: bool,
+    parked: Vec<Parked9701>,
+    next_id: u64,
+}
+
+impl Run9701 {
+    fn new() -> Self {
+        let mut cfg = base_config("rfc9701");
+        cfg["cache"]["max_entries"] = json!(2);
+        cfg["cache"]["max_pending"] = json!(3);
+        cfg["authorization_server"]["jwks_min_refresh"] = json!("5s");
+        Self {
+            h: Harness::new(cfg),
+            m: Model9701 {
+                truth: truths_9701(),
+                eff: T0,
+                revoked: HashSet::new(),
+                alice_revoked: false,
+                requests: HashMap::new(),
+                decided: HashMap::new(),
+                forwarded: HashSet::new(),
+                open: Vec::new(),
+                cache_bound: HashMap::new(),
+                waits: Waits::default(),
+            },
+            keys: genuine_keys(),
+            forger_es: Signer::es256(CLIENT_DPOP_ES256, None),
+            published: &[0, 2],
+            // The harness answered the first fetch with as-ed + as-es.
+            edge_keys: vec![0, 2],
+            jwks_out: false,
+            parked: Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    fn step(&mut self, op: Op9701) {
+        let Self {
+            h,
+            m,
+            keys,
+            forger_es,
+            published,
+            edge_keys,
+            jwks_out,
+            parked,
+            next_id,
+        } = self;
+        // Liveness: the requests this step must forward, and why.
+        let mut due: Vec<u64> = Vec::new();
+        let mut why = String::new();
+        // A genuine answer the edge cannot verify yet (its key is not in the edge's JWKS).
+        let mut park: Option<Parked9701> = None;
         let acts = match op {
             Op9701::Request { token, route } => {
-                next_id += 1;
-                m.requests.insert(next_id, (token, route));
-                let acts = h.request(next_id, ROUTES[route].0, &format!("tok-{token}"));
+                *next_id += 1;
+                let id = *next_id;
+                m.requests.insert(id, (token, route));
+                let acts = h.request(id, ROUTES[route].0, &format!("tok-{token}"));
                 // Decided at once with a Forward: a cache hit, which must be within the bound.
                 if acts
                     .iter()
-                    .any(|a| matches!(a, Action::Forward(f) if f.request_id == next_id))
+                    .any(|a| matches!(a, Action::Forward(f) if f.request_id == id))
                 {
                     let bound = m.cache_bound.get(&token).copied().unwrap_or(0);
                     assert!(
-                        h.now < bound,
+                        m.eff < bound,
                         "cache hit for token {token} at {} past every possible entry end {bound} (max-age / max_ttl / exp)",
-                        h.now
+                        m.eff
                     );
                 }
+                m.waits.request(id, token, &acts);
                 acts
             }
             Op9701::Answer { pick, how, cc } => {
                 if m.open.is_empty() {
-                    continue;
+                    return;
                 }
                 let (ticket, t) = m.open.remove(pick % m.open.len());
+                // The truth is signed by the AS at the host's clock (behind the edge's after a
+                // step back); the lies are dated by the edge's clock, so that they stay stale, in
+                // the future or expired there.
                 let now_s = h.now / 1000;
+                let eff_s = m.eff / 1000;
                 let truth = m.truth[t].ti();
                 let envelope = |ti: &Value, iat: u64| json!({"iss": ISSUER, "aud": "gateway", "iat": iat, "token_introspection": ti});
                 let good = &keys[published[0]];
+                let genuine_key = match how {
+                    Answer9701::Genuine { key } => Some(published[key % published.len()]),
+                    Answer9701::AnyGenuine { key } => Some(key),
+                    _ => None,
+                };
                 let body = match how {
-                    Answer9701::Genuine { key } => {
-                        let k = &keys[published[key % published.len()]];
-                        sign_9701(
-                            k,
-                            "token-introspection+jwt",
-                            &envelope(&truth, now_s),
-                            k.kid.as_deref(),
-                        )
-                    }
-                    Answer9701::AnyGenuine { key } => {
-                        let k = &keys[key];
+                    Answer9701::Genuine { .. } | Answer9701::AnyGenuine { .. } => {
+                        let k = &keys[genuine_key.unwrap()];
                         sign_9701(
                             k,
                             "token-introspection+jwt",
@@ -421,71 +614,71 @@ fn run_9701(ops: Vec<Op9701>) {
                         )
                     }
                     Answer9701::ForgedSameKid => sign_9701(
-                        &forger_es,
+                        forger_es,
                         "token-introspection+jwt",
-                        &envelope(&lie(), now_s),
+                        &envelope(&lie(), eff_s),
                         Some("as-es"),
                     ),
                     Answer9701::ForgedUnknownKid => sign_9701(
-                        &forger_es,
+                        forger_es,
                         "token-introspection+jwt",
-                        &envelope(&lie(), now_s),
+                        &envelope(&lie(), eff_s),
                         Some("evil"),
                     ),
                     Answer9701::ForgedNoKid => sign_9701(
-                        &forger_es,
+                        forger_es,
                         "token-introspection+jwt",
-                        &envelope(&lie(), now_s),
+                        &envelope(&lie(), eff_s),
                         None,
                     ),
                     Answer9701::StaleIat { age } => sign_9701(
                         good,
                         "token-introspection+jwt",
-                        &envelope(&lie(), now_s.saturating_sub(age + 31)),
+                        &envelope(&lie(), eff_s.saturating_sub(age + 31)),
                         good.kid.as_deref(),
                     ),
                     Answer9701::FutureIat { ahead } => sign_9701(
                         good,
                         "token-introspection+jwt",
-                        &envelope(&lie(), now_s + ahead + 31),
+                        &envelope(&lie(), eff_s + ahead + 31),
                         good.kid.as_deref(),
                     ),
                     Answer9701::WrongAud => {
-                        let mut e = envelope(&lie(), now_s);
+                        let mut e = envelope(&lie(), eff_s);
                         e["aud"] = json!("someone-else");
                         sign_9701(good, "token-introspection+jwt", &e, good.kid.as_deref())
                     }
                     Answer9701::WrongIss => {
-                        let mut e = envelope(&lie(), now_s);
+                        let mut e = envelope(&lie(), eff_s);
                         e["iss"] = json!("https://evil.example");
                         sign_9701(good, "token-introspection+jwt", &e, good.kid.as_deref())
                     }
                     Answer9701::WrongTyp => sign_9701(
                         good,
                         "at+jwt",
-                        &envelope(&lie(), now_s),
+                        &envelope(&lie(), eff_s),
                         good.kid.as_deref(),
                     ),
                     Answer9701::ExpiredResponse => {
-                        let mut e = envelope(&lie(), now_s);
-                        e["exp"] = json!(now_s - 31);
+                        let mut e = envelope(&lie(), eff_s);
+                        e["exp"] = json!(eff_s - 31);
                         sign_9701(good, "token-introspection+jwt", &e, good.kid.as_deref())
                     }
                     Answer9701::WrongContentType => {
                         let b = sign_9701(
                             good,
                             "token-introspection+jwt",
-                            &envelope(&lie(), now_s),
+                            &envelope(&lie(), eff_s),
                             good.kid.as_deref(),
                         );
                         let acts = h.respond(ticket, 200, "application/json", &b);
-                        m.check(&acts, h.now, &mut jwks_out);
-                        continue;
+                        m.check(&acts, jwks_out);
+                        return;
                     }
                     Answer9701::ServerError => {
                         let acts = h.respond(ticket, 500, "text/plain", "oops");
-                        m.check(&acts, h.now, &mut jwks_out);
-                        continue;
+                        m.check(&acts, jwks_out);
+                        return;
                     }
                     Answer9701::Garbage => "not.a.jwt".to_string(),
                     Answer9701::Transport => {
@@ -493,8 +686,8 @@ fn run_9701(ops: Vec<Op9701>) {
                             .handle_introspection_failure(h.now, ticket, "refused")
                             .unwrap();
                         let acts = h.edge.drain_actions();
-                        m.check(&acts, h.now, &mut jwks_out);
-                        continue;
+                        m.check(&acts, jwks_out);
+                        return;
                     }
                 };
                 let cc_value = match cc {
@@ -502,11 +695,7 @@ fn run_9701(ops: Vec<Op9701>) {
                     Some(None) => Some("no-store".to_string()),
                     Some(Some(a)) => Some(format!("max-age={a}")),
                 };
-                if matches!(
-                    how,
-                    Answer9701::Genuine { .. } | Answer9701::AnyGenuine { .. }
-                ) && m.truth[t].active
-                {
+                if genuine_key.is_some() && m.truth[t].active {
                     // Invariant 3: the entry this answer may create ends by max-age, max_ttl and
                     // exp - skew. It may complete up to the ticket's timeout later (parked for a
                     // JWKS fetch).
@@ -515,9 +704,27 @@ fn run_9701(ops: Vec<Op9701>) {
                         Some(None) => 1,
                         Some(Some(a)) => (a * 1000).min(300_000),
                     };
-                    let end = (h.now + 2_000 + ttl).min(m.truth[t].exp_s * 1000 - 5_000);
+                    let end = (m.eff + 2_000 + ttl).min(m.truth[t].exp_s * 1000 - 5_000);
                     let b = m.cache_bound.entry(t).or_default();
                     *b = (*b).max(end);
+                }
+                // Liveness: the truth, signed by a key the edge has, still fresh by the edge's
+                // clock, about a token it must accept, forwards at once every waiter whose route
+                // the token authorizes (whatever the Cache-Control: an answer that may not be
+                // cached still decides its waiters). Signed by a key the edge lacks, it waits
+                // for a JWKS fetch (or fails at once when the fetch is rate-limited).
+                if let Some(k) = genuine_key {
+                    if !edge_keys.contains(&k) {
+                        park = Some(Parked9701 {
+                            ticket,
+                            token: t,
+                            key: k,
+                            signed_ms: h.now,
+                        });
+                    } else if answer_fresh(h.now, m.eff) && m.must_accept(t) {
+                        due = m.due(ticket, t);
+                        why = format!("genuine answer for token {t} at {}", m.eff);
+                    }
                 }
                 let mut hs = vec![("content-type", RFC9701_CT)];
                 if let Some(v) = &cc_value {
@@ -526,11 +733,28 @@ fn run_9701(ops: Vec<Op9701>) {
                 h.respond_headers(ticket, 200, &hs, &body)
             }
             Op9701::Jwks { how } => {
-                if !jwks_out {
-                    continue;
+                if !*jwks_out {
+                    return;
                 }
-                jwks_out = false;
-                let doc = jwks_of(&keys, published);
+                *jwks_out = false;
+                let doc = jwks_of(keys, published);
+                // Every parked answer is verified again now. Liveness: one signed by a key now
+                // published, still fresh, about a token the edge must accept, forwards its
+                // waiters whose route the token authorizes.
+                if how == 0 {
+                    for p in parked.iter() {
+                        if m.waits.alive(p.ticket)
+                            && published.contains(&p.key)
+                            && answer_fresh(p.signed_ms, m.eff)
+                            && m.must_accept(p.token)
+                        {
+                            due.extend(m.due(p.ticket, p.token));
+                        }
+                    }
+                    why = format!("parked genuine answers once the JWKS came at {}", m.eff);
+                    *edge_keys = published.to_vec();
+                }
+                parked.clear();
                 match how {
                     0 => h.edge.handle_jwks(h.now, Ok(doc.as_bytes())),
                     1 => h.edge.handle_jwks(h.now, Err("status 500")),
@@ -540,8 +764,8 @@ fn run_9701(ops: Vec<Op9701>) {
                 h.edge.drain_actions()
             }
             Op9701::Rotate { set } => {
-                published = PUBLISHED[set];
-                continue;
+                *published = PUBLISHED[set];
+                return;
             }
             Op9701::Revoke { token } => {
                 m.revoked.insert(token);
@@ -553,10 +777,22 @@ fn run_9701(ops: Vec<Op9701>) {
             }
             Op9701::Advance { ms } => {
                 h.advance(ms);
+                m.eff = m.eff.max(h.now);
+                h.edge.drain_actions()
+            }
+            Op9701::Back { ms } => {
+                h.now = h.now.saturating_sub(ms);
+                h.edge.handle_timeout(h.now);
                 h.edge.drain_actions()
             }
         };
-        m.check(&acts, h.now, &mut jwks_out);
+        m.check(&acts, jwks_out);
+        assert_forwarded(&acts, &due, &why);
+        if let Some(p) = park
+            && m.waits.alive(p.ticket)
+        {
+            parked.push(p);
+        }
         stats_bounded(&h.edge.stats(), 2, 3, 100_000, 100_000);
         let undecided = m
             .requests
@@ -565,18 +801,66 @@ fn run_9701(ops: Vec<Op9701>) {
             .count();
         assert_eq!(h.edge.stats().waiters, undecided, "waiters count drifted");
     }
-    // Liveness: a JWKS fetch still out fails, every ticket times out; each request decided once.
-    if jwks_out {
-        h.edge.handle_jwks(h.now, Err("gone"));
-        let acts = h.edge.drain_actions();
-        m.check(&acts, h.now, &mut jwks_out);
+
+    /// The end of a run: a JWKS fetch still out fails, the host's clock catches up with the
+    /// edge's and every ticket times out.
+    fn settle(&mut self) {
+        if self.jwks_out {
+            self.jwks_out = false;
+            self.parked.clear();
+            self.h.edge.handle_jwks(self.h.now, Err("gone"));
+            let acts = self.h.edge.drain_actions();
+            self.m.check(&acts, &mut self.jwks_out);
+        }
+        settle(&mut self.h, self.m.eff);
+        self.m.eff = self.m.eff.max(self.h.now);
+        let acts = self.h.edge.drain_actions();
+        self.m.check(&acts, &mut self.jwks_out);
     }
-    h.advance(10_000);
-    let acts = h.edge.drain_actions();
-    m.check(&acts, h.now, &mut jwks_out);
-    assert_each_decided_once(m.requests.keys(), &m.decided);
-    let s = h.edge.stats();
+}
+
+fn run_9701(ops: Vec<Op9701>) {
+    let mut r = Run9701::new();
+    for op in ops {
+        r.step(op);
+    }
+    // Liveness: every ticket ends; each request decided once.
+    r.settle();
+    assert_each_decided_once(r.m.requests.keys(), &r.m.decided);
+    let s = r.h.edge.stats();
     assert_eq!((s.pending, s.waiters), (0, 0), "{s:?}");
+    // Liveness: every run forwards. The edge gets the keys published now (if it is fetching
+    // them), then a fresh token, never revoked, is requested on two routes it satisfies (the
+    // second request coalesced) and answered genuinely: both are forwarded, at once or once the
+    // JWKS with the answer's key came.
+    r.step(Op9701::Jwks { how: 0 });
+    let first = r.next_id + 1;
+    r.step(Op9701::Request {
+        token: EPILOGUE_9701,
+        route: 0,
+    });
+    r.step(Op9701::Request {
+        token: EPILOGUE_9701,
+        route: 2,
+    });
+    let pick =
+        r.m.open
+            .iter()
+            .position(|(_, t)| *t == EPILOGUE_9701)
+            .expect("the epilogue introspects");
+    r.step(Op9701::Answer {
+        pick,
+        how: Answer9701::Genuine { key: 0 },
+        cc: None,
+    });
+    r.step(Op9701::Jwks { how: 0 });
+    for id in [first, first + 1] {
+        assert!(
+            r.m.forwarded.contains(&id),
+            "epilogue request {id} not forwarded"
+        );
+    }
+    assert_each_decided_once(r.m.requests.keys(), &r.m.decided);
 }
 
 proptest! {
@@ -705,6 +989,19 @@ fn split_tokens(fake: &FakeAs) -> Vec<SplitToken> {
             true,
             Some(t0s() + 100),
         ),
+        // The epilogue's token: never picked by the ops, never revoked.
+        (
+            Truth {
+                active: true,
+                scope: "orders:read",
+                aud: "orders-api",
+                sub: "erin",
+                exp_s: t0s() + 10 * 86_400,
+                iat_s,
+            },
+            true,
+            None,
+        ),
     ];
     specs
         .into_iter()
@@ -734,12 +1031,29 @@ enum StoreAnswer {
 
 #[derive(Debug, Clone)]
 enum OpSplit {
-    Request { token: usize, route: usize },
-    Answer { pick: usize, how: StoreAnswer },
-    Revoke { token: usize },
+    Request {
+        token: usize,
+        route: usize,
+    },
+    Answer {
+        pick: usize,
+        how: StoreAnswer,
+    },
+    Revoke {
+        token: usize,
+    },
     RevokeSub,
-    Advance { ms: u64 },
+    Advance {
+        ms: u64,
+    },
+    /// The host's clock steps back (NTP step, VM migration): later inputs carry a smaller `now`.
+    Back {
+        ms: u64,
+    },
 }
+
+/// The token of the epilogue of a run (`split_tokens`).
+const EPILOGUE_SPLIT: usize = 5;
 
 fn op_split() -> impl Strategy<Value = OpSplit> {
     let how = prop_oneof![
@@ -755,6 +1069,7 @@ fn op_split() -> impl Strategy<Value = OpSplit> {
         1 => (0..5usize).prop_map(|token| OpSplit::Revoke { token }),
         1 => Just(OpSplit::RevokeSub),
         2 => prop_oneof![(0..3_000u64), (0..40_000u64)].prop_map(|ms| OpSplit::Advance { ms }),
+        1 => (0..120_000u64).prop_map(|ms| OpSplit::Back { ms }),
     ]
 }
 
@@ -768,27 +1083,46 @@ fn split_key(sig: &str) -> String {
     )
 }
 
-fn run_split(ops: Vec<OpSplit>) {
-    let mut cfg = split_config();
-    cfg["cache"]["max_entries"] = json!(2);
-    cfg["cache"]["max_pending"] = json!(3);
-    let mut h = Harness::new(cfg);
-    let toks = split_tokens(&h.fake);
-    let n = toks.len();
-    let mut revoked: HashSet<usize> = HashSet::new();
-    let mut alice_revoked = false;
-    let mut requests: HashMap<u64, (usize, usize)> = HashMap::new();
-    let mut decided: HashMap<u64, u32> = HashMap::new();
-    let mut open: Vec<(u64, usize)> = Vec::new();
-    let mut next_id = 0u64;
+struct RunSplit {
+    h: Harness,
+    toks: Vec<SplitToken>,
+    /// The edge's effective time: the largest `now` it was ever given.
+    eff: u64,
+    revoked: HashSet<usize>,
+    alice_revoked: bool,
+    requests: HashMap<u64, (usize, usize)>,
+    decided: HashMap<u64, u32>,
+    forwarded: HashSet<u64>,
+    open: Vec<(u64, usize)>,
+    waits: Waits,
+    next_id: u64,
+}
 
-    let check = |acts: &[Action],
-                 now: u64,
-                 revoked: &HashSet<usize>,
-                 alice_revoked: bool,
-                 requests: &HashMap<u64, (usize, usize)>,
-                 decided: &mut HashMap<u64, u32>,
-                 open: &mut Vec<(u64, usize)>| {
+impl RunSplit {
+    fn new() -> Self {
+        let mut cfg = split_config();
+        cfg["cache"]["max_entries"] = json!(2);
+        cfg["cache"]["max_pending"] = json!(3);
+        let h = Harness::new(cfg);
+        let toks = split_tokens(&h.fake);
+        Self {
+            h,
+            toks,
+            eff: T0,
+            revoked: HashSet::new(),
+            alice_revoked: false,
+            requests: HashMap::new(),
+            decided: HashMap::new(),
+            forwarded: HashSet::new(),
+            open: Vec::new(),
+            waits: Waits::default(),
+            next_id: 0,
+        }
+    }
+
+    /// Safety of everything in `acts`, judged at the edge's effective time.
+    fn check(&mut self, acts: &[Action]) {
+        let now = self.eff;
         for a in acts {
             // The signature the client holds appears nowhere but in a Forward's header value.
             let text = match a {
@@ -799,14 +1133,15 @@ fn run_split(ops: Vec<OpSplit>) {
                 Action::Audit(e) => format!("{a:?} {}", e.to_json()),
                 _ => format!("{a:?}"),
             };
-            for t in &toks {
+            for t in &self.toks {
                 assert!(!text.contains(&t.sig), "signature leaked in {text}");
             }
             match a {
                 Action::Forward(f) => {
-                    *decided.entry(f.request_id).or_default() += 1;
-                    let (t, r) = requests[&f.request_id];
-                    let tk = &toks[t];
+                    *self.decided.entry(f.request_id).or_default() += 1;
+                    self.forwarded.insert(f.request_id);
+                    let (t, r) = self.requests[&f.request_id];
+                    let tk = &self.toks[t];
                     assert!(tk.genuine, "forged split token {t} forwarded");
                     assert_eq!(
                         &*f.header_value,
@@ -814,14 +1149,17 @@ fn run_split(ops: Vec<OpSplit>) {
                         "forwarded JWT is not the one presented"
                     );
                     assert_eq!(f.token.sub.as_deref(), Some(tk.truth.sub));
-                    assert!(!revoked.contains(&t), "revoked split token {t} forwarded");
                     assert!(
-                        !(alice_revoked && tk.truth.sub == "alice"),
+                        !self.revoked.contains(&t),
+                        "revoked split token {t} forwarded"
+                    );
+                    assert!(
+                        !(self.alice_revoked && tk.truth.sub == "alice"),
                         "token of revoked subject forwarded"
                     );
                     assert!(
                         now < tk.truth.exp_s * 1000,
-                        "expired split token {t} forwarded"
+                        "expired split token {t} forwarded at {now}"
                     );
                     if let Some(nbf) = tk.nbf_s {
                         assert!(
@@ -832,38 +1170,57 @@ fn run_split(ops: Vec<OpSplit>) {
                     assert!(tk.truth.allows(r), "split token {t} forwarded on route {r}");
                 }
                 Action::Reject(rj) => {
-                    *decided.entry(rj.request_id).or_default() += 1;
+                    *self.decided.entry(rj.request_id).or_default() += 1;
                 }
                 Action::SharedLookup(l) => {
-                    let t = (0..toks.len())
-                        .find(|i| split_key(&toks[*i].sig) == l.key)
+                    let t = (0..self.toks.len())
+                        .find(|i| split_key(&self.toks[*i].sig) == l.key)
                         .expect("lookup key of a presented signature");
                     assert!(
-                        !open.iter().any(|(_, x)| *x == t),
+                        !self.open.iter().any(|(_, x)| *x == t),
                         "two lookups in flight for {t}"
                     );
-                    open.push((l.ticket, t));
+                    self.open.push((l.ticket, t));
                 }
                 Action::Introspect(_) => panic!("split mode introspected"),
                 _ => {}
             }
         }
         let to = timed_out(acts);
-        open.retain(|(t, _)| !to.contains(t));
-    };
+        self.open.retain(|(t, _)| !to.contains(t));
+        self.waits.settle(acts);
+    }
 
-    for op in ops {
+    /// Whether the edge must accept split token `t` now, reassembled from its genuine stored
+    /// value: signed by the AS, revoked by no selector that covers it, not expired and not
+    /// before its `nbf` (with the 30 s leeway) at the effective time.
+    fn must_accept(&self, t: usize) -> bool {
+        let tk = &self.toks[t];
+        tk.genuine
+            && !self.revoked.contains(&t)
+            && !(self.alice_revoked && tk.truth.sub == "alice")
+            && self.eff < tk.truth.exp_s * 1000
+            && tk.nbf_s.is_none_or(|nbf| nbf * 1000 <= self.eff + 30_000)
+    }
+
+    fn step(&mut self, op: OpSplit) {
+        let n = self.toks.len();
+        let mut due: Vec<u64> = Vec::new();
         let acts = match op {
             OpSplit::Request { token, route } => {
-                next_id += 1;
-                requests.insert(next_id, (token, route));
-                h.request(next_id, ROUTES[route].0, &toks[token].sig)
+                self.next_id += 1;
+                let id = self.next_id;
+                self.requests.insert(id, (token, route));
+                let acts = self.h.request(id, ROUTES[route].0, &self.toks[token].sig);
+                self.waits.request(id, token, &acts);
+                acts
             }
             OpSplit::Answer { pick, how } => {
-                if open.is_empty() {
-                    continue;
+                if self.open.is_empty() {
+                    return;
                 }
-                let (ticket, t) = open.remove(pick % open.len());
+                let (ticket, t) = self.open.remove(pick % self.open.len());
+                let toks = &self.toks;
                 let garbage = ["", "garbage", "abc.def", "a.b.c", &toks[t].jwt];
                 let value: Option<String> = match how {
                     StoreAnswer::Correct => Some(toks[t].head.clone()),
@@ -879,50 +1236,102 @@ fn run_split(ops: Vec<OpSplit>) {
                     (_, Some(v)) => LookupResult::Found(v),
                     _ => unreachable!(),
                 };
-                h.edge.handle_shared_lookup(h.now, ticket, res).unwrap();
-                h.edge.drain_actions()
+                // Liveness: the token's own stored value (the keys are those the harness gave
+                // at start), for a token the edge must accept, forwards at once every waiter
+                // whose route the token authorizes.
+                if value.as_deref() == Some(toks[t].head.as_str()) && self.must_accept(t) {
+                    due = self
+                        .waits
+                        .waiting(ticket)
+                        .into_iter()
+                        .filter(|id| self.toks[t].truth.allows(self.requests[id].1))
+                        .collect();
+                }
+                self.h
+                    .edge
+                    .handle_shared_lookup(self.h.now, ticket, res)
+                    .unwrap();
+                self.h.edge.drain_actions()
             }
             OpSplit::Revoke { token } => {
-                revoked.insert(token);
-                h.revoke_local(Selector::Token(toks[token].sig.clone()))
+                self.revoked.insert(token);
+                self.h
+                    .revoke_local(Selector::Token(self.toks[token].sig.clone()))
             }
             OpSplit::RevokeSub => {
-                alice_revoked = true;
-                h.revoke_local(Selector::Sub("alice".into()))
+                self.alice_revoked = true;
+                self.h.revoke_local(Selector::Sub("alice".into()))
             }
             OpSplit::Advance { ms } => {
-                h.advance(ms);
-                h.edge.drain_actions()
+                self.h.advance(ms);
+                self.eff = self.eff.max(self.h.now);
+                self.h.edge.drain_actions()
+            }
+            OpSplit::Back { ms } => {
+                self.h.now = self.h.now.saturating_sub(ms);
+                self.h.edge.handle_timeout(self.h.now);
+                self.h.edge.drain_actions()
             }
         };
-        check(
+        self.check(&acts);
+        assert_forwarded(
             &acts,
-            h.now,
-            &revoked,
-            alice_revoked,
-            &requests,
-            &mut decided,
-            &mut open,
+            &due,
+            &format!("genuine stored value at {}", self.eff),
         );
-        stats_bounded(&h.edge.stats(), 2, 3, 100_000, 100_000);
-        let undecided = requests
+        stats_bounded(&self.h.edge.stats(), 2, 3, 100_000, 100_000);
+        let undecided = self
+            .requests
             .keys()
-            .filter(|id| !decided.contains_key(id))
+            .filter(|id| !self.decided.contains_key(id))
             .count();
-        assert_eq!(h.edge.stats().waiters, undecided, "waiters count drifted");
+        assert_eq!(
+            self.h.edge.stats().waiters,
+            undecided,
+            "waiters count drifted"
+        );
     }
-    h.advance(10_000);
-    let acts = h.edge.drain_actions();
-    check(
-        &acts,
-        h.now,
-        &revoked,
-        alice_revoked,
-        &requests,
-        &mut decided,
-        &mut open,
-    );
-    assert_each_decided_once(requests.keys(), &decided);
+}
+
+fn run_split(ops: Vec<OpSplit>) {
+    let mut r = RunSplit::new();
+    for op in ops {
+        r.step(op);
+    }
+    // Liveness: the host's clock catches up with the edge's, every ticket times out; each
+    // request decided once.
+    settle(&mut r.h, r.eff);
+    r.eff = r.eff.max(r.h.now);
+    let acts = r.h.edge.drain_actions();
+    r.check(&acts);
+    assert_each_decided_once(r.requests.keys(), &r.decided);
+    // Liveness: every run forwards. A fresh token, never revoked, on two routes it satisfies
+    // (the second request coalesced), its genuine value found in the store: both forwarded.
+    let first = r.next_id + 1;
+    r.step(OpSplit::Request {
+        token: EPILOGUE_SPLIT,
+        route: 0,
+    });
+    r.step(OpSplit::Request {
+        token: EPILOGUE_SPLIT,
+        route: 2,
+    });
+    let pick = r
+        .open
+        .iter()
+        .position(|(_, t)| *t == EPILOGUE_SPLIT)
+        .expect("the epilogue looks up the store");
+    r.step(OpSplit::Answer {
+        pick,
+        how: StoreAnswer::Correct,
+    });
+    for id in [first, first + 1] {
+        assert!(
+            r.forwarded.contains(&id),
+            "epilogue request {id} not forwarded"
+        );
+    }
+    assert_each_decided_once(r.requests.keys(), &r.decided);
 }
 
 proptest! {
@@ -949,7 +1358,7 @@ fn two_truths() -> Vec<Truth> {
     vec![
         // A long-lived token (20 days): beyond revocation.default_ttl, within the 30 days the
         // core looks ahead for the latest exp it has seen (a token living longer than both is
-        // covered only as long as this edge sees it: README, revocation.default_ttl).
+        // covered only as long as this edge sees it: docs/configuration.md, revocation.default_ttl).
         Truth {
             active: true,
             scope: "orders:read",
@@ -1005,6 +1414,10 @@ enum OpTwo {
     Advance {
         ms: u64,
     },
+    /// The hosts' clocks step back (NTP step, VM migration): later inputs carry a smaller `now`.
+    Back {
+        ms: u64,
+    },
 }
 
 fn op_two() -> impl Strategy<Value = OpTwo> {
@@ -1017,6 +1430,7 @@ fn op_two() -> impl Strategy<Value = OpTwo> {
         1 => (0..3usize).prop_map(|token| OpTwo::RevokeJti { token }),
         3 => Just(OpTwo::Deliver),
         3 => prop_oneof![2 => 0..60_000u64, 2 => 3_600_000..2 * 86_400_000u64, 1 => 2 * 86_400_000..12 * 86_400_000u64].prop_map(|ms| OpTwo::Advance { ms }),
+        1 => (0..120_000u64).prop_map(|ms| OpTwo::Back { ms }),
     ]
 }
 
@@ -1064,6 +1478,10 @@ fn run_two(ops: Vec<OpTwo>) {
     // Revocations made on A and already delivered to B: (what, when delivered).
     let mut pending_rev: Vec<(OpTwo, u64)> = Vec::new();
     let mut delivered: Vec<(OpTwo, u64)> = Vec::new();
+    // Every revocation made on A, delivered or not.
+    let mut made: Vec<OpTwo> = Vec::new();
+    // The instances' effective time: the largest `now` they were given (both get the same).
+    let mut eff = T0;
     let mut id = 0u64;
     for op in ops {
         match &op {
@@ -1073,30 +1491,41 @@ fn run_two(ops: Vec<OpTwo>) {
                 // A revocation A keeps longer on seeing this token is published again.
                 queue.extend(publishes(&acts));
                 let da = decision(&acts, id);
-                let db = decision(
-                    &request_sync(&mut b, id, *route, *token, &truth[*token]),
-                    id,
-                );
+                if must_forward(&made, &truth, *token, *route, &acts, a.now, eff) {
+                    assert_eq!(da, Ok(()), "A refused token {token} on route {route}");
+                }
+                let acts = request_sync(&mut b, id, *route, *token, &truth[*token]);
+                let db = decision(&acts, id);
+                if must_forward(&made, &truth, *token, *route, &acts, b.now, eff) {
+                    assert_eq!(db, Ok(()), "B refused token {token} on route {route}");
+                }
                 // Also past revocation.default_ttl: the receiver keeps what the origin keeps
                 // (`published_default_until_is_not_fixed_on_the_receiver`).
                 if queue.is_empty() && db.is_ok() {
                     assert!(
                         da != Err(Reason::Revoked),
                         "after delivery, B forwards token {token} that A (the revocation's origin) refuses as revoked at +{} s; delivered: {delivered:?}",
-                        (b.now - T0) / 1000
+                        (eff - T0) / 1000
                     );
                 }
-                check_b(&delivered, &truth, *token, db, b.now);
+                check_b(&delivered, &truth, *token, db, eff);
             }
             OpTwo::RequestB { token } => {
                 id += 1;
-                let db = decision(&request_sync(&mut b, id, 0, *token, &truth[*token]), id);
-                check_b(&delivered, &truth, *token, db, b.now);
+                let acts = request_sync(&mut b, id, 0, *token, &truth[*token]);
+                let db = decision(&acts, id);
+                if must_forward(&made, &truth, *token, 0, &acts, b.now, eff) {
+                    assert_eq!(db, Ok(()), "B refused token {token}");
+                }
+                check_b(&delivered, &truth, *token, db, eff);
             }
             OpTwo::RequestA { token } => {
                 id += 1;
                 let acts = request_sync(&mut a, id, 0, *token, &truth[*token]);
                 queue.extend(publishes(&acts));
+                if must_forward(&made, &truth, *token, 0, &acts, a.now, eff) {
+                    assert_eq!(decision(&acts, id), Ok(()), "A refused token {token}");
+                }
             }
             OpTwo::RevokeToken { token } => {
                 let r = Revocation {
@@ -1107,7 +1536,8 @@ fn run_two(ops: Vec<OpTwo>) {
                 };
                 a.edge.handle_revocation(a.now, r, Origin::Local).unwrap();
                 queue.extend(publishes(&a.edge.drain_actions()));
-                pending_rev.push((op.clone(), a.now));
+                pending_rev.push((op.clone(), eff));
+                made.push(op.clone());
             }
             OpTwo::RevokeSub { who } => {
                 let s = ["alice", "bob"][*who];
@@ -1119,7 +1549,8 @@ fn run_two(ops: Vec<OpTwo>) {
                 };
                 a.edge.handle_revocation(a.now, r, Origin::Local).unwrap();
                 queue.extend(publishes(&a.edge.drain_actions()));
-                pending_rev.push((op.clone(), a.now));
+                pending_rev.push((op.clone(), eff));
+                made.push(op.clone());
             }
             OpTwo::RevokeJti { token } => {
                 let j = format!("jti-{}", truth[*token].sub);
@@ -1131,23 +1562,32 @@ fn run_two(ops: Vec<OpTwo>) {
                 };
                 a.edge.handle_revocation(a.now, r, Origin::Local).unwrap();
                 queue.extend(publishes(&a.edge.drain_actions()));
-                pending_rev.push((op.clone(), a.now));
+                pending_rev.push((op.clone(), eff));
+                made.push(op.clone());
             }
             OpTwo::Deliver => {
                 deliver(&mut b, &mut queue);
-                delivered.extend(pending_rev.drain(..).map(|(o, _)| (o, b.now)));
+                delivered.extend(pending_rev.drain(..).map(|(o, _)| (o, eff)));
             }
             OpTwo::Advance { ms } => {
                 // Pub/sub delivers within seconds: what was published is delivered before a
                 // long pause.
                 if *ms > 60_000 {
                     deliver(&mut b, &mut queue);
-                    delivered.extend(pending_rev.drain(..).map(|(o, _)| (o, b.now)));
+                    delivered.extend(pending_rev.drain(..).map(|(o, _)| (o, eff)));
                 }
                 a.advance(*ms);
                 b.advance(*ms);
+                eff = eff.max(a.now);
                 let _ = a.edge.drain_actions();
                 let _ = b.edge.drain_actions();
+            }
+            OpTwo::Back { ms } => {
+                for h in [&mut a, &mut b] {
+                    h.now = h.now.saturating_sub(*ms);
+                    h.edge.handle_timeout(h.now);
+                    let _ = h.edge.drain_actions();
+                }
             }
         }
         stats_bounded(&a.edge.stats(), 3, 10_000, 100_000, 100_000);
@@ -1175,6 +1615,37 @@ fn receive(b: &mut Harness, msg: &str) {
     );
 }
 
+/// Whether the revocation `op` covers `token` (every token was issued before any revocation).
+fn covers(op: &OpTwo, truth: &[Truth], token: usize) -> bool {
+    match op {
+        OpTwo::RevokeToken { token: t } => *t == token,
+        OpTwo::RevokeSub { who } => truth[token].sub == ["alice", "bob"][*who],
+        OpTwo::RevokeJti { token: t } => truth[*t].sub == truth[token].sub,
+        _ => false,
+    }
+}
+
+/// Liveness on one instance: a request for `token` on `route`, answered at once (`acts`, from
+/// `request_sync`), is forwarded when no revocation ever made covers the token (one an instance
+/// has forgotten may or may not be kept elsewhere: not judged), the token is unexpired at the
+/// effective time `eff` and authorized on the route, and, if the instance asked the AS, the
+/// answer (signed by the host's clock `now`) is still fresh by the instance's clock.
+fn must_forward(
+    made: &[OpTwo],
+    truth: &[Truth],
+    token: usize,
+    route: usize,
+    acts: &[Action],
+    now: u64,
+    eff: u64,
+) -> bool {
+    let fresh = introspects(acts).is_empty() || answer_fresh(now, eff);
+    !made.iter().any(|op| covers(op, truth, token))
+        && truth[token].allows(route)
+        && eff < truth[token].exp_s * 1000
+        && fresh
+}
+
 /// Within `revocation.default_ttl` (24 h) of its delivery, a revocation is absolute on B.
 fn check_b(
     delivered: &[(OpTwo, u64)],
@@ -1190,14 +1661,8 @@ fn check_b(
         if now >= at + 86_400_000 {
             continue;
         }
-        let hit = match op {
-            OpTwo::RevokeToken { token: t } => *t == token,
-            OpTwo::RevokeSub { who } => truth[token].sub == ["alice", "bob"][*who],
-            OpTwo::RevokeJti { token: t } => truth[*t].sub == truth[token].sub,
-            _ => false,
-        };
         assert!(
-            !hit,
+            !covers(op, truth, token),
             "B forwarded token {token} {} s after {op:?} was delivered",
             (now - at) / 1000
         );
@@ -1246,6 +1711,10 @@ enum OpDpop {
     Advance {
         ms: u64,
     },
+    /// The host's clock steps back (NTP step, VM migration): later inputs carry a smaller `now`.
+    Back {
+        ms: u64,
+    },
 }
 
 fn proof_spec() -> impl Strategy<Value = ProofSpec> {
@@ -1275,62 +1744,114 @@ fn op_dpop() -> impl Strategy<Value = OpDpop> {
         1 => (0..3usize).prop_map(|token| OpDpop::Replay { token }),
         4 => (0..8usize).prop_map(|pick| OpDpop::Answer { pick }),
         2 => prop_oneof![(0..3_000u64), (0..100_000u64)].prop_map(|ms| OpDpop::Advance { ms }),
+        1 => (0..120_000u64).prop_map(|ms| OpDpop::Back { ms }),
     ]
 }
 
-fn run_dpop(ops: Vec<OpDpop>) {
-    let mut cfg = base_config("rfc9701");
-    cfg["cache"]["max_entries"] = json!(2);
-    cfg["cache"]["max_pending"] = json!(3);
-    cfg["dpop"] = json!({"max_replay_entries": 4});
-    let mut h = Harness::new(cfg);
-    let signers = [
-        Signer::es256(CLIENT_DPOP_ES256, None),
-        Signer::es256(EDGE_ES256, None),
-    ];
-    let jkts = [jkt(&signers[0]), jkt(&signers[1])];
-    // Token 0 bound to the client's key, 1 unbound, 2 bound to the other key.
-    let binding: [Option<usize>; 3] = [Some(0), None, Some(1)];
-    let truth_of = |t: usize| -> Value {
+/// The key each token is bound to (`cnf.jkt`): 0 the client's, 1 the other, `None` unbound.
+/// Tokens 3 and 4 are the epilogue's: never picked by the ops.
+const DPOP_BINDING: [Option<usize>; 5] = [Some(0), None, Some(1), None, Some(0)];
+
+/// A DPoP proof is usable from `leeway` (30 s) before its `iat` to `dpop.proof_max_age` (60 s)
+/// plus `leeway` after, and its `jti` is remembered until `iat` + max age + twice the leeway.
+const PROOF_AHEAD_MS: u64 = 30_000;
+const PROOF_USABLE_MS: u64 = 60_000 + 30_000;
+const PROOF_REMEMBERED_MS: u64 = 60_000 + 60_000;
+/// `dpop.max_replay_entries` in the model's configuration.
+const REPLAY_MAX: usize = 4;
+
+/// What a request of the DPoP model sent.
+struct Sent {
+    token: usize,
+    scheme_dpop: bool,
+    /// The proof passed every check but replay when the request arrived.
+    proof_valid: bool,
+    key: Option<usize>,
+    jti: Option<(usize, u8)>,
+    iat_ms: u64,
+}
+
+/// Token → (DPoP scheme, proof, key, jti, iat ms, proof well-formed) of its last request.
+type LastProof = (bool, Option<String>, Option<usize>, Option<u8>, u64, bool);
+
+struct RunDpop {
+    h: Harness,
+    signers: [Signer; 2],
+    jkts: [String; 2],
+    /// The edge's effective time: the largest `now` it was ever given.
+    eff: u64,
+    sent: HashMap<u64, Sent>,
+    last: HashMap<usize, LastProof>,
+    /// (jkt index, jti) → replay-set expiry of the proof let through.
+    forwarded_jti: HashMap<(usize, u8), u64>,
+    decided: HashMap<u64, u32>,
+    forwarded: HashSet<u64>,
+    open: Vec<(u64, usize)>,
+    waits: Waits,
+    id: u64,
+}
+
+const DPOP_HTU: &str = "https://api.example/orders";
+
+impl RunDpop {
+    fn new() -> Self {
+        let mut cfg = base_config("rfc9701");
+        cfg["cache"]["max_entries"] = json!(2);
+        cfg["cache"]["max_pending"] = json!(3);
+        cfg["dpop"] = json!({"max_replay_entries": REPLAY_MAX});
+        let signers = [
+            Signer::es256(CLIENT_DPOP_ES256, None),
+            Signer::es256(EDGE_ES256, None),
+        ];
+        let jkts = [jkt(&signers[0]), jkt(&signers[1])];
+        Self {
+            h: Harness::new(cfg),
+            signers,
+            jkts,
+            eff: T0,
+            sent: HashMap::new(),
+            last: HashMap::new(),
+            forwarded_jti: HashMap::new(),
+            decided: HashMap::new(),
+            forwarded: HashSet::new(),
+            open: Vec::new(),
+            waits: Waits::default(),
+            id: 0,
+        }
+    }
+
+    fn exp_s(t: usize) -> u64 {
+        if t < 3 {
+            t0s() + 3600
+        } else {
+            t0s() + 10 * 86_400
+        }
+    }
+
+    fn truth_of(&self, t: usize) -> Value {
         let mut c = json!({"active": true, "scope": "orders:read orders:admin", "sub": format!("u{t}"),
-                           "aud": "orders-api", "exp": t0s() + 3600, "iat": t0s() - 10, "iss": ISSUER});
-        if let Some(k) = binding[t] {
-            c["cnf"] = json!({"jkt": jkts[k]});
+                           "aud": "orders-api", "exp": Self::exp_s(t), "iat": t0s() - 10, "iss": ISSUER});
+        if let Some(k) = DPOP_BINDING[t] {
+            c["cnf"] = json!({"jkt": self.jkts[k]});
         }
         c
-    };
-    // request id -> (token, proof ok at request time?, proof key, jti key, proof text)
-    struct Sent {
-        token: usize,
-        scheme_dpop: bool,
-        proof_valid: bool,
-        key: Option<usize>,
-        jti: Option<(usize, u8)>,
-        iat_ms: u64,
     }
-    let mut sent: HashMap<u64, Sent> = HashMap::new();
-    // token -> (DPoP scheme, proof, key, jti, iat ms, proof well-formed) of the last request.
-    type Last = (bool, Option<String>, Option<usize>, Option<u8>, u64, bool);
-    let mut last: HashMap<usize, Last> = HashMap::new();
-    // (jkt index, jti) -> replay-set expiry of the proof let through.
-    let mut forwarded_jti: HashMap<(usize, u8), u64> = HashMap::new();
-    let mut decided: HashMap<u64, u32> = HashMap::new();
-    let mut open: Vec<(u64, usize)> = Vec::new();
-    let mut id = 0u64;
-    let htu = "https://api.example/orders";
 
-    let handle = |acts: Vec<Action>,
-                  now: u64,
-                  sent: &HashMap<u64, Sent>,
-                  open: &mut Vec<(u64, usize)>,
-                  decided: &mut HashMap<u64, u32>,
-                  forwarded_jti: &mut HashMap<(usize, u8), u64>| {
-        for a in &acts {
+    /// Whether a proof issued at `iat_ms` is within its window at the effective time.
+    fn in_window(&self, iat_ms: u64) -> bool {
+        iat_ms <= self.eff + PROOF_AHEAD_MS && iat_ms + PROOF_USABLE_MS >= self.eff
+    }
+
+    /// Safety of everything in `acts`, judged at the edge's effective time.
+    fn handle(&mut self, acts: &[Action]) {
+        let now = self.eff;
+        for a in acts {
             match a {
                 Action::Forward(f) => {
-                    *decided.entry(f.request_id).or_default() += 1;
-                    let s = &sent[&f.request_id];
-                    match binding[s.token] {
+                    *self.decided.entry(f.request_id).or_default() += 1;
+                    self.forwarded.insert(f.request_id);
+                    let s = &self.sent[&f.request_id];
+                    match DPOP_BINDING[s.token] {
                         Some(k) => {
                             assert!(
                                 s.scheme_dpop,
@@ -1349,13 +1870,14 @@ fn run_dpop(ops: Vec<OpDpop>) {
                                 s.token
                             );
                             let j = s.jti.unwrap();
-                            if let Some(until) = forwarded_jti.get(&j) {
+                            if let Some(until) = self.forwarded_jti.get(&j) {
                                 assert!(
                                     now >= *until,
                                     "proof jti {j:?} replayed and forwarded at {now} (remembered until {until})"
                                 );
                             }
-                            forwarded_jti.insert(j, (s.iat_ms + 60_000 + 60_000).max(now + 1));
+                            self.forwarded_jti
+                                .insert(j, (s.iat_ms + PROOF_REMEMBERED_MS).max(now + 1));
                         }
                         None => assert!(
                             !s.scheme_dpop,
@@ -1363,89 +1885,143 @@ fn run_dpop(ops: Vec<OpDpop>) {
                         ),
                     }
                 }
-                Action::Reject(r) => *decided.entry(r.request_id).or_default() += 1,
+                Action::Reject(r) => *self.decided.entry(r.request_id).or_default() += 1,
                 Action::Introspect(i) => {
-                    let t = (0..3)
+                    let t = (0..DPOP_BINDING.len())
                         .find(|x| i.body.starts_with(&format!("token=tok-{x}&")))
                         .unwrap();
-                    open.push((i.ticket, t));
+                    self.open.push((i.ticket, t));
                 }
                 _ => {}
             }
         }
-        let to = timed_out(&acts);
-        open.retain(|(t, _)| !to.contains(t));
-    };
+        let to = timed_out(acts);
+        self.open.retain(|(t, _)| !to.contains(t));
+        self.waits.settle(acts);
+    }
 
-    for op in ops {
+    /// Liveness: of the requests waiting on `ticket` (a genuine, fresh answer for an unexpired
+    /// token), those the edge must forward, in the order it decides them. A bound token needs
+    /// the DPoP scheme and a proof by its key that was valid on arrival; its `jti` must not be
+    /// in the replay set (recorded by an earlier forward, or an earlier waiter of this ticket)
+    /// and the set must have room (else `overloaded`). An unbound token needs the Bearer scheme.
+    fn due(&self, ticket: u64) -> Vec<u64> {
+        let mut replay: HashMap<(usize, u8), u64> = self
+            .forwarded_jti
+            .iter()
+            .filter(|(_, until)| **until > self.eff)
+            .map(|(j, until)| (*j, *until))
+            .collect();
+        let mut due = Vec::new();
+        for id in self.waits.waiting(ticket) {
+            let s = &self.sent[&id];
+            let ok = match DPOP_BINDING[s.token] {
+                None => !s.scheme_dpop,
+                Some(k) if s.scheme_dpop && s.proof_valid && s.key == Some(k) => {
+                    let j = s.jti.unwrap();
+                    if replay.contains_key(&j) || replay.len() >= REPLAY_MAX {
+                        false
+                    } else {
+                        replay.insert(j, (s.iat_ms + PROOF_REMEMBERED_MS).max(self.eff + 1));
+                        true
+                    }
+                }
+                Some(_) => false,
+            };
+            if ok {
+                due.push(id);
+            }
+        }
+        due
+    }
+
+    fn request(&mut self, token: usize, p: ProofSpec) -> u64 {
+        self.id += 1;
+        let id = self.id;
+        let tok = format!("tok-{token}");
+        // The client dates its proof by the host's clock.
+        let now_s = (self.h.now / 1000) as i64;
+        let iat = (now_s + p.iat_off).max(0) as u64;
+        let (htm, u, ath_tok) = match p.defect {
+            1 => ("POST", DPOP_HTU, tok.as_str()),
+            2 => ("GET", "https://api.example/admin", tok.as_str()),
+            3 => ("GET", DPOP_HTU, "tok-other"),
+            _ => ("GET", DPOP_HTU, tok.as_str()),
+        };
+        let proof = p.with_proof.then(|| {
+            dpop_proof(
+                &self.signers[p.signer],
+                htm,
+                u,
+                ath_tok,
+                iat,
+                &format!("j{}", p.jti),
+            )
+        });
+        let iat_ms = iat * 1000;
+        let valid = p.with_proof && p.defect == 0 && self.in_window(iat_ms);
+        self.last.insert(
+            token,
+            (
+                p.dpop_scheme,
+                proof.clone(),
+                Some(p.signer),
+                Some(p.jti),
+                iat_ms,
+                p.defect == 0 && p.with_proof,
+            ),
+        );
+        self.sent.insert(
+            id,
+            Sent {
+                token,
+                scheme_dpop: p.dpop_scheme,
+                proof_valid: valid,
+                key: p.with_proof.then_some(p.signer),
+                jti: p.with_proof.then_some((p.signer, p.jti)),
+                iat_ms,
+            },
+        );
+        let auth = format!("{} {tok}", if p.dpop_scheme { "DPoP" } else { "Bearer" });
+        let mut hs: Vec<(&str, &str)> = vec![("authorization", &auth)];
+        if let Some(pr) = &proof {
+            hs.push(("dpop", pr));
+        }
+        let acts = self.h.request_with(id, "GET", "/orders", &hs, None);
+        self.after(&acts, &[]);
+        self.waits.request(id, token, &acts);
+        id
+    }
+
+    fn after(&mut self, acts: &[Action], due: &[u64]) {
+        self.handle(acts);
+        assert_forwarded(acts, due, &format!("genuine answer at {}", self.eff));
+        stats_bounded(&self.h.edge.stats(), 2, 3, 100_000, REPLAY_MAX);
+    }
+
+    fn step(&mut self, op: OpDpop) {
+        let mut due = Vec::new();
         let acts = match op {
             OpDpop::Request { token, route, p } => {
-                id += 1;
-                let tok = format!("tok-{token}");
-                let now_s = (h.now / 1000) as i64;
-                let iat = (now_s + p.iat_off).max(0) as u64;
-                let (htm, u, ath_tok) = match p.defect {
-                    1 => ("POST", htu, tok.as_str()),
-                    2 => ("GET", "https://api.example/admin", tok.as_str()),
-                    3 => ("GET", htu, "tok-other"),
-                    _ => ("GET", htu, tok.as_str()),
-                };
-                let proof = p.with_proof.then(|| {
-                    dpop_proof(
-                        &signers[p.signer],
-                        htm,
-                        u,
-                        ath_tok,
-                        iat,
-                        &format!("j{}", p.jti),
-                    )
-                });
-                let iat_ms = iat * 1000;
-                let in_window = iat_ms <= h.now + 30_000 && iat_ms + 60_000 + 30_000 >= h.now;
-                let valid = p.with_proof && p.defect == 0 && in_window;
                 let _ = route;
-                last.insert(
-                    token,
-                    (
-                        p.dpop_scheme,
-                        proof.clone(),
-                        Some(p.signer),
-                        Some(p.jti),
-                        iat_ms,
-                        p.defect == 0 && p.with_proof,
-                    ),
-                );
-                sent.insert(
-                    id,
-                    Sent {
-                        token,
-                        scheme_dpop: p.dpop_scheme,
-                        proof_valid: valid,
-                        key: p.with_proof.then_some(p.signer),
-                        jti: p.with_proof.then_some((p.signer, p.jti)),
-                        iat_ms,
-                    },
-                );
-                let auth = format!("{} {tok}", if p.dpop_scheme { "DPoP" } else { "Bearer" });
-                let mut hs: Vec<(&str, &str)> = vec![("authorization", &auth)];
-                if let Some(pr) = &proof {
-                    hs.push(("dpop", pr));
-                }
-                h.request_with(id, "GET", "/orders", &hs, None)
+                self.request(token, p);
+                return;
             }
             OpDpop::Replay { token } => {
-                let Some((scheme, proof, key, jti, iat_ms, ok)) = last.get(&token).cloned() else {
-                    continue;
+                let Some((scheme, proof, key, jti, iat_ms, ok)) = self.last.get(&token).cloned()
+                else {
+                    return;
                 };
-                id += 1;
+                self.id += 1;
+                let id = self.id;
                 let tok = format!("tok-{token}");
-                let in_window = iat_ms <= h.now + 30_000 && iat_ms + 60_000 + 30_000 >= h.now;
-                sent.insert(
+                let valid = ok && self.in_window(iat_ms);
+                self.sent.insert(
                     id,
                     Sent {
                         token,
                         scheme_dpop: scheme,
-                        proof_valid: ok && in_window,
+                        proof_valid: valid,
                         key: proof.as_ref().and(key),
                         jti: proof.as_ref().and(key.zip(jti)),
                         iat_ms,
@@ -1456,41 +2032,90 @@ fn run_dpop(ops: Vec<OpDpop>) {
                 if let Some(pr) = &proof {
                     hs.push(("dpop", pr));
                 }
-                h.request_with(id, "GET", "/orders", &hs, None)
+                let acts = self.h.request_with(id, "GET", "/orders", &hs, None);
+                self.waits.request(id, token, &acts);
+                acts
             }
             OpDpop::Answer { pick } => {
-                if open.is_empty() {
-                    continue;
+                if self.open.is_empty() {
+                    return;
                 }
-                let (ticket, t) = open.remove(pick % open.len());
-                h.respond_9701(ticket, truth_of(t))
+                let (ticket, t) = self.open.remove(pick % self.open.len());
+                // Signed now by the host's clock: stale by the edge's after a large step back.
+                if answer_fresh(self.h.now, self.eff) && self.eff < Self::exp_s(t) * 1000 {
+                    due = self.due(ticket);
+                }
+                let truth = self.truth_of(t);
+                self.h.respond_9701(ticket, truth)
             }
             OpDpop::Advance { ms } => {
-                h.advance(ms);
-                h.edge.drain_actions()
+                self.h.advance(ms);
+                self.eff = self.eff.max(self.h.now);
+                self.h.edge.drain_actions()
+            }
+            OpDpop::Back { ms } => {
+                self.h.now = self.h.now.saturating_sub(ms);
+                self.h.edge.handle_timeout(self.h.now);
+                self.h.edge.drain_actions()
             }
         };
-        handle(
-            acts,
-            h.now,
-            &sent,
-            &mut open,
-            &mut decided,
-            &mut forwarded_jti,
-        );
-        stats_bounded(&h.edge.stats(), 2, 3, 100_000, 4);
+        self.after(&acts, &due);
     }
-    h.advance(10_000);
-    let acts = h.edge.drain_actions();
-    handle(
-        acts,
-        h.now,
-        &sent,
-        &mut open,
-        &mut decided,
-        &mut forwarded_jti,
-    );
-    assert_each_decided_once(sent.keys(), &decided);
+}
+
+fn run_dpop(ops: Vec<OpDpop>) {
+    let mut r = RunDpop::new();
+    for op in ops {
+        r.step(op);
+    }
+    // The host's clock catches up with the edge's, every ticket times out: each request
+    // decided once.
+    settle(&mut r.h, r.eff);
+    r.eff = r.eff.max(r.h.now);
+    let acts = r.h.edge.drain_actions();
+    r.after(&acts, &[]);
+    assert_each_decided_once(r.sent.keys(), &r.decided);
+    // Liveness: every run forwards. Once every remembered proof expired, fresh tokens answered
+    // genuinely: an unbound one sent as Bearer twice, a bound one sent twice with fresh proofs
+    // by its key (distinct jtis); the second requests coalesced. All four are forwarded.
+    r.step(OpDpop::Advance {
+        ms: PROOF_AHEAD_MS + PROOF_REMEMBERED_MS + 10_000,
+    });
+    let bearer = ProofSpec {
+        dpop_scheme: false,
+        with_proof: false,
+        signer: 0,
+        jti: 0,
+        iat_off: 0,
+        defect: 0,
+    };
+    let bound = |jti| ProofSpec {
+        dpop_scheme: true,
+        with_proof: true,
+        jti,
+        ..bearer
+    };
+    let ids = [
+        r.request(3, bearer),
+        r.request(4, bound(100)),
+        r.request(3, bearer),
+        r.request(4, bound(101)),
+    ];
+    for t in [3, 4] {
+        let pick = r
+            .open
+            .iter()
+            .position(|(_, x)| *x == t)
+            .expect("the epilogue introspects");
+        r.step(OpDpop::Answer { pick });
+    }
+    for id in ids {
+        assert!(
+            r.forwarded.contains(&id),
+            "epilogue request {id} not forwarded"
+        );
+    }
+    assert_each_decided_once(r.sent.keys(), &r.decided);
 }
 
 proptest! {
