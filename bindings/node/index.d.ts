@@ -236,6 +236,8 @@ export interface Reject {
   requestId: number
   status: number
   wwwAuthenticate?: string
+  /** Seconds for a `Retry-After` header, when the client may retry soon (`rate_limited`). */
+  retryAfter?: number
   body: string
   /** Stable snake_case reason code (`missing_token`, `inactive`, `insufficient_scope`, ...). */
   reason: string

@@ -119,6 +119,7 @@ fn action(a: core::Action, token_json: bool) -> Option<Action> {
             request_id: r.request_id,
             status: r.status,
             www_authenticate: r.www_authenticate,
+            retry_after: r.retry_after,
             body: r.body,
             reason: r.reason.as_str().to_owned(),
             fingerprint: r.fingerprint.map(|f| f.hex()),

@@ -903,12 +903,12 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
     {
         let mut s = Scenario::raw(
             "jwks-failure-then-request",
-            "The initial JWKS fetch fails; an RFC 9701 answer then needs keys → JWKS refetched (after jwks_min_refresh) → forward.",
+            "The initial JWKS fetch fails (the AS is not up yet); 3 s later an RFC 9701 answer needs keys → JWKS fetched again at once (while the last fetch failed, requests may fetch every 0.5 s, outside the jwks_min_refresh allowance) → forward.",
             cfg("rfc9701"),
         );
         let (acts, _) = s.step(json!({ "type": "jwks_failure", "detail": "connection refused" }));
         assert!(has_audit(&acts, AuditKind::JwksFailed));
-        s.advance(30_000);
+        s.advance(3_000);
         let c = s.claims("orders:read");
         let acts = rfc9701_forward(&mut s, 1, "/orders/1", "tok-a", c);
         assert!(acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
@@ -1468,6 +1468,77 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         }
         let acts = s.request(14, "/orders/ABC-1", "tok-a");
         assert_eq!(expect_forward(&acts), first);
+        out.push(s);
+    }
+    {
+        let mut s = Scenario::raw(
+            "jwks-failure-retried-with-backoff",
+            "A failed JWKS fetch is retried by the core's own timer: 0.5 s after the first failure, 1 s after the second; the third attempt succeeds and the timer is disarmed.",
+            cfg("rfc9701"),
+        );
+        let (acts, _) = s.step(json!({ "type": "jwks_failure", "detail": "connection refused" }));
+        assert!(has_audit(&acts, AuditKind::JwksFailed));
+        assert_eq!(s.edge.poll_timeout(), Some(T0 + 500));
+        s.advance(500);
+        assert!(
+            s.timeout()
+                .iter()
+                .any(|a| matches!(a, Action::FetchJwks(_)))
+        );
+        s.step(json!({ "type": "jwks_failure", "detail": "status 503" }));
+        assert_eq!(s.edge.poll_timeout(), Some(T0 + 1_500));
+        s.advance(1_000);
+        assert!(
+            s.timeout()
+                .iter()
+                .any(|a| matches!(a, Action::FetchJwks(_)))
+        );
+        let full = s.fake.jwks();
+        assert!(has_audit(&s.jwks(&full), AuditKind::JwksFetched));
+        assert_eq!(s.edge.poll_timeout(), None);
+        out.push(s);
+    }
+    {
+        let mut s = Scenario::new(
+            "oauth-400-unsupported-token-type-401",
+            "The AS answers 400 {\"error\":\"unsupported_token_type\"} (oidc-provider, for a JWT-shaped token it did not issue) → 401 invalid_token, cached negatively; 400 invalid_client → 503 client_auth_failed; 400 invalid_request → 503 unavailable.",
+            cfg("rfc9701"),
+        );
+        let jwt_shaped = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+        let acts = s.request(1, "/orders/1", jwt_shaped);
+        let t = expect_introspect(&acts);
+        let acts = s.respond(t, 400, CT_JSON, r#"{"error":"unsupported_token_type"}"#);
+        expect_reject(&acts, 401, Reason::Inactive);
+        let acts = s.request(2, "/orders/1", jwt_shaped);
+        expect_reject(&acts, 401, Reason::Inactive);
+        for (id, body, reason) in [
+            (3, r#"{"error":"invalid_client"}"#, Reason::ClientAuthFailed),
+            (4, r#"{"error":"invalid_request"}"#, Reason::Unavailable),
+        ] {
+            let acts = s.request(id, "/orders/1", &format!("tok-{id}"));
+            let t = expect_introspect(&acts);
+            let acts = s.respond(t, 400, CT_JSON, body);
+            expect_reject(&acts, 503, reason);
+        }
+        out.push(s);
+    }
+    {
+        let mut c = cfg("rfc9701");
+        c["authorization_server"]["max_introspections_per_second"] = json!(2);
+        let mut s = Scenario::new(
+            "introspection-rate-limit-503-retry-after",
+            "max_introspections_per_second = 2: two new tokens are introspected, the third gets 503 rate_limited with Retry-After: 1 while the known token is still served; half a second later one more new token may be introspected.",
+            c,
+        );
+        let claims = s.claims("orders:read");
+        expect_forward(&rfc9701_forward(&mut s, 1, "/orders/1", "tok-a", claims));
+        expect_introspect(&s.request(2, "/orders/1", "tok-b"));
+        let acts = s.request(3, "/orders/1", "tok-c");
+        expect_reject(&acts, 503, Reason::RateLimited);
+        assert_eq!(reject(&acts).retry_after, Some(1));
+        expect_forward(&s.request(4, "/orders/1", "tok-a"));
+        s.advance(500);
+        expect_introspect(&s.request(5, "/orders/1", "tok-c"));
         out.push(s);
     }
 

@@ -68,6 +68,9 @@ pub struct Reject {
     pub www_authenticate: Option<String>,
     /// A JSON body: `{"error": "...", "error_description": "..."}`.
     pub body: String,
+    /// Seconds for a `Retry-After` header (RFC 9110 §10.2.3), when the client may try again
+    /// soon: set for `rate_limited` (503).
+    pub retry_after: Option<u32>,
     /// Why, as a stable code (also in the audit event).
     pub reason: Reason,
     /// Keyed fingerprint of the presented token, if one was presented.
@@ -170,6 +173,8 @@ pub enum Reason {
     Timeout,
     /// Too many pending introspections or waiters.
     Overloaded,
+    /// A new introspection beyond `authorization_server.max_introspections_per_second`.
+    RateLimited,
 }
 
 impl Reason {
@@ -193,6 +198,7 @@ impl Reason {
             Self::ClientAuthFailed => "client_auth_failed",
             Self::Timeout => "timeout",
             Self::Overloaded => "overloaded",
+            Self::RateLimited => "rate_limited",
         }
     }
 }

@@ -221,6 +221,8 @@ pub struct RawAuthorizationServer {
     pub jwks_refresh: Option<String>,
     #[serde(default)]
     pub unavailable_status: Option<u16>,
+    #[serde(default)]
+    pub max_introspections_per_second: Option<usize>,
 }
 
 /// `Debug` for a raw config section that prints every field except the secret ones, which show
@@ -244,6 +246,7 @@ debug_redacting!(RawAuthorizationServer {
     issuer, introspection_endpoint, jwks_uri, client_id, client_secret_env, client_key_env,
     client_key_kid, client_auth, dialect, timeout, token_type_hint, algorithms, leeway,
     response_max_age, jwks_min_refresh, jwks_refresh, unavailable_status,
+    max_introspections_per_second,
 } secret { client_secret, client_key });
 
 debug_redacting!(RawCache {
@@ -497,6 +500,8 @@ pub struct Config {
     /// A JWKS older than this is fetched again when a signature is next verified.
     pub(crate) jwks_refresh_ms: u64,
     pub(crate) unavailable_status: u16,
+    /// New introspections per second (a token bucket holding one second's worth).
+    pub(crate) max_introspections_per_second: u64,
     pub(crate) max_ttl_ms: u64,
     pub(crate) negative_ttl_ms: u64,
     pub(crate) max_entries: usize,
@@ -1035,6 +1040,11 @@ impl Config {
                 600_000,
             )?,
             unavailable_status,
+            max_introspections_per_second: nonzero(
+                "authorization_server.max_introspections_per_second",
+                a.max_introspections_per_second,
+                DEFAULT_MAX_INTROSPECTIONS_PER_SECOND,
+            )? as u64,
             max_ttl_ms,
             negative_ttl_ms,
             max_entries,
@@ -1170,6 +1180,9 @@ fn positive(field: &str, text: Option<&str>, default_ms: u64) -> Result<u64, Con
     }
     Ok(v)
 }
+
+/// Default of `authorization_server.max_introspections_per_second`.
+pub const DEFAULT_MAX_INTROSPECTIONS_PER_SECOND: usize = 1_000;
 
 fn nonzero(field: &str, v: Option<usize>, default: usize) -> Result<usize, ConfigError> {
     match v {

@@ -159,6 +159,10 @@ pub struct Edge {
     jwks_last_demand: Option<u64>,
     /// When the key set in use arrived.
     jwks_fetched_at: Option<u64>,
+    /// JWKS fetches that failed in a row (0 after a success).
+    jwks_failures: u32,
+    /// After a failed fetch: when the core fetches again by itself (see [`JWKS_RETRY_MS`]).
+    jwks_retry_at: Option<u64>,
     parked: Vec<Ticket>,
     revocations: RevocationSet,
     dpop_replay: ReplaySet,
@@ -169,6 +173,44 @@ pub struct Edge {
     next_sweep: u64,
     /// A route prefix has upper-case letters: paths are also routed case-insensitively.
     routes_fold: bool,
+    /// Paces new introspections (`authorization_server.max_introspections_per_second`).
+    introspection_budget: TokenBucket,
+}
+
+/// A token bucket holding at most one second's worth of `rate`, refilled continuously from the
+/// host's clock; `take` spends one token when there is one.
+#[derive(Debug)]
+struct TokenBucket {
+    rate: u64,
+    /// Thousandths of a token.
+    milli: u64,
+    at: u64,
+}
+
+impl TokenBucket {
+    fn full(rate: u64, now: u64) -> Self {
+        Self {
+            rate,
+            milli: rate.saturating_mul(1000),
+            at: now,
+        }
+    }
+
+    fn take(&mut self, now: u64) -> bool {
+        let elapsed = now.saturating_sub(self.at);
+        self.at = self.at.max(now);
+        let cap = self.rate.saturating_mul(1000);
+        // `rate` per second is `rate` thousandths of a token per millisecond.
+        self.milli = self
+            .milli
+            .saturating_add(elapsed.saturating_mul(self.rate))
+            .min(cap);
+        if self.milli < 1000 {
+            return false;
+        }
+        self.milli -= 1000;
+        true
+    }
 }
 
 /// Why the JWKS is fetched (each has its own pace; see `Edge::request_jwks`).
@@ -177,7 +219,16 @@ enum JwksFetch {
     Start,
     UnknownKid,
     Refresh,
+    /// After a failure, on the backoff timer.
+    Retry,
 }
+
+/// After a failed JWKS fetch the core fetches again by itself after this long, doubling with
+/// each failure in a row up to `jwks_min_refresh`, so an edge started before its authorization
+/// server (or that fetched while the server restarted) serves again within about this long of the
+/// server coming back. While the last fetch failed, a request that needs the keys may also fetch
+/// them, at most this often.
+pub(crate) const JWKS_RETRY_MS: u64 = 500;
 
 impl Edge {
     /// Creates the edge at time `now` (Unix milliseconds). `seed` is 32 bytes of entropy from the
@@ -216,6 +267,8 @@ impl Edge {
             jwks_last_fetch: None,
             jwks_last_demand: None,
             jwks_fetched_at: None,
+            jwks_failures: 0,
+            jwks_retry_at: None,
             parked: Vec::new(),
             revocations: RevocationSet::new(config.revocation_max_entries),
             dpop_replay: ReplaySet::new(config.dpop_max_replay_entries),
@@ -224,6 +277,7 @@ impl Edge {
             header_name: config.upstream_header.as_str().into(),
             strip: config.strip_headers.clone().into(),
             next_sweep: now.saturating_add(SWEEP_INTERVAL_MS),
+            introspection_budget: TokenBucket::full(config.max_introspections_per_second, now),
             routes_fold: config
                 .routes
                 .iter()
@@ -282,10 +336,10 @@ impl Edge {
         let ticket = self.deadlines.first().map(|(d, _)| *d);
         let sweep = (self.revocations.len() + self.dpop_replay.len() + self.set_replay.len() > 0)
             .then_some(self.next_sweep);
-        match (ticket, sweep) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [ticket, sweep, self.jwks_retry_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Counters since start.
@@ -547,6 +601,13 @@ impl Edge {
             ev.fingerprint = Some(fp);
             self.audit(ev);
             return;
+        }
+        // A flood of unknown tokens must not take the authorization server down: new
+        // introspections are paced by a token bucket (cached and coalesced requests are not).
+        if self.cfg.mode == Mode::Phantom && !self.introspection_budget.take(now) {
+            self.metrics.rate_limited += 1;
+            let why = Some("introspection rate limit reached");
+            return self.reject(req.id, Reason::RateLimited, Some(fp), dpop, None, why);
         }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
@@ -918,19 +979,26 @@ impl Edge {
         let Some(url) = self.cfg.jwks_uri.clone() else {
             return false;
         };
-        // Unknown kids (anyone can send one) at most every jwks_min_refresh; a scheduled
-        // refresh that keeps failing is retried at that pace too.
-        let last = match why {
-            JwksFetch::Start => None,
-            JwksFetch::UnknownKid => self.jwks_last_demand,
-            JwksFetch::Refresh => self.jwks_last_fetch,
+        // Unknown kids (anyone can send one) at most every jwks_min_refresh, unless the last
+        // fetch failed: then the keys in use are not known to be current, and a request that
+        // needs them may fetch every JWKS_RETRY_MS (an authorization server that was down when
+        // the edge started, or restarted with new keys, is followed at once). Retries after a
+        // failure run on their own backoff timer (`handle_timeout`).
+        let (last, pace) = match why {
+            JwksFetch::Start | JwksFetch::Retry => (None, 0),
+            JwksFetch::UnknownKid if self.jwks_failures > 0 => {
+                (self.jwks_last_fetch, JWKS_RETRY_MS)
+            }
+            JwksFetch::UnknownKid => (self.jwks_last_demand, self.cfg.jwks_min_refresh_ms),
+            JwksFetch::Refresh => (self.jwks_last_fetch, self.cfg.jwks_min_refresh_ms),
         };
-        if last.is_some_and(|t| now < t.saturating_add(self.cfg.jwks_min_refresh_ms)) {
+        if last.is_some_and(|t| now < t.saturating_add(pace)) {
             return false;
         }
-        if why != JwksFetch::Refresh {
+        if matches!(why, JwksFetch::Start | JwksFetch::UnknownKid) {
             self.jwks_last_demand = Some(now);
         }
+        self.jwks_retry_at = None;
         self.jwks_in_flight = true;
         self.jwks_last_fetch = Some(now);
         self.metrics.jwks_fetches += 1;
@@ -953,10 +1021,18 @@ impl Edge {
                 self.audit(ev);
                 self.keys = Some(keys);
                 self.jwks_fetched_at = Some(now);
+                self.jwks_failures = 0;
+                self.jwks_retry_at = None;
             }
             Err(why) => {
+                // Retried by itself: 0.5 s, 1 s, 2 s, ... up to jwks_min_refresh.
+                self.jwks_failures = self.jwks_failures.saturating_add(1);
+                let backoff = JWKS_RETRY_MS
+                    .saturating_mul(1 << (self.jwks_failures - 1).min(20))
+                    .min(self.cfg.jwks_min_refresh_ms.max(JWKS_RETRY_MS));
+                self.jwks_retry_at = Some(now.saturating_add(backoff));
                 let mut ev = AuditEvent::new(AuditKind::JwksFailed);
-                ev.detail = Some(why);
+                ev.detail = Some(format!("{why}; retry in {backoff} ms"));
                 self.audit(ev);
             }
         }
@@ -1177,6 +1253,11 @@ impl Edge {
                     now,
                 );
             }
+        }
+        if self.jwks_retry_at.is_some_and(|t| t <= now) {
+            // Cleared first: a fetch already in flight settles the retry with its own result.
+            self.jwks_retry_at = None;
+            self.request_jwks(now, JwksFetch::Retry);
         }
         if now >= self.next_sweep {
             self.revocations.expire(now);
@@ -1800,12 +1881,20 @@ pub(crate) fn build_reject(
             "temporarily_unavailable",
             "the authorization service is unavailable",
         ),
+        // Always 503: the one status whose Retry-After says "try again soon".
+        Reason::RateLimited => (
+            503,
+            None,
+            "temporarily_unavailable",
+            "too many new tokens at once; retry later",
+        ),
     };
     Reject {
         request_id: id,
         status,
         www_authenticate: www,
         body: serde_json::json!({ "error": error, "error_description": desc }).to_string(),
+        retry_after: (reason == Reason::RateLimited).then_some(1),
         reason,
         fingerprint: fp,
     }

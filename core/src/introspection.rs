@@ -198,6 +198,48 @@ fn failure(detail: impl Into<String>) -> Outcome {
     Outcome::Failure(Reason::Unavailable, detail.into())
 }
 
+/// A 400 answer, decided by its OAuth error code (RFC 6749 §5.2, RFC 7009 §2.2.1), so that a
+/// client cannot make the edge report an outage with a token the authorization server merely
+/// refuses to look at:
+///
+/// - `unsupported_token_type` (oidc-provider's answer to a JWT-shaped token it did not issue),
+///   `invalid_token` and `invalid_grant` are about the presented token: it is not active (401,
+///   cached negatively like any inactive answer).
+/// - `invalid_client` and `unauthorized_client` are about our own client: a misconfiguration
+///   (`client_auth_failed`, 503).
+/// - Anything else (`invalid_request`, an unknown code, no JSON, a body too large) means our
+///   request or the server is broken: fail closed (503).
+fn error_outcome(resp: &HttpResponse<'_>) -> Outcome {
+    #[derive(serde::Deserialize)]
+    struct OAuthError {
+        error: String,
+    }
+    let code = (resp.body.len() <= MAX_RESPONSE_BODY)
+        .then(|| serde_json::from_slice::<OAuthError>(resp.body).ok())
+        .flatten()
+        .map(|e| e.error);
+    match code.as_deref() {
+        Some("unsupported_token_type" | "invalid_token" | "invalid_grant") => {
+            Outcome::Inactive(Reason::Inactive)
+        }
+        Some(c @ ("invalid_client" | "unauthorized_client")) => Outcome::Failure(
+            Reason::ClientAuthFailed,
+            format!("status 400 {c}: the authorization server refused our client"),
+        ),
+        // Only the codes RFC 6749 and RFC 7009 define are echoed into the audit detail: the
+        // rest of the body is the server's (and may repeat what it was sent).
+        Some(
+            c @ ("invalid_request"
+            | "invalid_scope"
+            | "unsupported_grant_type"
+            | "temporarily_unavailable"
+            | "server_error"),
+        ) => failure(format!("status 400 {c}")),
+        Some(_) => failure("status 400 with an unknown error code"),
+        None => failure("status 400 without an OAuth error body"),
+    }
+}
+
 /// The media type of a `Content-Type` value, without parameters, lowercased.
 pub(crate) fn media_type(content_type: Option<&str>) -> String {
     content_type
@@ -228,6 +270,7 @@ pub(crate) fn parse_response(
                 ),
             );
         }
+        400 => return error_outcome(resp),
         s => return failure(format!("status {s}")),
     }
     if resp.body.len() > MAX_RESPONSE_BODY {

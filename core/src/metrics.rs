@@ -22,6 +22,8 @@ pub struct Metrics {
     pub coalesced: u64,
     /// Introspection requests queued.
     pub introspections: u64,
+    /// New introspections refused by `authorization_server.max_introspections_per_second`.
+    pub rate_limited: u64,
     /// Shared-store lookups queued (split mode).
     pub shared_lookups: u64,
     /// Introspections that failed (AS down, 5xx, garbage, timeout).
@@ -75,6 +77,11 @@ impl Metrics {
         counter("cache_hits", "Positive cache hits.", self.cache_hits);
         counter("negative_hits", "Negative cache hits.", self.negative_hits);
         counter("cache_misses", "Cache misses.", self.cache_misses);
+        counter(
+            "rate_limited",
+            "New introspections refused by the introspection rate limit.",
+            self.rate_limited,
+        );
         counter(
             "coalesced",
             "Requests that joined an introspection in flight.",

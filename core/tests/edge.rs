@@ -1,4 +1,4 @@
-//! One test group per numbered requirement of the core (issue 2) and per invariant of DESIGN.md.
+//! One test group per numbered requirement of the core (issue 2) and per invariant of docs/DESIGN.md.
 mod support;
 
 use phantom_edge_core::{
@@ -666,7 +666,7 @@ fn rfc9701_response_exp_bounds_the_cache() {
 
 #[test]
 fn ignore_no_store_still_honours_an_unreadable_max_age() {
-    // README: `max-age` is always honoured; an unreadable one means already stale.
+    // docs/configuration.md: `max-age` is always honoured; an unreadable one means already stale.
     for max_age in ["max-age=-1", "max-age=1.5", "max-age=abc", "max-age=+5"] {
         let mut cfg = base_config("rfc9701");
         cfg["cache"]["ignore_no_store"] = json!(true);
@@ -1356,6 +1356,261 @@ fn a_scheduled_jwks_refresh_leaves_the_unknown_kid_refetch_available() {
 }
 
 #[test]
+fn a_failed_jwks_fetch_is_retried_with_backoff_until_the_as_answers() {
+    // The edge started before its authorization server: the start-up fetch fails. It must not
+    // wait out jwks_min_refresh (30 s) before the first valid token can be verified.
+    let fake = FakeAs::default();
+    let mut edge = Edge::new(config(base_config("rfc9701")), [7; 32], T0);
+    assert!(fetches_jwks(&edge.drain_actions()));
+    edge.handle_jwks(T0 + 10, Err("connection refused"));
+    let acts = edge.drain_actions();
+    let failed = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::Audit(e) if e.kind == AuditKind::JwksFailed => e.detail.clone(),
+            _ => None,
+        })
+        .expect("jwks_failed audited");
+    assert!(failed.contains("retry in 500 ms"), "{failed}");
+    // The retry is the core's own timer: 0.5 s, then 1 s, 2 s, ... (doubling).
+    let mut at = T0 + 10;
+    for backoff in [500, 1_000, 2_000, 4_000] {
+        assert_eq!(edge.poll_timeout(), Some(at + backoff));
+        edge.handle_timeout(at + backoff - 1);
+        assert!(
+            !fetches_jwks(&edge.drain_actions()),
+            "not before {backoff} ms"
+        );
+        at += backoff;
+        edge.handle_timeout(at);
+        assert!(
+            fetches_jwks(&edge.drain_actions()),
+            "retried after {backoff} ms"
+        );
+        edge.handle_jwks(at, Err("status 502"));
+        let _ = edge.drain_actions();
+    }
+    // The AS is back: the retry brings the keys, and a valid token is forwarded at once.
+    at += 8_000;
+    edge.handle_timeout(at);
+    assert!(fetches_jwks(&edge.drain_actions()));
+    let jwks = fake.jwks();
+    edge.handle_jwks(at, Ok(jwks.as_bytes()));
+    let _ = edge.drain_actions();
+    assert_eq!(edge.poll_timeout(), None, "no retry after a success");
+    let req = phantom_edge_core::Request {
+        id: 1,
+        method: "GET",
+        scheme: "https",
+        authority: "api.example",
+        path: "/orders",
+        headers: &[("authorization", "Bearer tok")],
+        client_cert_thumbprint: None,
+    };
+    edge.handle_request(at, &req);
+    let t = ticket(&edge.drain_actions());
+    let body = fake.rfc9701(&fake.ed, FakeAs::claims(at, "orders:read"), at);
+    let headers = [("content-type", RFC9701_CT)];
+    let resp = HttpResponse {
+        status: 200,
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    edge.handle_introspection_response(at, t, &resp).unwrap();
+    forward(&edge.drain_actions());
+}
+
+#[test]
+fn a_request_after_a_failed_jwks_fetch_fetches_again_without_the_unknown_kid_allowance() {
+    // The start-up fetch failed (AS down); 3 s later the AS is up and a valid token's answer
+    // arrives before the backoff timer fires: it fetches the keys then (it used to get 503 for
+    // the rest of jwks_min_refresh, "JWKS refresh rate-limited"), and is forwarded.
+    let mut edge = Edge::new(config(base_config("rfc9701")), [7; 32], T0);
+    let fake = FakeAs::default();
+    let _ = edge.drain_actions();
+    edge.handle_jwks(T0, Err("connection refused"));
+    let _ = edge.drain_actions();
+    let request = |edge: &mut Edge, id: u64, now: u64, token: &str| {
+        let auth = format!("Bearer {token}");
+        let headers = [("authorization", auth.as_str())];
+        let req = phantom_edge_core::Request {
+            id,
+            method: "GET",
+            scheme: "https",
+            authority: "api.example",
+            path: "/orders",
+            headers: &headers,
+            client_cert_thumbprint: None,
+        };
+        edge.handle_request(now, &req);
+        edge.drain_actions()
+    };
+    let answer = |edge: &mut Edge, t: u64, now: u64| {
+        let body = fake.rfc9701(&fake.ed, FakeAs::claims(now, "orders:read"), now);
+        let headers = [("content-type", RFC9701_CT)];
+        let resp = HttpResponse {
+            status: 200,
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        edge.handle_introspection_response(now, t, &resp).unwrap();
+        edge.drain_actions()
+    };
+    // Within JWKS_RETRY_MS of the failed fetch: no new fetch, fail closed.
+    let t = ticket(&request(&mut edge, 1, T0 + 100, "tok-1"));
+    let acts = answer(&mut edge, t, T0 + 100);
+    assert!(!fetches_jwks(&acts));
+    assert_eq!(reject(&acts).status, 503);
+    // Later, still well within jwks_min_refresh of the start-up demand: the answer parks and
+    // fetches the keys.
+    let t = ticket(&request(&mut edge, 2, T0 + 3_000, "tok-2"));
+    let acts = answer(&mut edge, t, T0 + 3_000);
+    assert!(fetches_jwks(&acts), "{acts:?}");
+    assert!(rejects(&acts).is_empty() && forwards(&acts).is_empty());
+    let jwks = fake.jwks();
+    edge.handle_jwks(T0 + 3_010, Ok(jwks.as_bytes()));
+    forward(&edge.drain_actions());
+    // Keys in hand again: unknown kids are back on the jwks_min_refresh allowance.
+    let stranger = Signer::ed25519(EDGE_ED25519, Some("stranger"));
+    let t = ticket(&request(&mut edge, 3, T0 + 4_000, "tok-3"));
+    let body = fake.rfc9701(
+        &stranger,
+        FakeAs::claims(T0 + 4_000, "orders:read"),
+        T0 + 4_000,
+    );
+    let headers = [("content-type", RFC9701_CT)];
+    let resp = HttpResponse {
+        status: 200,
+        headers: &headers,
+        body: body.as_bytes(),
+    };
+    edge.handle_introspection_response(T0 + 4_000, t, &resp)
+        .unwrap();
+    let acts = edge.drain_actions();
+    assert!(!fetches_jwks(&acts));
+    assert_eq!(reject(&acts).status, 503);
+}
+
+#[test]
+fn new_introspections_are_rate_limited_while_known_tokens_are_served() {
+    // A flood of random tokens must not take the authorization server down: beyond
+    // max_introspections_per_second, a new token gets 503 with Retry-After and no introspection.
+    let mut cfg = base_config("rfc9701");
+    cfg["authorization_server"]["max_introspections_per_second"] = json!(3);
+    let mut h = Harness::new(cfg);
+    let t = ticket(&h.request(0, "/orders", "cached"));
+    forward(&active_9701(&mut h, t, "orders:read"));
+    let t = ticket(&h.request(1, "/orders", "inactive"));
+    reject(&h.respond_9701(t, json!({"active": false})));
+    assert_eq!(introspects(&h.request(2, "/orders", "new-2")).len(), 1);
+    let acts = h.request(3, "/orders", "new-3");
+    assert!(introspects(&acts).is_empty(), "{acts:?}");
+    let r = reject(&acts);
+    assert_eq!(
+        (r.status, r.reason, r.retry_after),
+        (503, Reason::RateLimited, Some(1))
+    );
+    assert!(r.body.contains("temporarily_unavailable"));
+    assert!(
+        !r.body.contains("new-3") && r.fingerprint.is_some(),
+        "token-free, fingerprinted"
+    );
+    // Cached, negatively cached and coalesced requests take no introspection: still answered.
+    forward(&h.request(4, "/orders", "cached"));
+    assert_eq!(reject(&h.request(5, "/orders", "inactive")).status, 401);
+    let acts = h.request(6, "/orders", "new-2");
+    assert!(acts.is_empty() || rejects(&acts).is_empty(), "{acts:?}");
+    // The bucket refills at 3 per second: one more after a third of a second, not before.
+    h.now += 333;
+    assert_eq!(
+        reject(&h.request(7, "/orders", "new-7")).reason,
+        Reason::RateLimited
+    );
+    h.now += 1;
+    assert_eq!(introspects(&h.request(8, "/orders", "new-8")).len(), 1);
+    assert_eq!(h.edge.metrics().rate_limited, 2);
+    assert!(
+        h.edge
+            .prometheus()
+            .contains("phantom_edge_rate_limited_total 2")
+    );
+    // It holds at most one second's worth: after a long quiet spell, 3 new tokens, not more.
+    h.now += 60_000;
+    for i in 0..3 {
+        assert_eq!(
+            introspects(&h.request(20 + i, "/orders", &format!("burst-{i}"))).len(),
+            1
+        );
+    }
+    assert_eq!(
+        reject(&h.request(30, "/orders", "burst-4")).reason,
+        Reason::RateLimited
+    );
+}
+
+#[test]
+fn oauth_error_answers_are_decided_by_their_code() {
+    // oidc-provider answers a JWT-shaped token it did not issue with 400 unsupported_token_type:
+    // that token is not valid (401, cached negatively), not an outage (503).
+    let mut h = Harness::new(base_config("rfc9701"));
+    let token_errors = ["unsupported_token_type", "invalid_token", "invalid_grant"];
+    for (i, code) in token_errors.iter().enumerate() {
+        let tok = format!("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-{i}");
+        let t = ticket(&h.request(i as u64, "/orders", &tok));
+        let body = format!(r#"{{"error":"{code}","error_description":"x"}}"#);
+        let acts = h.respond(t, 400, "application/json", &body);
+        let r = reject(&acts);
+        assert_eq!((r.status, r.reason), (401, Reason::Inactive), "{code}");
+        assert!(
+            r.www_authenticate
+                .as_deref()
+                .is_some_and(|w| w.contains("error=\"invalid_token\"")),
+            "{code}: {r:?}"
+        );
+        assert!(
+            !acts
+                .iter()
+                .any(|a| matches!(a, Action::Audit(e) if e.kind == AuditKind::AsFailure)),
+            "{code}: not an AS failure"
+        );
+        // Negatively cached: the next request does not ask the AS again.
+        let acts = h.request(100 + i as u64, "/orders", &tok);
+        assert!(introspects(&acts).is_empty(), "{code}");
+        assert_eq!(reject(&acts).status, 401);
+    }
+    // Our own client refused, our request broken, or no OAuth error at all: fail closed, and
+    // never cached.
+    let failures: [(&str, Reason); 6] = [
+        (r#"{"error":"invalid_client"}"#, Reason::ClientAuthFailed),
+        (
+            r#"{"error":"unauthorized_client"}"#,
+            Reason::ClientAuthFailed,
+        ),
+        (r#"{"error":"invalid_request"}"#, Reason::Unavailable),
+        (r#"{"error":"something_else"}"#, Reason::Unavailable),
+        (r#"{"active":false}"#, Reason::Unavailable),
+        ("<html>Bad Request</html>", Reason::Unavailable),
+    ];
+    for (i, (body, reason)) in failures.iter().enumerate() {
+        let tok = format!("tok-400-{i}");
+        let t = ticket(&h.request(200 + i as u64, "/orders", &tok));
+        let acts = h.respond(t, 400, "application/json", body);
+        let r = reject(&acts);
+        assert_eq!((r.status, r.reason), (503, *reason), "{body}");
+        assert!(
+            acts.iter()
+                .any(|a| matches!(a, Action::Audit(e) if e.kind == AuditKind::AsFailure)),
+            "{body}"
+        );
+        assert_eq!(
+            introspects(&h.request(300 + i as u64, "/orders", &tok)).len(),
+            1,
+            "{body}: not cached"
+        );
+    }
+}
+
+#[test]
 fn non_ascii_case_variants_of_a_route_are_ambiguous() {
     // /CAFÉ is /café to .NET's OrdinalIgnoreCase and Java's equalsIgnoreCase: a token without
     // the /café route's scope was forwarded under the catch-all.
@@ -1738,18 +1993,77 @@ listen = "127.0.0.1:8080"
     Config::from_json(&json, &env).unwrap();
 }
 
+/// An active RFC 9701 answer the AS made at `at` (its own clock), fed in at the harness's now.
+fn active_at(h: &mut Harness, ticket: u64, at: u64) -> Vec<Action> {
+    let body = h
+        .fake
+        .rfc9701(&h.fake.ed, FakeAs::claims(at, "orders:read"), at);
+    h.respond(ticket, 200, RFC9701_CT, &body)
+}
+
 #[test]
 fn time_never_goes_backwards() {
+    // A cached entry that expired by the latest clock reading is never served again when the
+    // host's clock steps back (NTP, VM migration).
     let mut h = Harness::new(base_config("rfc9701"));
     let t = ticket(&h.request(1, "/orders", "tok"));
+    forward(&active_9701(&mut h, t, "orders:read")); // cached until T0 + max_ttl (300 s)
+    h.now = T0 + 400_000; // past max_ttl: another token's request moves the clock
+    let t = ticket(&h.request(2, "/orders", "other"));
     forward(&active_9701(&mut h, t, "orders:read"));
-    h.now += 400_000; // past max_ttl
-    assert_eq!(introspects(&h.request(2, "/orders", "tok")).len(), 1);
-    // A host clock stepping back does not revive the expired entry.
-    let mut edge_clock_back = Edge::new(config(base_config("rfc9701")), [7; 32], T0);
-    let _ = edge_clock_back.drain_actions();
-    edge_clock_back.handle_timeout(T0 + 10);
-    edge_clock_back.handle_timeout(T0);
+    h.now = T0 + 100_000; // the clock steps back 300 s
+    let acts = h.request(3, "/orders", "tok");
+    assert!(forwards(&acts).is_empty(), "stale entry served: {acts:?}");
+    assert_eq!(introspects(&acts).len(), 1, "exactly one introspection");
+    // ... and the answer (made by the AS at the real time) is cached from the latest time, not
+    // from the stepped-back one.
+    let t = ticket(&acts);
+    forward(&active_at(&mut h, t, T0 + 400_000));
+    h.now = T0 + 400_000 + 299_999;
+    assert!(introspects(&h.request(4, "/orders", "tok")).is_empty());
+    h.now = T0 + 400_000 + 300_000;
+    assert_eq!(introspects(&h.request(5, "/orders", "tok")).len(), 1);
+}
+
+#[test]
+fn a_revocation_until_a_time_is_not_revived_by_a_clock_step_back() {
+    // Revoked until T0 + 200 s; the clock reaches T0 + 400 s (the revocation is over), then
+    // steps back to T0 + 100 s: the edge's time is still T0 + 400 s, so the token is
+    // introspected (the AS decides), and a revocation until T0 + 250 s given now is refused as
+    // already past.
+    let mut h = Harness::new(base_config("rfc9701"));
+    cached(&mut h, "tok");
+    let until = Revocation {
+        selector: Selector::Token("tok".into()),
+        until: Some(T0 / 1000 + 200),
+        keep_until: None,
+        since: None,
+    };
+    h.edge
+        .handle_revocation(h.now, until, Origin::Local)
+        .unwrap();
+    assert_eq!(
+        reject(&h.request(10, "/orders", "tok")).reason,
+        Reason::Revoked
+    );
+    h.advance(400_000);
+    h.now = T0 + 100_000;
+    let acts = h.request(11, "/orders", "tok");
+    assert_eq!(introspects(&acts).len(), 1, "{acts:?}");
+    let t = ticket(&acts);
+    forward(&active_at(&mut h, t, T0 + 400_000));
+    let late = Revocation {
+        selector: Selector::Token("tok".into()),
+        until: Some(T0 / 1000 + 250),
+        keep_until: None,
+        since: None,
+    };
+    assert!(
+        h.edge
+            .handle_revocation(h.now, late, Origin::Local)
+            .is_err(),
+        "until judged against the edge's latest time"
+    );
 }
 
 #[test]

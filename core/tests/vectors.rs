@@ -202,6 +202,7 @@ pub(crate) mod driver {
                 "request_id": r.request_id,
                 "status": r.status,
                 "www_authenticate": r.www_authenticate,
+                "retry_after": r.retry_after,
                 "body": r.body,
                 "reason": r.reason.as_str(),
                 "fingerprint": r.fingerprint.map(|f| f.to_string()),

@@ -182,6 +182,7 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
           if (edge.config.allowQueryToken) redactRequestUrl(req)
           const headers = { 'content-type': 'application/json' }
           if (d.wwwAuthenticate) headers['www-authenticate'] = d.wwwAuthenticate
+          if (d.retryAfter != null) headers['retry-after'] = String(d.retryAfter)
           send(res, d.status, d.body, headers)
           return
         }

@@ -62,6 +62,7 @@ async function phantomEdge(fastify, opts = {}) {
       redact()
       reply.code(d.status).header('content-type', 'application/json')
       if (d.wwwAuthenticate) reply.header('www-authenticate', d.wwwAuthenticate)
+      if (d.retryAfter != null) reply.header('retry-after', String(d.retryAfter))
       return reply.send(d.body)
     }
     rewriteRequestHeaders(d, raw, request.headers)

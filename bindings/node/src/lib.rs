@@ -251,6 +251,8 @@ pub struct Reject {
     pub request_id: f64,
     pub status: u16,
     pub www_authenticate: Option<String>,
+    /// Seconds for a `Retry-After` header, when the client may retry soon (`rate_limited`).
+    pub retry_after: Option<u32>,
     pub body: String,
     /// Stable snake_case reason code (`missing_token`, `inactive`, `insufficient_scope`, ...).
     pub reason: String,
@@ -341,6 +343,7 @@ fn action_to_js(action: core::Action) -> Result<Action> {
             request_id: to_f64(r.request_id),
             status: r.status,
             www_authenticate: r.www_authenticate,
+            retry_after: r.retry_after,
             body: r.body,
             reason: r.reason.as_str().to_owned(),
             fingerprint: r.fingerprint.map(|f| f.hex()),

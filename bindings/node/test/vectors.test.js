@@ -47,6 +47,7 @@ function canon(a) {
     case 'reject':
       return {
         type, request_id: a.requestId, status: a.status, www_authenticate: a.wwwAuthenticate ?? null,
+        retry_after: a.retryAfter ?? null,
         body: a.body, reason: a.reason, fingerprint: a.fingerprint ?? null,
       }
     case 'introspect':
@@ -171,8 +172,8 @@ function replay(file, viaDecide = false) {
   })
 }
 
-test('all 66 vector cases are present', () => {
-  assert.equal(CASES.length, 66)
+test('all 69 vector cases are present', () => {
+  assert.equal(CASES.length, 69)
 })
 
 for (const file of CASES) {

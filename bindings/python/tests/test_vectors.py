@@ -40,6 +40,7 @@ def canon(a):
             "request_id": a.request_id,
             "status": a.status,
             "www_authenticate": a.www_authenticate,
+            "retry_after": a.retry_after,
             "body": a.body,
             "reason": a.reason,
             "fingerprint": a.fingerprint,
@@ -137,7 +138,7 @@ def apply(edge, now, inp):
 
 
 def test_all_cases_present():
-    assert len(CASES) == 66
+    assert len(CASES) == 69
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])

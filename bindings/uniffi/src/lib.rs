@@ -95,6 +95,8 @@ pub struct RejectAction {
     pub status: u16,
     /// `WWW-Authenticate` value, when the status calls for one.
     pub www_authenticate: Option<String>,
+    /// Seconds for a `Retry-After` header, when the client may retry soon (`rate_limited`).
+    pub retry_after: Option<u32>,
     /// The JSON body to send.
     pub body: String,
     /// Stable snake_case reason code (`inactive`, `revoked`, ...).
@@ -331,6 +333,7 @@ impl From<core::Action> for Action {
                     request_id: r.request_id,
                     status: r.status,
                     www_authenticate: r.www_authenticate,
+                    retry_after: r.retry_after,
                     body: r.body,
                     reason: r.reason.as_str().to_owned(),
                     fingerprint: r.fingerprint.map(|f| f.hex()),

@@ -177,6 +177,7 @@ def canon(a):
             "request_id": r.request_id,
             "status": r.status,
             "www_authenticate": r.www_authenticate,
+            "retry_after": r.retry_after,
             "body": r.body,
             "reason": r.reason,
             "fingerprint": r.fingerprint,

@@ -149,7 +149,8 @@ fn canon(a: &Action) -> Value {
         }),
         Action::Reject { reject: r } => json!({
             "type": "reject", "request_id": r.request_id, "status": r.status,
-            "www_authenticate": r.www_authenticate, "body": r.body, "reason": r.reason,
+            "www_authenticate": r.www_authenticate, "retry_after": r.retry_after,
+            "body": r.body, "reason": r.reason,
             "fingerprint": r.fingerprint,
         }),
         Action::Introspect { introspect: i } => json!({

@@ -688,6 +688,9 @@ fn serve(state: &mut State, request: IncomingRequest, out: ResponseOutparam) {
             if let Some(w) = &r.www_authenticate {
                 hs.push(("www-authenticate".into(), w.as_bytes().to_vec()));
             }
+            if let Some(s) = r.retry_after {
+                hs.push(("retry-after".into(), s.to_string().into_bytes()));
+            }
             return respond(out, r.status, &hs, r.body.as_bytes());
         }
         Err(e) => {

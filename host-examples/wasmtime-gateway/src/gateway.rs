@@ -345,6 +345,7 @@ impl Gateway {
                 request_id: id,
                 status: 503,
                 www_authenticate: None,
+                retry_after: None,
                 body:
                     r#"{"error":"temporarily_unavailable","error_description":"gateway failure"}"#
                         .into(),
@@ -541,6 +542,10 @@ impl Gateway {
                 let mut headers = Vec::new();
                 if let Some(w) = &r.www_authenticate {
                     headers.push(("www-authenticate", w.as_str()));
+                }
+                let retry = r.retry_after.map(|s| s.to_string());
+                if let Some(s) = &retry {
+                    headers.push(("retry-after", s.as_str()));
                 }
                 let resp = json_response(r.status, &headers, r.body.clone());
                 (resp, r.fingerprint, Some(r.reason))

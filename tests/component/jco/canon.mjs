@@ -58,6 +58,7 @@ export function canon(a, policy) {
         request_id: num(v.requestId),
         status: v.status,
         www_authenticate: orNull(v.wwwAuthenticate),
+        retry_after: orNull(v.retryAfter),
         body: v.body,
         reason: v.reason,
         fingerprint: orNull(v.fingerprint),

@@ -19,7 +19,7 @@ from wasmtime.component import Variant
 from edge_component import ComponentError, Edge, Runtime, field, http_response, request
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-EXPECTED_CASES = 66
+EXPECTED_CASES = 69
 
 
 def canon(a: Any, policy: Any) -> dict[str, Any]:
@@ -49,6 +49,7 @@ def canon(a: Any, policy: Any) -> dict[str, Any]:
             "request_id": field(p, "request-id"),
             "status": field(p, "status"),
             "www_authenticate": field(p, "www-authenticate"),
+            "retry_after": field(p, "retry-after"),
             "body": field(p, "body"),
             "reason": field(p, "reason"),
             "fingerprint": field(p, "fingerprint"),

@@ -137,6 +137,8 @@ class PhantomTokenMiddleware:
             out = [(b"content-type", b"application/json")]
             if decision.www_authenticate:
                 out.append((b"www-authenticate", decision.www_authenticate.encode("latin-1")))
+            if decision.retry_after is not None:
+                out.append((b"retry-after", str(decision.retry_after).encode()))
             if kind == "websocket":
                 if "websocket.http.response" not in (scope.get("extensions") or {}):
                     # The server cannot send a response: it answers the handshake with 403.

@@ -96,6 +96,8 @@ class Decision:
     #: reject: status, ``WWW-Authenticate`` value (or None), JSON body, stable reason code.
     status: int = 200
     www_authenticate: Optional[str] = None
+    #: reject: seconds for a ``Retry-After`` header (``rate_limited``), or None.
+    retry_after: Optional[int] = None
     body: str = ""
     reason: Optional[str] = None
     #: keyed fingerprint of the presented token (never the token itself).
@@ -120,6 +122,7 @@ class Decision:
             forward=False,
             status=a.status,
             www_authenticate=a.www_authenticate,
+            retry_after=a.retry_after,
             body=a.body,
             reason=a.reason,
             fingerprint=a.fingerprint,

@@ -89,6 +89,7 @@ indirect enum JSON: Equatable, Codable, CustomStringConvertible {
 private func num(_ v: UInt64) -> JSON { .int(Int64(clamping: v)) }
 private func num(_ v: UInt16) -> JSON { .int(Int64(v)) }
 private func opt(_ v: String?) -> JSON { v.map { .string($0) } ?? .null }
+private func opt(_ v: UInt32?) -> JSON { v.map { .int(Int64($0)) } ?? .null }
 
 struct BadInput: Error, CustomStringConvertible {
     let description: String
@@ -265,6 +266,7 @@ enum Driver {
                 "request_id": num(r.requestId),
                 "status": num(r.status),
                 "www_authenticate": opt(r.wwwAuthenticate),
+                "retry_after": opt(r.retryAfter),
                 "body": .string(r.body),
                 "reason": .string(r.reason),
                 "fingerprint": opt(r.fingerprint),

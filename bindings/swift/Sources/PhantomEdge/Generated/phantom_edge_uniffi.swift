@@ -481,6 +481,22 @@ fileprivate struct FfiConverterUInt16: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
+    typealias FfiType = UInt32
+    typealias SwiftType = UInt32
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt32 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
     typealias FfiType = UInt64
     typealias SwiftType = UInt64
@@ -1552,6 +1568,10 @@ public struct RejectAction: Equatable, Hashable {
      */
     public var wwwAuthenticate: String?
     /**
+     * Seconds for a `Retry-After` header, when the client may retry soon (`rate_limited`).
+     */
+    public var retryAfter: UInt32?
+    /**
      * The JSON body to send.
      */
     public var body: String
@@ -1577,6 +1597,9 @@ public struct RejectAction: Equatable, Hashable {
          * `WWW-Authenticate` value, when the status calls for one.
          */wwwAuthenticate: String?, 
         /**
+         * Seconds for a `Retry-After` header, when the client may retry soon (`rate_limited`).
+         */retryAfter: UInt32?, 
+        /**
          * The JSON body to send.
          */body: String, 
         /**
@@ -1588,6 +1611,7 @@ public struct RejectAction: Equatable, Hashable {
         self.requestId = requestId
         self.status = status
         self.wwwAuthenticate = wwwAuthenticate
+        self.retryAfter = retryAfter
         self.body = body
         self.reason = reason
         self.fingerprint = fingerprint
@@ -1612,6 +1636,7 @@ public struct FfiConverterTypeRejectAction: FfiConverterRustBuffer {
                 requestId: FfiConverterUInt64.read(from: &buf), 
                 status: FfiConverterUInt16.read(from: &buf), 
                 wwwAuthenticate: FfiConverterOptionString.read(from: &buf), 
+                retryAfter: FfiConverterOptionUInt32.read(from: &buf), 
                 body: FfiConverterString.read(from: &buf), 
                 reason: FfiConverterString.read(from: &buf), 
                 fingerprint: FfiConverterOptionString.read(from: &buf)
@@ -1622,6 +1647,7 @@ public struct FfiConverterTypeRejectAction: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.requestId, into: &buf)
         FfiConverterUInt16.write(value.status, into: &buf)
         FfiConverterOptionString.write(value.wwwAuthenticate, into: &buf)
+        FfiConverterOptionUInt32.write(value.retryAfter, into: &buf)
         FfiConverterString.write(value.body, into: &buf)
         FfiConverterString.write(value.reason, into: &buf)
         FfiConverterOptionString.write(value.fingerprint, into: &buf)
@@ -2361,6 +2387,30 @@ public func FfiConverterTypePhantomEdgeError_lift(_ buf: RustBuffer) throws -> P
 #endif
 public func FfiConverterTypePhantomEdgeError_lower(_ value: PhantomEdgeError) -> RustBuffer {
     return FfiConverterTypePhantomEdgeError.lower(value)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = UInt32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
 }
 
 #if swift(>=5.8)
