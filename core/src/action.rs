@@ -232,11 +232,15 @@ pub enum AuditKind {
     TicketTimedOut,
     LateResponse,
     SecurityEvent,
+    /// Once per edge: an active answer was not cached because the authorization server marked
+    /// it `no-store` / `no-cache` (oidc-provider marks every answer so) and
+    /// `cache.ignore_no_store` is off, so every request for it is introspected again.
+    NotCacheable,
 }
 
 impl AuditKind {
     /// Every kind, in declaration order.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::CacheHit,
         Self::NegativeHit,
         Self::CacheMiss,
@@ -254,6 +258,7 @@ impl AuditKind {
         Self::TicketTimedOut,
         Self::LateResponse,
         Self::SecurityEvent,
+        Self::NotCacheable,
     ];
 
     /// The kind with this snake_case name (`"cache_hit"`), if there is one.
@@ -289,7 +294,8 @@ impl AuditKind {
             | Self::AsFailure
             | Self::JwksFailed
             | Self::TicketTimedOut
-            | Self::LateResponse => AuditLevel::Warn,
+            | Self::LateResponse
+            | Self::NotCacheable => AuditLevel::Warn,
         }
     }
 
@@ -313,6 +319,7 @@ impl AuditKind {
             Self::TicketTimedOut => "ticket_timed_out",
             Self::LateResponse => "late_response",
             Self::SecurityEvent => "security_event",
+            Self::NotCacheable => "not_cacheable",
         }
     }
 }
@@ -472,6 +479,7 @@ mod tests {
             AuditKind::TicketTimedOut => 14,
             AuditKind::LateResponse => 15,
             AuditKind::SecurityEvent => 16,
+            AuditKind::NotCacheable => 17,
         };
         for (i, k) in AuditKind::ALL.into_iter().enumerate() {
             assert_eq!(position(k), i);

@@ -175,6 +175,8 @@ pub struct Edge {
     routes_fold: bool,
     /// Paces new introspections (`authorization_server.max_introspections_per_second`).
     introspection_budget: TokenBucket,
+    /// The `not_cacheable` warning was given.
+    warned_no_store: bool,
 }
 
 /// A token bucket holding at most one second's worth of `rate`, refilled continuously from the
@@ -278,6 +280,7 @@ impl Edge {
             strip: config.strip_headers.clone().into(),
             next_sweep: now.saturating_add(SWEEP_INTERVAL_MS),
             introspection_budget: TokenBucket::full(config.max_introspections_per_second, now),
+            warned_no_store: false,
             routes_fold: config
                 .routes
                 .iter()
@@ -1112,6 +1115,20 @@ impl Edge {
                     }
                     return;
                 }
+                let refused_by_no_store = cache.no_store && !self.cfg.ignore_no_store;
+                if refused_by_no_store && !self.warned_no_store {
+                    // Said once: with oidc-provider's defaults every answer is `no-store`, and
+                    // an edge that caches nothing introspects every request.
+                    self.warned_no_store = true;
+                    let mut ev = AuditEvent::new(AuditKind::NotCacheable);
+                    ev.fingerprint = Some(fp);
+                    ev.detail = Some(
+                        "the authorization server marks its answers no-store / no-cache: nothing \
+                         is cached (set cache.ignore_no_store = true to cache them up to max_ttl)"
+                            .into(),
+                    );
+                    self.audit(ev);
+                }
                 let cfg = &self.cfg;
                 // The answer's `Age` counts against max_ttl too (it was that old when it came).
                 let mut expires = now.saturating_add(cfg.max_ttl_ms.saturating_sub(cache.age_ms));
@@ -1122,8 +1139,7 @@ impl Edge {
                 if let Some(exp) = info.exp {
                     expires = expires.min(exp.saturating_mul(1000).saturating_sub(cfg.skew_ms));
                 }
-                let cacheable =
-                    !p.no_cache && (cfg.ignore_no_store || !cache.no_store) && expires > now;
+                let cacheable = !p.no_cache && !refused_by_no_store && expires > now;
                 let forward = jwt.map(|j| header_value(&cfg.upstream_scheme, &j));
                 let entry = Entry {
                     info: Arc::new(*info),

@@ -539,16 +539,37 @@ fn no_store_is_honoured_unless_configured_otherwise() {
         let body = h
             .fake
             .rfc9701(&h.fake.ed, FakeAs::claims(h.now, "orders:read"), h.now);
-        forward(&h.respond_headers(
+        let acts = h.respond_headers(
             t,
             200,
             &[("content-type", RFC9701_CT), ("cache-control", "no-store")],
             &body,
-        ));
-        assert_eq!(
-            introspects(&h.request(2, "/orders", "tok")).is_empty(),
-            cached
         );
+        forward(&acts);
+        let warned = |acts: &[Action]| {
+            acts.iter().any(|a| {
+                matches!(a, Action::Audit(e) if e.kind == AuditKind::NotCacheable
+                    && e.level == phantom_edge_core::AuditLevel::Warn)
+            })
+        };
+        // Said once, at warn level, when the answer is not cached because of no-store.
+        assert_eq!(warned(&acts), !cached, "ignore_no_store = {ignore}");
+        let acts = h.request(2, "/orders", "tok");
+        assert_eq!(introspects(&acts).is_empty(), cached);
+        if !cached {
+            let t = ticket(&acts);
+            let body = h
+                .fake
+                .rfc9701(&h.fake.ed, FakeAs::claims(h.now, "orders:read"), h.now);
+            let acts = h.respond_headers(
+                t,
+                200,
+                &[("content-type", RFC9701_CT), ("cache-control", "no-store")],
+                &body,
+            );
+            forward(&acts);
+            assert!(!warned(&acts), "only the first time");
+        }
     }
 }
 
@@ -2243,7 +2264,8 @@ fn audit_level_mutes_the_kinds_below_it_and_composes_with_muted_kinds() {
             "as_failure",
             "jwks_failed",
             "ticket_timed_out",
-            "late_response"
+            "late_response",
+            "not_cacheable"
         ]
     );
     assert_eq!(AuditKinds::below(AuditLevel::Debug), AuditKinds::NONE);

@@ -88,6 +88,9 @@ timeout = "2s"
 
 [cache]
 max_ttl = "300s"
+# Explicit, as in the demo: an authorization server marking its answers no-store (oidc-provider
+# does) would otherwise make every request an introspection.
+ignore_no_store = true
 
 [assertions]
 signing_key = """$(cat "$root/tests/vectors/keys/edge-ed25519.pem")"""
