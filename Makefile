@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: help python node swift demo demo-core components gateway gateway-e2e component-portability test check fmt clippy unit wasm no-io fuzz-smoke as-smoke bench vectors fuzz
+.PHONY: help python node swift demo demo-core components gateway gateway-e2e component-portability test check fmt clippy unit wasm no-io fuzz-smoke as-smoke bench vectors vectors-drift fuzz
 help:
 	@echo "make demo        the demo: oidc-provider + echo upstream + phantom-gateway (component in wasmtime)"
 	@echo "make demo-core   the core alone: a full phantom-token exchange against an in-process fake AS"
@@ -36,7 +36,7 @@ gateway: components
 gateway-e2e: gateway
 	bash tests/e2e/gateway/ci.sh
 
-test: fmt clippy unit wasm no-io fuzz-smoke as-smoke gateway-e2e component-portability swift python node
+test: fmt clippy unit vectors-drift wasm no-io fuzz-smoke as-smoke gateway-e2e component-portability swift python node
 	@echo "make test: all checks passed"
 
 fmt:
@@ -82,6 +82,16 @@ bench:
 
 vectors:
 	$(CARGO) run -q -p phantom-edge-core --example gen_vectors
+
+# The committed vectors are exactly what the generator writes (and its own checks pass): a stale
+# or hand-edited case fails here. Built with the workspace's features, as `unit` built it.
+vectors-drift:
+	$(CARGO) build -q --workspace --example gen_vectors
+	"$${CARGO_TARGET_DIR:-target}/debug/examples/gen_vectors"
+	@if ! git diff --exit-code --stat -- tests/vectors || [ -n "$$(git status --porcelain -- tests/vectors)" ]; then \
+	  git status --short -- tests/vectors; \
+	  echo "tests/vectors differs from what core/examples/gen_vectors.rs writes: run make vectors and commit the result (never edit a case by hand)"; exit 1; fi
+	@echo "vectors-drift: ok"
 
 # The phantom:edge component on other runtimes: WIT drift check, every vector through jco (Node)
 # and through wasmtime-py (tests/component/ci.sh).

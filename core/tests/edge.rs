@@ -393,10 +393,29 @@ fn cache_bytes_follow_jwts_minted_on_hits() {
     // A hit that reuses the JWT minted at the miss changes nothing.
     assert_eq!(forward(&h.request(2, "/orders", "tok")).header_value, first);
     assert_eq!(h.edge.stats().cache_bytes, one_route);
-    // A hit on a second route mints one more JWT into the same entry: counted.
+    // A hit on a second route mints one more JWT into the same entry: counted, JWT and all; a
+    // third route's JWT costs its own length plus the same per-JWT overhead (whatever the
+    // implementation's constant is).
     let admin = forward(&h.request(3, "/admin", "tok")).header_value.clone();
     let two_routes = h.edge.stats().cache_bytes;
-    assert_eq!(two_routes, one_route + admin.len() + 48);
+    let public = forward(&h.request(31, "/public", "tok"))
+        .header_value
+        .clone();
+    let three_routes = h.edge.stats().cache_bytes;
+    assert!(
+        two_routes >= one_route + admin.len(),
+        "the JWT's bytes count"
+    );
+    assert!(
+        three_routes >= two_routes + public.len(),
+        "the JWT's bytes count"
+    );
+    assert_eq!(
+        two_routes - one_route - admin.len(),
+        three_routes - two_routes - public.len(),
+        "one per-JWT overhead"
+    );
+    let two_routes = three_routes;
     // Past half the assertion lifetime the /orders JWT is replaced: old size out, new size in.
     h.now += 31_000;
     let again = forward(&h.request(4, "/orders", "tok"))
@@ -722,18 +741,29 @@ fn cache_is_bounded_lru() {
     let mut cfg = base_config("rfc9701");
     cfg["cache"]["max_entries"] = json!(3);
     let mut h = Harness::new(cfg);
-    for i in 0..5u64 {
+    for i in 0..3u64 {
         let t = ticket(&h.request(i, "/orders", &format!("tok{i}")));
+        forward(&active_9701(&mut h, t, "orders:read"));
+    }
+    // tok0 is the oldest insert but the most recently used: LRU evicts tok1, then tok2
+    // (a FIFO cache would evict tok0 first).
+    forward(&h.request(3, "/orders", "tok0"));
+    for i in 3..5u64 {
+        let t = ticket(&h.request(10 + i, "/orders", &format!("tok{i}")));
         forward(&active_9701(&mut h, t, "orders:read"));
     }
     assert_eq!(h.edge.stats().cache_entries, 3);
     assert_eq!(h.edge.stats().evictions, 2);
-    assert_eq!(
-        introspects(&h.request(9, "/orders", "tok0")).len(),
-        1,
-        "oldest evicted"
+    assert!(
+        introspects(&h.request(20, "/orders", "tok0")).is_empty(),
+        "recently used: kept"
     );
-    assert!(introspects(&h.request(10, "/orders", "tok4")).is_empty());
+    assert!(introspects(&h.request(21, "/orders", "tok4")).is_empty());
+    assert_eq!(
+        introspects(&h.request(22, "/orders", "tok1")).len(),
+        1,
+        "least recently used: evicted"
+    );
 }
 
 // 6. Coalescing -----------------------------------------------------------------------------

@@ -237,6 +237,22 @@ fn debug_of_the_raw_config_never_prints_secrets() {
 fn debug_of_an_edge_never_prints_its_minting_key() {
     let h = Harness::new(base_config("rfc9701"));
     let s = format!("{:?}", h.edge);
+    // The keys the edge derives from its seed ([7; 32] in the harness), in the forms Debug
+    // would print them, and the seed itself; and the PEM body of its signing key.
+    let seed = [7u8; 32];
+    for context in ["phantom-edge 2026 jti", "phantom-edge 2026 fingerprint"] {
+        let key = blake3::derive_key(context, &seed);
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(
+            !s.contains(&format!("{key:?}")),
+            "{context} key printed: {s}"
+        );
+        assert!(!s.contains(&hex), "{context} key printed as hex: {s}");
+    }
+    assert!(!s.contains(&format!("{seed:?}")), "seed printed: {s}");
+    for line in EDGE_ED25519.lines().filter(|l| !l.starts_with("-----")) {
+        assert!(!s.contains(line.trim()), "signing key PEM printed: {s}");
+    }
     assert!(s.contains(r#"Minter { key: "{REDACTED}""#), "{s}");
 }
 
