@@ -5,11 +5,13 @@ const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const crypto = require('node:crypto')
 
-const { AuthServer, edgeConfig, countingFetch, logCapture, startExpress, startFastify, EDGE_KEY, ADMIN_TOKEN } = require('./support.js')
+const { AuthServer, freePort, edgeConfig, countingFetch, logCapture, startExpress, startFastify, EDGE_KEY, ADMIN_TOKEN } = require('./support.js')
 
 const EDGE_PUBLIC = crypto.createPublicKey(crypto.createPrivateKey(EDGE_KEY))
 
 const bearer = (t) => ({ authorization: `Bearer ${t}` })
+// A JWT-shaped token (header.payload.signature) that oidc-provider refuses to introspect.
+const JWT_SHAPED = 'eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJtYWxsb3J5IiwiZXhwIjo0MTAyNDQ0ODAwfQ.c2lnbmF0dXJlLW9mLW5vLWtleS1hdC1hbGw'
 
 async function verifyJwt(value) {
   const { jwtVerify, decodeProtectedHeader } = await import('jose')
@@ -196,6 +198,56 @@ for (const [name, start] of Object.entries(HOSTS)) {
     } finally {
       await a.close()
       await server.stop()
+    }
+  })
+
+  it(`${name}: a JWT-shaped token the AS refuses to introspect (400 unsupported_token_type) → 401, not 503`, async () => {
+    const server = await AuthServer.start()
+    const f = countingFetch()
+    const capture = logCapture()
+    const a = await start(edgeConfig(server.issuer), { fetch: f.fetch }, capture)
+    try {
+      for (let i = 0; i < 2; i++) { // the second answer comes from the negative cache
+        const r = await fetch(`${a.url}/orders/1`, { headers: bearer(JWT_SHAPED) })
+        assert.equal(r.status, 401, await r.text())
+        assert.match(r.headers.get('www-authenticate'), /error="invalid_token"/)
+      }
+      assert.equal(f.counter.introspections, 1, 'cached negatively')
+      const ok = await server.token()
+      assert.equal((await fetch(`${a.url}/orders/1`, { headers: bearer(ok) })).status, 200)
+      assert.ok(!capture.text().includes('as_failure'), 'not an authorization-server failure')
+    } finally {
+      await a.close()
+      await server.stop()
+    }
+  })
+
+  it(`${name}: started before the authorization server, serves within seconds of it coming up`, async () => {
+    const port = await freePort()
+    const issuer = `http://127.0.0.1:${port}`
+    const a = await start(edgeConfig(issuer), {})
+    let server
+    try {
+      const down = await fetch(`${a.url}/orders/1`, { headers: bearer('some-opaque-token') })
+      assert.equal(down.status, 503)
+      await new Promise((resolve) => setTimeout(resolve, 3000)) // the AS comes up 3 s later
+      server = await AuthServer.start(port)
+      assert.equal(server.issuer, issuer)
+      const token = await server.token()
+      const up = Date.now()
+      const statuses = []
+      // Before the fix: 503 ("JWKS refresh rate-limited") for the rest of jwks_min_refresh (30 s).
+      while (Date.now() - up < 10_000) {
+        const r = await fetch(`${a.url}/orders/2`, { headers: bearer(token) })
+        statuses.push(r.status)
+        if (r.status === 200) break
+        assert.equal(r.status, 503, await r.text())
+        await new Promise((resolve) => setTimeout(resolve, 200))
+      }
+      assert.equal(statuses.at(-1), 200, `still failing 10 s after the AS came up: ${statuses}`)
+    } finally {
+      await a.close()
+      await server?.stop()
     }
   })
 }

@@ -16,13 +16,14 @@ function basic(id, secret) {
 }
 
 class AuthServer {
-  static async start() {
+  // `port` 0 picks a free one; a fixed port (freePort()) lets a test start an edge before its AS.
+  static async start(port = 0) {
     if (!fs.existsSync(path.join(AS_DIR, 'node_modules/oidc-provider'))) {
       execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: AS_DIR, stdio: 'ignore' })
     }
     const proc = spawn(process.execPath, ['server.mjs'], {
       cwd: AS_DIR,
-      env: { ...process.env, AS_PORT: '0' },
+      env: { ...process.env, AS_PORT: String(port) },
       stdio: ['ignore', 'pipe', 'ignore'],
     })
     const line = await new Promise((resolve, reject) => {
@@ -65,6 +66,19 @@ class AuthServer {
     await exited
     clearTimeout(t)
   }
+}
+
+// A loopback port nothing listens on now (for a server started later).
+async function freePort() {
+  const net = require('node:net')
+  return await new Promise((resolve, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolve(port))
+    })
+  })
 }
 
 function edgeConfig(issuer, middleware) {
@@ -160,4 +174,4 @@ async function startFastify(config, options, capture) {
   }
 }
 
-module.exports = { REPO, AS_DIR, EDGE_KEY, ADMIN_TOKEN, AuthServer, edgeConfig, countingFetch, logCapture, startExpress, startFastify }
+module.exports = { REPO, AS_DIR, EDGE_KEY, ADMIN_TOKEN, AuthServer, freePort, edgeConfig, countingFetch, logCapture, startExpress, startFastify }

@@ -212,3 +212,58 @@ async def test_query_token_is_removed_from_what_the_app_sees(auth_server):
     assert body["path"] == "/orders/9"
     assert body["query"] == "x=1&y=2"
     assert verify_jwt(body["authorization"])["scope"] == "orders:read"
+
+
+# A JWT-shaped token (header.payload.signature) that oidc-provider refuses to introspect.
+JWT_SHAPED = ("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJtYWxsb3J5IiwiZXhwIjo0MTAyNDQ0ODAwfQ"
+              ".c2lnbmF0dXJlLW9mLW5vLWtleS1hdC1hbGw")
+
+
+async def test_a_jwt_shaped_token_is_invalid_not_an_outage(client, auth_server, caplog):
+    """oidc-provider answers it 400 unsupported_token_type: 401 invalid_token (negatively
+    cached), not a 503 and an as_failure warning."""
+    caplog.set_level(logging.DEBUG)
+    for _ in range(2):
+        r = await client.get("/orders/1", headers=bearer(JWT_SHAPED))
+        assert r.status_code == 401, r.text
+        assert 'error="invalid_token"' in r.headers["www-authenticate"]
+    assert client.counter["introspections"] == 1, "cached negatively"
+    assert (await client.get("/orders/1", headers=bearer(auth_server.token()))).status_code == 200
+    assert '"as_failure"' not in caplog.text
+    assert '"introspected"' in caplog.text
+
+
+async def test_started_before_the_authorization_server_serves_within_seconds():
+    """Pods start in any order: an edge whose first JWKS fetch failed serves valid tokens
+    within seconds of the AS coming up (it got 503 "JWKS refresh rate-limited" for the rest of
+    jwks_min_refresh, 30 s)."""
+    from fixture import free_port
+
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    app, http = make_app(issuer, {"introspections": 0})
+    server = None
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.example") as c:
+            down = await c.get("/orders/1", headers=bearer("some-opaque-token"))
+            assert down.status_code == 503
+            await asyncio.sleep(3)  # the AS comes up 3 s later
+            server = AuthServer(port=port)
+            assert server.issuer == issuer
+            token = server.token()
+            loop = asyncio.get_running_loop()
+            up = loop.time()
+            statuses = []
+            while loop.time() - up < 10:
+                r = await c.get("/orders/2", headers=bearer(token))
+                statuses.append(r.status_code)
+                if r.status_code == 200:
+                    break
+                assert r.status_code == 503, r.text
+                await asyncio.sleep(0.2)
+            assert statuses[-1] == 200, f"still failing 10 s after the AS came up: {statuses}"
+    finally:
+        await http.aclose()
+        if server is not None:
+            server.stop()

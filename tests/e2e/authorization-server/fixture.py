@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import threading
 import urllib.error
@@ -63,6 +64,14 @@ def request(method: str, url: str, headers: Optional[dict[str, str]] = None,
         return Response(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read())
 
 
+def free_port() -> int:
+    """A port nothing listens on now (for a server started later, e.g. an AS started after the
+    edge that uses it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
@@ -70,14 +79,16 @@ def _basic(user: str, password: str) -> str:
 class AuthServer:
     """panva/oidc-provider with the project's fixture (tests/e2e/authorization-server)."""
 
-    def __init__(self, env: Optional[dict[str, str]] = None) -> None:
+    def __init__(self, env: Optional[dict[str, str]] = None, port: int = 0) -> None:
+        """`port` 0 picks a free one; a fixed port lets a test start an edge before its AS
+        (see `free_port`)."""
         if shutil.which("node") is None:
             raise RuntimeError("node not found on PATH")
         if not (AS_DIR / "node_modules/oidc-provider").is_dir():
             subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
                            cwd=AS_DIR, check=True)
         self.proc = subprocess.Popen(
-            ["node", "server.mjs"], cwd=AS_DIR, env=dict(os.environ, AS_PORT="0", **(env or {})),
+            ["node", "server.mjs"], cwd=AS_DIR, env=dict(os.environ, **(env or {}), AS_PORT=str(port)),
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         try:

@@ -325,3 +325,22 @@ def wait_until(predicate: Any, seconds: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return predicate()
+
+
+def audit_events(logs: str) -> list[tuple[str, str]]:
+    """(kind, level) of every audit event in the logs: the proxy component writes each as a JSON
+    line; phantom-gateway (edge mode) logs it as the `event` field of its own JSON lines."""
+    out = []
+    for line in logs.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        event = obj.get("fields", {}).get("event") if "fields" in obj else obj
+        if isinstance(event, str):
+            event = json.loads(event)
+        if isinstance(event, dict) and "kind" in event:
+            out.append((event["kind"], event["level"]))
+    return out
