@@ -888,7 +888,7 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
     {
         let mut s = Scenario::raw(
             "rfc9701-unknown-kid-rate-limited-503",
-            "Unknown kid within jwks_min_refresh of the last fetch: no refetch → 503 at once.",
+            "An unknown kid fetches the JWKS once (a kid not sought within jwks_min_refresh: a rotation); the JWKS still lacks it → 503; the same kid again within jwks_min_refresh: no refetch → 503 at once.",
             cfg("rfc9701"),
         );
         let es_only = json!({ "keys": [s.fake.es.jwk] }).to_string();
@@ -896,6 +896,12 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         s.advance(1_000);
         let c = s.claims("orders:read");
         let acts = rfc9701_forward(&mut s, 1, "/orders/1", "tok-a", c);
+        assert!(acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
+        s.advance(10);
+        expect_reject(&s.jwks(&es_only), 503, Reason::Unavailable);
+        s.advance(1_000);
+        let c = s.claims("orders:read");
+        let acts = rfc9701_forward(&mut s, 2, "/orders/1", "tok-b", c);
         assert!(!acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
         expect_reject(&acts, 503, Reason::Unavailable);
         out.push(s);

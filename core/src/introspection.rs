@@ -36,8 +36,9 @@ pub(crate) enum Outcome {
     Inactive(Reason),
     /// The answer cannot be trusted or used: fail closed.
     Failure(Reason, String),
-    /// A signature names a key we do not have: refresh the JWKS and try again.
-    NeedKeys,
+    /// A signature names a key we do not have (its `kid`, when the JWS names one): refresh the
+    /// JWKS and try again.
+    NeedKeys(Option<String>),
 }
 
 /// What a response says about how long its answer may be used: `Cache-Control`, `Age` and, for
@@ -295,7 +296,7 @@ pub(crate) fn parse_response(
                 ));
             }
             let Some(keys) = keys else {
-                return Outcome::NeedKeys;
+                return Outcome::NeedKeys(None);
             };
             let Ok(text) = std::str::from_utf8(resp.body) else {
                 return failure("response is not UTF-8");
@@ -307,7 +308,7 @@ pub(crate) fn parse_response(
                 return failure(format!("unexpected content-type {mt:?}"));
             }
             let Some(keys) = keys else {
-                return Outcome::NeedKeys;
+                return Outcome::NeedKeys(None);
             };
             let Ok(text) = std::str::from_utf8(resp.body) else {
                 return failure("response is not UTF-8");
@@ -334,7 +335,7 @@ pub(crate) fn parse_response(
                 return failure("active response without a `jwt` member");
             };
             let Some(keys) = keys else {
-                return Outcome::NeedKeys;
+                return Outcome::NeedKeys(None);
             };
             from_access_jwt(cfg, keys, &jwt, cache, now_ms, false)
         }
@@ -368,7 +369,7 @@ fn parse_rfc9701(
     }
     match jws.verify(keys) {
         Ok(()) => {}
-        Err(JwsError::UnknownKid) => return Outcome::NeedKeys,
+        Err(JwsError::UnknownKid) => return Outcome::NeedKeys(jws.header.kid.clone()),
         Err(e) => return failure(format!("introspection JWT: {e}")),
     }
     let Ok(payload) = jws.payload() else {
@@ -456,7 +457,7 @@ fn from_introspection_claims(
 /// How an access-token JWT failed.
 #[derive(Debug)]
 pub(crate) enum JwtFailure {
-    NeedKeys,
+    NeedKeys(Option<String>),
     Expired,
     Invalid(String),
 }
@@ -474,7 +475,7 @@ pub(crate) fn verify_access_jwt(
         .map_err(|_| JwtFailure::Invalid("typ is not at+jwt or JWT".into()))?;
     match jws.verify(keys) {
         Ok(()) => {}
-        Err(JwsError::UnknownKid) => return Err(JwtFailure::NeedKeys),
+        Err(JwsError::UnknownKid) => return Err(JwtFailure::NeedKeys(jws.header.kid.clone())),
         Err(e) => return Err(JwtFailure::Invalid(e.to_string())),
     }
     let payload = jws
@@ -521,7 +522,7 @@ fn from_access_jwt(
             jwt: Some(jwt.to_string()),
             cache,
         },
-        Err(JwtFailure::NeedKeys) => Outcome::NeedKeys,
+        Err(JwtFailure::NeedKeys(kid)) => Outcome::NeedKeys(kid),
         Err(JwtFailure::Expired) => Outcome::Inactive(Reason::Expired),
         // The AS's own answer does not verify: it cannot be trusted, so fail closed as an AS fault.
         Err(JwtFailure::Invalid(why)) => {

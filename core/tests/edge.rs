@@ -1537,8 +1537,64 @@ fn a_request_after_a_failed_jwks_fetch_fetches_again_without_the_unknown_kid_all
     };
     edge.handle_introspection_response(T0 + 4_000, t, &resp)
         .unwrap();
+    // Keys in hand again: a kid never sought fetches once (a rotation)...
+    assert!(fetches_jwks(&edge.drain_actions()));
+    edge.handle_jwks(T0 + 4_010, Ok(jwks.as_bytes()));
+    assert_eq!(reject(&edge.drain_actions()).status, 503, "not in the JWKS");
+    // ... and the same unknown kid again waits for the jwks_min_refresh allowance.
+    let t = ticket(&request(&mut edge, 4, T0 + 5_000, "tok-4"));
+    edge.handle_introspection_response(T0 + 5_000, t, &resp)
+        .unwrap();
     let acts = edge.drain_actions();
     assert!(!fetches_jwks(&acts));
+    assert_eq!(reject(&acts).status, 503);
+}
+
+#[test]
+fn a_rotated_kid_fetches_the_jwks_at_once_even_just_after_a_fetch() {
+    // The AS restarted with new keys 10 s after the edge fetched its JWKS for an unknown kid:
+    // the new kid fetches again at once (it waited out jwks_min_refresh: 30 s of 503s). Only a
+    // bounded number of distinct new kids do so per jwks_min_refresh, never more often than
+    // every 0.5 s; a kid already sought waits for the allowance.
+    let mut h = Harness::new(base_config("rfc9701"));
+    h.advance(31_000);
+    let mut generation = 0;
+    let mut rotate = |h: &mut Harness, id: u64| {
+        generation += 1;
+        let kid = format!("as-rotated-{generation}");
+        let signer = Signer::ed25519(SET_ED25519, Some(&kid));
+        let t = ticket(&h.request(id, "/orders", &format!("tok-{id}")));
+        let body = h
+            .fake
+            .rfc9701(&signer, FakeAs::claims(h.now, "orders:read"), h.now);
+        let acts = h.respond(t, 200, RFC9701_CT, &body);
+        (acts, signer)
+    };
+    let (acts, first) = rotate(&mut h, 1);
+    assert!(fetches_jwks(&acts));
+    forward(&h.jwks_of(&[&first.jwk]));
+    h.advance(10_000);
+    let (acts, second) = rotate(&mut h, 2);
+    assert!(
+        fetches_jwks(&acts),
+        "a new kid within jwks_min_refresh: {acts:?}"
+    );
+    forward(&h.jwks_of(&[&second.jwk]));
+    // Within 0.5 s of that fetch: no fetch, even for a new kid.
+    h.advance(100);
+    let (acts, _) = rotate(&mut h, 3);
+    assert!(!fetches_jwks(&acts));
+    assert_eq!(reject(&acts).status, 503);
+    // At most JWKS_NEW_KIDS (8) new kids per jwks_min_refresh: 2 used, 6 more, then no more.
+    for id in 4..10 {
+        h.advance(600);
+        let (acts, _) = rotate(&mut h, id);
+        assert!(fetches_jwks(&acts), "new kid {id}");
+        reject(&h.jwks_of(&[&second.jwk]));
+    }
+    h.advance(600);
+    let (acts, _) = rotate(&mut h, 10);
+    assert!(!fetches_jwks(&acts), "the ninth new kid within 30 s");
     assert_eq!(reject(&acts).status, 503);
 }
 

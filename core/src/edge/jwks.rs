@@ -15,6 +15,8 @@ use super::{Edge, host_detail};
 pub(super) enum JwksFetch {
     Start,
     UnknownKid,
+    /// A `kid` not sought within `jwks_min_refresh`: a key rotation.
+    NewKid,
     Refresh,
     /// After a failure, on the backoff timer.
     Retry,
@@ -27,11 +29,34 @@ pub(super) enum JwksFetch {
 /// them, at most this often.
 pub(crate) const JWKS_RETRY_MS: u64 = 500;
 
+/// How many distinct unknown `kid`s may each fetch the JWKS once per `jwks_min_refresh` (see
+/// [`Edge::park`]), and the longest `kid` counted as one.
+pub(crate) const JWKS_NEW_KIDS: usize = 8;
+const MAX_KID_LEN: usize = 128;
+
 impl Edge {
     /// An answer that needs a key the JWKS in use lacks waits (parked) for a fresh JWKS, or
-    /// fails closed when none may be fetched now.
-    pub(super) fn park(&mut self, fp: Fingerprint, ticket: Ticket, parked: Parked, now: u64) {
-        if self.request_jwks(now, JwksFetch::UnknownKid) {
+    /// fails closed when none may be fetched now. A `kid` this edge has not sought within
+    /// `jwks_min_refresh` (the authorization server rotated its keys, e.g. on a restart) fetches
+    /// at once, at most every `JWKS_RETRY_MS` and for at most `JWKS_NEW_KIDS` kids per
+    /// `jwks_min_refresh`; any other unknown kid waits for the unknown-kid allowance.
+    pub(super) fn park(
+        &mut self,
+        fp: Fingerprint,
+        ticket: Ticket,
+        parked: Parked,
+        now: u64,
+        kid: Option<&str>,
+    ) {
+        let new_kid = kid.filter(|k| self.first_time_sought(k, now));
+        let fetching = match new_kid {
+            Some(k) if self.request_jwks(now, JwksFetch::NewKid) => {
+                self.kids_sought.push((k.to_owned(), now));
+                true
+            }
+            _ => self.request_jwks(now, JwksFetch::UnknownKid),
+        };
+        if fetching {
             if let Some(p) = self.pending.get_mut(&fp) {
                 p.parked = Some(parked);
             }
@@ -46,6 +71,17 @@ impl Edge {
                 now,
             );
         }
+    }
+
+    /// Whether `kid` did not fetch the JWKS within `jwks_min_refresh` (and there is room to
+    /// remember it when it does).
+    fn first_time_sought(&mut self, kid: &str, now: u64) -> bool {
+        let window = self.cfg.jwks_min_refresh_ms;
+        self.kids_sought
+            .retain(|(_, at)| now < at.saturating_add(window));
+        kid.len() <= MAX_KID_LEN
+            && self.kids_sought.len() < JWKS_NEW_KIDS
+            && !self.kids_sought.iter().any(|(k, _)| k == kid)
     }
 
     /// Before a signature is verified: a key set older than `jwks_refresh` is fetched again (in
@@ -86,12 +122,16 @@ impl Edge {
                 (self.jwks_last_fetch, JWKS_RETRY_MS)
             }
             JwksFetch::UnknownKid => (self.jwks_last_demand, self.cfg.jwks_min_refresh_ms),
+            JwksFetch::NewKid => (self.jwks_last_fetch, JWKS_RETRY_MS),
             JwksFetch::Refresh => (self.jwks_last_fetch, self.cfg.jwks_min_refresh_ms),
         };
         if last.is_some_and(|t| now < t.saturating_add(pace)) {
             return false;
         }
-        if matches!(why, JwksFetch::Start | JwksFetch::UnknownKid) {
+        if matches!(
+            why,
+            JwksFetch::Start | JwksFetch::UnknownKid | JwksFetch::NewKid
+        ) {
             self.jwks_last_demand = Some(now);
         }
         self.jwks_retry_at = None;
@@ -159,7 +199,7 @@ impl Edge {
                 Parked::Split(value) => self.split_outcome(fp, value, now),
             };
             let outcome = match outcome {
-                Outcome::NeedKeys => {
+                Outcome::NeedKeys(_) => {
                     Outcome::Failure(Reason::Unavailable, "signing key not in the JWKS".into())
                 }
                 o => o,

@@ -110,6 +110,8 @@ pub struct Edge {
     /// rate-limited by this one, so a scheduled refresh never uses up the allowance a key
     /// rotation needs.
     jwks_last_demand: Option<u64>,
+    /// Unknown `kid`s that fetched the JWKS, and when (bounded: `jwks::JWKS_NEW_KIDS`).
+    kids_sought: Vec<(String, u64)>,
     /// When the key set in use arrived.
     jwks_fetched_at: Option<u64>,
     /// JWKS fetches that failed in a row (0 after a success).
@@ -166,6 +168,7 @@ impl Edge {
             jwks_in_flight: false,
             jwks_last_fetch: None,
             jwks_last_demand: None,
+            kids_sought: Vec::new(),
             jwks_fetched_at: None,
             jwks_failures: 0,
             jwks_retry_at: None,

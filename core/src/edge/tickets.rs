@@ -134,7 +134,7 @@ impl Edge {
         };
         self.refresh_stale_jwks(now);
         let outcome = parse_response(&self.cfg, self.keys.as_ref(), response, now);
-        if matches!(outcome, Outcome::NeedKeys) {
+        if let Outcome::NeedKeys(kid) = outcome {
             let parked = Parked::Introspection {
                 status: response.status,
                 headers: response
@@ -144,7 +144,7 @@ impl Edge {
                     .collect(),
                 body: response.body.to_vec(),
             };
-            self.park(fp, ticket, parked, now);
+            self.park(fp, ticket, parked, now, kid.as_deref());
             return Ok(());
         }
         self.complete(fp, outcome, now);
@@ -190,8 +190,14 @@ impl Edge {
             LookupResult::Found(value) => {
                 self.refresh_stale_jwks(now);
                 let o = self.split_outcome(fp, value, now);
-                if matches!(o, Outcome::NeedKeys) {
-                    self.park(fp, ticket, Parked::Split(value.to_string()), now);
+                if let Outcome::NeedKeys(kid) = o {
+                    self.park(
+                        fp,
+                        ticket,
+                        Parked::Split(value.to_string()),
+                        now,
+                        kid.as_deref(),
+                    );
                     return Ok(());
                 }
                 o
@@ -213,7 +219,7 @@ impl Edge {
             return Outcome::Failure(Reason::Unavailable, "split lookup without signature".into());
         };
         let Some(keys) = &self.keys else {
-            return Outcome::NeedKeys;
+            return Outcome::NeedKeys(None);
         };
         if value.split('.').count() != 2 {
             return Outcome::Inactive(Reason::InvalidToken);
@@ -227,7 +233,7 @@ impl Edge {
                 jwt: Some(format!("{value}.")),
                 cache: Default::default(),
             },
-            Err(JwtFailure::NeedKeys) => Outcome::NeedKeys,
+            Err(JwtFailure::NeedKeys(kid)) => Outcome::NeedKeys(kid),
             Err(JwtFailure::Expired) => Outcome::Inactive(Reason::Expired),
             Err(JwtFailure::Invalid(_)) => Outcome::Inactive(Reason::InvalidToken),
         }
@@ -391,7 +397,7 @@ impl Edge {
                     self.reject(w.request_id, reason, Some(fp), w.binding.dpop, None, None);
                 }
             }
-            Outcome::NeedKeys => {
+            Outcome::NeedKeys(_) => {
                 for w in p.waiters {
                     self.reject(
                         w.request_id,
