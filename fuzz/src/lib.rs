@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use phantom_edge_core::{Action, Config, Edge, HttpResponse, Request};
+use phantom_edge_core::{Action, Config, ConfigError, Edge, HttpResponse, LookupResult, Request};
 use serde_json::{Value, json};
 
 /// The virtual "now" of every scenario (Unix ms). The seed corpus is generated for this time.
@@ -443,7 +443,10 @@ pub fn introspection_response(data: &[u8]) {
 // ---------------------------------------------------------------------------------------------
 
 /// Target `config`: `data` (lossy UTF-8) as TOML and as JSON, env lookups returning `None`.
-/// Never panics; an accepted config builds an edge that answers a request.
+/// Never panics; an accepted config builds an edge that decides a request exactly once, with a
+/// status from the contract and never a `Forward` when every I/O it asked for failed; a refused
+/// one names a field and says why. A JSON object is also read with each secret in turn set to a
+/// canary (literal or through `*_env`): a refusal never repeats it, nor does the config's `Debug`.
 pub fn config(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for parsed in [
@@ -452,8 +455,62 @@ pub fn config(data: &[u8]) {
     ] {
         match parsed {
             Ok(cfg) => exercise_config(cfg),
-            Err(e) => {
-                let _ = e.to_string();
+            Err(e) => check_config_error(&e),
+        }
+    }
+    if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&text) {
+        secrets_not_echoed(map);
+    }
+}
+
+/// A refusal names the offending key (or the pseudo-field of a syntax error) and says why.
+fn check_config_error(e: &ConfigError) {
+    assert!(!e.field.is_empty(), "config error without a field: {e:?}");
+    assert!(
+        !e.message.trim().is_empty(),
+        "config error without a message: {e:?}"
+    );
+    let shown = e.to_string();
+    assert!(
+        shown.contains(&e.field) && shown.contains(&e.message),
+        "config error display {shown:?} leaves out its field or message"
+    );
+}
+
+/// The keys whose values are secrets (`section.key`); each also has a `key_env` form.
+const SECRET_KEYS: [(&str, &str); 5] = [
+    ("authorization_server", "client_secret"),
+    ("authorization_server", "client_key"),
+    ("assertions", "signing_key"),
+    ("admin", "token"),
+    ("cache", "fingerprint_key"),
+];
+
+/// `map` with one secret at a time set to a canary (in each section `map` has; long enough for
+/// `admin.token`, and too short for it), every environment variable reading as that canary.
+fn secrets_not_echoed(map: serde_json::Map<String, Value>) {
+    for canary in ["zq-canary-secret-0123456789abcdef", "zq-canary"] {
+        let env = |_: &str| Some(canary.to_string());
+        for (section, key) in SECRET_KEYS {
+            let mut v = Value::Object(map.clone());
+            let Some(Value::Object(s)) = v.get_mut(section) else {
+                continue;
+            };
+            if !s.contains_key(&format!("{key}_env")) {
+                s.insert(key.to_string(), Value::String(canary.to_string()));
+            }
+            match Config::from_json(&v.to_string(), &env) {
+                Ok(cfg) => assert!(
+                    !format!("{cfg:?}").contains(canary),
+                    "a secret in the config's Debug: {cfg:?}"
+                ),
+                Err(e) => {
+                    check_config_error(&e);
+                    assert!(
+                        !e.to_string().contains(canary),
+                        "a secret repeated in a config error: {e}"
+                    );
+                }
             }
         }
     }
@@ -467,8 +524,9 @@ fn exercise_config(cfg: Config) {
         cfg.routes().len(),
     );
     let mut edge = Edge::new(cfg, [1; 32], T0_MS);
-    let _ = edge.drain_actions();
     let headers = [("authorization", "Bearer config-fuzz-token")];
+    let mut acts = edge.drain_actions();
+    fail_io(&mut edge, T0_MS, &acts);
     edge.handle_request(
         T0_MS,
         &Request {
@@ -476,15 +534,42 @@ fn exercise_config(cfg: Config) {
             ..get(1, "/orders/1")
         },
     );
-    let acts = edge.drain_actions();
-    if let Some(Action::Reject(r)) = decision(&acts, 1) {
-        let _ = r;
+    // Every introspection, lookup and key fetch fails; when nothing is left to answer, time
+    // passes. Several rounds: the decision must come once, and nothing after it may add another.
+    let mut now = T0_MS;
+    for _ in 0..6 {
+        let new = edge.drain_actions();
+        let quiet = new.is_empty();
+        fail_io(&mut edge, now, &new);
+        acts.extend(new);
+        if quiet {
+            now = edge.poll_timeout().unwrap_or(now).max(now) + 120_000;
+            edge.handle_timeout(now);
+        }
     }
-    if let Some(t) = edge.poll_timeout() {
-        edge.handle_timeout(t.max(T0_MS) + 120_000);
-        let _ = edge.drain_actions();
+    acts.extend(edge.drain_actions());
+    match decision(&acts, 1) {
+        None => panic!("request 1 never decided: {acts:?}"),
+        Some(Action::Forward(f)) => panic!("forwarded although every I/O failed: {f:?}"),
+        Some(_) => {}
     }
     let _ = edge.prometheus();
+}
+
+/// Answers every introspection, shared-store lookup and JWKS fetch in `acts` with a failure.
+fn fail_io(edge: &mut Edge, now: u64, acts: &[Action]) {
+    for a in acts {
+        match a {
+            Action::Introspect(i) => edge
+                .handle_introspection_failure(now, i.ticket, "fuzz: connection refused")
+                .expect("a ticket the edge just issued is known"),
+            Action::SharedLookup(l) => edge
+                .handle_shared_lookup(now, l.ticket, LookupResult::Error)
+                .expect("a ticket the edge just issued is known"),
+            Action::FetchJwks(_) => edge.handle_jwks(now, Err("fuzz: connection refused")),
+            _ => {}
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -494,7 +579,9 @@ fn exercise_config(cfg: Config) {
 /// Target `revocation_body`: `data` through `Edge::handle_admin_revocation` as
 /// `application/json` (with the right admin token) and as `application/secevent+jwt`. Never
 /// panics; errors are 400/401 with a JSON body; a `{"token": ...}` selector never reaches an
-/// action (published revocations carry fingerprints).
+/// action (published revocations carry fingerprints); afterwards the edge still decides a
+/// request for an active token exactly once: forwarded after a refused revocation (which changes
+/// nothing), forwarded or refused with 401 after an accepted one.
 pub fn revocation_body(data: &[u8]) {
     let admin = format!("Bearer {ADMIN_TOKEN}");
     let raw_token = serde_json::from_slice::<Value>(data)
@@ -502,8 +589,8 @@ pub fn revocation_body(data: &[u8]) {
         .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
     for ct in ["application/json", "application/secevent+jwt"] {
         let mut edge = fresh_edge("rfc7662");
-        match edge.handle_admin_revocation(T0_MS, Some(ct), Some(&admin), data) {
-            Ok(()) => {}
+        let accepted = match edge.handle_admin_revocation(T0_MS, Some(ct), Some(&admin), data) {
+            Ok(()) => true,
             Err(e) => {
                 assert!(
                     matches!(e.status(), 400 | 401),
@@ -511,8 +598,9 @@ pub fn revocation_body(data: &[u8]) {
                     e.status()
                 );
                 assert!(serde_json::from_str::<Value>(&e.body()).is_ok());
+                false
             }
-        }
+        };
         let acts = edge.drain_actions();
         if let Some(t) = raw_token.as_deref().filter(|t| t.len() >= 16) {
             let out = debug_all(&acts);
@@ -530,7 +618,37 @@ pub fn revocation_body(data: &[u8]) {
                 ..get(9, "/orders/1")
             },
         );
-        let acts = edge.drain_actions();
-        let _ = decision(&acts, 9);
+        let mut acts = edge.drain_actions();
+        if decision(&acts, 9).is_none() {
+            // Not cached: answered by the introspection, with an active token.
+            let ticket = acts
+                .iter()
+                .find_map(|a| match a {
+                    Action::Introspect(i) => Some(i.ticket),
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("request 9 neither decided nor introspected: {acts:?}"));
+            let body = active_claims().to_string();
+            let resp = HttpResponse {
+                status: 200,
+                headers: &[("content-type", "application/json")],
+                body: body.as_bytes(),
+            };
+            edge.handle_introspection_response(T0_MS + 2, ticket, &resp)
+                .expect("a ticket the edge just issued is known");
+            acts.extend(edge.drain_actions());
+        }
+        match decision(&acts, 9) {
+            None => panic!("request 9 never decided after the revocation ({ct}): {acts:?}"),
+            Some(Action::Forward(_)) => {}
+            Some(Action::Reject(r)) => {
+                assert!(
+                    accepted,
+                    "refused revocation ({ct}) still refused a token: {r:?}"
+                );
+                assert_eq!(r.status, 401, "revoked token refused with {r:?} ({ct})");
+            }
+            Some(_) => unreachable!(),
+        }
     }
 }

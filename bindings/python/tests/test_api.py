@@ -47,6 +47,19 @@ required_scopes = ["orders:read"]
 """
 
 
+# TOML's sections as a dict (without [admin]): what Config.from_dict and Config(**...) take.
+SECTIONS = {
+    "authorization_server": {
+        "issuer": "https://as.example", "introspection_endpoint": "https://as.example/introspect",
+        "client_id": "gateway", "client_secret_env": "PE_TEST_SECRET", "dialect": "rfc7662",
+        "timeout": "250ms",
+    },
+    "assertions": {"signing_key_env": "PE_TEST_KEY", "kid": "edge-1"},
+    "routes": [{"path_prefix": "/orders", "required_scopes": ["orders:read"]}],
+    "middleware": {"revocation_path": "/revoke"},
+}
+
+
 @pytest.fixture
 def env(monkeypatch):
     monkeypatch.setenv("PE_TEST_SECRET", "gateway-secret")
@@ -79,22 +92,27 @@ def test_config_error_names_the_field(monkeypatch):
     assert isinstance(e.value, PhantomEdgeError)
 
 
-def test_config_unknown_key_refused():
-    with pytest.raises(ConfigError):
-        Config.from_dict({"authorization_server": {"issuer": "x"}, "bogus": 1, "routes": []})
+def test_config_unknown_key_refused(env):
+    """A valid config plus one unknown key: refused, and the error names that key. The same
+    config without it is accepted, so the key is the cause."""
+    assert Config.from_dict(SECTIONS).issuer == "https://as.example"
+    with pytest.raises(ConfigError) as e:
+        Config.from_dict({**SECTIONS, "bogus": 1})
+    assert e.value.field == "bogus"
+    assert e.value.message.startswith("unknown field `bogus`"), e.value.message
+    # The same from TOML, at the top level and inside a section.
+    assert Config.from_toml(TOML).issuer == "https://as.example"
+    with pytest.raises(ConfigError) as e:
+        Config.from_toml("bogus = 1\n" + TOML)
+    assert e.value.field == "bogus"
+    assert e.value.message.startswith("unknown field `bogus`"), e.value.message
+    with pytest.raises(ConfigError) as e:
+        Config.from_toml(TOML.replace('kid = "edge-1"', 'kid = "edge-1"\nbogus = 1'))
+    assert e.value.field == "assertions.bogus"
 
 
 def test_config_from_keyword_arguments(env):
-    sections = {
-        "authorization_server": {
-            "issuer": "https://as.example", "introspection_endpoint": "https://as.example/introspect",
-            "client_id": "gateway", "client_secret_env": "PE_TEST_SECRET", "dialect": "rfc7662",
-            "timeout": "250ms",
-        },
-        "assertions": {"signing_key_env": "PE_TEST_KEY", "kid": "edge-1"},
-        "routes": [{"path_prefix": "/orders", "required_scopes": ["orders:read"]}],
-        "middleware": {"revocation_path": "/revoke"},
-    }
+    sections = SECTIONS
     cfg = Config(**sections)
     assert cfg.issuer == "https://as.example" and cfg.timeout_ms == 250
     assert cfg.middleware == {"revocation_path": "/revoke"}
@@ -112,9 +130,15 @@ def test_config_from_keyword_arguments(env):
         Config()
 
 
-def test_config_missing_file():
-    with pytest.raises(ConfigError):
-        Config.from_toml("/nonexistent/phantom-edge.toml")
+def test_config_missing_file(tmp_path):
+    """An unreadable file is a ConfigError on the pseudo-field `(file)` naming the path (as in
+    the Node SDK), for a str and an os.PathLike."""
+    for path in ("/nonexistent/phantom-edge.toml", tmp_path / "missing.toml"):
+        with pytest.raises(ConfigError) as e:
+            Config.from_toml(path)
+        assert e.value.field == "(file)"
+        assert e.value.message.startswith(f"cannot read {path}:"), e.value.message
+        assert isinstance(e.value, PhantomEdgeError)
 
 
 def test_edge_errors(env):
