@@ -1,8 +1,9 @@
 // Test-only OAuth 2.0 authorization server fixture for phantom-edge end-to-end tests.
 //
 // Built on panva's oidc-provider. Issues OPAQUE client-credentials access tokens for the
-// "orders" resource server, and exposes RFC 7662 introspection (plain JSON and RFC 9701
-// JWT responses), RFC 7009 revocation and a stable JWKS (fixed keys from keys.json).
+// "orders" resource server (Bearer, or DPoP-bound when the token request carries an RFC 9449
+// proof), and exposes RFC 7662 introspection (plain JSON and RFC 9701 JWT responses),
+// RFC 7009 revocation and a stable JWKS (fixed keys from keys.json).
 //
 // Environment:
 //   AS_HOST                 listen address                     (default 127.0.0.1)
@@ -95,6 +96,16 @@ function configuration() {
         },
       },
       jwtIntrospection: { enabled: true },
+      // DPoP (RFC 9449) sender-constrained tokens: a token request carrying a `DPoP` proof gets a
+      // token bound to the proof's key (token_type DPoP, introspection `cnf.jkt`); one without
+      // gets a plain Bearer token, as before. No nonces (no `nonceSecret`, `requireNonce` false),
+      // so a client's first proof is accepted and tests stay deterministic; proof jtis are
+      // single-use (`allowReplay` false). Algorithms: oidc-provider's default (ES256, EdDSA).
+      dPoP: {
+        enabled: true,
+        requireNonce: () => false,
+        allowReplay: false,
+      },
       revocation: {
         enabled: true,
         // The gateway may revoke any token; every other client only its own tokens.

@@ -217,13 +217,13 @@ def test_audit_lines_carry_the_level_they_are_logged_at(setup: Setup) -> None:
     """Debug logging on (RUST_LOG=debug; PHANTOM_EDGE_AUDIT_LEVEL=debug under jco): the routine
     per-request events are built and logged, each with the core's level of its kind."""
     wants = (("cache_miss", "debug"), ("rejected", "info"))
-    before = {want: audit_events(setup.gw.logs()).count(want) for want in wants}
+    before = {want: harness.audit_events(setup.gw.logs()).count(want) for want in wants}
     token = setup.token()  # never seen: a cache miss
     assert setup.gw.get("/orders/audit", token).status == 200
     assert setup.gw.get("/orders/audit", None).status == 401
     for want in wants:
         assert harness.wait_until(
-            lambda: audit_events(setup.gw.logs()).count(want) > before[want], 5), want
+            lambda: harness.audit_events(setup.gw.logs()).count(want) > before[want], 5), want
 
 
 def test_revoked_token_is_refused_at_once(setup: Setup) -> None:
@@ -272,23 +272,6 @@ def test_admin_health_and_metrics(setup: Setup) -> None:
     assert metric(setup, "phantom_edge_revocations_total") == before + 1
 
 
-def audit_events(logs: str) -> list[tuple[str, str]]:
-    """(kind, level) of every audit event in the logs: the proxy component writes each as a JSON
-    line; phantom-gateway (edge mode) logs it as the `event` field of its own JSON lines."""
-    out = []
-    for line in logs.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(obj, dict):
-            continue
-        event = obj.get("fields", {}).get("event") if "fields" in obj else obj
-        if isinstance(event, str):
-            event = json.loads(event)
-        if isinstance(event, dict) and "kind" in event:
-            out.append((event["kind"], event["level"]))
-    return out
 
 
 @pytest.mark.parametrize("own", MODES, indirect=True)
@@ -325,7 +308,7 @@ def test_no_raw_token_in_logs_and_clean_shutdown(own: Setup) -> None:
     assert own.gw.get("/orders/1", bogus).status == 401
     assert own.gw.get("/orders/1", None).status == 401
     wants = {("cache_miss", "debug"), ("rejected", "info")}
-    harness.wait_until(lambda: wants <= set(audit_events(own.gw.logs())), 5)
+    harness.wait_until(lambda: wants <= set(harness.audit_events(own.gw.logs())), 5)
     if own.mode == "jco":
         own.gw.stop()  # jco's own process: its exit code is not ours to check
     else:
@@ -333,7 +316,7 @@ def test_no_raw_token_in_logs_and_clean_shutdown(own: Setup) -> None:
         assert own.gw.proc.wait(15) == 0
     logs = own.gw.logs()
     # The logs hold what the requests above did, so the scan below reads real output.
-    assert wants <= set(audit_events(logs)), audit_events(logs)
+    assert wants <= set(harness.audit_events(logs)), harness.audit_events(logs)
     if own.mode != "jco":
         assert len(logs) > 1000, "expected debug logs to scan"
     for t in own.tokens:
@@ -352,8 +335,8 @@ def test_audit_events_below_the_log_level_are_not_logged(mode: str) -> None:
         assert gw.get("/orders/1", token).status == 200
         assert gw.get("/orders/1", token).status == 200
         assert gw.get("/orders/1", None).status == 401
-        assert harness.wait_until(lambda: ("rejected", "info") in audit_events(gw.logs()), 5)
-        kinds = {kind for kind, _ in audit_events(gw.logs())}
+        assert harness.wait_until(lambda: ("rejected", "info") in harness.audit_events(gw.logs()), 5)
+        kinds = {kind for kind, _ in harness.audit_events(gw.logs())}
         assert not kinds & {"cache_miss", "introspected", "cached", "cache_hit"}, kinds
     finally:
         gw.stop()
