@@ -6,10 +6,13 @@
 //!
 //! `cargo run --release -p phantom-gateway --example bench_upstream -- [ADDR]`
 //! (ADDR, or `BENCH_UPSTREAM_LISTEN`, default `127.0.0.1:0`); prints `READY listen=ADDR`.
-//! Same accept loop as phantom-gateway (`phantom_gateway::server`). Used by `bench.sh`.
+//! `GET /introspections` answers how many introspections it has answered (for `flood.sh`: what
+//! the authorization server saw). Same accept loop as phantom-gateway
+//! (`phantom_gateway::server`). Used by `bench.sh` and `flood.sh`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -18,6 +21,9 @@ use hyper::header::HeaderValue;
 use phantom_gateway::gateway::Body;
 use phantom_gateway::server;
 use tokio::sync::watch;
+
+/// Introspections answered so far.
+static INTROSPECTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// phantom-gateway's default `[gateway] max_connections`.
 const MAX_CONNECTIONS: usize = 10_000;
@@ -65,7 +71,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         MAX_CONNECTIONS,
         move |req: hyper::Request<hyper::body::Incoming>, _remote| async move {
             if req.method() == hyper::Method::POST && req.uri().path() == "/introspect" {
+                INTROSPECTIONS.fetch_add(1, Ordering::Relaxed);
                 return introspection(issuer);
+            }
+            if req.uri().path() == "/introspections" {
+                let n = INTROSPECTIONS.load(Ordering::Relaxed).to_string();
+                return respond("text/plain", Bytes::from(n));
             }
             respond("text/plain", Bytes::from_static(b"ok"))
         },
