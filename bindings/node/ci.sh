@@ -5,7 +5,7 @@
 #
 # npm ci (pinned devDependencies: @napi-rs/cli, express, fastify, jose, ...); napi build (debug
 # profile, reusing the workspace's target/ directory); a drift check of the generated index.d.ts
-# and index.js against the committed ones; then `node --test` of everything: the 66 shared vectors,
+# and index.js against the committed ones; then `node --test` of everything: the 69 shared vectors,
 # unit tests, end-to-end tests against tests/e2e/authorization-server through Express and Fastify,
 # and host-examples/node-express. (Node 20 because the oidc-provider fixture needs it; the package
 # itself runs on Node >= 18.17.)

@@ -4,7 +4,7 @@
 #     bash bindings/python/ci.sh
 #
 # Creates (or reuses) a venv in target/py-venv, installs the tools, builds the extension with
-# maturin (release profile), runs stubtest, mypy --strict, and pytest: the 66 shared vectors,
+# maturin (release profile), runs stubtest, mypy --strict, and pytest: the 69 shared vectors,
 # unit tests, the end-to-end tests against tests/e2e/authorization-server (needs node + npm),
 # the host example, and the benchmarks with --benchmark-disable (one round each, as tests).
 # PHANTOM_EDGE_WHEEL=1 also runs `maturin build --release` (abi3 wheel in target/wheels).
