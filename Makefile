@@ -101,3 +101,53 @@ component-portability:
 
 fuzz:
 	mkdir -p /tmp/corpus-$(T) && cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(CURDIR)/target cargo fuzz run $(T) /tmp/corpus-$(T) corpus/$(T) -- -max_total_time=60
+
+# Coverage-guided campaign over every fuzz target, one libFuzzer process at a time: up to RUNS
+# executions each (and at most FUZZ_TIME seconds, when set), new inputs collected in a scratch
+# corpus, then `cargo fuzz cmin` of seeds + new inputs back into fuzz/corpus/<t> (commit the
+# result). Prints executions, exec/s, libFuzzer's final cov/ft, corpus size and time per target,
+# and the table again at the end (also in $(FUZZ_SCRATCH)/summary.tsv). A crashing target is
+# reported with its log tail and artifact, the campaign goes on, and make fails at the end.
+#   make fuzz-campaign                                 # 10 M executions per target
+#   make fuzz-campaign RUNS=100000000 FUZZ_TIME=120    # two minutes per target
+#   make fuzz-campaign FUZZ_TARGETS="dpop_proof path_routing" RUNS=100000
+.PHONY: fuzz-campaign
+FUZZ_TARGETS ?= authorization_header introspection_response config revocation_body dpop_proof security_event jwks_document path_routing shared_messages
+RUNS ?= 10000000
+FUZZ_TIME ?=
+FUZZ_SCRATCH ?= /tmp/phantom-edge-fuzz-campaign
+# A target dir of its own: a `--target` build also writes host artifacts into <dir>/release, so
+# sharing ./target would wait for every concurrent `cargo build --release` of the workspace.
+FUZZ_TARGET_DIR ?= $(CURDIR)/target/fuzz
+FUZZ_ENV = RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR)
+fuzz-campaign:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && $(FUZZ_ENV) cargo fuzz build
+	@mkdir -p $(FUZZ_SCRATCH); sum=$(FUZZ_SCRATCH)/summary.tsv; failed=""; \
+	printf 'target\truns\texec/s\tcov\tft\tcorpus_files\tcorpus_kb\tfuzz_s\tcmin_s\tresult\n' > $$sum; \
+	for t in $(FUZZ_TARGETS); do \
+	  scratch=$(FUZZ_SCRATCH)/$$t; log=$(FUZZ_SCRATCH)/$$t.log; rm -rf $$scratch; mkdir -p $$scratch; \
+	  echo "== $$t: cargo fuzz run $$t $$scratch fuzz/corpus/$$t -- -runs=$(RUNS) $(if $(FUZZ_TIME),-max_total_time=$(FUZZ_TIME)) (log: $$log)"; \
+	  start=$$(date +%s); result=ok; \
+	  (cd fuzz && $(FUZZ_ENV) cargo fuzz run $$t $$scratch corpus/$$t -- -runs=$(RUNS) $(if $(FUZZ_TIME),-max_total_time=$(FUZZ_TIME)) -print_final_stats=1) > $$log 2>&1 || result=CRASH; \
+	  fuzz_s=$$(( $$(date +%s) - start )); \
+	  runs=$$(sed -n 's/^stat::number_of_executed_units: *//p' $$log | tail -1); \
+	  eps=$$(sed -n 's/^stat::average_exec_per_sec: *//p' $$log | tail -1); \
+	  cov=$$(grep -oE 'cov: [0-9]+' $$log | tail -1 | cut -d' ' -f2); \
+	  ft=$$(grep -oE 'ft: [0-9]+' $$log | tail -1 | cut -d' ' -f2); \
+	  cmin_s=0; \
+	  if [ $$result = ok ]; then \
+	    cp -rn $$scratch/. fuzz/corpus/$$t/; start=$$(date +%s); \
+	    (cd fuzz && $(FUZZ_ENV) cargo fuzz cmin $$t corpus/$$t) > $$log.cmin 2>&1 || { result=CMIN_FAILED; tail -20 $$log.cmin; }; \
+	    cmin_s=$$(( $$(date +%s) - start )); \
+	  else \
+	    failed="$$failed $$t"; echo "!! $$t failed; last lines of $$log:"; tail -60 $$log; \
+	    ls -1 fuzz/artifacts/$$t 2>/dev/null | sed "s|^|   artifact: fuzz/artifacts/$$t/|"; \
+	  fi; \
+	  files=$$(ls fuzz/corpus/$$t | wc -l); kb=$$(du -sk --apparent-size fuzz/corpus/$$t | cut -f1); \
+	  [ $$kb -le 2048 ] || echo "warning: fuzz/corpus/$$t is $$kb KB (keep it under ~2 MB: lower -max_len or prune)"; \
+	  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' $$t "$${runs:-?}" "$${eps:-?}" "$${cov:-?}" "$${ft:-?}" $$files $$kb $$fuzz_s $$cmin_s $$result >> $$sum; \
+	  echo "   $$t: runs=$${runs:-?} exec/s=$${eps:-?} cov=$${cov:-?} ft=$${ft:-?} corpus=$$files files/$$kb KB fuzz=$${fuzz_s}s cmin=$${cmin_s}s $$result"; \
+	done; \
+	echo; column -t -s "$$(printf '\t')" $$sum; \
+	if [ -n "$$failed" ]; then echo "fuzz-campaign: failures in:$$failed"; exit 1; fi

@@ -48,14 +48,18 @@ fn shape_error<E>(
 }
 
 /// serde's messages name an unknown or missing key in backquotes ("unknown field `cahce`,
-/// expected ...", "missing field `issuer`").
+/// expected ...", "missing field `issuer`"). The key is what stands before "`, expected" (or
+/// the last backquote), so a key with a backquote in it is named whole; an empty key is named
+/// `""` (a refusal always names its field).
 fn field_from_message(message: &str) -> Option<String> {
-    if !(message.starts_with("unknown field") || message.starts_with("missing field")) {
-        return None;
-    }
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    Some(message[start..start + len].to_string())
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))?;
+    let end = rest.find("`, expected").or_else(|| rest.rfind('`'))?;
+    Some(match &rest[..end] {
+        "" => "\"\"".to_string(),
+        key => key.to_string(),
+    })
 }
 
 /// "invalid type: integer `1234567`, expected a string" → "invalid type: integer, expected a
@@ -91,6 +95,19 @@ mod tests {
         assert_eq!(
             field_from_message("invalid type: integer `5`, expected"),
             None
+        );
+        // Found by the `config` fuzz target: an empty key named no field.
+        assert_eq!(
+            field_from_message("unknown field ``, expected one of `mode`"),
+            Some("\"\"".into())
+        );
+        assert_eq!(
+            field_from_message("unknown field `a`b`, expected one of `mode`"),
+            Some("a`b".into())
+        );
+        assert_eq!(
+            field_from_message("missing field `issuer`"),
+            Some("issuer".into())
         );
         assert_eq!(
             without_value("invalid type: integer `1234567`, expected a string"),
