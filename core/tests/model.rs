@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 
-use phantom_edge_core::{Action, AuditKind, Origin, Revocation, Selector};
+use phantom_edge_core::{Action, Origin, Revocation, Selector};
 use proptest::prelude::*;
 use serde_json::json;
 use support::*;
@@ -109,78 +109,6 @@ const ANSWER_USABLE_MS: u64 = 60_000 + 30_000;
 const MAX_TTL_MS: u64 = 300_000;
 /// `cache.skew` (5 s).
 const SKEW_MS: u64 = 5_000;
-
-fn decided_ids(acts: &[Action]) -> Vec<u64> {
-    acts.iter()
-        .filter_map(|a| match a {
-            Action::Forward(f) => Some(f.request_id),
-            Action::Reject(r) => Some(r.request_id),
-            _ => None,
-        })
-        .collect()
-}
-
-fn timed_out(acts: &[Action]) -> Vec<u64> {
-    acts.iter()
-        .filter_map(|a| match a {
-            Action::Audit(e) if e.kind == AuditKind::TicketTimedOut => e.ticket,
-            _ => None,
-        })
-        .collect()
-}
-
-/// Which requests wait on which ticket in the core: a request not decided at once waits on the
-/// ticket it opened (its `Introspect`) or joined (coalesced on the one in flight for its token).
-#[derive(Default)]
-struct Waits {
-    /// Ticket → the requests waiting on it, in arrival order.
-    on: HashMap<u64, Vec<u64>>,
-    /// Token → its ticket in flight in the core.
-    ticket_of: HashMap<usize, u64>,
-}
-
-impl Waits {
-    /// Request `id` for `token` got `acts`.
-    fn request(&mut self, id: u64, token: usize, acts: &[Action]) {
-        if decided_ids(acts).contains(&id) {
-            return;
-        }
-        let opened = acts.iter().find_map(|a| match a {
-            Action::Introspect(i) => Some(i.ticket),
-            _ => None,
-        });
-        let ticket = match opened {
-            Some(t) => {
-                self.ticket_of.insert(token, t);
-                t
-            }
-            None => *self.ticket_of.get(&token).unwrap_or_else(|| {
-                panic!("request {id} neither decided nor waiting on a ticket: {acts:?}")
-            }),
-        };
-        self.on.entry(ticket).or_default().push(id);
-    }
-
-    /// Forgets the tickets that ended in `acts`: their waiters were decided, or they timed out.
-    fn settle(&mut self, acts: &[Action]) {
-        let decided = decided_ids(acts);
-        let mut ended = timed_out(acts);
-        ended.extend(
-            self.on
-                .iter()
-                .filter(|(_, ids)| ids.iter().any(|i| decided.contains(i)))
-                .map(|(t, _)| *t),
-        );
-        for t in ended {
-            self.on.remove(&t);
-            self.ticket_of.retain(|_, x| *x != t);
-        }
-    }
-
-    fn waiting(&self, ticket: u64) -> Vec<u64> {
-        self.on.get(&ticket).cloned().unwrap_or_default()
-    }
-}
 
 struct Model {
     h: Harness,

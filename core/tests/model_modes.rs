@@ -7,9 +7,7 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 
-use phantom_edge_core::{
-    Action, AuditKind, LookupResult, Origin, Reason, Revocation, Selector, Stats,
-};
+use phantom_edge_core::{Action, LookupResult, Origin, Reason, Revocation, Selector, Stats};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use support::*;
@@ -96,25 +94,6 @@ fn stats_bounded(s: &Stats, max_entries: usize, max_pending: usize, revs: usize,
     );
 }
 
-fn decided_ids(acts: &[Action]) -> Vec<u64> {
-    acts.iter()
-        .filter_map(|a| match a {
-            Action::Forward(f) => Some(f.request_id),
-            Action::Reject(r) => Some(r.request_id),
-            _ => None,
-        })
-        .collect()
-}
-
-fn timed_out(acts: &[Action]) -> Vec<u64> {
-    acts.iter()
-        .filter_map(|a| match a {
-            Action::Audit(e) if e.kind == AuditKind::TicketTimedOut => e.ticket,
-            _ => None,
-        })
-        .collect()
-}
-
 /// An RFC 9701 answer is refused once older than `authorization_server.response_max_age` (60 s)
 /// plus `leeway` (30 s) by the edge's clock.
 const ANSWER_USABLE_MS: u64 = 60_000 + 30_000;
@@ -130,77 +109,21 @@ fn settle(h: &mut Harness, eff: u64) {
     h.advance(eff.saturating_sub(h.now) + 10_000);
 }
 
-/// Which requests wait on which ticket in the core: a request not decided at once waits on the
-/// ticket it opened (its `Introspect` or `SharedLookup`) or joined (coalesced on the one in
-/// flight for its token, answered or not: an answer parked for a JWKS fetch keeps it open).
-///
-/// Liveness, in every model below: when a genuine answer for a ticket still in flight can be
-/// verified (the edge has its key; else once the JWKS with it arrives), is fresh by the edge's
-/// clock, and is about a token that is active, revoked by no selector that covers it and
-/// unexpired at the effective time, every request waiting on the ticket whose route the token
-/// authorizes (scopes, audience, sender binding) is forwarded in that same step (DPoP: unless
-/// its proof's `jti` is already in the replay set, or the set is full). The other refusals
-/// (negative-cache hit, `overloaded` at `max_pending` / `max_waiters` / `max_waiting`, an
-/// invalid proof) are made when a request arrives, so such a request never waits on a ticket.
-/// Not refusals: a token within `cache.skew` of its exp is not cached, but its waiters are still
-/// decided (and forwarded); an entry evicted as soon as it is cached (`overloaded`) cannot happen
-/// in these models (the new entry is the most recently used, `max_bytes` is the default).
-#[derive(Default)]
-struct Waits {
-    /// Ticket → the requests waiting on it, in arrival order.
-    on: HashMap<u64, Vec<u64>>,
-    /// Token → its ticket in flight in the core.
-    ticket_of: HashMap<usize, u64>,
-}
-
-impl Waits {
-    /// Request `id` for `token` got `acts`.
-    fn request(&mut self, id: u64, token: usize, acts: &[Action]) {
-        if decided_ids(acts).contains(&id) {
-            return;
-        }
-        let opened = acts.iter().find_map(|a| match a {
-            Action::Introspect(i) => Some(i.ticket),
-            Action::SharedLookup(l) => Some(l.ticket),
-            _ => None,
-        });
-        let ticket = match opened {
-            Some(t) => {
-                self.ticket_of.insert(token, t);
-                t
-            }
-            None => *self.ticket_of.get(&token).unwrap_or_else(|| {
-                panic!("request {id} neither decided nor waiting on a ticket: {acts:?}")
-            }),
-        };
-        self.on.entry(ticket).or_default().push(id);
-    }
-
-    /// Forgets the tickets that ended in `acts`: their waiters were decided, or they timed out.
-    fn settle(&mut self, acts: &[Action]) {
-        let decided = decided_ids(acts);
-        let mut ended = timed_out(acts);
-        ended.extend(
-            self.on
-                .iter()
-                .filter(|(_, ids)| ids.iter().any(|i| decided.contains(i)))
-                .map(|(t, _)| *t),
-        );
-        for t in ended {
-            self.on.remove(&t);
-            self.ticket_of.retain(|_, x| *x != t);
-        }
-    }
-
-    fn waiting(&self, ticket: u64) -> Vec<u64> {
-        self.on.get(&ticket).cloned().unwrap_or_default()
-    }
-
-    fn alive(&self, ticket: u64) -> bool {
-        self.on.contains_key(&ticket)
-    }
-}
-
+// Which requests wait on which ticket in the core: a request not decided at once waits on the
+// ticket it opened (its `Introspect` or `SharedLookup`) or joined (coalesced on the one in
+// flight for its token, answered or not: an answer parked for a JWKS fetch keeps it open).
+//
+// Liveness, in every model below: when a genuine answer for a ticket still in flight can be
+// verified (the edge has its key; else once the JWKS with it arrives), is fresh by the edge's
+// clock, and is about a token that is active, revoked by no selector that covers it and
+// unexpired at the effective time, every request waiting on the ticket whose route the token
+// authorizes (scopes, audience, sender binding) is forwarded in that same step (DPoP: unless
+// its proof's `jti` is already in the replay set, or the set is full). The other refusals
+// (negative-cache hit, `overloaded` at `max_pending` / `max_waiters` / `max_waiting`, an
+// invalid proof) are made when a request arrives, so such a request never waits on a ticket.
+// Not refusals: a token within `cache.skew` of its exp is not cached, but its waiters are still
+// decided (and forwarded); an entry evicted as soon as it is cached (`overloaded`) cannot happen
+// in these models (the new entry is the most recently used, `max_bytes` is the default).
 /// Liveness: each of `due` is forwarded in `acts`.
 fn assert_forwarded(acts: &[Action], due: &[u64], what: &str) {
     for id in due {

@@ -8,10 +8,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use phantom_edge_core::{
-    Action, Config, Edge, Forward, HttpResponse, IntrospectRequest, Origin, Reject, Request,
-    Revocation, Selector, SharedLookup,
+    Action, AuditKind, Config, Edge, Forward, HttpResponse, IntrospectRequest, Origin, Reject,
+    Request, Revocation, Selector, SharedLookup,
 };
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 pub const ISSUER: &str = "https://as.example";
 /// The media type of an RFC 9701 introspection response.
@@ -398,4 +399,88 @@ pub fn jwt_claims(jwt: &str) -> Value {
 pub fn jwt_header(jwt: &str) -> Value {
     let p = jwt.split('.').next().unwrap();
     serde_json::from_slice(&B64.decode(p).unwrap()).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The property models' bookkeeping (core/tests/model.rs, model_modes.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// The request ids decided (forwarded or rejected) in `acts`.
+pub fn decided_ids(acts: &[Action]) -> Vec<u64> {
+    acts.iter()
+        .filter_map(|a| match a {
+            Action::Forward(f) => Some(f.request_id),
+            Action::Reject(r) => Some(r.request_id),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The tickets that timed out in `acts`.
+pub fn timed_out(acts: &[Action]) -> Vec<u64> {
+    acts.iter()
+        .filter_map(|a| match a {
+            Action::Audit(e) if e.kind == AuditKind::TicketTimedOut => e.ticket,
+            _ => None,
+        })
+        .collect()
+}
+
+/// Which requests wait on which ticket in the core: a request not decided at once waits on the
+/// ticket it opened (its `Introspect` or `SharedLookup`) or joined (coalesced on the one in flight
+/// for its token, answered or not: an answer parked for a JWKS fetch keeps it open).
+#[derive(Default)]
+pub struct Waits {
+    /// Ticket → the requests waiting on it, in arrival order.
+    on: HashMap<u64, Vec<u64>>,
+    /// Token → its ticket in flight in the core.
+    ticket_of: HashMap<usize, u64>,
+}
+
+impl Waits {
+    /// Request `id` for `token` got `acts`.
+    pub fn request(&mut self, id: u64, token: usize, acts: &[Action]) {
+        if decided_ids(acts).contains(&id) {
+            return;
+        }
+        let opened = acts.iter().find_map(|a| match a {
+            Action::Introspect(i) => Some(i.ticket),
+            Action::SharedLookup(l) => Some(l.ticket),
+            _ => None,
+        });
+        let ticket = match opened {
+            Some(t) => {
+                self.ticket_of.insert(token, t);
+                t
+            }
+            None => *self.ticket_of.get(&token).unwrap_or_else(|| {
+                panic!("request {id} neither decided nor waiting on a ticket: {acts:?}")
+            }),
+        };
+        self.on.entry(ticket).or_default().push(id);
+    }
+
+    /// Forgets the tickets that ended in `acts`: their waiters were decided, or they timed out.
+    pub fn settle(&mut self, acts: &[Action]) {
+        let decided = decided_ids(acts);
+        let mut ended = timed_out(acts);
+        ended.extend(
+            self.on
+                .iter()
+                .filter(|(_, ids)| ids.iter().any(|i| decided.contains(i)))
+                .map(|(t, _)| *t),
+        );
+        for t in ended {
+            self.on.remove(&t);
+            self.ticket_of.retain(|_, x| *x != t);
+        }
+    }
+
+    pub fn waiting(&self, ticket: u64) -> Vec<u64> {
+        self.on.get(&ticket).cloned().unwrap_or_default()
+    }
+
+    pub fn alive(&self, ticket: u64) -> bool {
+        self.on.contains_key(&ticket)
+    }
 }
