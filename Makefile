@@ -30,8 +30,10 @@ components:
 	rustup target add wasm32-wasip2 >/dev/null
 	$(CARGO) build --release -p phantom-edge-component -p phantom-edge-proxy --target wasm32-wasip2
 
+# --workspace, not -p phantom-gateway: the same feature set as `make unit`, so wasmtime and
+# cranelift are compiled once (a -p build unifies features differently and compiles them again).
 gateway: components
-	$(CARGO) build -p phantom-gateway
+	$(CARGO) build --workspace --bins
 
 gateway-e2e: gateway
 	bash tests/e2e/gateway/ci.sh
