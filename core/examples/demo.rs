@@ -20,10 +20,12 @@ fn run(h: &mut Harness, label: &str, token: Option<&str>, path: &str) {
         let mut next = Vec::new();
         for action in queue {
             match action {
-                Action::Introspect(i) => {
+                Action::Fetch(i) if i.kind == FetchKind::Introspection => {
                     println!(
                         "   edge -> AS        POST {} (ticket {}, token fingerprint {})",
-                        i.url, i.ticket, i.fingerprint
+                        i.url,
+                        i.ticket,
+                        i.fingerprint.map(|f| f.to_string()).unwrap_or_default()
                     );
                     h.now += 12; // the AS takes 12 ms
                     let active = token.is_some_and(|t| t.starts_with("good"));

@@ -17,11 +17,11 @@ mod vectors;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use phantom_edge_core::{Action, AuditKind, Edge, Reason};
+use phantom_edge_core::{Action, AuditKind, Edge, Reason, SEALED_PREFIX, split_jwt};
 use serde_json::{Value, json};
 use support::{
-    EDGE_ED25519, FakeAs, ISSUER, JWKS_URI, SET_ED25519, Signer, T0, base_config, forward,
-    introspects, reject, ticket,
+    EDGE_ED25519, FakeAs, FetchKind, ISSUER, JWKS_URI, SET_ED25519, Signer, T0, base_config,
+    forward, introspects, reject, ticket,
 };
 use vectors::driver;
 
@@ -115,7 +115,10 @@ impl Scenario {
     /// A scenario with the initial JWKS fetch (if any) answered with the AS's full JWKS.
     fn new(name: &str, description: &str, config: Value) -> Self {
         let mut s = Self::raw(name, description, config);
-        if s.initial.iter().any(|a| matches!(a, Action::FetchJwks(_))) {
+        if s.initial
+            .iter()
+            .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks))
+        {
             let body = s.fake.jwks();
             let acts = s.jwks(&body);
             assert!(
@@ -179,7 +182,7 @@ impl Scenario {
     ) -> Vec<Action> {
         let headers: Vec<Value> = headers.iter().map(|(n, v)| json!([n, v])).collect();
         let (acts, result) = self.step(json!({
-            "type": "introspection_response", "ticket": ticket, "status": status,
+            "type": "fetch_response", "ticket": ticket, "status": status,
             "headers": headers, "body": body,
         }));
         assert!(result.is_none(), "{}: ticket accepted", self.name);
@@ -190,8 +193,29 @@ impl Scenario {
         self.respond_h(ticket, status, &[("content-type", content_type)], body)
     }
 
+    /// The JWKS fetch in flight answers 200 with `body`.
     fn jwks(&mut self, body: &str) -> Vec<Action> {
-        self.step(json!({ "type": "jwks", "body": body })).0
+        let ticket = self.jwks_ticket();
+        self.step(json!({
+            "type": "fetch_response", "ticket": ticket, "status": 200,
+            "headers": [["content-type", "application/json"]], "body": body,
+        }))
+        .0
+    }
+
+    /// The JWKS fetch in flight fails in transport.
+    fn jwks_failure(&mut self, detail: &str) -> Vec<Action> {
+        let ticket = self.jwks_ticket();
+        let (acts, r) =
+            self.step(json!({ "type": "fetch_failure", "ticket": ticket, "detail": detail }));
+        assert!(r.is_none(), "{}: JWKS ticket accepted", self.name);
+        acts
+    }
+
+    fn jwks_ticket(&self) -> u64 {
+        self.edge
+            .jwks_in_flight()
+            .unwrap_or_else(|| panic!("{}: a JWKS fetch in flight", self.name))
     }
 
     fn revoke(&mut self, selector: Value, origin: &str) -> (Vec<Action>, Value) {
@@ -207,8 +231,8 @@ impl Scenario {
         body: &str,
     ) -> (Vec<Action>, Value) {
         let (a, r) = self.step(json!({
-            "type": "admin_revocation", "content_type": content_type,
-            "authorization": auth, "body": body,
+            "type": "admin", "route": "revocations", "listener": "operator", "method": "POST",
+            "content_type": content_type, "authorization": auth, "body": body,
         }));
         (a, r.expect("admin revocation has a result"))
     }
@@ -862,7 +886,10 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         let c = s.claims("orders:read");
         let acts = rfc9701_forward(&mut s, 1, "/orders/1", "tok-a", c);
         no_decision(&acts);
-        assert!(acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
+        assert!(
+            acts.iter()
+                .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks))
+        );
         s.advance(20);
         let full = s.fake.jwks();
         let acts = s.jwks(&full);
@@ -880,7 +907,10 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         s.advance(31_000);
         let c = s.claims("orders:read");
         let acts = rfc9701_forward(&mut s, 1, "/orders/1", "tok-a", c);
-        assert!(acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
+        assert!(
+            acts.iter()
+                .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks))
+        );
         let acts = s.jwks(&es_only);
         expect_reject(&acts, 503, Reason::Unavailable);
         out.push(s);
@@ -896,13 +926,20 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         s.advance(1_000);
         let c = s.claims("orders:read");
         let acts = rfc9701_forward(&mut s, 1, "/orders/1", "tok-a", c);
-        assert!(acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
+        assert!(
+            acts.iter()
+                .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks))
+        );
         s.advance(10);
         expect_reject(&s.jwks(&es_only), 503, Reason::Unavailable);
         s.advance(1_000);
         let c = s.claims("orders:read");
         let acts = rfc9701_forward(&mut s, 2, "/orders/1", "tok-b", c);
-        assert!(!acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
+        assert!(
+            !acts
+                .iter()
+                .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks))
+        );
         expect_reject(&acts, 503, Reason::Unavailable);
         out.push(s);
     }
@@ -912,12 +949,15 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
             "The initial JWKS fetch fails (the AS is not up yet); 3 s later an RFC 9701 answer needs keys → JWKS fetched again at once (while the last fetch failed, requests may fetch every 0.5 s, outside the jwks_min_refresh allowance) → forward.",
             cfg("rfc9701"),
         );
-        let (acts, _) = s.step(json!({ "type": "jwks_failure", "detail": "connection refused" }));
+        let acts = s.jwks_failure("connection refused");
         assert!(has_audit(&acts, AuditKind::JwksFailed));
         s.advance(3_000);
         let c = s.claims("orders:read");
         let acts = rfc9701_forward(&mut s, 1, "/orders/1", "tok-a", c);
-        assert!(acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
+        assert!(
+            acts.iter()
+                .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks))
+        );
         let full = s.fake.jwks();
         let acts = s.jwks(&full);
         expect_forward(&acts);
@@ -931,9 +971,8 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         );
         let acts = s.request(1, "/orders/1", "tok-a");
         let t = expect_introspect(&acts);
-        let (acts, r) = s.step(
-            json!({ "type": "introspection_failure", "ticket": t, "detail": "connection refused" }),
-        );
+        let (acts, r) =
+            s.step(json!({ "type": "fetch_failure", "ticket": t, "detail": "connection refused" }));
         assert!(r.is_none());
         expect_reject(&acts, 503, Reason::Unavailable);
         out.push(s);
@@ -1255,7 +1294,7 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
             Some(ADMIN),
             r#"{"jti":"jti-1"}"#,
         );
-        assert_eq!(r, json!({ "status": 204 }));
+        assert_eq!(r["status"], 204);
         assert!(acts.iter().any(|a| matches!(a, Action::SharedPublish(_))));
         let acts = s.request(2, "/orders/1", "tok-a");
         expect_reject(&acts, 401, Reason::Revoked);
@@ -1272,10 +1311,10 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
             Some("Bearer wrong-secret-0123456789"),
             r#"{"sub":"alice"}"#,
         );
-        assert_eq!(r, json!({ "status": 401 }));
+        assert_eq!(r["status"], 401);
         assert!(acts.is_empty());
         let (_, r) = s.admin(Some(CT_JSON), None, r#"{"sub":"alice"}"#);
-        assert_eq!(r, json!({ "status": 401 }));
+        assert_eq!(r["status"], 401);
         out.push(s);
     }
     {
@@ -1285,11 +1324,11 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
             cfg("rfc9701"),
         );
         let (_, r) = s.admin(Some(CT_JSON), Some(ADMIN), "not json");
-        assert_eq!(r, json!({ "status": 400 }));
+        assert_eq!(r["status"], 400);
         let (_, r) = s.admin(Some("text/plain"), Some(ADMIN), r#"{"sub":"alice"}"#);
-        assert_eq!(r, json!({ "status": 400 }));
+        assert_eq!(r["status"], 400);
         let (_, r) = s.admin(Some(CT_JSON), Some(ADMIN), "{}");
-        assert_eq!(r, json!({ "status": 400 }));
+        assert_eq!(r["status"], 400);
         out.push(s);
     }
     {
@@ -1334,7 +1373,7 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
             "events": { SESSION_REVOKED: {} },
         }));
         let (_, r) = s.admin(Some("application/secevent+jwt"), None, &set);
-        assert_eq!(r, json!({ "status": 204 }));
+        assert_eq!(r["status"], 204);
         let acts = s.request(2, "/orders/1", "tok-a");
         expect_reject(&acts, 401, Reason::Revoked);
         out.push(s);
@@ -1366,10 +1405,12 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
 
     // --- Split-token mode ------------------------------------------------------------------
 
-    let split_parts = |s: &Scenario, claims: &Value| -> (String, String) {
+    // (header.payload, the sealed store value split_jwt makes, the signature the client holds)
+    let split_parts = |s: &Scenario, claims: &Value| -> (String, String, String) {
         let jwt = s.fake.access_jwt(&s.fake.ed, claims);
-        let (hp, sig) = jwt.rsplit_once('.').unwrap();
-        (hp.to_string(), sig.to_string())
+        let split = split_jwt(&jwt, "phantom-edge:split:").unwrap();
+        let (hp, _) = jwt.rsplit_once('.').unwrap();
+        (hp.to_string(), split.store_value, split.client_token)
     };
     {
         let mut s = Scenario::new(
@@ -1378,7 +1419,11 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
             split_cfg(),
         );
         let c = s.claims("orders:read");
-        let (hp, sig) = split_parts(&s, &c);
+        let (hp, value, sig) = split_parts(&s, &c);
+        assert!(
+            !value.contains(&hp[..20]),
+            "no claims in clear in the store"
+        );
         let acts = s.request(1, "/orders/1", &sig);
         no_decision(&acts);
         let Some(Action::SharedLookup(l)) =
@@ -1388,7 +1433,7 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         };
         assert!(l.key.starts_with("phantom-edge:split:") && !l.key.contains(&sig));
         let t = l.ticket;
-        let acts = s.lookup(t, json!({ "found": hp }));
+        let acts = s.lookup(t, json!({ "found": value }));
         assert_eq!(expect_forward(&acts), format!("{hp}.{sig}"));
         let acts = s.request(2, "/orders/1", &sig);
         assert!(has_audit(&acts, AuditKind::CacheHit));
@@ -1403,7 +1448,7 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         ),
         (
             "split-tampered-401",
-            "Split mode: the stored payload was altered (scope widened), so the signature no longer verifies → 401.",
+            "Split mode: someone who can write to the store and knows the client's part sealed a value with the payload altered (scope widened): it opens, but the reassembled signature no longer verifies → 401.",
             "tampered",
         ),
         (
@@ -1414,7 +1459,7 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
     ] {
         let mut s = Scenario::new(name, desc, split_cfg());
         let c = s.claims("profile");
-        let (hp, sig) = split_parts(&s, &c);
+        let (hp, _, sig) = split_parts(&s, &c);
         let acts = s.request(1, "/orders/1", &sig);
         let Some(Action::SharedLookup(l)) =
             acts.iter().find(|a| matches!(a, Action::SharedLookup(_)))
@@ -1429,7 +1474,8 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
                 let forged = split_parts(&s, &s.claims("orders:read")).0;
                 let header = hp.split('.').next().unwrap();
                 let payload = forged.split('.').nth(1).unwrap();
-                json!({ "found": format!("{header}.{payload}") })
+                let resealed = split_jwt(&format!("{header}.{payload}.{sig}"), "").unwrap();
+                json!({ "found": resealed.store_value })
             }
         };
         let acts = s.lookup(t, result);
@@ -1482,22 +1528,26 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
             "A failed JWKS fetch is retried by the core's own timer: 0.5 s after the first failure, 1 s after the second; the third attempt succeeds and the timer is disarmed.",
             cfg("rfc9701"),
         );
-        let (acts, _) = s.step(json!({ "type": "jwks_failure", "detail": "connection refused" }));
+        let acts = s.jwks_failure("connection refused");
         assert!(has_audit(&acts, AuditKind::JwksFailed));
         assert_eq!(s.edge.poll_timeout(), Some(T0 + 500));
         s.advance(500);
         assert!(
             s.timeout()
                 .iter()
-                .any(|a| matches!(a, Action::FetchJwks(_)))
+                .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks))
         );
-        s.step(json!({ "type": "jwks_failure", "detail": "status 503" }));
+        let ticket = s.jwks_ticket();
+        s.step(json!({
+            "type": "fetch_response", "ticket": ticket, "status": 503,
+            "headers": [["content-type", "text/html"]], "body": "<h1>503</h1>",
+        }));
         assert_eq!(s.edge.poll_timeout(), Some(T0 + 1_500));
         s.advance(1_000);
         assert!(
             s.timeout()
                 .iter()
-                .any(|a| matches!(a, Action::FetchJwks(_)))
+                .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks))
         );
         let full = s.fake.jwks();
         assert!(has_audit(&s.jwks(&full), AuditKind::JwksFetched));
@@ -1545,6 +1595,155 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         expect_forward(&s.request(4, "/orders/1", "tok-a"));
         s.advance(500);
         expect_introspect(&s.request(5, "/orders/1", "tok-c"));
+        out.push(s);
+    }
+    {
+        let c = cfg_with("rfc9701", |c| {
+            c["upstream"] = json!({ "header": "x-jwt-assertion", "strip_headers": ["x-user"] });
+        });
+        let mut s = Scenario::new(
+            "forwarding-header-set",
+            "The upstream header set every host applies (Edge::upstream_headers): for a proxy, the strip list, any spelling of the JWT header (X_Jwt_Assertion), host, hop-by-hop and Connection-listed names and every forwarding header are dropped, then the JWT header, host, x-forwarded-host, the x-forwarded-for chain with the peer, and x-forwarded-proto are set; with no peer known the client's chain is not passed on; in process only the strip list and the JWT header's spellings go.",
+            c,
+        );
+        let inbound = json!([
+            ["Host", "edge.example"],
+            ["Authorization", "Bearer opaque"],
+            ["DPoP", "proof"],
+            ["X_Jwt_Assertion", "forged"],
+            ["x-jwt-assertion", "forged"],
+            ["X_User", "admin"],
+            ["Connection", "keep-alive, X_Secret"],
+            ["x-secret", "hop"],
+            ["keep-alive", "timeout=5"],
+            ["transfer-encoding", "chunked"],
+            ["X-Forwarded-For", "203.0.113.9, 10.0.0.1"],
+            ["x-forwarded-for", "10.0.0.2"],
+            ["Forwarded", "for=evil"],
+            ["X-Real-IP", "1.2.3.4"],
+            ["x-forwarded-proto", "https"],
+            ["X-Original-URL", "/admin"],
+            ["accept", "application/json"],
+            ["x-kept", "yes"],
+        ]);
+        for hop in [
+            json!({ "proxy": { "peer": "192.0.2.7", "proto": "http",
+                               "upstream_authority": "orders.internal:8080" } }),
+            json!({ "proxy": { "peer": null, "proto": "https", "upstream_authority": null } }),
+            json!("in_process"),
+        ] {
+            let (acts, r) = s.step(json!({
+                "type": "upstream_headers", "inbound": inbound, "header_value": "ey.jwt.sig",
+                "hop": hop,
+            }));
+            assert!(acts.is_empty());
+            let r = r.expect("a header plan");
+            let kept: Vec<usize> = (0..18)
+                .filter(|i| !r["drop"].as_array().unwrap().contains(&json!(i)))
+                .collect();
+            if hop == "in_process" {
+                // x_user, both JWT spellings, authorization, dpop, x-original-url go
+                assert_eq!(r["drop"], json!([1, 2, 3, 4, 5, 15]));
+            } else {
+                assert_eq!(kept, [16, 17], "{}", s.name);
+            }
+        }
+        out.push(s);
+    }
+    {
+        let mut s = Scenario::new(
+            "admin-routes-answered-by-the-core",
+            "The operator routes every host serves (Edge::handle_admin): a revocation 204 (published), a wrong bearer 401 with the one realm, a body over 64 KiB 413, a wrong method 405 with Allow; metrics open on the operator listener and behind the admin bearer on the app's; the edge's own JWKS.",
+            cfg("rfc9701"),
+        );
+        let admin = |s: &mut Scenario,
+                     route: &str,
+                     listener: &str,
+                     method: &str,
+                     auth: Option<&str>,
+                     body: &str| {
+            let (acts, r) = s.step(json!({
+                "type": "admin", "route": route, "listener": listener, "method": method,
+                "content_type": CT_JSON, "authorization": auth, "body": body,
+            }));
+            (acts, r.expect("an answer"))
+        };
+        let (acts, r) = admin(
+            &mut s,
+            "revocations",
+            "operator",
+            "POST",
+            Some(ADMIN),
+            r#"{"sub":"alice"}"#,
+        );
+        assert_eq!(r["status"], 204);
+        assert!(acts.iter().any(|a| matches!(a, Action::SharedPublish(_))));
+        let (_, r) = admin(
+            &mut s,
+            "revocations",
+            "app",
+            "POST",
+            Some("Bearer wrong"),
+            r#"{"sub":"bob"}"#,
+        );
+        assert_eq!(r["status"], 401);
+        let big = format!("{{\"sub\":\"{}\"}}", "a".repeat(64 * 1024));
+        let (_, r) = admin(&mut s, "revocations", "app", "POST", Some(ADMIN), &big);
+        assert_eq!(r["status"], 413);
+        let (_, r) = admin(&mut s, "revocations", "operator", "GET", Some(ADMIN), "");
+        assert_eq!(r["status"], 405);
+        let (_, r) = admin(&mut s, "metrics", "app", "GET", None, "");
+        assert_eq!(r["status"], 401);
+        let (_, r) = admin(&mut s, "jwks", "operator", "GET", None, "");
+        assert_eq!(r["status"], 200);
+        assert!(r["body"].as_str().unwrap().contains("\"keys\""));
+        out.push(s);
+    }
+    for (name, desc, kind) in [
+        (
+            "split-sealed-value-altered-401",
+            "Split mode: one byte of the sealed store value was changed in the store: it no longer opens → 401 invalid_token, never forwarded.",
+            "altered",
+        ),
+        (
+            "split-plain-value-refused-by-default",
+            "Split mode: a plain header.payload store value (claims in clear) is refused unless split.plain_values is on → 401 invalid_token.",
+            "plain",
+        ),
+        (
+            "split-plain-value-with-plain-values",
+            "Split mode with split.plain_values = true: a plain header.payload value, as other issuers write it, is read; the reassembled JWT verifies and is forwarded.",
+            "plain_allowed",
+        ),
+    ] {
+        let mut c = split_cfg();
+        if kind == "plain_allowed" {
+            c["split"] = json!({ "plain_values": true });
+        }
+        let mut s = Scenario::new(name, desc, c);
+        let claims = s.claims("orders:read");
+        let (hp, value, sig) = split_parts(&s, &claims);
+        let acts = s.request(1, "/orders/1", &sig);
+        let Some(Action::SharedLookup(l)) =
+            acts.iter().find(|a| matches!(a, Action::SharedLookup(_)))
+        else {
+            panic!("expected a shared lookup in {acts:?}");
+        };
+        let t = l.ticket;
+        let found = match kind {
+            "altered" => {
+                let b = value.strip_prefix(SEALED_PREFIX).unwrap();
+                let flipped = if b.starts_with('A') { "B" } else { "A" };
+                format!("{SEALED_PREFIX}{flipped}{}", &b[1..])
+            }
+            _ => hp.clone(),
+        };
+        let acts = s.lookup(t, json!({ "found": found }));
+        if kind == "plain_allowed" {
+            assert_eq!(expect_forward(&acts), format!("{hp}.{sig}"));
+        } else {
+            expect_reject(&acts, 401, Reason::InvalidToken);
+        }
         out.push(s);
     }
 

@@ -21,11 +21,9 @@ pub enum Action {
     Forward(Forward),
     /// Answer the client with this status, challenge and body; do not contact the upstream.
     Reject(Reject),
-    /// Send this HTTP request to the introspection endpoint and feed the answer back with
-    /// [`crate::Edge::handle_introspection_response`] (or `_failure`), quoting the ticket.
-    Introspect(IntrospectRequest),
-    /// GET this JWKS URI and feed the body back with [`crate::Edge::handle_jwks`].
-    FetchJwks(FetchJwks),
+    /// Send this HTTP request (an introspection or a JWKS fetch) and feed the answer back with
+    /// [`crate::Edge::handle_fetch`], quoting the ticket.
+    Fetch(Fetch),
     /// Look this key up in the shared store (split-token mode) and answer with
     /// [`crate::Edge::handle_shared_lookup`].
     SharedLookup(SharedLookup),
@@ -77,44 +75,75 @@ pub struct Reject {
     pub fingerprint: Option<Fingerprint>,
 }
 
-/// An HTTP request to the introspection endpoint. Its `Debug` output hides the body (which holds
-/// the token) and the credentials.
-#[derive(Clone)]
-pub struct IntrospectRequest {
-    /// Quote this ticket when feeding the answer back.
-    pub ticket: Ticket,
-    /// Always `POST`.
-    pub method: &'static str,
-    /// The introspection endpoint.
-    pub url: String,
-    /// Request headers: `content-type`, `accept`, and `authorization` for client_secret_basic.
-    pub headers: Vec<(String, String)>,
-    /// The form-encoded body (`token=...&token_type_hint=...`).
-    pub body: String,
-    /// Give up after this many milliseconds; the core also times the ticket out itself.
-    pub timeout_ms: u64,
-    /// Fingerprint of the token being introspected (for the host's logs).
-    pub fingerprint: Fingerprint,
+/// What a [`Fetch`] is for. The host needs it only for its logs: the core reads the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FetchKind {
+    /// `POST` to the introspection endpoint (RFC 7662); the body holds the token.
+    Introspection,
+    /// `GET` of the authorization server's `jwks_uri`.
+    Jwks,
 }
 
-impl fmt::Debug for IntrospectRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
-        f.debug_struct("IntrospectRequest")
-            .field("ticket", &self.ticket)
-            .field("url", &self.url)
-            .field("header_names", &names)
-            .field("body", &"{REDACTED}")
-            .field("fingerprint", &self.fingerprint)
-            .finish()
+impl FetchKind {
+    /// `"introspection"` or `"jwks"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Introspection => "introspection",
+            Self::Jwks => "jwks",
+        }
     }
 }
 
-/// Fetch the authorization server's JWKS.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FetchJwks {
-    /// The `jwks_uri`.
+/// An HTTP request the core needs sent: an introspection or a JWKS fetch, one shape for both.
+/// The host sends it exactly as given (no redirects followed), reads at most
+/// `max_response_bytes` of the answer within `timeout_ms`, and feeds the answer back with
+/// [`crate::Edge::handle_fetch`], quoting the ticket: any status, headers and body, or a
+/// transport failure. The core decides what a status means, and times the ticket out itself.
+///
+/// Its `Debug` output hides the body (which holds the token) and the header values (which hold
+/// the client credentials).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Fetch {
+    /// Quote this ticket when feeding the answer back.
+    pub ticket: Ticket,
+    /// What the fetch is for.
+    pub kind: FetchKind,
+    /// `POST` (introspection) or `GET` (JWKS).
+    pub method: &'static str,
+    /// The endpoint.
     pub url: String,
+    /// Request headers (lowercase names), in order: `content-type`, `accept`, and
+    /// `authorization` for client_secret_basic.
+    pub headers: Vec<(String, String)>,
+    /// The body (form-encoded `token=...` for an introspection; empty for a GET). It holds the
+    /// token: send it, never log it.
+    pub body: String,
+    /// Give up after this many milliseconds and report a failure.
+    pub timeout_ms: u64,
+    /// Read at most this many bytes of the answer's body; a longer one is a failure
+    /// (`"answer too large"`).
+    pub max_response_bytes: usize,
+    /// Fingerprint of the token being introspected (for the host's logs); `None` for a JWKS
+    /// fetch.
+    pub fingerprint: Option<Fingerprint>,
+}
+
+impl fmt::Debug for Fetch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Fetch")
+            .field("ticket", &self.ticket)
+            .field("kind", &self.kind)
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("header_names", &names)
+            .field("body", &"{REDACTED}")
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
 }
 
 /// Look a key up in the shared store.

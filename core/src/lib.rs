@@ -8,22 +8,22 @@
 //! ## The run loop
 //!
 //! 1. Build a [`Config`] (TOML or JSON) and an [`Edge`] with 32 bytes of entropy.
-//! 2. Feed inputs: [`Edge::handle_request`], [`Edge::handle_introspection_response`] /
-//!    [`Edge::handle_introspection_failure`], [`Edge::handle_jwks`],
-//!    [`Edge::handle_shared_lookup`], [`Edge::handle_revocation`],
-//!    [`Edge::handle_security_event`], [`Edge::handle_admin_revocation`] and
-//!    [`Edge::handle_timeout`].
-//! 3. After every input, drain [`Edge::poll_action`] until it returns `None` and carry out each
-//!    [`Action`] in order: `Forward` / `Reject` answer a request; `Introspect`, `FetchJwks` and
-//!    `SharedLookup` are I/O whose answers come back as inputs; `SharedPublish` goes to the other
-//!    instances; `Audit` goes to logs.
-//! 4. Then ask [`Edge::poll_timeout`] and call [`Edge::handle_timeout`] at that time.
+//! 2. Feed an input: [`Edge::handle_request`], [`Edge::handle_fetch`] (the answer to an
+//!    introspection or JWKS [`Fetch`]), [`Edge::handle_shared_lookup`],
+//!    [`Edge::handle_revocation`], [`Edge::handle_security_event`], [`Edge::handle_admin`] and
+//!    [`Edge::handle_timeout`] (or [`Edge::handle`] with an [`Input`]).
+//! 3. Take the [`Step`] it produced ([`Edge::step`]) and carry it out: answer its `decisions`
+//!    (a `Forward`'s upstream headers come from [`Edge::upstream_headers`]), perform its
+//!    `fetches` and `lookups` (their answers are inputs), send its `publishes` to the other
+//!    instances, log its `audits`, and arm the one timer for `wake_at`.
+//!
+//! ([`Edge::poll_action`] drains the same queue one [`Action`] at a time, in the core's order.)
 //!
 //! Tokens and the authorization server never produce an `Err`: an inactive token, a 5xx or a
-//! timeout is a `Reject` action. `Err` means the host misused the API (a ticket never issued).
+//! timeout is a `Reject` decision. `Err` means the host misused the API (a ticket never issued).
 //!
 //! ```
-//! use phantom_edge_core::{Action, Config, Edge, HttpResponse, Request};
+//! use phantom_edge_core::{Config, Decision, Edge, FetchKind, HttpResponse, Request};
 //!
 //! let toml = r#"
 //! [authorization_server]
@@ -40,27 +40,23 @@
 //! "#;
 //! let config = Config::from_toml(toml, &|_| None).unwrap();
 //! let mut edge = Edge::new(config, [7; 32], 1_700_000_000_000);
-//! assert!(matches!(edge.poll_action(), Some(Action::FetchJwks(_))));
+//! let start = edge.step();
+//! assert_eq!(start.fetches[0].kind, FetchKind::Jwks);
 //!
 //! let headers = [("authorization", "Bearer opaque-token")];
 //! let req = Request { id: 1, method: "GET", scheme: "https", authority: "api.example",
 //!                     path: "/orders/7", headers: &headers, client_cert_thumbprint: None };
 //! edge.handle_request(1_700_000_000_000, &req);
-//! let ticket = loop {
-//!     match edge.poll_action() {
-//!         Some(Action::Introspect(i)) => break i.ticket,
-//!         Some(_) => continue,
-//!         None => unreachable!(),
-//!     }
-//! };
+//! let step = edge.step();
+//! let fetch = &step.fetches[0];
+//! assert_eq!((fetch.kind, fetch.method), (FetchKind::Introspection, "POST"));
+//! assert!(step.wake_at.is_some()); // the ticket's deadline
+//!
 //! // The authorization server says the token is not active:
 //! let resp = HttpResponse { status: 200, headers: &[("content-type", "application/json")],
 //!                           body: br#"{"active": false}"# };
-//! edge.handle_introspection_response(1_700_000_000_050, ticket, &resp).unwrap();
-//! let reject = edge.drain_actions().into_iter().find_map(|a| match a {
-//!     Action::Reject(r) => Some(r),
-//!     _ => None,
-//! }).unwrap();
+//! edge.handle_fetch(1_700_000_000_050, fetch.ticket, Ok(&resp)).unwrap();
+//! let Some(Decision::Reject(reject)) = edge.step().decision(1).cloned() else { panic!() };
 //! assert_eq!(reject.status, 401);
 //! assert!(reject.www_authenticate.unwrap().contains("error=\"invalid_token\""));
 //! ```
@@ -81,6 +77,7 @@ mod cache;
 pub mod config;
 mod dpop;
 mod edge;
+mod host;
 mod introspection;
 mod jose;
 mod metrics;
@@ -89,21 +86,27 @@ mod request;
 mod revocation;
 mod secret;
 mod set;
+mod split;
 mod token;
 
 pub use action::{
-    Action, AuditEvent, AuditKind, AuditKinds, AuditLevel, FetchJwks, Forward, IntrospectRequest,
-    Reason, Reject, RequestId, SharedLookup, SharedPublish, Ticket,
+    Action, AuditEvent, AuditKind, AuditKinds, AuditLevel, Fetch, FetchKind, Forward, Reason,
+    Reject, RequestId, SharedLookup, SharedPublish, Ticket,
 };
 pub use config::{
     ALWAYS_STRIPPED, ClientAuth, Config, ConfigError, Dialect, FORWARDING_HEADERS, Mode, RawConfig,
     Route, header_name_as_read,
 };
+pub use edge::{
+    ADMIN_CHALLENGE, AdminAnswer, AdminRequest, AdminRoute, Listener, MAX_ADMIN_BODY, MAX_JWKS_BODY,
+};
 pub use edge::{Edge, EdgeError, LookupResult};
+pub use host::{Decision, HOP_BY_HOP, Hop, Input, Step, UpstreamHeaders, hop_by_hop_headers};
 pub use introspection::{HttpResponse, MAX_RESPONSE_BODY};
 pub use jose::{Alg, KeySet, MAX_JWS_LEN};
 pub use metrics::{Metrics, Stats};
 pub use request::{MAX_TOKEN_LEN, Request, redact_query_tokens};
 pub use revocation::{Origin, Revocation, RevocationError, Selector};
 pub use secret::{Fingerprint, Secret};
+pub use split::{DEFAULT_SPLIT_KEY_PREFIX, SEALED_PREFIX, SplitError, SplitToken, split_jwt};
 pub use token::TokenInfo;

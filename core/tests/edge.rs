@@ -454,7 +454,8 @@ fn unknown_kid_triggers_one_rate_limited_refetch() {
         .rfc9701(&rotated, FakeAs::claims(h.now, "orders:read"), h.now);
     let acts = h.respond(t, 200, RFC9701_CT, &body);
     assert!(
-        acts.iter().any(|a| matches!(a, Action::FetchJwks(_))),
+        acts.iter()
+            .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks)),
         "{acts:?}"
     );
     assert!(
@@ -472,13 +473,23 @@ fn unknown_kid_triggers_one_rate_limited_refetch() {
         .fake
         .rfc9701(&stranger, FakeAs::claims(h.now, "orders:read"), h.now);
     let acts = h.respond(t, 200, RFC9701_CT, &body);
-    assert!(!acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
+    assert!(
+        !acts
+            .iter()
+            .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks))
+    );
     assert_eq!(reject(&acts).status, 503);
 }
 
 #[test]
 fn jwks_without_usable_keys_is_refused() {
     let mut h = Harness::new(base_config("rfc9701"));
+    // Past jwks_refresh (10 min), the next answer verified fetches the JWKS again.
+    h.advance(601_000);
+    let t = ticket(&h.request(1, "/orders", "tok-0"));
+    let acts = active_9701(&mut h, t, "orders:read");
+    forward(&acts);
+    assert!(fetches_jwks(&acts));
     h.edge
         .handle_jwks(h.now, Ok(br#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#));
     let acts = h.edge.drain_actions();
@@ -1753,7 +1764,7 @@ fn non_ascii_case_variants_of_a_route_are_ambiguous() {
 fn keys_of_two_types_may_share_a_kid() {
     // RFC 7517 §4.5: the JWS alg picks among them (the first key with the kid was taken, and
     // an ES256 answer signed with the second got 503).
-    let mut h = Harness::new(base_config("rfc9701"));
+    let mut h = Harness::raw(base_config("rfc9701"));
     let ed = Signer::ed25519(AS_ED25519, Some("k1"));
     let es = Signer::es256(AS_ES256, Some("k1"));
     h.jwks_of(&[&ed.jwk, &es.jwk]);
@@ -1849,6 +1860,58 @@ fn split_tokens_are_reassembled_and_verified() {
         )
         .unwrap();
     assert_eq!(reject(&h.edge.drain_actions()).status, 401);
+}
+
+#[test]
+fn split_store_values_are_sealed_to_the_signature() {
+    use phantom_edge_core::{LookupResult, SEALED_PREFIX, split_jwt};
+    let mut h = Harness::new(sealed_split_config());
+    let lookup = |h: &mut Harness, id: u64, sig: &str, value: &str| {
+        let t = shared_lookup(&h.request(id, "/orders", sig)).ticket;
+        h.edge
+            .handle_shared_lookup(h.now, t, LookupResult::Found(value))
+            .unwrap();
+        h.edge.drain_actions()
+    };
+    let jwt = h
+        .fake
+        .access_jwt(&h.fake.ed, &FakeAs::claims(h.now, "orders:read"));
+    let s = split_jwt(&jwt, "phantom-edge:split:").unwrap();
+    let (head, _) = jwt.rsplit_once('.').unwrap();
+    // The key the edge looks up is the helper's.
+    let acts = h.request(1, "/orders", &s.client_token);
+    let l = shared_lookup(&acts);
+    assert_eq!(l.key, s.store_key);
+    // The sealed value opens with the client's part and forwards the whole JWT.
+    h.edge
+        .handle_shared_lookup(h.now, l.ticket, LookupResult::Found(&s.store_value))
+        .unwrap();
+    let acts = h.edge.drain_actions();
+    assert_eq!(&*forward(&acts).header_value, format!("Bearer {jwt}"));
+    // Another token's client part: the value does not open (a value copied between keys).
+    let other = h
+        .fake
+        .access_jwt(&h.fake.ed, &FakeAs::claims(h.now + 1_000, "orders:read"));
+    let o = split_jwt(&other, "phantom-edge:split:").unwrap();
+    let acts = lookup(&mut h, 3, &o.client_token, &s.store_value);
+    assert_eq!(reject(&acts).reason, Reason::InvalidToken);
+    // Altered in the store: does not open. A plain value: refused by default.
+    let sealed = s.store_value.strip_prefix(SEALED_PREFIX).unwrap();
+    let altered = format!(
+        "{SEALED_PREFIX}{}{}",
+        if sealed.starts_with('A') { "B" } else { "A" },
+        &sealed[1..]
+    );
+    let third = h
+        .fake
+        .access_jwt(&h.fake.ed, &FakeAs::claims(h.now + 2_000, "orders:read"));
+    let (third_head, third_sig) = third.rsplit_once('.').unwrap();
+    let acts = lookup(&mut h, 4, third_sig, &altered);
+    assert_eq!(reject(&acts).reason, Reason::InvalidToken);
+    h.advance(11_000); // past the negative entry
+    let acts = lookup(&mut h, 5, third_sig, third_head);
+    assert_eq!(reject(&acts).reason, Reason::InvalidToken);
+    assert_ne!(head, third_head);
 }
 
 #[test]

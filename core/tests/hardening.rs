@@ -53,7 +53,10 @@ fn a_multibyte_typ_in_a_dpop_proof_is_refused_not_a_panic() {
     assert_eq!(reject(&acts).reason, Reason::InvalidDpopProof);
     // The edge still works.
     let acts = h.request(2, "/orders", "tok");
-    assert!(acts.iter().any(|a| matches!(a, Action::Introspect(_))));
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Introspection))
+    );
 }
 
 #[test]
@@ -342,7 +345,7 @@ fn a_proof_replayed_while_its_token_is_introspected_is_let_through_once() {
     assert!(
         coalesced
             .iter()
-            .all(|a| !matches!(a, Action::Introspect(_))),
+            .all(|a| !matches!(a, Action::Fetch(f) if f.kind == FetchKind::Introspection)),
         "{coalesced:?}"
     );
     let mut c = FakeAs::claims(h.now, "orders:read");
@@ -409,7 +412,10 @@ fn a_jwks_fetch_never_answered_does_not_block_refreshes_for_good() {
         .fake
         .rfc9701(&rotated, FakeAs::claims(h.now, "orders:read"), h.now);
     let acts = h.respond(t, 200, RFC9701_CT, &body);
-    assert!(acts.iter().any(|a| matches!(a, Action::FetchJwks(_))));
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks))
+    );
     // The host drops that fetch. The parked request times out (503) as before.
     h.advance(600_000);
     let _ = h.edge.drain_actions();
@@ -419,7 +425,8 @@ fn a_jwks_fetch_never_answered_does_not_block_refreshes_for_good() {
         .rfc9701(&rotated, FakeAs::claims(h.now, "orders:read"), h.now);
     let acts = h.respond(t, 200, RFC9701_CT, &body);
     assert!(
-        acts.iter().any(|a| matches!(a, Action::FetchJwks(_))),
+        acts.iter()
+            .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks)),
         "no new fetch: {acts:?}"
     );
     let jwks = json!({"keys": [h.fake.ed.jwk, rotated.jwk]}).to_string();

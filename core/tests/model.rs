@@ -190,7 +190,7 @@ impl Model {
                 Action::Reject(rj) => {
                     *self.decided.entry(rj.request_id).or_default() += 1;
                 }
-                Action::Introspect(i) => {
+                Action::Fetch(i) if i.kind == FetchKind::Introspection => {
                     let t = (0..self.tokens.len())
                         .find(|x| i.body.starts_with(&format!("token=token-{x}&")))
                         .expect("introspection of a known token");

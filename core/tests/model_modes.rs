@@ -376,7 +376,7 @@ impl Model9701 {
                 Action::Reject(rj) => {
                     *self.decided.entry(rj.request_id).or_default() += 1;
                 }
-                Action::Introspect(i) => {
+                Action::Fetch(i) if i.kind == FetchKind::Introspection => {
                     let t = (0..self.truth.len())
                         .find(|x| i.body.starts_with(&format!("token=tok-{x}&")))
                         .expect("introspection of a known token");
@@ -386,7 +386,7 @@ impl Model9701 {
                     );
                     self.open.push((i.ticket, t));
                 }
-                Action::FetchJwks(_) => *jwks_out = true,
+                Action::Fetch(f) if f.kind == FetchKind::Jwks => *jwks_out = true,
                 _ => {}
             }
         }
@@ -660,6 +660,11 @@ impl Run9701 {
                     return;
                 }
                 *jwks_out = false;
+                if h.edge.jwks_in_flight().is_none() {
+                    // Its deadline passed (after every parked answer's own): the core failed it.
+                    parked.clear();
+                    return;
+                }
                 let doc = jwks_of(keys, published);
                 // Every parked answer is verified again now. Liveness: one signed by a key now
                 // published, still fresh, about a token the edge must accept, forwards its
@@ -731,9 +736,12 @@ impl Run9701 {
         if self.jwks_out {
             self.jwks_out = false;
             self.parked.clear();
-            self.h.edge.handle_jwks(self.h.now, Err("gone"));
-            let acts = self.h.edge.drain_actions();
-            self.m.check(&acts, &mut self.jwks_out);
+            // (Unless its deadline passed: then the core failed it already.)
+            if self.h.edge.jwks_in_flight().is_some() {
+                self.h.edge.handle_jwks(self.h.now, Err("gone"));
+                let acts = self.h.edge.drain_actions();
+                self.m.check(&acts, &mut self.jwks_out);
+            }
         }
         settle(&mut self.h, self.m.eff);
         self.m.eff = self.m.eff.max(self.h.now);
@@ -813,7 +821,8 @@ fn rfc9701_unknown_kid_refetches_the_jwks_and_then_verifies() {
     );
     let acts = h.respond(t, 200, RFC9701_CT, &body);
     assert!(
-        acts.iter().any(|a| matches!(a, Action::FetchJwks(_))),
+        acts.iter()
+            .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks)),
         "{acts:?}"
     );
     assert!(decided_ids(&acts).is_empty());
@@ -1105,7 +1114,9 @@ impl RunSplit {
                     );
                     self.open.push((l.ticket, t));
                 }
-                Action::Introspect(_) => panic!("split mode introspected"),
+                Action::Fetch(f) if f.kind == FetchKind::Introspection => {
+                    panic!("split mode introspected")
+                }
                 _ => {}
             }
         }
@@ -1809,7 +1820,7 @@ impl RunDpop {
                     }
                 }
                 Action::Reject(r) => *self.decided.entry(r.request_id).or_default() += 1,
-                Action::Introspect(i) => {
+                Action::Fetch(i) if i.kind == FetchKind::Introspection => {
                     let t = (0..DPOP_BINDING.len())
                         .find(|x| i.body.starts_with(&format!("token=tok-{x}&")))
                         .unwrap();

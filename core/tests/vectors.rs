@@ -9,8 +9,8 @@ use serde_json::Value;
 
 pub(crate) mod driver {
     use phantom_edge_core::{
-        Action, Config, Edge, HttpResponse, LookupResult, Origin, RawConfig, Request, Revocation,
-        RevocationError,
+        Action, AdminRequest, AdminRoute, Config, Edge, Hop, HttpResponse, Listener, LookupResult,
+        Origin, RawConfig, Request, Revocation, RevocationError,
     };
     use serde_json::{Map, Value, json};
 
@@ -107,7 +107,7 @@ pub(crate) mod driver {
                 edge.handle_request(now, &req);
                 None
             }
-            "introspection_response" => {
+            "fetch_response" => {
                 let headers = pairs(input, "headers")?;
                 let h: Vec<(&str, &str)> = headers
                     .iter()
@@ -119,20 +119,10 @@ pub(crate) mod driver {
                     headers: &h,
                     body: s(input, "body")?.as_bytes(),
                 };
-                ticket_result(edge.handle_introspection_response(now, u(input, "ticket")?, &resp))
+                ticket_result(edge.handle_fetch(now, u(input, "ticket")?, Ok(&resp)))
             }
-            "introspection_failure" => ticket_result(edge.handle_introspection_failure(
-                now,
-                u(input, "ticket")?,
-                s(input, "detail")?,
-            )),
-            "jwks" => {
-                edge.handle_jwks(now, Ok(s(input, "body")?.as_bytes()));
-                None
-            }
-            "jwks_failure" => {
-                edge.handle_jwks(now, Err(s(input, "detail")?));
-                None
+            "fetch_failure" => {
+                ticket_result(edge.handle_fetch(now, u(input, "ticket")?, Err(s(input, "detail")?)))
             }
             "shared_lookup" => {
                 let r = match input.get("result") {
@@ -160,14 +150,55 @@ pub(crate) mod driver {
                     .and_then(|rev| edge.handle_revocation(now, rev, origin));
                 Some(revocation_result(r))
             }
-            "admin_revocation" => {
-                let r = edge.handle_admin_revocation(
+            "admin" => {
+                let route = AdminRoute::from_name(s(input, "route")?)
+                    .ok_or("admin route: revocations, metrics or jwks")?;
+                let listener = match s(input, "listener")? {
+                    "operator" => Listener::Operator,
+                    "app" => Listener::App,
+                    l => return Err(format!("unknown listener {l:?}")),
+                };
+                let answer = edge.handle_admin(
                     now,
-                    opt_s(input, "content_type")?,
-                    opt_s(input, "authorization")?,
-                    s(input, "body")?.as_bytes(),
+                    &AdminRequest {
+                        route,
+                        listener,
+                        method: s(input, "method")?,
+                        authorization: opt_s(input, "authorization")?,
+                        content_type: opt_s(input, "content_type")?,
+                        body: s(input, "body")?.as_bytes(),
+                    },
                 );
-                Some(json!({ "status": r.map_or_else(|e| e.status(), |()| 204) }))
+                Some(json!({
+                    "status": answer.status,
+                    "headers": answer.headers.iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>(),
+                    "body": answer.body,
+                }))
+            }
+            "upstream_headers" => {
+                let inbound = pairs(input, "inbound")?;
+                let h: Vec<(&str, &str)> = inbound
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                let hop_v = input.get("hop").ok_or("upstream_headers needs a hop")?;
+                let hop = if hop_v == "in_process" {
+                    Hop::InProcess
+                } else {
+                    let p = hop_v
+                        .get("proxy")
+                        .ok_or("hop: \"in_process\" or {\"proxy\": {...}}")?;
+                    Hop::Proxy {
+                        peer: opt_s(p, "peer")?,
+                        proto: s(p, "proto")?,
+                        upstream_authority: opt_s(p, "upstream_authority")?,
+                    }
+                };
+                let plan = edge.upstream_headers(&h, s(input, "header_value")?, &hop);
+                Some(json!({
+                    "drop": plan.drop,
+                    "set": plan.set.iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>(),
+                }))
             }
             "security_event" => Some(revocation_result(
                 edge.handle_security_event(now, s(input, "set")?),
@@ -207,17 +238,18 @@ pub(crate) mod driver {
                 "reason": r.reason.as_str(),
                 "fingerprint": r.fingerprint.map(|f| f.to_string()),
             }),
-            Action::Introspect(i) => json!({
-                "type": "introspect",
-                "ticket": i.ticket,
-                "method": i.method,
-                "url": i.url,
-                "headers": i.headers.iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>(),
-                "body": i.body,
-                "timeout_ms": i.timeout_ms,
-                "fingerprint": i.fingerprint.to_string(),
+            Action::Fetch(f) => json!({
+                "type": "fetch",
+                "ticket": f.ticket,
+                "kind": f.kind.as_str(),
+                "method": f.method,
+                "url": f.url,
+                "headers": f.headers.iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>(),
+                "body": f.body,
+                "timeout_ms": f.timeout_ms,
+                "max_response_bytes": f.max_response_bytes,
+                "fingerprint": f.fingerprint.map(|fp| fp.to_string()),
             }),
-            Action::FetchJwks(f) => json!({ "type": "fetch_jwks", "url": f.url }),
             Action::SharedLookup(l) => {
                 json!({ "type": "shared_lookup", "ticket": l.ticket, "key": l.key })
             }

@@ -5,7 +5,7 @@
 use phantom_edge_core::{Action, Edge, HttpResponse, Request};
 use serde_json::Value;
 
-use crate::support::{FakeAs, Harness, Signer, base_config};
+use crate::support::{EdgeExt, FakeAs, FetchKind, Harness, Signer, base_config};
 
 /// Curity-dialect configuration without `[assertions]`: the AS-issued JWT is forwarded as is, so
 /// a hit does no minting. Cache large enough for `entries` tokens.
@@ -54,7 +54,7 @@ pub fn miss_and_answer(
     let mut forwarded = false;
     while let Some(a) = edge.poll_action() {
         match a {
-            Action::Introspect(i) => ticket = Some(i.ticket),
+            Action::Fetch(i) if i.kind == FetchKind::Introspection => ticket = Some(i.ticket),
             Action::Forward(_) => forwarded = true,
             _ => {}
         }

@@ -209,6 +209,8 @@ pub struct Config {
     /// of them + the request path; the request's own scheme and `Host` are not used.
     pub(crate) dpop_origins: Vec<String>,
     pub(crate) split_key_prefix: String,
+    /// `split.plain_values`: plain `header.payload` store values are read too.
+    pub(crate) split_plain_values: bool,
     pub(crate) allow_query_token: bool,
     pub(crate) routes: Vec<Route>,
 }
@@ -302,6 +304,7 @@ impl Config {
         let c_limits = raw.cache.resolve_limits(c.max_entries)?;
         let r_limits = raw.revocation.resolve_limits()?;
         let d_limits = raw.dpop.resolve_limits()?;
+        let (split_key_prefix, split_plain_values) = raw.split.resolve();
 
         Ok(Self {
             mode,
@@ -349,7 +352,8 @@ impl Config {
             dpop_max_replay_entries: d_limits.max_replay_entries,
             dpop_origins: d.origins,
             allow_query_token: raw.request.allow_query_token,
-            split_key_prefix: raw.split.resolve(),
+            split_key_prefix,
+            split_plain_values,
             routes,
         })
     }

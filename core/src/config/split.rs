@@ -2,8 +2,7 @@
 
 use serde::Deserialize;
 
-/// Default of `split.key_prefix`.
-pub(crate) const DEFAULT_KEY_PREFIX: &str = "phantom-edge:split:";
+use crate::split::DEFAULT_SPLIT_KEY_PREFIX as DEFAULT_KEY_PREFIX;
 
 #[allow(missing_docs)]
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -11,13 +10,21 @@ pub(crate) const DEFAULT_KEY_PREFIX: &str = "phantom-edge:split:";
 pub struct RawSplit {
     #[serde(default)]
     pub key_prefix: Option<String>,
+    /// Also read plain `header.payload` store values (as other issuers write them), not only
+    /// the sealed ones `split_jwt` makes. Off by default: a plain value puts the claims in
+    /// clear in the store.
+    #[serde(default)]
+    pub plain_values: Option<bool>,
 }
 
 impl RawSplit {
-    /// The prefix of shared-store keys (nothing to check).
-    pub(super) fn resolve(&self) -> String {
-        self.key_prefix
-            .clone()
-            .unwrap_or_else(|| DEFAULT_KEY_PREFIX.into())
+    /// The prefix of shared-store keys, and whether plain values are read (nothing to check).
+    pub(super) fn resolve(&self) -> (String, bool) {
+        (
+            self.key_prefix
+                .clone()
+                .unwrap_or_else(|| DEFAULT_KEY_PREFIX.into()),
+            self.plain_values.unwrap_or(false),
+        )
     }
 }

@@ -2,7 +2,7 @@
 //! each at its own pace; retrying a failed fetch on a backoff timer; answers parked until the
 //! keys they need arrive.
 
-use crate::action::{Action, AuditEvent, AuditKind, FetchJwks, Reason, Ticket};
+use crate::action::{Action, AuditEvent, AuditKind, Fetch, FetchKind, Reason, Ticket};
 use crate::introspection::{HttpResponse, Outcome, parse_response};
 use crate::jose::KeySet;
 use crate::secret::Fingerprint;
@@ -33,6 +33,10 @@ pub(crate) const JWKS_RETRY_MS: u64 = 500;
 /// [`Edge::park`]), and the longest `kid` counted as one.
 pub(crate) const JWKS_NEW_KIDS: usize = 8;
 const MAX_KID_LEN: usize = 128;
+
+/// The largest JWKS document read (a [`Fetch`]'s `max_response_bytes`): room for dozens of
+/// RSA-4096 keys.
+pub const MAX_JWKS_BODY: usize = 64 * 1024;
 
 impl Edge {
     /// An answer that needs a key the JWKS in use lacks waits (parked) for a fresh JWKS, or
@@ -99,14 +103,13 @@ impl Edge {
     /// Queues a JWKS fetch unless one is in flight or one happened too recently. Returns whether
     /// a fresh JWKS is on its way.
     pub(super) fn request_jwks(&mut self, now: u64, why: JwksFetch) -> bool {
-        if self.jwks_in_flight {
-            // A fetch the host never answered (a lost task) must not block key refreshes for
-            // good: after the introspection timeout it counts as failed.
-            let started = self.jwks_last_fetch.unwrap_or(now);
-            if now < started.saturating_add(self.cfg.timeout_ms) {
+        if let Some((_, deadline)) = self.jwks_ticket {
+            // A fetch the host never answered must not block key refreshes for good: past its
+            // deadline it has failed (also when the host has not called `handle_timeout` yet).
+            if now < deadline {
                 return true;
             }
-            self.jwks_in_flight = false;
+            self.jwks_answer(now, Err("no answer within the timeout"));
         }
         let Some(url) = self.cfg.jwks_uri.clone() else {
             return false;
@@ -135,19 +138,40 @@ impl Edge {
             self.jwks_last_demand = Some(now);
         }
         self.jwks_retry_at = None;
-        self.jwks_in_flight = true;
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let deadline = now.saturating_add(self.cfg.timeout_ms);
+        self.jwks_ticket = Some((ticket, deadline));
+        self.deadlines.insert((deadline, ticket));
         self.jwks_last_fetch = Some(now);
         self.metrics.jwks_fetches += 1;
-        self.actions.push_back(Action::FetchJwks(FetchJwks { url }));
+        self.actions.push_back(Action::Fetch(Fetch {
+            ticket,
+            kind: FetchKind::Jwks,
+            method: "GET",
+            url,
+            headers: vec![("accept".into(), "application/json".into())],
+            body: String::new(),
+            timeout_ms: self.cfg.timeout_ms,
+            max_response_bytes: MAX_JWKS_BODY,
+            fingerprint: None,
+        }));
         true
     }
 
-    /// The JWKS fetch finished: `Ok(body)` for a 200 answer, `Err(detail)` otherwise.
-    pub fn handle_jwks(&mut self, now: u64, result: Result<&[u8], &str>) {
-        let now = self.tick(now);
-        self.jwks_in_flight = false;
+    /// The JWKS fetch in flight ended (`handle_fetch`, or its deadline passed): a 200 answer
+    /// with a key set replaces the keys in use; anything else is a failure, retried on the
+    /// backoff timer. Parked answers are then verified (or fail closed).
+    pub(super) fn jwks_answer(&mut self, now: u64, result: Result<&HttpResponse<'_>, &str>) {
+        if let Some((ticket, deadline)) = self.jwks_ticket.take() {
+            self.deadlines.remove(&(deadline, ticket));
+        }
         let parsed = match result {
-            Ok(body) => KeySet::from_json(body, &self.cfg.algorithms),
+            Ok(r) if r.status != 200 => Err(format!("status {}", r.status)),
+            Ok(r) if r.body.len() > MAX_JWKS_BODY => {
+                Err(format!("answer larger than {MAX_JWKS_BODY} bytes"))
+            }
+            Ok(r) => KeySet::from_json(r.body, &self.cfg.algorithms),
             Err(e) => Err(host_detail(e)),
         };
         match parsed {

@@ -14,7 +14,8 @@
 //!   other instances;
 //! - `authorize`: authorization on every request and the decision it queues;
 //! - `mint`: the upstream JWTs minted per route and the header value forwarded;
-//! - `challenge`: rejections and their RFC 6750 challenges.
+//! - `challenge`: rejections and their RFC 6750 challenges;
+//! - `admin`: the operator routes (revocation, metrics, the edge's JWKS) answered whole.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -46,8 +47,12 @@ mod challenge;
 mod mint;
 mod routing;
 
+mod admin;
+
+pub use admin::{ADMIN_CHALLENGE, AdminAnswer, AdminRequest, AdminRoute, Listener, MAX_ADMIN_BODY};
 use intake::TokenBucket;
 use jwks::JwksFetch;
+pub use jwks::MAX_JWKS_BODY;
 use mint::Minter;
 use tickets::Pending;
 
@@ -62,6 +67,9 @@ pub enum EdgeError {
     /// A shared-store answer for an introspection ticket, or the reverse.
     #[error("ticket {0} is not of this kind")]
     WrongTicketKind(Ticket),
+    /// A revocation or Security Event Token was refused ([`Edge::handle`]).
+    #[error(transparent)]
+    Revocation(#[from] crate::revocation::RevocationError),
 }
 
 /// The answer of the shared store to a [`SharedLookup`](crate::SharedLookup).
@@ -103,7 +111,8 @@ pub struct Edge {
     deadlines: BTreeSet<(u64, Ticket)>,
     next_ticket: Ticket,
     keys: Option<KeySet>,
-    jwks_in_flight: bool,
+    /// The JWKS fetch in flight: its ticket and deadline (also in `deadlines`).
+    jwks_ticket: Option<(Ticket, u64)>,
     /// When the last JWKS fetch started (any reason).
     jwks_last_fetch: Option<u64>,
     /// When the last fetch at start or for an unknown `kid` started: unknown kids are
@@ -165,7 +174,7 @@ impl Edge {
             deadlines: BTreeSet::new(),
             next_ticket: 1,
             keys: None,
-            jwks_in_flight: false,
+            jwks_ticket: None,
             jwks_last_fetch: None,
             jwks_last_demand: None,
             kids_sought: Vec::new(),
@@ -244,6 +253,12 @@ impl Edge {
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// The ticket of the JWKS fetch in flight, if one is (its answer goes to
+    /// [`Edge::handle_fetch`] like any other).
+    pub fn jwks_in_flight(&self) -> Option<Ticket> {
+        self.jwks_ticket.map(|(t, _)| t)
     }
 
     /// Counters since start.
@@ -338,7 +353,9 @@ impl Edge {
                 break;
             }
             self.deadlines.pop_first();
-            if let Some(fp) = self.tickets.get(&ticket).copied() {
+            if self.jwks_ticket.is_some_and(|(t, _)| t == ticket) {
+                self.jwks_answer(now, Err("no answer within the timeout"));
+            } else if let Some(fp) = self.tickets.get(&ticket).copied() {
                 let mut ev = AuditEvent::new(AuditKind::TicketTimedOut);
                 ev.ticket = Some(ticket);
                 ev.fingerprint = Some(fp);

@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use crate::action::{
-    Action, AuditEvent, AuditKind, IntrospectRequest, Reason, RequestId, SharedLookup, Ticket,
+    Action, AuditEvent, AuditKind, Fetch, FetchKind, Reason, RequestId, SharedLookup, Ticket,
 };
 use crate::cache::Entry;
 use crate::config::Mode;
 use crate::introspection::{
-    HttpResponse, JwtFailure, Outcome, build_request, parse_response, verify_access_jwt,
+    HttpResponse, JwtFailure, MAX_RESPONSE_BODY, Outcome, build_request, parse_response,
+    verify_access_jwt,
 };
-use crate::jose::sha256_b64;
 use crate::secret::Fingerprint;
 
 use super::intake::Binding;
@@ -97,40 +97,57 @@ impl Edge {
                 };
                 let (headers, body) = build_request(&self.cfg, token, now, &jti);
                 self.metrics.introspections += 1;
-                self.actions
-                    .push_back(Action::Introspect(IntrospectRequest {
-                        ticket,
-                        method: "POST",
-                        url: self.cfg.introspection_endpoint.clone().unwrap_or_default(),
-                        headers,
-                        body,
-                        timeout_ms: self.cfg.timeout_ms,
-                        fingerprint: fp,
-                    }));
+                self.actions.push_back(Action::Fetch(Fetch {
+                    ticket,
+                    kind: FetchKind::Introspection,
+                    method: "POST",
+                    url: self.cfg.introspection_endpoint.clone().unwrap_or_default(),
+                    headers,
+                    body,
+                    timeout_ms: self.cfg.timeout_ms,
+                    max_response_bytes: MAX_RESPONSE_BODY,
+                    fingerprint: Some(fp),
+                }));
             }
             Mode::Split => {
                 self.metrics.shared_lookups += 1;
-                let key = format!(
-                    "{}{}",
-                    self.cfg.split_key_prefix,
-                    sha256_b64(token.as_bytes())
-                );
+                let key = crate::split::store_key(&self.cfg.split_key_prefix, token);
                 self.actions
                     .push_back(Action::SharedLookup(SharedLookup { ticket, key }));
             }
         }
     }
 
-    /// The introspection endpoint answered `ticket`.
-    pub fn handle_introspection_response(
+    /// The answer to a [`Fetch`](crate::Fetch) (an introspection or a JWKS fetch): `Ok` with
+    /// whatever the server answered, any status (the core decides what it means), or `Err`
+    /// with a token-free description of a transport failure (connection refused, TLS, timeout,
+    /// an answer longer than its `max_response_bytes`). An answer for a ticket that already
+    /// ended (timed out) is dropped with a `late_response` audit event.
+    pub fn handle_fetch(
         &mut self,
         now: u64,
         ticket: Ticket,
-        response: &HttpResponse<'_>,
+        result: Result<&HttpResponse<'_>, &str>,
     ) -> Result<(), EdgeError> {
         let now = self.tick(now);
+        if self.jwks_ticket.is_some_and(|(t, _)| t == ticket) {
+            self.jwks_answer(now, result);
+            return Ok(());
+        }
         let Some(fp) = self.live_ticket(ticket, false)? else {
             return Ok(());
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(detail) => {
+                let detail = host_detail(detail);
+                self.complete(
+                    fp,
+                    Outcome::Failure(Reason::Unavailable, format!("transport: {detail}")),
+                    now,
+                );
+                return Ok(());
+            }
         };
         self.refresh_stale_jwks(now);
         let outcome = parse_response(&self.cfg, self.keys.as_ref(), response, now);
@@ -151,26 +168,6 @@ impl Edge {
         Ok(())
     }
 
-    /// Sending the introspection request for `ticket` failed (connection refused, TLS, timeout).
-    pub fn handle_introspection_failure(
-        &mut self,
-        now: u64,
-        ticket: Ticket,
-        detail: &str,
-    ) -> Result<(), EdgeError> {
-        let now = self.tick(now);
-        let Some(fp) = self.live_ticket(ticket, false)? else {
-            return Ok(());
-        };
-        let detail = host_detail(detail);
-        self.complete(
-            fp,
-            Outcome::Failure(Reason::Unavailable, format!("transport: {detail}")),
-            now,
-        );
-        Ok(())
-    }
-
     /// The shared store answered a [`SharedLookup`] (split-token mode).
     pub fn handle_shared_lookup(
         &mut self,
@@ -178,6 +175,9 @@ impl Edge {
         ticket: Ticket,
         result: LookupResult<'_>,
     ) -> Result<(), EdgeError> {
+        if self.jwks_ticket.is_some_and(|(t, _)| t == ticket) {
+            return Err(EdgeError::WrongTicketKind(ticket));
+        }
         let now = self.tick(now);
         let Some(fp) = self.live_ticket(ticket, true)? else {
             return Ok(());
@@ -221,6 +221,16 @@ impl Edge {
         let Some(keys) = &self.keys else {
             return Outcome::NeedKeys(None);
         };
+        // A sealed value opens only with the signature it was sealed for (an altered one, or
+        // one sealed for another token, does not); a plain one is read only when allowed.
+        let value = match value.strip_prefix(crate::split::SEALED_PREFIX) {
+            Some(sealed) => match crate::split::open(sealed, sig.expose()) {
+                Some(hp) => hp,
+                None => return Outcome::Inactive(Reason::InvalidToken),
+            },
+            None if self.cfg.split_plain_values => value.to_owned(),
+            None => return Outcome::Inactive(Reason::InvalidToken),
+        };
         if value.split('.').count() != 2 {
             return Outcome::Inactive(Reason::InvalidToken);
         }
@@ -248,7 +258,8 @@ impl Edge {
     ) -> Result<Option<Fingerprint>, EdgeError> {
         match self.tickets.get(&ticket) {
             Some(fp) => {
-                // Every ticket of a split-mode edge is a shared-store lookup.
+                // Every token's ticket of a split-mode edge is a shared-store lookup (the JWKS
+                // fetch's ticket is not in `tickets`: its answer is taken before).
                 if (self.cfg.mode == Mode::Split) != split {
                     return Err(EdgeError::WrongTicketKind(ticket));
                 }

@@ -8,11 +8,68 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use phantom_edge_core::{
-    Action, AuditKind, Config, Edge, Forward, HttpResponse, IntrospectRequest, Origin, Reject,
-    Request, Revocation, Selector, SharedLookup,
+    Action, AuditKind, Config, Edge, EdgeError, Forward, HttpResponse, Origin, Reject, Request,
+    Revocation, Selector, SharedLookup,
 };
+pub use phantom_edge_core::{Fetch, FetchKind};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+
+/// The answers the tests give most, in the words they were written with: a JWKS answer (200
+/// with a body, or a failure) to the fetch in flight, and an introspection's answer or failure.
+/// Each is one [`Edge::handle_fetch`].
+pub trait EdgeExt {
+    fn handle_jwks(&mut self, now: u64, result: Result<&[u8], &str>);
+    fn handle_introspection_response(
+        &mut self,
+        now: u64,
+        ticket: u64,
+        resp: &HttpResponse<'_>,
+    ) -> Result<(), EdgeError>;
+    fn handle_introspection_failure(
+        &mut self,
+        now: u64,
+        ticket: u64,
+        detail: &str,
+    ) -> Result<(), EdgeError>;
+}
+
+impl EdgeExt for Edge {
+    fn handle_jwks(&mut self, now: u64, result: Result<&[u8], &str>) {
+        let ticket = self.jwks_in_flight().expect("a JWKS fetch in flight");
+        let r = match result {
+            Ok(body) => self.handle_fetch(
+                now,
+                ticket,
+                Ok(&HttpResponse {
+                    status: 200,
+                    headers: &[("content-type", "application/json")],
+                    body,
+                }),
+            ),
+            Err(detail) => self.handle_fetch(now, ticket, Err(detail)),
+        };
+        r.expect("the JWKS ticket is live");
+    }
+
+    fn handle_introspection_response(
+        &mut self,
+        now: u64,
+        ticket: u64,
+        resp: &HttpResponse<'_>,
+    ) -> Result<(), EdgeError> {
+        self.handle_fetch(now, ticket, Ok(resp))
+    }
+
+    fn handle_introspection_failure(
+        &mut self,
+        now: u64,
+        ticket: u64,
+        detail: &str,
+    ) -> Result<(), EdgeError> {
+        self.handle_fetch(now, ticket, Err(detail))
+    }
+}
 
 pub const ISSUER: &str = "https://as.example";
 /// The media type of an RFC 9701 introspection response.
@@ -170,6 +227,17 @@ impl Harness {
         self.edge.drain_actions()
     }
 
+    /// An edge whose initial JWKS fetch (if any) is left for the test to answer.
+    pub fn raw(cfg: Value) -> Self {
+        let mut edge = Edge::new(config(cfg), [7; 32], T0);
+        let _ = edge.drain_actions();
+        Self {
+            edge,
+            now: T0,
+            fake: FakeAs::default(),
+        }
+    }
+
     pub fn new(cfg: Value) -> Self {
         let edge = Edge::new(config(cfg), [7; 32], T0);
         let mut h = Self {
@@ -179,7 +247,10 @@ impl Harness {
         };
         // Answer the initial JWKS fetch.
         let acts = h.edge.drain_actions();
-        if acts.iter().any(|a| matches!(a, Action::FetchJwks(_))) {
+        if acts
+            .iter()
+            .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks))
+        {
             let jwks = h.fake.jwks();
             h.edge.handle_jwks(h.now, Ok(jwks.as_bytes()));
             let _ = h.edge.drain_actions();
@@ -281,14 +352,22 @@ impl Harness {
 
 /// Whether `actions` ask for the JWKS.
 pub fn fetches_jwks(actions: &[Action]) -> bool {
-    actions.iter().any(|a| matches!(a, Action::FetchJwks(_)))
+    actions
+        .iter()
+        .any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks))
 }
 
-pub fn introspects(actions: &[Action]) -> Vec<&IntrospectRequest> {
+pub fn introspects(actions: &[Action]) -> Vec<&Fetch> {
     actions
         .iter()
         .filter_map(|a| {
-            if let Action::Introspect(i) = a {
+            if let Action::Fetch(
+                i @ Fetch {
+                    kind: FetchKind::Introspection,
+                    ..
+                },
+            ) = a
+            {
                 Some(i)
             } else {
                 None
@@ -323,7 +402,16 @@ pub fn shared_lookup(actions: &[Action]) -> &SharedLookup {
 }
 
 /// `base_config("rfc9701")` in split mode, without `[assertions]` (the AS-issued JWT goes on).
+/// Split mode reading plain `header.payload` store values (`split.plain_values`), as the
+/// tests that build values by hand write them; `sealed_split_config` is the default.
 pub fn split_config() -> Value {
+    let mut cfg = sealed_split_config();
+    cfg["split"] = json!({ "plain_values": true });
+    cfg
+}
+
+/// Split mode as configured by default: only sealed store values (`split_jwt`) are read.
+pub fn sealed_split_config() -> Value {
     let mut cfg = base_config("rfc9701");
     cfg["mode"] = json!("split");
     cfg.as_object_mut().unwrap().remove("assertions");
@@ -444,7 +532,7 @@ impl Waits {
             return;
         }
         let opened = acts.iter().find_map(|a| match a {
-            Action::Introspect(i) => Some(i.ticket),
+            Action::Fetch(i) if i.kind == FetchKind::Introspection => Some(i.ticket),
             Action::SharedLookup(l) => Some(l.ticket),
             _ => None,
         });
