@@ -1,6 +1,7 @@
 //! The `phantom:edge/edge` export. One `Edge` resource owns one core state machine; the
 //! component model gives resources `&self`, so the state lives in a `RefCell` (a component
-//! instance is single-threaded).
+//! instance is single-threaded). Every `handle-*` is the core's `handle_*` followed by
+//! `Edge::step`, translated: the component holds no policy of its own.
 
 use std::cell::{RefCell, RefMut};
 
@@ -13,35 +14,26 @@ wit_bindgen::generate!({
 
 use exports::phantom::edge::edge::{Guest, GuestEdge};
 use exports::phantom::edge::types::{
-    Action, AuditEvent, AuditLevel, ConfigError, ConfigFormat, EdgeError, Forward, ForwardPolicy,
-    Header, HttpResponse, Introspect, LookupResult, Method, Origin, Reject, Request,
-    RevocationError, Scheme, SharedLookup,
+    AdminAnswer, AdminRequest, AdminRoute, AuditEvent, AuditLevel, ConfigError, ConfigFormat,
+    Decision, EdgeError, Fetch, FetchKind, FetchResult, Forward, ForwardPolicy, Header, Hop,
+    Listener, LookupResult, Method, Origin, Reject, Request, RevocationError, Scheme, SharedLookup,
+    Step, UpstreamHeaders,
 };
 
 struct Component;
 
 impl Guest for Component {
     type Edge = Edge;
+
+    fn hop_by_hop_headers(headers: Vec<Header>) -> Vec<u32> {
+        indexes(core::hop_by_hop_headers(&pairs(&headers)))
+    }
 }
 
-/// One edge: the core state machine, and what the host asked to be left out of the actions.
+/// One edge: the core state machine, and whether the host wants the claims in each forward.
 struct Edge {
     core: RefCell<core::Edge>,
-    out: RefCell<Output>,
-}
-
-/// What the host does not want returned (`include-token-json`; `mute-audits` is the core's).
-struct Output {
-    token_json: bool,
-}
-
-impl Output {
-    /// Core actions as WIT variants. `None` for an action kind newer than this component (the
-    /// core's enum is non-exhaustive); such actions are dropped, which can only withhold a
-    /// decision, never grant one — and the crate is built against one core version.
-    fn action(&self, a: core::Action) -> Option<Action> {
-        action(a, self.token_json)
-    }
+    token_json: RefCell<bool>,
 }
 
 impl From<core::ConfigError> for EdgeError {
@@ -68,6 +60,7 @@ impl From<core::EdgeError> for EdgeError {
         match e {
             core::EdgeError::UnknownTicket(t) => Self::UnknownTicket(t),
             core::EdgeError::WrongTicketKind(t) => Self::WrongTicketKind(t),
+            core::EdgeError::Revocation(r) => r.into(),
             other => Self::InvalidArgument(other.to_string()),
         }
     }
@@ -103,19 +96,41 @@ fn pairs(headers: &[Header]) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// One core action as a WIT variant (see `Output::action`).
-fn action(a: core::Action, token_json: bool) -> Option<Action> {
-    Some(match a {
-        core::Action::Forward(f) => Action::Forward(Forward {
-            // `header_name` and `strip_headers` are the edge's, the same in every Forward: hosts
-            // read them once (`forward-policy`).
+fn headers(pairs: Vec<(String, String)>) -> Vec<Header> {
+    pairs
+        .into_iter()
+        .map(|(name, value)| Header { name, value })
+        .collect()
+}
+
+fn indexes(v: Vec<usize>) -> Vec<u32> {
+    // Header lists crossing the boundary are far shorter than u32::MAX.
+    v.into_iter()
+        .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+        .collect()
+}
+
+fn audit_level(l: core::AuditLevel) -> AuditLevel {
+    match l {
+        core::AuditLevel::Debug => AuditLevel::Debug,
+        core::AuditLevel::Info => AuditLevel::Info,
+        core::AuditLevel::Warn => AuditLevel::Warn,
+    }
+}
+
+/// A core decision as the WIT variant.
+fn decision(d: core::Decision, token_json: bool) -> Decision {
+    match d {
+        // `header_name` and `strip_headers` are the edge's, the same in every forward: hosts
+        // read them once (`forward-policy`).
+        core::Decision::Forward(f) => Decision::Forward(Forward {
             request_id: f.request_id,
             header_value: String::from(&*f.header_value),
             fingerprint: f.fingerprint.hex(),
             token_json: token_json.then(|| serde_json::to_string(&*f.token).unwrap_or_default()),
             rewritten_path: f.rewritten_path,
         }),
-        core::Action::Reject(r) => Action::Reject(Reject {
+        core::Decision::Reject(r) => Decision::Reject(Reject {
             request_id: r.request_id,
             status: r.status,
             www_authenticate: r.www_authenticate,
@@ -124,41 +139,38 @@ fn action(a: core::Action, token_json: bool) -> Option<Action> {
             reason: r.reason.as_str().to_owned(),
             fingerprint: r.fingerprint.map(|f| f.hex()),
         }),
-        core::Action::Introspect(i) => Action::Introspect(Introspect {
-            ticket: i.ticket,
-            method: i.method.to_owned(),
-            url: i.url,
-            headers: i
-                .headers
-                .into_iter()
-                .map(|(name, value)| Header { name, value })
-                .collect(),
-            body: i.body,
-            timeout_ms: i.timeout_ms,
-            fingerprint: i.fingerprint.hex(),
-        }),
-        core::Action::FetchJwks(j) => Action::FetchJwks(j.url),
-        core::Action::SharedLookup(l) => Action::SharedLookup(SharedLookup {
-            ticket: l.ticket,
-            key: l.key,
-        }),
-        core::Action::SharedPublish(p) => Action::SharedPublish(p.message),
-        core::Action::Audit(e) => Action::Audit(AuditEvent {
-            kind: e.kind.as_str().to_owned(),
-            level: match e.kind.level() {
-                core::AuditLevel::Debug => AuditLevel::Debug,
-                core::AuditLevel::Info => AuditLevel::Info,
-                core::AuditLevel::Warn => AuditLevel::Warn,
-            },
-            request_id: e.request_id,
-            ticket: e.ticket,
-            fingerprint: e.fingerprint.map(|f| f.hex()),
-            reason: e.reason.map(|r| r.as_str().to_owned()),
-            json: e.to_json(),
-            detail: e.detail,
-        }),
-        _ => return None,
-    })
+    }
+}
+
+fn fetch(f: core::Fetch) -> Fetch {
+    Fetch {
+        ticket: f.ticket,
+        kind: match f.kind {
+            core::FetchKind::Jwks => FetchKind::Jwks,
+            // The only other kind (the core's enum is non-exhaustive).
+            _ => FetchKind::Introspection,
+        },
+        method: f.method.to_owned(),
+        url: f.url,
+        headers: headers(f.headers),
+        body: f.body,
+        timeout_ms: f.timeout_ms,
+        max_response_bytes: f.max_response_bytes as u64,
+        fingerprint: f.fingerprint.map(|f| f.hex()),
+    }
+}
+
+fn audit(e: core::AuditEvent) -> AuditEvent {
+    AuditEvent {
+        kind: e.kind.as_str().to_owned(),
+        level: audit_level(e.kind.level()),
+        request_id: e.request_id,
+        ticket: e.ticket,
+        fingerprint: e.fingerprint.map(|f| f.hex()),
+        reason: e.reason.map(|r| r.as_str().to_owned()),
+        json: e.to_json(),
+        detail: e.detail,
+    }
 }
 
 impl Edge {
@@ -166,14 +178,29 @@ impl Edge {
         self.core.borrow_mut()
     }
 
-    fn drain(&self) -> Vec<Action> {
-        let out = self.out.borrow();
-        let mut core = self.core();
-        let mut actions = Vec::new();
-        while let Some(a) = core.poll_action() {
-            actions.extend(out.action(a));
+    /// The core's `step()`, as the WIT record.
+    fn step(&self) -> Step {
+        let token_json = *self.token_json.borrow();
+        let s = self.core().step();
+        Step {
+            decisions: s
+                .decisions
+                .into_iter()
+                .map(|d| decision(d, token_json))
+                .collect(),
+            fetches: s.fetches.into_iter().map(fetch).collect(),
+            lookups: s
+                .lookups
+                .into_iter()
+                .map(|l| SharedLookup {
+                    ticket: l.ticket,
+                    key: l.key,
+                })
+                .collect(),
+            publishes: s.publishes.into_iter().map(|p| p.message).collect(),
+            audits: s.audits.into_iter().map(audit).collect(),
+            wake_at: s.wake_at,
         }
-        actions
     }
 
     fn request(&self, now_ms: u64, request: &Request) {
@@ -229,53 +256,40 @@ impl GuestEdge for Edge {
         let edge = core::Edge::new(config, seed, now_ms);
         Ok(exports::phantom::edge::edge::Edge::new(Self {
             core: RefCell::new(edge),
-            out: RefCell::new(Output { token_json: true }),
+            token_json: RefCell::new(true),
         }))
     }
 
-    fn handle_request(&self, now_ms: u64, request: Request) {
-        self.request(now_ms, &request);
+    fn initial_step(&self) -> Step {
+        self.step()
     }
 
-    fn decide(&self, now_ms: u64, request: Request) -> Vec<Action> {
+    fn handle_request(&self, now_ms: u64, request: Request) -> Step {
         self.request(now_ms, &request);
-        self.drain()
+        self.step()
     }
 
-    fn handle_introspection_response(
+    fn handle_fetch(
         &self,
         now_ms: u64,
         ticket: u64,
-        response: HttpResponse,
-    ) -> Result<(), EdgeError> {
-        let headers = pairs(&response.headers);
-        let resp = core::HttpResponse {
-            status: response.status,
-            headers: &headers,
-            body: &response.body,
-        };
-        Ok(self
-            .core()
-            .handle_introspection_response(now_ms, ticket, &resp)?)
-    }
-
-    fn handle_introspection_failure(
-        &self,
-        now_ms: u64,
-        ticket: u64,
-        detail: String,
-    ) -> Result<(), EdgeError> {
-        Ok(self
-            .core()
-            .handle_introspection_failure(now_ms, ticket, &detail)?)
-    }
-
-    fn handle_jwks_response(&self, now_ms: u64, body: Vec<u8>) {
-        self.core().handle_jwks(now_ms, Ok(&body));
-    }
-
-    fn handle_jwks_failure(&self, now_ms: u64, detail: String) {
-        self.core().handle_jwks(now_ms, Err(&detail));
+        result: FetchResult,
+    ) -> Result<Step, EdgeError> {
+        match &result {
+            FetchResult::Response(r) => {
+                let headers = pairs(&r.headers);
+                let response = core::HttpResponse {
+                    status: r.status,
+                    headers: &headers,
+                    body: &r.body,
+                };
+                self.core().handle_fetch(now_ms, ticket, Ok(&response))?;
+            }
+            FetchResult::Failure(detail) => {
+                self.core().handle_fetch(now_ms, ticket, Err(detail))?;
+            }
+        }
+        Ok(self.step())
     }
 
     fn handle_shared_lookup(
@@ -283,13 +297,14 @@ impl GuestEdge for Edge {
         now_ms: u64,
         ticket: u64,
         answer: LookupResult,
-    ) -> Result<(), EdgeError> {
+    ) -> Result<Step, EdgeError> {
         let r = match &answer {
             LookupResult::Found(v) => core::LookupResult::Found(v),
             LookupResult::NotFound => core::LookupResult::NotFound,
             LookupResult::Error => core::LookupResult::Error,
         };
-        Ok(self.core().handle_shared_lookup(now_ms, ticket, r)?)
+        self.core().handle_shared_lookup(now_ms, ticket, r)?;
+        Ok(self.step())
     }
 
     fn handle_revocation(
@@ -297,49 +312,70 @@ impl GuestEdge for Edge {
         now_ms: u64,
         json: String,
         origin: Origin,
-    ) -> Result<(), EdgeError> {
+    ) -> Result<Step, EdgeError> {
         let rev = core::Revocation::from_json(json.as_bytes())?;
         let origin = match origin {
             Origin::Local => core::Origin::Local,
             Origin::Shared => core::Origin::Shared,
         };
-        Ok(self.core().handle_revocation(now_ms, rev, origin)?)
+        self.core().handle_revocation(now_ms, rev, origin)?;
+        Ok(self.step())
     }
 
-    fn handle_security_event(&self, now_ms: u64, set: String) -> Result<(), EdgeError> {
-        Ok(self.core().handle_security_event(now_ms, &set)?)
+    fn handle_security_event(&self, now_ms: u64, set: String) -> Result<Step, EdgeError> {
+        self.core().handle_security_event(now_ms, &set)?;
+        Ok(self.step())
     }
 
-    fn handle_admin_revocation(
-        &self,
-        now_ms: u64,
-        content_type: Option<String>,
-        authorization: Option<String>,
-        body: Vec<u8>,
-    ) -> Result<(), EdgeError> {
-        Ok(self.core().handle_admin_revocation(
-            now_ms,
-            content_type.as_deref(),
-            authorization.as_deref(),
-            &body,
-        )?)
+    fn handle_admin(&self, now_ms: u64, request: AdminRequest) -> (AdminAnswer, Step) {
+        let req = core::AdminRequest {
+            route: match request.route {
+                AdminRoute::Revocations => core::AdminRoute::Revocations,
+                AdminRoute::Metrics => core::AdminRoute::Metrics,
+                AdminRoute::Jwks => core::AdminRoute::Jwks,
+            },
+            listener: match request.listener {
+                Listener::Operator => core::Listener::Operator,
+                Listener::App => core::Listener::App,
+            },
+            method: &request.method,
+            authorization: request.authorization.as_deref(),
+            content_type: request.content_type.as_deref(),
+            body: &request.body,
+        };
+        let answer = self.core().handle_admin(now_ms, &req);
+        let answer = AdminAnswer {
+            status: answer.status,
+            headers: headers(answer.headers),
+            body: answer.body,
+        };
+        (answer, self.step())
     }
 
-    fn admin_authorized(&self, authorization: Option<String>) -> Option<bool> {
-        self.core().admin_authorized(authorization.as_deref())
-    }
-
-    fn handle_timeout(&self, now_ms: u64) {
+    fn handle_timeout(&self, now_ms: u64) -> Step {
         self.core().handle_timeout(now_ms);
+        self.step()
     }
 
-    fn poll_action(&self) -> Option<Action> {
-        let out = self.out.borrow();
-        let mut core = self.core();
-        loop {
-            if let Some(a) = out.action(core.poll_action()?) {
-                return Some(a);
-            }
+    fn upstream_headers(
+        &self,
+        inbound: Vec<Header>,
+        header_value: String,
+        hop: Hop,
+    ) -> UpstreamHeaders {
+        let inbound = pairs(&inbound);
+        let hop = match &hop {
+            Hop::Proxy(p) => core::Hop::Proxy {
+                peer: p.peer.as_deref(),
+                proto: &p.proto,
+                upstream_authority: p.upstream_authority.as_deref(),
+            },
+            Hop::InProcess => core::Hop::InProcess,
+        };
+        let u = self.core().upstream_headers(&inbound, &header_value, &hop);
+        UpstreamHeaders {
+            drop: indexes(u.drop),
+            set: headers(u.set),
         }
     }
 
@@ -359,15 +395,7 @@ impl GuestEdge for Edge {
     }
 
     fn include_token_json(&self, enabled: bool) {
-        self.out.borrow_mut().token_json = enabled;
-    }
-
-    fn drain_actions(&self) -> Vec<Action> {
-        self.drain()
-    }
-
-    fn poll_timeout(&self) -> Option<u64> {
-        self.core().poll_timeout()
+        *self.token_json.borrow_mut() = enabled;
     }
 
     fn forward_policy(&self) -> ForwardPolicy {

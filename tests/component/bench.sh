@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Per-call cost of a cache-hit `decide` through the component, on jco (Node) and wasmtime-py.
+# Per-call cost of a cache-hit `handle-request` through the component, on jco (Node) and wasmtime-py.
 # Run after ci.sh (it reuses the release component, jco's node_modules and the venv).
 #   bash tests/component/bench.sh [N]
 set -euo pipefail

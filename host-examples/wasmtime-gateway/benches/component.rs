@@ -1,7 +1,9 @@
-//! Per-call cost of a cache-hit decision: the native core (`phantom_edge_core::Edge`) against the
-//! same core inside the component (`Core::decide`, one wasmtime crossing), in one process, with
-//! the same config, the same introspection answer and the same request. Plus two trivial
-//! crossings (`poll-timeout`, `fingerprint`) to show the fixed cost of entering the component.
+//! Per-call cost of a cache-hit decision: the native core (`phantom_edge_core::Edge`,
+//! `handle_request` + `step`) against the same core inside the component (`Core::request`:
+//! `handle-request`, one wasmtime crossing returning the step), in one process, with the same
+//! config, the same introspection answer and the same request. Plus a trivial crossing
+//! (`fingerprint`) to show the fixed cost of entering the component, and the two per-forward
+//! header crossings phantom-gateway makes (`upstream-headers`, `hop-by-hop-headers`).
 //!
 //! `cargo bench -p phantom-gateway --bench component` (release; needs the component built first:
 //! `cargo build --release -p phantom-edge-component --target wasm32-wasip2`, or set
@@ -9,8 +11,8 @@
 //!
 //! Setup: dialect `rfc7662` with `[assertions]` (the edge mints an Ed25519 JWT for the upstream
 //! at the miss and reuses it on every hit: the clock is fixed, so no hit re-mints). The cache is
-//! filled with `BENCH_TOKENS` (default 10000) tokens by real request → introspect → answer
-//! round trips on both sides.
+//! filled with `BENCH_TOKENS` (default 10000) tokens by real request → fetch → answer round
+//! trips on both sides.
 
 #![allow(missing_docs, missing_debug_implementations)]
 
@@ -19,7 +21,9 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use phantom_edge_core as native;
-use phantom_gateway::engine::{self, Action, ConfigFormat, Core, Header, HttpResponse, Loaded};
+use phantom_gateway::engine::{
+    self, ConfigFormat, Core, Decision, FetchResult, Header, Hop, HttpResponse, Loaded, ProxyHop,
+};
 
 const T0: u64 = 1_700_000_000_000;
 const ISSUER: &str = "http://as.bench";
@@ -41,6 +45,8 @@ introspection_endpoint = "{ISSUER}/introspect"
 client_id = "gateway"
 client_secret = "gateway-secret"
 dialect = "rfc7662"
+# The fill introspects every token at one instant.
+max_introspections_per_second = {entries}
 
 [cache]
 max_ttl = "3600s"
@@ -98,30 +104,26 @@ fn native_request<'a>(id: u64, headers: &'a [(&'a str, &'a str)]) -> native::Req
 fn native_filled(tokens: &[String], body: &str) -> native::Edge {
     let cfg = native::Config::from_toml(&config_toml(tokens.len()), &|_| None).unwrap();
     let mut edge = native::Edge::new(cfg, SEED, T0);
-    let _ = edge.drain_actions();
+    let _ = edge.step();
     let resp_headers = [("content-type", "application/json")];
     for (i, t) in tokens.iter().enumerate() {
         let headers = [("host", HOST), ("authorization", t.as_str())];
         edge.handle_request(T0, &native_request(i as u64, &headers));
-        let ticket = edge
-            .drain_actions()
-            .into_iter()
-            .find_map(|a| match a {
-                native::Action::Introspect(r) => Some(r.ticket),
-                _ => None,
-            })
-            .expect("fill: no introspection");
+        let step = edge.step();
+        let Some(ticket) = step.fetches.first().map(|f| f.ticket) else {
+            panic!("fill: no fetch: {step:?}");
+        };
         let resp = native::HttpResponse {
             status: 200,
             headers: &resp_headers,
             body: body.as_bytes(),
         };
-        edge.handle_introspection_response(T0, ticket, &resp)
-            .unwrap();
+        edge.handle_fetch(T0, ticket, Ok(&resp)).unwrap();
         assert!(
-            edge.drain_actions()
+            edge.step()
+                .decisions
                 .iter()
-                .any(|a| matches!(a, native::Action::Forward(_))),
+                .any(|d| matches!(d, native::Decision::Forward(_))),
             "fill: no Forward"
         );
     }
@@ -129,31 +131,32 @@ fn native_filled(tokens: &[String], body: &str) -> native::Edge {
     edge
 }
 
-/// One native hit: `handle_request`, then every action drained (`Audit(CacheHit)`, `Forward`).
+/// One native hit: `handle_request`, then its `step` (`Forward`, `Audit(CacheHit)`).
 #[inline(always)]
 fn native_hit(edge: &mut native::Edge, now: u64, id: u64, auth: &str) {
     let headers = [("host", HOST), ("authorization", auth)];
     edge.handle_request(now, &native_request(id, &headers));
-    let mut forwarded = false;
-    while let Some(a) = edge.poll_action() {
-        forwarded |= matches!(a, native::Action::Forward(_));
-        black_box(a);
-    }
-    assert!(forwarded, "native: no Forward on a cache hit");
+    let step = edge.step();
+    assert!(
+        matches!(step.decisions.as_slice(), [native::Decision::Forward(_)]),
+        "native: no Forward on a cache hit"
+    );
+    black_box(step);
 }
 
-/// A native hit plus the conversions the component's guest does to every action before it
-/// crosses back by default (component/src/guest.rs `action()`): the Forward's value and
-/// fingerprint copied and its `token_json` serialised, the audit event's JSON built. Attributes the component's extra
-/// cost to the crossing or to this work.
+/// A native hit plus the conversions the component's guest does to every step before it
+/// crosses back by default (component/src/guest.rs `Edge::step`): the Forward's value and
+/// fingerprint copied and its `token_json` serialised, the audit event's JSON built. Attributes
+/// the component's extra cost to the crossing or to this work.
 #[inline(always)]
 fn native_hit_converted(edge: &mut native::Edge, now: u64, id: u64, auth: &str) {
     let headers = [("host", HOST), ("authorization", auth)];
     edge.handle_request(now, &native_request(id, &headers));
+    let step = edge.step();
     let mut forwarded = false;
-    while let Some(a) = edge.poll_action() {
-        match a {
-            native::Action::Forward(f) => {
+    for d in step.decisions {
+        match d {
+            native::Decision::Forward(f) => {
                 forwarded = true;
                 black_box((
                     f.header_value.to_string(),
@@ -161,17 +164,17 @@ fn native_hit_converted(edge: &mut native::Edge, now: u64, id: u64, auth: &str) 
                     serde_json::to_string(&*f.token).unwrap_or_default(),
                 ));
             }
-            native::Action::Audit(e) => {
-                black_box((
-                    e.kind.as_str().to_owned(),
-                    e.fingerprint.map(|f| f.hex()),
-                    e.to_json(),
-                ));
-            }
             other => {
                 black_box(other);
             }
         }
+    }
+    for e in step.audits {
+        black_box((
+            e.kind.as_str().to_owned(),
+            e.fingerprint.map(|f| f.hex()),
+            e.to_json(),
+        ));
     }
     assert!(forwarded, "native: no Forward on a cache hit");
 }
@@ -213,48 +216,55 @@ fn component_filled(tokens: &[String], body: &str) -> Core {
     });
     let cfg = config_toml(tokens.len());
     let mut core = Core::new(&loaded, &cfg, ConfigFormat::Toml, &[], SEED, T0).unwrap();
-    let _ = core.drain().unwrap();
-    let resp = HttpResponse {
+    let _ = core.initial_step().unwrap();
+    let resp = FetchResult::Response(HttpResponse {
         status: 200,
         headers: vec![Header {
             name: "content-type".into(),
             value: "application/json".into(),
         }],
         body: body.as_bytes().to_vec(),
-    };
+    });
     for (i, t) in tokens.iter().enumerate() {
-        let ticket = core
-            .decide(T0, &wit_request(i as u64, t))
-            .unwrap()
-            .into_iter()
-            .find_map(|a| match a {
-                Action::Introspect(r) => Some(r.ticket),
-                _ => None,
-            })
-            .expect("fill: no introspection");
-        core.introspection_response(T0, ticket, &resp)
-            .unwrap()
-            .unwrap();
+        let step = core.request(T0, &wit_request(i as u64, t)).unwrap();
+        let Some(ticket) = step.fetches.first().map(|f| f.ticket) else {
+            panic!("fill: no fetch: {step:?}");
+        };
+        let step = core.fetch(T0, ticket, &resp).unwrap().unwrap();
         assert!(
-            core.drain()
-                .unwrap()
+            step.decisions
                 .iter()
-                .any(|a| matches!(a, Action::Forward(_))),
+                .any(|d| matches!(d, Decision::Forward(_))),
             "fill: no Forward"
         );
     }
     core
 }
 
-/// One hit through the component: `decide`, every action back in the host.
+/// One hit through the component: `handle-request`, its whole step back in the host.
 #[inline(always)]
 fn component_hit(core: &mut Core, now: u64, req: &engine::Request) {
-    let actions = core.decide(now, req).unwrap();
+    let step = core.request(now, req).unwrap();
     assert!(
-        actions.iter().any(|a| matches!(a, Action::Forward(_))),
+        matches!(step.decisions.as_slice(), [Decision::Forward(_)]),
         "component: no Forward on a cache hit"
     );
-    black_box(actions);
+    black_box(step);
+}
+
+/// The inbound headers of a typical proxied request, as phantom-gateway passes them.
+fn typical_inbound(auth: &str) -> Vec<(String, String)> {
+    [
+        ("host", HOST),
+        ("user-agent", "bench/1.0"),
+        ("accept", "application/json"),
+        ("authorization", auth),
+        ("x-forwarded-for", "10.0.0.1"),
+        ("connection", "keep-alive"),
+    ]
+    .iter()
+    .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+    .collect()
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -290,21 +300,23 @@ fn hits(c: &mut Criterion) {
     let native_fwd = {
         let headers = [("host", HOST), ("authorization", hot)];
         edge.handle_request(now, &native_request(0, &headers));
-        edge.drain_actions()
+        edge.step()
+            .decisions
             .into_iter()
-            .find_map(|a| match a {
-                native::Action::Forward(f) => Some(f.header_value.len()),
-                _ => None,
+            .find_map(|d| match d {
+                native::Decision::Forward(f) => Some(f.header_value.len()),
+                native::Decision::Reject(_) => None,
             })
             .unwrap()
     };
     let component_fwd = core
-        .decide(now, &wit_request(0, hot))
+        .request(now, &wit_request(0, hot))
         .unwrap()
+        .decisions
         .into_iter()
-        .find_map(|a| match a {
-            Action::Forward(f) => Some(f.header_value.len()),
-            _ => None,
+        .find_map(|d| match d {
+            Decision::Forward(f) => Some(f.header_value.len()),
+            Decision::Reject(_) => None,
         })
         .unwrap();
     assert_eq!(native_fwd, component_fwd);
@@ -346,8 +358,9 @@ fn hits(c: &mut Criterion) {
     ] {
         core.output(token_json, level).unwrap();
         if !token_json {
-            match core.decide(now, &wit_request(0, hot)).unwrap().as_slice() {
-                [Action::Forward(f)] => assert!(f.token_json.is_none()),
+            let step = core.request(now, &wit_request(0, hot)).unwrap();
+            match (step.decisions.as_slice(), step.audits.as_slice()) {
+                ([Decision::Forward(f)], []) => assert!(f.token_json.is_none()),
                 other => panic!("gateway output: expected one Forward, got {other:?}"),
             }
         }
@@ -383,20 +396,16 @@ fn hits(c: &mut Criterion) {
     g.finish();
 
     // Where the guest's per-hit conversion time goes (native code, the same calls as
-    // component/src/guest.rs `action()` makes per hit).
+    // component/src/guest.rs `Edge::step` makes per hit).
     let (fwd, audit) = {
         let headers = [("host", HOST), ("authorization", hot)];
         edge.handle_request(now, &native_request(0, &headers));
-        let mut fwd = None;
-        let mut audit = None;
-        for a in edge.drain_actions() {
-            match a {
-                native::Action::Forward(f) => fwd = Some(f),
-                native::Action::Audit(e) => audit = Some(e),
-                _ => {}
-            }
-        }
-        (fwd.unwrap(), audit.unwrap())
+        let mut step = edge.step();
+        let fwd = match step.decisions.pop() {
+            Some(native::Decision::Forward(f)) => f,
+            other => panic!("expected a Forward, got {other:?}"),
+        };
+        (fwd, step.audits.pop().unwrap())
     };
     let mut g = c.benchmark_group("guest_conversion");
     g.bench_function("forward_token_json", |b| {
@@ -411,18 +420,61 @@ fn hits(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("crossing");
-    g.bench_function("native/poll_timeout", |b| {
-        b.iter(|| black_box(edge.poll_timeout()));
-    });
-    g.bench_function("component/poll_timeout", |b| {
-        b.iter(|| black_box(core.poll_timeout().unwrap()));
-    });
     let tok = hot.strip_prefix("Bearer ").unwrap();
     g.bench_function("native/fingerprint", |b| {
         b.iter(|| black_box(edge.fingerprint(black_box(tok)).hex()));
     });
     g.bench_function("component/fingerprint", |b| {
         b.iter(|| black_box(core.fingerprint(black_box(tok)).unwrap()));
+    });
+    g.finish();
+
+    // The two header crossings phantom-gateway makes per forwarded request, against the same
+    // policy called natively.
+    let inbound = typical_inbound(hot);
+    let jwt = "Bearer eyJ.minted.jwt";
+    let mut g = c.benchmark_group("forwarding");
+    g.bench_function("native/upstream_headers", |b| {
+        let pairs: Vec<(&str, &str)> = inbound
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let hop = native::Hop::Proxy {
+            peer: Some("127.0.0.1"),
+            proto: "http",
+            upstream_authority: Some("127.0.0.1:9000"),
+        };
+        b.iter(|| black_box(edge.upstream_headers(black_box(&pairs), jwt, &hop)));
+    });
+    g.bench_function("component/upstream_headers", |b| {
+        let list: Vec<Header> = inbound
+            .iter()
+            .map(|(name, value)| Header {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        let hop = Hop::Proxy(ProxyHop {
+            peer: Some("127.0.0.1".into()),
+            proto: "http".into(),
+            upstream_authority: Some("127.0.0.1:9000".into()),
+        });
+        b.iter(|| black_box(core.upstream_headers(black_box(&list), jwt, &hop).unwrap()));
+    });
+    let answer: Vec<Header> = [
+        ("content-type", "application/json"),
+        ("content-length", "2"),
+        ("connection", "keep-alive"),
+        ("date", "Thu, 01 Jan 2026 00:00:00 GMT"),
+    ]
+    .iter()
+    .map(|(n, v)| Header {
+        name: (*n).into(),
+        value: (*v).into(),
+    })
+    .collect();
+    g.bench_function("component/hop_by_hop_headers", |b| {
+        b.iter(|| black_box(core.hop_by_hop_headers(black_box(&answer)).unwrap()));
     });
     g.finish();
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::HeaderValue;
-use phantom_gateway::gateway::Body;
+use phantom_gateway::http::Body;
 use phantom_gateway::server;
 use tokio::sync::watch;
 

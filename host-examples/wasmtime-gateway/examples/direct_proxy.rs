@@ -1,7 +1,9 @@
-//! The baseline for `bench.sh`: a reverse proxy without phantom-edge. Same accept loop as
-//! phantom-gateway (`phantom_gateway::server`), the same upstream client
-//! (`phantom_gateway::gateway::upstream_client`) and the same header code
-//! (`upstream_headers`, `strip_hop_by_hop`); it only skips the decision. The `authorization` header passes through unchanged.
+//! The baseline for `bench.sh`: a reverse proxy without phantom-edge's decision. Same accept
+//! loop as phantom-gateway (`phantom_gateway::server`), the same upstream client
+//! (`phantom_gateway::http::upstream_client`) and the same header work: the forwarding policy
+//! (`upstream_headers`, `hop_by_hop_headers`) of a native core, applied with the gateway's
+//! `apply_upstream_headers` / `without` (phantom-gateway asks its component, one crossing
+//! each). The `authorization` header passes through unchanged (set again to its own value).
 //!
 //! `cargo run --release -p phantom-gateway --example direct_proxy -- LISTEN UPSTREAM`
 //! e.g. `127.0.0.1:0 http://127.0.0.1:8081`; prints `READY listen=ADDR`.
@@ -12,11 +14,12 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use phantom_gateway::gateway::{
-    Body, BodyError, strip_hop_by_hop, upstream_client, upstream_headers,
+use phantom_edge_core::{Config, Edge, Hop, hop_by_hop_headers};
+use phantom_gateway::engine::{Header, UpstreamHeaders};
+use phantom_gateway::http::{
+    Body, BodyError, apply_upstream_headers, header_list, upstream_client, without,
 };
 use phantom_gateway::server;
 use tokio::sync::watch;
@@ -27,7 +30,27 @@ const MAX_CONNECTIONS: usize = 10_000;
 struct Proxy {
     client: Client<HttpConnector, Incoming>,
     origin: String,
-    authority: HeaderValue,
+    authority: String,
+    /// Only its forwarding policy is used (the header it sets is `authorization`).
+    policy: Edge,
+}
+
+/// A minimal configuration: the edge is never asked to decide.
+const POLICY: &str = r#"
+[authorization_server]
+issuer = "http://as.invalid"
+introspection_endpoint = "http://as.invalid/introspect"
+client_id = "direct"
+client_secret = "direct-secret"
+
+[[routes]]
+path_prefix = "/"
+"#;
+
+fn pairs(list: &[Header]) -> Vec<(&str, &str)> {
+    list.iter()
+        .map(|h| (h.name.as_str(), h.value.as_str()))
+        .collect()
 }
 
 fn error(status: u16) -> hyper::Response<Body> {
@@ -51,13 +74,33 @@ impl Proxy {
         let Ok(uri) = format!("{}{pq}", self.origin).parse::<hyper::Uri>() else {
             return error(400);
         };
-        let headers = upstream_headers(
-            &parts.headers,
-            |_| false,
-            None,
-            Some(&self.authority),
-            remote,
-        );
+        let inbound = header_list(&parts.headers);
+        let authorization = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let peer = remote.ip().to_string();
+        let hop = Hop::Proxy {
+            peer: Some(&peer),
+            proto: "http",
+            upstream_authority: Some(&self.authority),
+        };
+        let plan = self
+            .policy
+            .upstream_headers(&pairs(&inbound), authorization, &hop);
+        let plan = UpstreamHeaders {
+            drop: plan.drop.iter().map(|&i| i as u32).collect(),
+            set: plan
+                .set
+                .into_iter()
+                .filter(|(n, v)| n != "authorization" || !v.is_empty())
+                .map(|(name, value)| Header { name, value })
+                .collect(),
+        };
+        let Some(headers) = apply_upstream_headers(&parts.headers, &plan) else {
+            return error(503);
+        };
         let mut up = hyper::Request::new(body);
         *up.method_mut() = parts.method;
         *up.uri_mut() = uri;
@@ -65,7 +108,12 @@ impl Proxy {
         match tokio::time::timeout(Duration::from_secs(10), self.client.request(up)).await {
             Ok(Ok(resp)) => {
                 let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
+                let list = header_list(&parts.headers);
+                let drop: Vec<u32> = hop_by_hop_headers(&pairs(&list))
+                    .into_iter()
+                    .map(|i| i as u32)
+                    .collect();
+                parts.headers = without(&parts.headers, &drop);
                 hyper::Response::from_parts(parts, body.map_err(BodyError::from).boxed_unsync())
             }
             Ok(Err(_)) => error(502),
@@ -90,12 +138,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .split('/')
         .next()
         .unwrap_or_default();
-    let authority = HeaderValue::try_from(authority)?;
+    let authority = authority.to_owned();
+    let config = Config::from_toml(POLICY, &|_| None).map_err(|e| e.to_string())?;
     let client = upstream_client();
     let proxy = Arc::new(Proxy {
         client,
         origin,
         authority,
+        policy: Edge::new(config, [0; 32], 0),
     });
     let listener = server::bind(listen).await?;
     server::announce(listener.local_addr()?, None);

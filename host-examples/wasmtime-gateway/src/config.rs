@@ -13,7 +13,8 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Base URL of the upstream (`http://127.0.0.1:8081`); the request path is appended.
     pub upstream: String,
-    /// Admin listener: `POST /revocations`, `GET /metrics`, `GET /healthz`. Absent: none.
+    /// Admin listener: `POST /revocations`, `GET /metrics`, `GET /jwks`, `GET /healthz`.
+    /// Absent: none.
     #[serde(default)]
     pub admin_listen: Option<SocketAddr>,
     /// Whole-request deadline (client → decision → upstream answer headers), e.g. `"30s"`.
@@ -25,9 +26,6 @@ pub struct GatewayConfig {
     /// Most client connections open at once; beyond it, accepting waits (backpressure).
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// Largest admin request body (bytes).
-    #[serde(default = "default_admin_body")]
-    pub max_admin_body: usize,
 }
 
 fn default_request_timeout() -> u64 {
@@ -38,9 +36,6 @@ fn default_grace() -> u64 {
 }
 fn default_max_connections() -> usize {
     10_000
-}
-fn default_admin_body() -> usize {
-    64 * 1024
 }
 
 /// Durations as the core writes them: `"250ms"`, `"2s"`, `"5m"`, `"1h"`, or integer ms.
@@ -210,6 +205,12 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.0.contains("listen_addr"), "{e}");
+        // The admin routes' body limit is the core's: no key of the gateway's own.
+        let e = GatewayConfig::from_toml(
+            "[gateway]\nlisten = \"127.0.0.1:1\"\nupstream = \"http://a\"\nmax_admin_body = 1\n",
+        )
+        .unwrap_err();
+        assert!(e.0.contains("max_admin_body"), "{e}");
         assert!(GatewayConfig::from_toml("[cache]\n").is_err());
     }
 

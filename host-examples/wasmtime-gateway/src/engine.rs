@@ -1,5 +1,6 @@
 //! The phantom-edge component inside wasmtime: one instance, one `edge` resource, called
-//! synchronously. Every decision is the component's; this module only converts types.
+//! synchronously. Every decision (and the forwarding and operator-route policy) is the
+//! component's; this module only makes the calls. Each `handle-*` returns the `step` it produced.
 
 use std::path::Path;
 
@@ -13,8 +14,10 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::phantom::edge::types::{
-    Action, AuditEvent, AuditLevel, ConfigFormat, EdgeError, Forward, ForwardPolicy, Header,
-    HttpResponse, Introspect, LookupResult, Method, Origin, Reject, Request, Scheme, SharedLookup,
+    AdminAnswer, AdminRequest, AdminRoute, AuditEvent, AuditLevel, ConfigFormat, Decision,
+    EdgeError, Fetch, FetchKind, FetchResult, Forward, ForwardPolicy, Header, Hop, HttpResponse,
+    Listener, LookupResult, Method, Origin, ProxyHop, Reject, Request, Scheme, SharedLookup, Step,
+    UpstreamHeaders,
 };
 
 impl From<&str> for Method {
@@ -184,13 +187,30 @@ impl Core {
         })
     }
 
-    /// `handle-request` + `drain-actions` in one crossing.
-    pub fn decide(&mut self, now_ms: u64, request: &Request) -> W<Vec<Action>> {
+    /// What `create` queued: the initial JWKS fetch, if any.
+    pub fn initial_step(&mut self) -> W<Step> {
         let g = self.bindings.phantom_edge_edge().edge();
-        g.call_decide(&mut self.store, self.edge, now_ms, request)
+        g.call_initial_step(&mut self.store, self.edge)
     }
 
-    /// What the component leaves out of its actions from now on: `forward.token-json` unless
+    /// A client request: its decision is in this step or a later one.
+    pub fn request(&mut self, now_ms: u64, request: &Request) -> W<Step> {
+        let g = self.bindings.phantom_edge_edge().edge();
+        g.call_handle_request(&mut self.store, self.edge, now_ms, request)
+    }
+
+    /// What came back for a fetch (any status), or its transport failure.
+    pub fn fetch(
+        &mut self,
+        now_ms: u64,
+        ticket: u64,
+        result: &FetchResult,
+    ) -> W<Result<Step, EdgeError>> {
+        let g = self.bindings.phantom_edge_edge().edge();
+        g.call_handle_fetch(&mut self.store, self.edge, now_ms, ticket, result)
+    }
+
+    /// What the component leaves out of its steps from now on: `forward.token-json` unless
     /// `token_json`, and audit events below `audit_level`.
     pub fn output(&mut self, token_json: bool, audit_level: AuditLevel) -> W<()> {
         let g = self.bindings.phantom_edge_edge().edge();
@@ -204,41 +224,21 @@ impl Core {
         g.call_forward_policy(&mut self.store, self.edge)
     }
 
-    /// Every queued action.
-    pub fn drain(&mut self) -> W<Vec<Action>> {
-        let g = self.bindings.phantom_edge_edge().edge();
-        g.call_drain_actions(&mut self.store, self.edge)
-    }
-
-    /// The introspection endpoint answered.
-    pub fn introspection_response(
+    /// The forwarding policy: which inbound headers go upstream, and which the edge sets.
+    pub fn upstream_headers(
         &mut self,
-        now_ms: u64,
-        ticket: u64,
-        response: &HttpResponse,
-    ) -> W<Result<(), EdgeError>> {
+        inbound: &[Header],
+        header_value: &str,
+        hop: &Hop,
+    ) -> W<UpstreamHeaders> {
         let g = self.bindings.phantom_edge_edge().edge();
-        g.call_handle_introspection_response(&mut self.store, self.edge, now_ms, ticket, response)
+        g.call_upstream_headers(&mut self.store, self.edge, inbound, header_value, hop)
     }
 
-    /// The introspection request failed in transport.
-    pub fn introspection_failure(
-        &mut self,
-        now_ms: u64,
-        ticket: u64,
-        detail: &str,
-    ) -> W<Result<(), EdgeError>> {
-        let g = self.bindings.phantom_edge_edge().edge();
-        g.call_handle_introspection_failure(&mut self.store, self.edge, now_ms, ticket, detail)
-    }
-
-    /// The JWKS fetch answered 200 (`Ok(body)`) or failed.
-    pub fn jwks(&mut self, now_ms: u64, result: Result<&[u8], &str>) -> W<()> {
-        let g = self.bindings.phantom_edge_edge().edge();
-        match result {
-            Ok(body) => g.call_handle_jwks_response(&mut self.store, self.edge, now_ms, body),
-            Err(d) => g.call_handle_jwks_failure(&mut self.store, self.edge, now_ms, d),
-        }
+    /// The hop-by-hop headers of a relayed message (indexes, ascending).
+    pub fn hop_by_hop_headers(&mut self, headers: &[Header]) -> W<Vec<u32>> {
+        let i = self.bindings.phantom_edge_edge();
+        i.call_hop_by_hop_headers(&mut self.store, headers)
     }
 
     /// The shared store answered.
@@ -247,7 +247,7 @@ impl Core {
         now_ms: u64,
         ticket: u64,
         answer: &LookupResult,
-    ) -> W<Result<(), EdgeError>> {
+    ) -> W<Result<Step, EdgeError>> {
         let g = self.bindings.phantom_edge_edge().edge();
         g.call_handle_shared_lookup(&mut self.store, self.edge, now_ms, ticket, answer)
     }
@@ -258,40 +258,21 @@ impl Core {
         now_ms: u64,
         json: &str,
         origin: Origin,
-    ) -> W<Result<(), EdgeError>> {
+    ) -> W<Result<Step, EdgeError>> {
         let g = self.bindings.phantom_edge_edge().edge();
         g.call_handle_revocation(&mut self.store, self.edge, now_ms, json, origin)
     }
 
-    /// The admin revocation route.
-    pub fn admin_revocation(
-        &mut self,
-        now_ms: u64,
-        content_type: Option<&str>,
-        authorization: Option<&str>,
-        body: &[u8],
-    ) -> W<Result<(), EdgeError>> {
+    /// An operator route, answered whole, and the step it produced.
+    pub fn admin(&mut self, now_ms: u64, request: &AdminRequest) -> W<(AdminAnswer, Step)> {
         let g = self.bindings.phantom_edge_edge().edge();
-        g.call_handle_admin_revocation(
-            &mut self.store,
-            self.edge,
-            now_ms,
-            content_type,
-            authorization,
-            body,
-        )
+        g.call_handle_admin(&mut self.store, self.edge, now_ms, request)
     }
 
     /// Time passed.
-    pub fn timeout(&mut self, now_ms: u64) -> W<()> {
+    pub fn timeout(&mut self, now_ms: u64) -> W<Step> {
         let g = self.bindings.phantom_edge_edge().edge();
         g.call_handle_timeout(&mut self.store, self.edge, now_ms)
-    }
-
-    /// When to call [`Self::timeout`] next.
-    pub fn poll_timeout(&mut self) -> W<Option<u64>> {
-        let g = self.bindings.phantom_edge_edge().edge();
-        g.call_poll_timeout(&mut self.store, self.edge)
     }
 
     /// Prometheus text.

@@ -4,13 +4,17 @@
 //!
 //! Two modes share one config file:
 //! - edge (default): one long-lived instance of `phantom_edge_component.wasm` decides every
-//!   request (cache, coalescing, revocation); admin listener with `POST /revocations`,
-//!   `GET /metrics`, `GET /healthz`.
+//!   request (cache, coalescing, revocation) and writes the forwarding headers
+//!   (`gateway`); admin listener (`admin`) with `POST /revocations`, `GET /metrics`,
+//!   `GET /jwks` (the component's) and `GET /healthz`; fetches through `as_client`.
 //! - proxy: `phantom_edge_proxy.wasm`, a whole wasi:http gateway, hosted per request with
 //!   wasmtime-wasi-http, as `wasmtime serve` or Spin would host it.
 
+mod admin;
+pub mod as_client;
 pub mod config;
 pub mod engine;
 pub mod gateway;
+pub mod http;
 pub mod proxy_mode;
 pub mod server;

@@ -1,9 +1,10 @@
 //! `phantom-gateway --config phantom-edge.toml [--component edge|proxy] [--wasm PATH]`
+//! `phantom-gateway split [--key-prefix P] < token.jwt`
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use phantom_gateway::config::{GatewayConfig, referenced_env};
 use phantom_gateway::engine::{ConfigFormat, Core, Loaded};
 use phantom_gateway::gateway::{self, Gateway};
@@ -21,17 +22,63 @@ enum Mode {
 
 /// The phantom-token gateway: opaque tokens in, JWTs to the upstream.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// The config file (TOML): the core's sections plus [gateway] (listen, upstream, admin_listen).
-    #[arg(long, short)]
-    config: PathBuf,
+    #[arg(long, short, required = true)]
+    config: Option<PathBuf>,
     /// Which component to run.
     #[arg(long, value_enum, default_value_t = Mode::Edge)]
     component: Mode,
     /// The component file (default: next to this binary, then the workspace's target dir).
     #[arg(long, env = "PHANTOM_EDGE_WASM")]
     wasm: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Split a signed JWT, read from standard input (never an argument: argv is visible to other
+    /// users), for the split-token pattern: prints one JSON object with `client_token` (what the
+    /// client gets), `store_key`, `store_value` (sealed: no claims in the store) and
+    /// `expires_at` (the JWT's exp), for an issuer to write to the shared store.
+    Split {
+        /// The edges' `split.key_prefix`.
+        #[arg(long, default_value = phantom_edge_core::DEFAULT_SPLIT_KEY_PREFIX)]
+        key_prefix: String,
+    },
+}
+
+/// `phantom-gateway split`: stdin → one JSON line on stdout.
+fn split(key_prefix: &str) -> ExitCode {
+    let mut jwt = String::new();
+    let mut stdin = std::io::Read::take(std::io::stdin(), 64 * 1024);
+    if let Err(e) = std::io::Read::read_to_string(&mut stdin, &mut jwt) {
+        eprintln!("phantom-gateway split: reading standard input: {e}");
+        return ExitCode::from(2);
+    }
+    match phantom_edge_core::split_jwt(&jwt, key_prefix) {
+        Ok(s) => {
+            let out = serde_json::json!({
+                "client_token": s.client_token,
+                "store_key": s.store_key,
+                "store_value": s.store_value,
+                "expires_at": s.expires_at,
+            });
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("phantom-gateway split: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn find_wasm(mode: Mode, given: Option<PathBuf>) -> Result<PathBuf, String> {
@@ -92,8 +139,9 @@ async fn shutdown_signal(tx: watch::Sender<bool>) {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let text = std::fs::read_to_string(&args.config)
-        .map_err(|e| format!("reading {}: {e}", args.config.display()))?;
+    let config = args.config.ok_or("--config is required")?;
+    let text = std::fs::read_to_string(&config)
+        .map_err(|e| format!("reading {}: {e}", config.display()))?;
     let cfg = GatewayConfig::from_toml(&text)?;
     let wasm = find_wasm(args.component, args.wasm)?;
     let (tx, rx) = watch::channel(false);
@@ -119,6 +167,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 }
 
 fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(Command::Split { key_prefix }) = &args.command {
+        return split(key_prefix);
+    }
     // Logs go through a writer thread so a request never waits on stderr; lossless (when its
     // queue is full, logging waits rather than drops audit lines). Flushed when `_guard` drops.
     let (writer, _guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -133,7 +185,6 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

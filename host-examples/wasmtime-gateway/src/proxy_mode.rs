@@ -20,7 +20,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::config::GatewayConfig;
-use crate::gateway::{Body, BodyError, error_response};
+use crate::http::{Body, BodyError, error_response};
 use crate::server;
 
 struct ProxyHost {

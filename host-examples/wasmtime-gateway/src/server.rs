@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, warn};
 
-use crate::gateway::{Body, error_response};
+use crate::http::{Body, error_response};
 
 /// Binds a listener, naming the address on failure.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, std::io::Error> {

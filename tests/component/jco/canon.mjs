@@ -1,4 +1,4 @@
-// The canonical JSON of the component's actions and results (tests/vectors/README.md), built
+// The canonical JSON of the component's steps and results (tests/vectors/README.md), built
 // from the values jco's bindings return: records with camelCase fields, variants as
 // {tag, val}, options as undefined, u64 as BigInt.
 import { deepStrictEqual } from 'node:assert/strict';
@@ -30,12 +30,12 @@ export const credentials = (pairs) => ({
 export const scheme = (s) => (s === 'http' || s === 'https' ? { tag: s } : { tag: 'other', val: s });
 
 /**
- * One action as the vectors have it. A forward's header name and strip list come from the edge's
- * `forward-policy` (the vectors carry them per forward, as the core has them).
+ * One decision as the vectors have it. A forward's header name and strip list come from the
+ * edge's `forward-policy` (the vectors carry them per forward, as the core has them).
  */
-export function canon(a, policy) {
-  const v = a.val;
-  switch (a.tag) {
+export function canonDecision(d, policy) {
+  const v = d.val;
+  switch (d.tag) {
     case 'forward': {
       const out = {
         type: 'forward',
@@ -63,38 +63,66 @@ export function canon(a, policy) {
         reason: v.reason,
         fingerprint: orNull(v.fingerprint),
       };
-    case 'introspect':
-      return {
-        type: 'introspect',
-        ticket: num(v.ticket),
-        method: v.method,
-        url: v.url,
-        headers: v.headers.map((h) => [h.name, h.value]),
-        body: v.body,
-        timeout_ms: num(v.timeoutMs),
-        fingerprint: v.fingerprint,
-      };
-    case 'fetch-jwks':
-      return { type: 'fetch_jwks', url: v };
-    case 'shared-lookup':
-      return { type: 'shared_lookup', ticket: num(v.ticket), key: v.key };
-    case 'shared-publish':
-      return { type: 'shared_publish', message: v };
-    case 'audit': {
-      const out = { type: 'audit', kind: v.kind, level: v.level };
-      const fields = {
-        request_id: optNum(v.requestId),
-        ticket: optNum(v.ticket),
-        fingerprint: v.fingerprint,
-        reason: v.reason,
-        detail: v.detail,
-      };
-      for (const [k, x] of Object.entries(fields)) if (x !== undefined) out[k] = x;
-      // The `json` member must say the same as the structured fields.
-      deepStrictEqual({ type: 'audit', ...JSON.parse(v.json) }, out, `audit json ${v.json} disagrees with its fields`);
-      return out;
-    }
     default:
-      throw new Error(`unknown action ${JSON.stringify(a, (_, x) => (typeof x === 'bigint' ? `${x}n` : x))}`);
+      throw new Error(`unknown decision ${JSON.stringify(d, (_, x) => (typeof x === 'bigint' ? `${x}n` : x))}`);
   }
+}
+
+/** One `fetch` (an introspection or a JWKS fetch). */
+export const canonFetch = (v) => ({
+  type: 'fetch',
+  ticket: num(v.ticket),
+  kind: v.kind,
+  method: v.method,
+  url: v.url,
+  headers: v.headers.map((h) => [h.name, h.value]),
+  body: v.body,
+  timeout_ms: num(v.timeoutMs),
+  max_response_bytes: num(v.maxResponseBytes),
+  fingerprint: orNull(v.fingerprint),
+});
+
+/** One audit event; its `json` member must say the same as the structured fields. */
+export function canonAudit(v) {
+  const out = { type: 'audit', kind: v.kind, level: v.level };
+  const fields = {
+    request_id: optNum(v.requestId),
+    ticket: optNum(v.ticket),
+    fingerprint: v.fingerprint,
+    reason: v.reason,
+    detail: v.detail,
+  };
+  for (const [k, x] of Object.entries(fields)) if (x !== undefined) out[k] = x;
+  deepStrictEqual({ type: 'audit', ...JSON.parse(v.json) }, out, `audit json ${v.json} disagrees with its fields`);
+  return out;
+}
+
+/** The step's lists and the action types each holds (tests/vectors/README.md). */
+export const LISTS = {
+  decisions: ['forward', 'reject'],
+  fetches: ['fetch'],
+  lookups: ['shared_lookup'],
+  publishes: ['shared_publish'],
+  audits: ['audit'],
+};
+
+/** A `step` as the canonical actions of each of its lists; no step (undefined): all empty. */
+export function canonStep(step, policy) {
+  if (step === undefined) return Object.fromEntries(Object.keys(LISTS).map((k) => [k, []]));
+  return {
+    decisions: step.decisions.map((d) => canonDecision(d, policy)),
+    fetches: step.fetches.map(canonFetch),
+    lookups: step.lookups.map((l) => ({ type: 'shared_lookup', ticket: num(l.ticket), key: l.key })),
+    publishes: step.publishes.map((message) => ({ type: 'shared_publish', message })),
+    audits: step.audits.map(canonAudit),
+  };
+}
+
+/** The expected actions of a step, by the step list each belongs to (same order). */
+export function split(expected) {
+  const known = Object.values(LISTS).flat();
+  for (const a of expected) {
+    if (!known.includes(a.type)) throw new Error(`expected action of unknown type ${a.type}`);
+  }
+  return Object.fromEntries(Object.entries(LISTS).map(([k, types]) => [k, expected.filter((a) => types.includes(a.type))]));
 }

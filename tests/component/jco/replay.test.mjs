@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { canon, credentials, method, num, scheme } from './canon.mjs';
+import { canonStep, credentials, method, num, scheme, split } from './canon.mjs';
 import { edge as edgeIface } from './out/phantom_edge.js';
 
 const { Edge } = edgeIface;
@@ -19,21 +19,22 @@ const files = readdirSync(casesDir).filter((f) => f.endsWith('.json')).sort();
 
 const utf8 = (s) => new TextEncoder().encode(s);
 const headers = (pairs) => pairs.map(([name, value]) => ({ name, value }));
+const pairsOf = (hs) => hs.map((h) => [h.name, h.value]);
 
 function payloadOf(e) {
   if (e && Object.hasOwn(e, 'payload')) return e.payload;
   throw e;
 }
 
+/** [step, result] of a `result<step, edge-error>` call answering a ticket. */
 function ticketResult(call) {
   try {
-    call();
+    return [call(), undefined];
   } catch (e) {
     const p = payloadOf(e);
-    if (p.tag === 'unknown-ticket' || p.tag === 'wrong-ticket-kind') return { error: p.tag.replaceAll('-', '_') };
+    if (p.tag === 'unknown-ticket' || p.tag === 'wrong-ticket-kind') return [undefined, { error: p.tag.replaceAll('-', '_') }];
     throw e;
   }
-  return undefined;
 }
 
 function revocationStatus(e) {
@@ -46,43 +47,41 @@ function revocationStatus(e) {
 
 function revocationResult(call) {
   try {
-    call();
+    return [call(), { ok: true }];
   } catch (e) {
-    return { error: { status: revocationStatus(e) } };
+    return [undefined, { error: { status: revocationStatus(e) } }];
   }
-  return { ok: true };
 }
 
-/** Feeds one input; returns [actions already drained by decide (or undefined), result]. */
-function apply(edge, i, now, inp) {
-  switch (inp.type) {
-    case 'request': {
-      const req = {
-        id: BigInt(inp.id),
-        method: method(inp.method),
-        scheme: scheme(inp.scheme),
-        authority: inp.authority,
-        path: inp.path,
-        ...credentials(inp.headers),
-        clientCertThumbprint: inp.client_cert_thumbprint ?? undefined,
+const request = (r) => ({
+  id: BigInt(r.id),
+  method: method(r.method),
+  scheme: scheme(r.scheme),
+  authority: r.authority,
+  path: r.path,
+  ...credentials(r.headers),
+  clientCertThumbprint: r.client_cert_thumbprint ?? undefined,
+});
+
+const hop = (h) =>
+  h === 'in_process'
+    ? { tag: 'in-process' }
+    : {
+        tag: 'proxy',
+        val: { peer: h.proxy.peer ?? undefined, proto: h.proxy.proto, upstreamAuthority: h.proxy.upstream_authority ?? undefined },
       };
-      // decide (handle-request + drain-actions in one call) on even steps.
-      if (i % 2 === 0) return [edge.decide(now, req), undefined];
-      edge.handleRequest(now, req);
-      return [undefined, undefined];
-    }
-    case 'introspection_response': {
+
+/** Feeds one input; returns [the step it returned (undefined: none), result]. */
+function apply(edge, now, inp) {
+  switch (inp.type) {
+    case 'request':
+      return [edge.handleRequest(now, request(inp)), undefined];
+    case 'fetch_response': {
       const resp = { status: inp.status, headers: headers(inp.headers), body: utf8(inp.body) };
-      return [undefined, ticketResult(() => edge.handleIntrospectionResponse(now, BigInt(inp.ticket), resp))];
+      return ticketResult(() => edge.handleFetch(now, BigInt(inp.ticket), { tag: 'response', val: resp }));
     }
-    case 'introspection_failure':
-      return [undefined, ticketResult(() => edge.handleIntrospectionFailure(now, BigInt(inp.ticket), inp.detail))];
-    case 'jwks':
-      edge.handleJwksResponse(now, utf8(inp.body));
-      return [undefined, undefined];
-    case 'jwks_failure':
-      edge.handleJwksFailure(now, inp.detail);
-      return [undefined, undefined];
+    case 'fetch_failure':
+      return ticketResult(() => edge.handleFetch(now, BigInt(inp.ticket), { tag: 'failure', val: inp.detail }));
     case 'shared_lookup': {
       const r = inp.result;
       let answer;
@@ -90,29 +89,45 @@ function apply(edge, i, now, inp) {
       else if (r === 'error') answer = { tag: 'error' };
       else if (r && typeof r.found === 'string') answer = { tag: 'found', val: r.found };
       else fail(`bad shared_lookup result ${JSON.stringify(r)}`);
-      return [undefined, ticketResult(() => edge.handleSharedLookup(now, BigInt(inp.ticket), answer))];
+      return ticketResult(() => edge.handleSharedLookup(now, BigInt(inp.ticket), answer));
     }
     case 'revocation':
-      return [undefined, revocationResult(() => edge.handleRevocation(now, JSON.stringify(inp.selector), inp.origin))];
-    case 'admin_revocation':
-      try {
-        edge.handleAdminRevocation(now, inp.content_type ?? undefined, inp.authorization ?? undefined, utf8(inp.body));
-        return [undefined, { status: 204 }];
-      } catch (e) {
-        return [undefined, { status: revocationStatus(e) }];
-      }
+      return revocationResult(() => edge.handleRevocation(now, JSON.stringify(inp.selector), inp.origin));
+    case 'admin': {
+      const [answer, step] = edge.handleAdmin(now, {
+        route: inp.route,
+        listener: inp.listener,
+        method: inp.method,
+        authorization: inp.authorization ?? undefined,
+        contentType: inp.content_type ?? undefined,
+        body: utf8(inp.body),
+      });
+      return [step, { status: answer.status, headers: pairsOf(answer.headers), body: answer.body }];
+    }
+    case 'upstream_headers': {
+      const plan = edge.upstreamHeaders(headers(inp.inbound), inp.header_value, hop(inp.hop));
+      return [undefined, { drop: Array.from(plan.drop), set: pairsOf(plan.set) }];
+    }
     case 'security_event':
-      return [undefined, revocationResult(() => edge.handleSecurityEvent(now, inp.set))];
+      return revocationResult(() => edge.handleSecurityEvent(now, inp.set));
     case 'timeout':
-      edge.handleTimeout(now);
-      return [undefined, undefined];
+      return [edge.handleTimeout(now), undefined];
     default:
       fail(`unknown input type ${inp.type}`);
   }
 }
 
+/** Each of the step's lists equals the expected actions of its types, in order. */
+function checkStep(what, expected, step, policy) {
+  const want = split(expected);
+  const got = canonStep(step, policy);
+  for (const k of Object.keys(want)) deepStrictEqual(got[k], want[k], `${what}: ${k} differ`);
+}
+
+const wakeAt = (step) => (step.wakeAt === undefined ? null : num(step.wakeAt));
+
 test('every vector case is present', () => {
-  equal(files.length, 69);
+  equal(files.length, 74);
 });
 
 for (const file of files) {
@@ -121,28 +136,17 @@ for (const file of files) {
     const edge = Edge.create(JSON.stringify(c.config), 'json', [], Buffer.from(c.seed, 'hex'), BigInt(c.start));
     const policy = edge.forwardPolicy();
     try {
-      deepStrictEqual(edge.drainActions().map((a) => canon(a, policy)), c.initial ?? [], 'initial actions differ');
+      const first = edge.initialStep();
+      checkStep('initial', c.initial ?? [], first, policy);
+      let wake = wakeAt(first);
       c.steps.forEach((step, i) => {
         const what = `step ${i} (${step.input.type})`;
-        const now = BigInt(step.now);
-        let [actions, result] = apply(edge, i, now, step.input);
-        if (actions === undefined) {
-          // poll-action and drain-actions must agree: poll-action on odd steps.
-          if (i % 2) {
-            actions = [];
-            for (let a; (a = edge.pollAction()) !== undefined; ) actions.push(a);
-          } else {
-            actions = edge.drainActions();
-          }
-        } else {
-          equal(edge.pollAction(), undefined, `${what}: decide left actions in the queue`);
-        }
-        deepStrictEqual(actions.map((a) => canon(a, policy)), step.expect, `${what}: actions differ`);
+        const [got, result] = apply(edge, BigInt(step.now), step.input);
+        checkStep(what, step.expect, got, policy);
         deepStrictEqual(result, step.result, `${what}: result differs`);
-        if ('timeout' in step) {
-          const t = edge.pollTimeout();
-          deepStrictEqual(t === undefined ? null : num(t), step.timeout, `${what}: poll-timeout differs`);
-        }
+        if (got !== undefined) wake = wakeAt(got);
+        // An input that returned no step changed nothing: the last step's wake-at stands.
+        if ('timeout' in step) deepStrictEqual(wake, step.timeout, `${what}: wake-at differs`);
       });
     } finally {
       edge[Symbol.dispose]();
@@ -190,19 +194,26 @@ test('create: *_env secrets are looked up in the env list, and only there', () =
   const edge = Edge.create(config, 'json', [['AS_SECRET', secret]], seed, BigInt(c.start));
   const policy = edge.forwardPolicy();
   try {
-    deepStrictEqual(edge.drainActions().map((a) => canon(a, policy)), c.initial);
-    edge.handleJwksResponse(BigInt(c.steps[0].now), utf8(c.steps[0].input.body));
-    edge.drainActions();
-    const r = c.steps[1].input;
-    const got = edge.decide(BigInt(c.steps[1].now), {
-      id: BigInt(r.id), method: method(r.method), scheme: scheme(r.scheme), authority: r.authority, path: r.path,
-      ...credentials(r.headers), clientCertThumbprint: undefined,
-    });
-    deepStrictEqual(got.map((a) => canon(a, policy)), c.steps[1].expect);
+    checkStep('initial', c.initial, edge.initialStep(), policy);
+    apply(edge, BigInt(c.steps[0].now), c.steps[0].input);
+    const [got] = apply(edge, BigInt(c.steps[1].now), c.steps[1].input);
+    checkStep('first request', c.steps[1].expect, got, policy);
   } finally {
     edge[Symbol.dispose]();
   }
 });
+
+/** Replays the case's steps through `edge`, comparing each step with `expect(step.expect)`. */
+function replayWith(edge, c, policy, expect) {
+  let kept = 0;
+  c.steps.forEach((step, i) => {
+    const [got] = apply(edge, BigInt(step.now), step.input);
+    const want = expect(step.expect);
+    checkStep(`step ${i} (${step.input.type})`, want, got, policy);
+    kept += want.length;
+  });
+  return kept;
+}
 
 test('set-audit-level leaves out the audit events below it, and can be undone', () => {
   const c = hitCase();
@@ -210,20 +221,15 @@ test('set-audit-level leaves out the audit events below it, and can be undone', 
   const policy = edge.forwardPolicy();
   const atLeastInfo = (expect) => expect.filter((a) => !(a.type === 'audit' && a.level === 'debug'));
   try {
-    deepStrictEqual(edge.drainActions().map((a) => canon(a, policy)), c.initial ?? []);
+    checkStep('initial', c.initial ?? [], edge.initialStep(), policy);
     edge.setAuditLevel('info');
-    let routine = 0;
-    c.steps.forEach((step, i) => {
-      const [decided] = apply(edge, 0, BigInt(step.now), step.input);
-      const actions = (decided ?? edge.drainActions()).map((a) => canon(a, policy));
-      deepStrictEqual(actions, atLeastInfo(step.expect), `step ${i} (${step.input.type})`);
-      routine += step.expect.length - actions.length;
-    });
-    equal(routine > 0, true, 'the case has routine audits to leave out');
+    const all = c.steps.reduce((n, s) => n + s.expect.length, 0);
+    const kept = replayWith(edge, c, policy, atLeastInfo);
+    equal(all - kept > 0, true, 'the case has routine audits to leave out');
     edge.setAuditLevel('debug');
     const hit = c.steps.at(-1);
-    const [again] = apply(edge, 0, BigInt(hit.now), hit.input);
-    deepStrictEqual(again.map((a) => canon(a, policy)), hit.expect);
+    const [again] = apply(edge, BigInt(hit.now), hit.input);
+    checkStep('the hit again', hit.expect, again, policy);
   } finally {
     edge[Symbol.dispose]();
   }
@@ -244,7 +250,7 @@ test('mute-audits and include-token-json leave out just what was asked, and can 
         return rest;
       });
   try {
-    deepStrictEqual(edge.drainActions().map((a) => canon(a, policy)), c.initial ?? []);
+    checkStep('initial', c.initial ?? [], edge.initialStep(), policy);
     let refused;
     try {
       edge.muteAudits(['cache_hit', 'no_such_kind']);
@@ -255,20 +261,17 @@ test('mute-audits and include-token-json leave out just what was asked, and can 
     edge.muteAudits(muted);
     edge.includeTokenJson(false);
     let forwards = 0;
-    c.steps.forEach((step, i) => {
-      const now = BigInt(step.now);
-      const [decided] = apply(edge, 0, now, step.input); // step index 0: requests go through decide
-      const actions = (decided ?? edge.drainActions()).map((a) => canon(a, policy));
-      deepStrictEqual(actions, lean(step.expect), `step ${i} (${step.input.type})`);
-      forwards += actions.filter((a) => a.type === 'forward').length;
+    replayWith(edge, c, policy, (expect) => {
+      forwards += expect.filter((a) => a.type === 'forward').length;
+      return lean(expect);
     });
     equal(forwards, 2, 'the miss and the hit are both forwarded');
     // Undone: the hit again, exactly as the vector has it (claims and cache_hit audit back).
     edge.muteAudits([]);
     edge.includeTokenJson(true);
     const hit = c.steps.at(-1);
-    const [again] = apply(edge, 0, BigInt(hit.now), hit.input);
-    deepStrictEqual(again.map((a) => canon(a, policy)), hit.expect);
+    const [again] = apply(edge, BigInt(hit.now), hit.input);
+    checkStep('the hit again', hit.expect, again, policy);
   } finally {
     edge[Symbol.dispose]();
   }
@@ -279,15 +282,16 @@ test('request.dpop reaches the core: each DPoP header count is told apart', () =
   const c = hitCase();
   const edge = Edge.create(JSON.stringify(c.config), 'json', [], Buffer.from(c.seed, 'hex'), BigInt(c.start));
   try {
-    edge.drainActions();
+    edge.initialStep();
     const seen = (dpop) => {
-      const got = edge.decide(BigInt(c.start), {
+      const got = edge.handleRequest(BigInt(c.start), {
         id: 1n, method: method('GET'), scheme: scheme('https'), authority: 'api.example', path: '/orders/1',
         authorization: ['DPoP opaque-token'], dpop, clientCertThumbprint: undefined,
       });
-      deepStrictEqual(got.map((a) => a.tag), ['audit', 'reject']);
-      equal(got[1].val.reason, 'invalid_dpop_proof');
-      return got[0].val.detail;
+      deepStrictEqual(got.decisions.map((d) => d.tag), ['reject']);
+      equal(got.decisions[0].val.reason, 'invalid_dpop_proof');
+      equal(got.audits.length, 1);
+      return got.audits[0].detail;
     };
     equal(seen([]), 'missing DPoP proof');
     equal(seen(['x.y.z']), 'malformed proof or alg not allowed');
@@ -297,7 +301,7 @@ test('request.dpop reaches the core: each DPoP header count is told apart', () =
   }
 });
 
-test('admin-authorized: none without [admin], true only for its bearer secret', () => {
+test('handle-admin: the metrics route on the app listener needs the [admin] bearer, with one realm', () => {
   const c = hitCase();
   const token = c.config.admin?.token;
   equal(typeof token, 'string', 'the case configures [admin]');
@@ -305,17 +309,43 @@ test('admin-authorized: none without [admin], true only for its bearer secret', 
   const edge = Edge.create(JSON.stringify(c.config), 'json', [], seed, BigInt(c.start));
   const { admin, ...withoutAdmin } = c.config;
   const bare = Edge.create(JSON.stringify(withoutAdmin), 'json', [], seed, BigInt(c.start));
+  const metrics = (e, authorization) =>
+    e.handleAdmin(BigInt(c.start), {
+      route: 'metrics', listener: 'app', method: 'GET', authorization, contentType: undefined, body: new Uint8Array(),
+    })[0];
   try {
-    equal(edge.adminAuthorized(`Bearer ${token}`), true);
-    equal(edge.adminAuthorized(`bearer  ${token} `), true, 'the scheme is case-insensitive');
-    equal(edge.adminAuthorized(`Bearer ${token}x`), false);
-    equal(edge.adminAuthorized('Bearer wrong-secret-0123456789'), false);
-    equal(edge.adminAuthorized(`Basic ${token}`), false);
-    equal(edge.adminAuthorized(undefined), false, 'a missing header is not authorized');
-    equal(bare.adminAuthorized(`Bearer ${token}`), undefined, 'without [admin] there is nothing to check');
-    equal(bare.adminAuthorized(undefined), undefined);
+    for (const [authorization, want] of [
+      [`Bearer ${token}`, 200],
+      [`bearer  ${token} `, 200], // the scheme is case-insensitive
+      [`Bearer ${token}x`, 401],
+      ['Bearer wrong-secret-0123456789', 401],
+      [`Basic ${token}`, 401],
+      [undefined, 401], // a missing header is not authorized
+    ]) {
+      const answer = metrics(edge, authorization);
+      equal(answer.status, want, `metrics with ${authorization}`);
+      const h = Object.fromEntries(pairsOf(answer.headers));
+      if (want === 401) equal(h['www-authenticate'], 'Bearer realm="phantom-edge-admin"');
+      else equal(answer.body.includes('phantom_edge_'), true);
+      // Without [admin] there is nothing to check against: nobody reads the metrics there.
+      equal(metrics(bare, authorization).status, 403);
+    }
   } finally {
     edge[Symbol.dispose]();
     bare[Symbol.dispose]();
   }
+});
+
+test('hop-by-hop-headers: the fixed list and the names a Connection header lists, as read', () => {
+  const got = edgeIface.hopByHopHeaders(
+    headers([
+      ['Connection', 'close, X-Trace'],
+      ['content-type', 'a'],
+      ['x_trace', '1'],
+      ['TE', 'trailers'],
+      ['x-kept', '2'],
+      ['Transfer-Encoding', 'chunked'],
+    ]),
+  );
+  deepStrictEqual(Array.from(got), [0, 2, 3, 5]);
 });

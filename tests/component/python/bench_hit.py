@@ -1,9 +1,10 @@
-"""Per-call cost of a cache-hit `decide` through the component on wasmtime-py.
+"""Per-call cost of a cache-hit `handle-request` through the component on wasmtime-py.
 
-Takes tests/vectors/cases/039-cache-hit.json: JWKS, one miss (introspect) and its RFC 9701
-answer, then times N identical `decide` calls for the same token, each a cache hit answered with
-[audit cache_hit, forward]. Also times two cheap crossings for scale: `poll-timeout`, and
-`poll-action` on an empty queue (whose result type is the whole `action` variant). Prints the median of R rounds in µs per call.
+Takes tests/vectors/cases/039-cache-hit.json: JWKS, one miss (a fetch) and its RFC 9701 answer,
+then times N identical `handle-request` calls for the same token, each a cache hit whose step
+holds [forward] and [audit cache_hit]. Also times two cheap crossings for scale: `fingerprint`,
+and `handle-timeout` with nothing due (whose result is a whole, empty, `step`). Prints the median
+of R rounds in µs per call.
 
     python bench_hit.py <component.wasm> [N] [R]
 """
@@ -29,25 +30,28 @@ def setup(wasm: str):
     inst = rt.instantiate()
     edge = inst.create(json.dumps(case["config"]), "json", [], bytes.fromhex(case["seed"]),
                        case["start"])
-    edge.drain_actions()
-    edge.handle_jwks_response(s[0]["now"], s[0]["input"]["body"].encode())
-    edge.drain_actions()
+    jwks = field(edge.initial_step(), "fetches")[0]
+    ji = s[0]["input"]
+    edge.handle_fetch(s[0]["now"], field(jwks, "ticket"),
+                      http_response(ji["status"], [tuple(h) for h in ji["headers"]],
+                                    ji["body"].encode()))
     r1 = s[1]["input"]
-    miss = edge.decide(s[1]["now"], request(r1["id"], r1["method"], r1["scheme"], r1["authority"],
-                                            r1["path"], [tuple(h) for h in r1["headers"]]))
-    assert [a.tag for a in miss] == ["audit", "introspect"], miss
+    miss = edge.handle_request(s[1]["now"], request(r1["id"], r1["method"], r1["scheme"],
+                                                    r1["authority"], r1["path"],
+                                                    [tuple(h) for h in r1["headers"]]))
+    assert len(field(miss, "fetches")) == 1 and not field(miss, "decisions"), miss
     ir = s[2]["input"]
-    edge.handle_introspection_response(
+    answered = edge.handle_fetch(
         s[2]["now"], ir["ticket"],
         http_response(ir["status"], [tuple(h) for h in ir["headers"]], ir["body"].encode()))
-    assert [a.tag for a in edge.drain_actions()] == ["audit", "audit", "forward"]
+    assert [d.tag for d in field(answered, "decisions")] == ["forward"]
     r = s[3]["input"]
     req = request(r["id"], r["method"], r["scheme"], r["authority"], r["path"],
                   [tuple(h) for h in r["headers"]])
     now = s[3]["now"]
-    hit = edge.decide(now, req)
-    assert [a.tag for a in hit] == ["audit", "forward"], hit
-    assert field(hit[0].payload, "kind") == "cache_hit"
+    hit = edge.handle_request(now, req)
+    assert [d.tag for d in field(hit, "decisions")] == ["forward"], hit
+    assert [field(a, "kind") for a in field(hit, "audits")] == ["cache_hit"]
     return edge, now, req
 
 
@@ -67,15 +71,15 @@ def main() -> None:
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 7
     edge, now, req = setup(wasm)
     for _ in range(2000):  # warm up
-        edge.decide(now, req)
-    hit = per_call_us(lambda: edge.decide(now, req), n, rounds)
-    last = edge.decide(now, req)
-    assert [a.tag for a in last] == ["audit", "forward"], "no longer a cache hit"
-    trivial = per_call_us(edge.poll_timeout, n, rounds)
-    empty = per_call_us(edge.poll_action, n, rounds)
-    print(f"wasmtime-py {version('wasmtime')}: decide cache hit {hit:.2f} µs/call; "
-          f"poll-timeout (-> option<u64>) {trivial:.2f} µs/call; "
-          f"poll-action on an empty queue (-> option<action>) {empty:.2f} µs/call "
+        edge.handle_request(now, req)
+    hit = per_call_us(lambda: edge.handle_request(now, req), n, rounds)
+    last = edge.handle_request(now, req)
+    assert [field(a, "kind") for a in field(last, "audits")] == ["cache_hit"], "no longer a hit"
+    trivial = per_call_us(lambda: edge.fingerprint("tok"), n, rounds)
+    empty = per_call_us(lambda: edge.handle_timeout(now), n, rounds)
+    print(f"wasmtime-py {version('wasmtime')}: handle-request cache hit {hit:.2f} µs/call; "
+          f"fingerprint (-> string) {trivial:.2f} µs/call; "
+          f"handle-timeout with nothing due (-> step) {empty:.2f} µs/call "
           f"(median of {rounds} rounds x {n})")
 
 

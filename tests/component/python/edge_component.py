@@ -1,15 +1,18 @@
 """A thin host for the phantom:edge component on the `wasmtime` PyPI package (component model).
 
 wasmtime-py has no generated bindings for components (`wasmtime.bindgen` is gone): functions are
-looked up by export name (`[static]edge.create`, `[method]edge.decide`, ...), records are plain
-objects whose attributes carry the WIT field names (kebab-case, read with `getattr`), variants
-whose cases cannot be told apart by Python type come back as `Variant(tag, payload)`, and every
-call must be followed by `post_return`.
+looked up by export name (`[static]edge.create`, `[method]edge.handle-request`, ...), records
+are plain objects whose attributes carry the WIT field names (kebab-case, read with `getattr`),
+variants whose cases cannot be told apart by Python type come back as `Variant(tag, payload)`
+(those that can are the bare payload: a `fetch-result` is an `http_response(...)` record or a
+failure string, a `hop` a `proxy_hop(...)` record or None for `in-process`), and every call must
+be followed by `post_return`.
 
     rt = Runtime(path_to_component_wasm)      # compiles once
     inst = rt.instantiate()                   # a fresh Store + instance
     edge = inst.create(config_json, "json", [], seed_bytes, now_ms)  # raises ComponentError
-    actions = edge.decide(now_ms, request(...))
+    step = edge.initial_step()                # what create queued (the JWKS fetch)
+    step = edge.handle_request(now_ms, request(...))   # decisions, fetches, ..., wake-at
 """
 
 from __future__ import annotations
@@ -17,37 +20,33 @@ from __future__ import annotations
 from typing import Any
 
 from wasmtime import Config, Engine, Store, WasiConfig
-from wasmtime.component import Component, Linker, ResourceAny, Variant
+from wasmtime.component import Component, Linker, Record, ResourceAny, Variant
 
-IFACE = "phantom:edge/edge@0.3.0"
+IFACE = "phantom:edge/edge@0.4.0"
 
 METHODS = (
+    "initial-step",
     "handle-request",
-    "decide",
-    "handle-introspection-response",
-    "handle-introspection-failure",
-    "handle-jwks-response",
-    "handle-jwks-failure",
+    "handle-fetch",
     "handle-shared-lookup",
     "handle-revocation",
     "handle-security-event",
-    "handle-admin-revocation",
-    "admin-authorized",
+    "handle-admin",
     "handle-timeout",
-    "poll-action",
-    "drain-actions",
-    "poll-timeout",
-    "forward-policy",
+    "upstream-headers",
     "mute-audits",
+    "set-audit-level",
     "include-token-json",
+    "forward-policy",
     "prometheus",
     "fingerprint",
     "assertion-jwks",
 )
 
 
-class Rec:
-    """A WIT record to pass in: attributes named as the WIT fields (kebab-case allowed)."""
+class Rec(Record):
+    """A WIT record to pass in: attributes named as the WIT fields (kebab-case allowed). A
+    `Record`, so that a variant whose case is a record (`fetch-result`, `hop`) takes it."""
 
     def __init__(self, **fields: Any) -> None:
         for k, v in fields.items():
@@ -83,6 +82,17 @@ def request(id: int, method_: str, scheme_: str, authority: str, path: str,
 
 def http_response(status: int, headers: list[tuple[str, str]], body: bytes) -> Rec:
     return Rec(status=status, headers=[header(n, v) for n, v in headers], body=body)
+
+
+def proxy_hop(peer: str | None, proto: str, upstream_authority: str | None) -> Rec:
+    """The `hop` variant's `proxy` case (its `in-process` case is None)."""
+    return Rec(peer=peer, proto=proto, upstream_authority=upstream_authority)
+
+
+def admin_request(route: str, listener: str, method_: str, authorization: str | None,
+                  content_type: str | None, body: bytes) -> Rec:
+    return Rec(route=route, listener=listener, method=method_, authorization=authorization,
+               content_type=content_type, body=body)
 
 
 def field(rec: Any, name: str) -> Any:
@@ -135,6 +145,7 @@ class Instance:
 
         self._create = func("[static]edge.create")
         self.funcs = {m: func(f"[method]edge.{m}") for m in METHODS}
+        self._hop_by_hop = func("hop-by-hop-headers")
 
     def call(self, f: Any, *args: Any) -> Any:
         try:
@@ -151,10 +162,15 @@ class Instance:
             raise TypeError(f"create returned {r!r}")
         return Edge(self, r)
 
+    def hop_by_hop_headers(self, headers: list[tuple[str, str]]) -> list[int]:
+        """The interface's free function: indexes of the hop-by-hop headers."""
+        return self.call(self._hop_by_hop, [header(n, v) for n, v in headers])
+
 
 class Edge:
-    """The `edge` resource: method names as in WIT with `_` for `-`. `result<_, edge-error>`
-    methods return None or raise ComponentError."""
+    """The `edge` resource: method names as in WIT with `_` for `-`. Every `handle-*` returns
+    its `step` record; `result<step, edge-error>` methods return the step or raise
+    ComponentError, `result<_, edge-error>` ones None or raise."""
 
     def __init__(self, inst: Instance, res: ResourceAny) -> None:
         self._inst = inst
@@ -163,64 +179,52 @@ class Edge:
     def _call(self, method: str, *args: Any) -> Any:
         return self._inst.call(self._inst.funcs[method], self._res, *args)
 
-    def _fallible(self, method: str, *args: Any) -> None:
+    def _fallible(self, method: str, *args: Any) -> Any:
         r = self._call(method, *args)
-        if r is not None:
-            if isinstance(r, Variant):
-                raise ComponentError(r)
-            raise TypeError(f"{method} returned {r!r}")
+        if isinstance(r, Variant):
+            raise ComponentError(r)
+        return r
 
-    def handle_request(self, now_ms: int, req: Rec) -> None:
-        self._call("handle-request", now_ms, req)
+    def initial_step(self) -> Any:
+        return self._call("initial-step")
 
-    def decide(self, now_ms: int, req: Rec) -> list[Variant]:
-        return self._call("decide", now_ms, req)
+    def handle_request(self, now_ms: int, req: Rec) -> Any:
+        return self._call("handle-request", now_ms, req)
 
-    def handle_introspection_response(self, now_ms: int, ticket: int, resp: Rec) -> None:
-        self._fallible("handle-introspection-response", now_ms, ticket, resp)
+    def handle_fetch(self, now_ms: int, ticket: int, result: Rec | str) -> Any:
+        """`result`: an `http_response(...)` (any status) or a failure description."""
+        return self._fallible("handle-fetch", now_ms, ticket, result)
 
-    def handle_introspection_failure(self, now_ms: int, ticket: int, detail: str) -> None:
-        self._fallible("handle-introspection-failure", now_ms, ticket, detail)
+    def handle_shared_lookup(self, now_ms: int, ticket: int, answer: Variant) -> Any:
+        return self._fallible("handle-shared-lookup", now_ms, ticket, answer)
 
-    def handle_jwks_response(self, now_ms: int, body: bytes) -> None:
-        self._call("handle-jwks-response", now_ms, body)
+    def handle_revocation(self, now_ms: int, json_text: str, origin: str) -> Any:
+        return self._fallible("handle-revocation", now_ms, json_text, origin)
 
-    def handle_jwks_failure(self, now_ms: int, detail: str) -> None:
-        self._call("handle-jwks-failure", now_ms, detail)
+    def handle_security_event(self, now_ms: int, set_jwt: str) -> Any:
+        return self._fallible("handle-security-event", now_ms, set_jwt)
 
-    def handle_shared_lookup(self, now_ms: int, ticket: int, answer: Variant) -> None:
-        self._fallible("handle-shared-lookup", now_ms, ticket, answer)
+    def handle_admin(self, now_ms: int, req: Rec) -> tuple[Any, Any]:
+        """(admin-answer, step)."""
+        return self._call("handle-admin", now_ms, req)
 
-    def handle_revocation(self, now_ms: int, json_text: str, origin: str) -> None:
-        self._fallible("handle-revocation", now_ms, json_text, origin)
+    def handle_timeout(self, now_ms: int) -> Any:
+        return self._call("handle-timeout", now_ms)
 
-    def handle_security_event(self, now_ms: int, set_jwt: str) -> None:
-        self._fallible("handle-security-event", now_ms, set_jwt)
-
-    def handle_admin_revocation(self, now_ms: int, content_type: str | None,
-                                authorization: str | None, body: bytes) -> None:
-        self._fallible("handle-admin-revocation", now_ms, content_type, authorization, body)
-
-    def admin_authorized(self, authorization: str | None) -> bool | None:
-        return self._call("admin-authorized", authorization)
-
-    def handle_timeout(self, now_ms: int) -> None:
-        self._call("handle-timeout", now_ms)
-
-    def poll_action(self) -> Variant | None:
-        return self._call("poll-action")
-
-    def drain_actions(self) -> list[Variant]:
-        return self._call("drain-actions")
-
-    def poll_timeout(self) -> int | None:
-        return self._call("poll-timeout")
+    def upstream_headers(self, inbound: list[tuple[str, str]], header_value: str,
+                         hop: Rec | None) -> Any:
+        """`hop`: a `proxy_hop(...)`, or None for `in-process`."""
+        return self._call("upstream-headers", [header(n, v) for n, v in inbound], header_value,
+                          hop)
 
     def forward_policy(self) -> Any:
         return self._call("forward-policy")
 
     def mute_audits(self, kinds: list[str]) -> None:
         self._fallible("mute-audits", kinds)
+
+    def set_audit_level(self, level: str) -> None:
+        self._call("set-audit-level", level)
 
     def include_token_json(self, enabled: bool) -> None:
         self._call("include-token-json", enabled)

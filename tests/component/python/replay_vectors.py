@@ -1,6 +1,7 @@
 """Replays every case in tests/vectors/cases through the phantom:edge WebAssembly component,
 hosted by the `wasmtime` PyPI package. The canonical JSON of each action (tests/vectors/README.md)
-is built here from the WIT values the component returns.
+is built here from the WIT values the component returns, and each `step` a `handle-*` returns is
+compared list by list with the expected actions of its types (tests/vectors/README.md).
 
     python replay_vectors.py <phantom_edge_component.wasm> [cases-dir]
 
@@ -16,18 +17,20 @@ from typing import Any, Callable
 
 from wasmtime.component import Variant
 
-from edge_component import ComponentError, Edge, Runtime, field, http_response, request
+from edge_component import (
+    ComponentError, Edge, Runtime, admin_request, field, http_response, proxy_hop, request,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-EXPECTED_CASES = 69
+EXPECTED_CASES = 74
 
 
-def canon(a: Any, policy: Any) -> dict[str, Any]:
-    """One action as the vectors have it. A forward's header name and strip list come from the
-    edge's `forward-policy` (the vectors carry them per forward, as the core has them)."""
-    if not isinstance(a, Variant):
-        raise AssertionError(f"an action must be a Variant, got {a!r}")
-    t, p = a.tag, a.payload
+def canon_decision(d: Any, policy: Any) -> dict[str, Any]:
+    """One `decision` as the vectors have it. A forward's header name and strip list come from
+    the edge's `forward-policy` (the vectors carry them per forward, as the core has them)."""
+    if not isinstance(d, Variant):
+        raise AssertionError(f"a decision must be a Variant, got {d!r}")
+    t, p = d.tag, d.payload
     if t == "forward":
         out = {
             "type": "forward",
@@ -54,44 +57,77 @@ def canon(a: Any, policy: Any) -> dict[str, Any]:
             "reason": field(p, "reason"),
             "fingerprint": field(p, "fingerprint"),
         }
-    if t == "introspect":
-        return {
-            "type": "introspect",
-            "ticket": field(p, "ticket"),
-            "method": field(p, "method"),
-            "url": field(p, "url"),
-            "headers": [[field(h, "name"), field(h, "value")] for h in field(p, "headers")],
-            "body": field(p, "body"),
-            "timeout_ms": field(p, "timeout-ms"),
-            "fingerprint": field(p, "fingerprint"),
-        }
-    if t == "fetch-jwks":
-        return {"type": "fetch_jwks", "url": p}
-    if t == "shared-lookup":
-        return {"type": "shared_lookup", "ticket": field(p, "ticket"), "key": field(p, "key")}
-    if t == "shared-publish":
-        return {"type": "shared_publish", "message": p}
-    if t == "audit":
-        out = {"type": "audit", "kind": field(p, "kind"), "level": field(p, "level")}
-        for k in ("request_id", "ticket", "fingerprint", "reason", "detail"):
-            v = field(p, k.replace("_", "-"))
-            if v is not None:
-                out[k] = v
-        whole = json.loads(field(p, "json"))
-        if {"type": "audit", **whole} != out:
-            raise AssertionError(f"audit json {field(p, 'json')} disagrees with its fields {out}")
-        return out
-    raise AssertionError(f"unknown action {a!r}")
+    raise AssertionError(f"unknown decision {d!r}")
 
 
-def ticket_result(call: Callable[[], None]) -> Any:
+def canon_fetch(p: Any) -> dict[str, Any]:
+    return {
+        "type": "fetch",
+        "ticket": field(p, "ticket"),
+        "kind": field(p, "kind"),
+        "method": field(p, "method"),
+        "url": field(p, "url"),
+        "headers": [[field(h, "name"), field(h, "value")] for h in field(p, "headers")],
+        "body": field(p, "body"),
+        "timeout_ms": field(p, "timeout-ms"),
+        "max_response_bytes": field(p, "max-response-bytes"),
+        "fingerprint": field(p, "fingerprint"),
+    }
+
+
+def canon_audit(p: Any) -> dict[str, Any]:
+    out = {"type": "audit", "kind": field(p, "kind"), "level": field(p, "level")}
+    for k in ("request_id", "ticket", "fingerprint", "reason", "detail"):
+        v = field(p, k.replace("_", "-"))
+        if v is not None:
+            out[k] = v
+    whole = json.loads(field(p, "json"))
+    if {"type": "audit", **whole} != out:
+        raise AssertionError(f"audit json {field(p, 'json')} disagrees with its fields {out}")
+    return out
+
+
+# The step's lists and the action types each holds (tests/vectors/README.md).
+LISTS = {
+    "decisions": ("forward", "reject"),
+    "fetches": ("fetch",),
+    "lookups": ("shared_lookup",),
+    "publishes": ("shared_publish",),
+    "audits": ("audit",),
+}
+
+
+def canon_step(step: Any, policy: Any) -> dict[str, list[Any]]:
+    """A `step` record as the canonical actions of each of its lists."""
+    return {
+        "decisions": [canon_decision(d, policy) for d in field(step, "decisions")],
+        "fetches": [canon_fetch(f) for f in field(step, "fetches")],
+        "lookups": [{"type": "shared_lookup", "ticket": field(lk, "ticket"),
+                     "key": field(lk, "key")} for lk in field(step, "lookups")],
+        "publishes": [{"type": "shared_publish", "message": m} for m in field(step, "publishes")],
+        "audits": [canon_audit(a) for a in field(step, "audits")],
+    }
+
+
+def split(expected: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The expected actions of a step, by the step list each belongs to (same order)."""
+    known = {t for types in LISTS.values() for t in types}
+    for a in expected:
+        if a["type"] not in known:
+            raise AssertionError(f"expected action of unknown type {a['type']!r}")
+    return {name: [a for a in expected if a["type"] in types] for name, types in LISTS.items()}
+
+
+EMPTY_STEP = None  # an input that returned no step (an error result, upstream-headers)
+
+
+def ticket_result(call: Callable[[], Any]) -> tuple[Any, Any]:
     try:
-        call()
+        return call(), None
     except ComponentError as e:
         if e.tag in ("unknown-ticket", "wrong-ticket-kind"):
-            return {"error": e.tag.replace("-", "_")}
+            return EMPTY_STEP, {"error": e.tag.replace("-", "_")}
         raise
-    return None
 
 
 def revocation_error(e: ComponentError) -> int:
@@ -104,39 +140,33 @@ def revocation_error(e: ComponentError) -> int:
     return status
 
 
-def revocation_result(call: Callable[[], None]) -> Any:
+def revocation_result(call: Callable[[], Any]) -> tuple[Any, Any]:
     try:
-        call()
+        return call(), {"ok": True}
     except ComponentError as e:
-        return {"error": {"status": revocation_error(e)}}
-    return {"ok": True}
+        return EMPTY_STEP, {"error": {"status": revocation_error(e)}}
 
 
-def apply(edge: Edge, i: int, now: int, inp: dict[str, Any]) -> tuple[list[Any] | None, Any]:
-    """Feeds one input. Returns (actions already drained by `decide`, or None; the result)."""
+def hop_of(v: Any) -> Any:
+    if v == "in_process":
+        return None
+    p = v["proxy"]
+    return proxy_hop(p.get("peer"), p["proto"], p.get("upstream_authority"))
+
+
+def apply(edge: Edge, now: int, inp: dict[str, Any]) -> tuple[Any, Any]:
+    """Feeds one input. Returns (the step it returned, or None; the result)."""
     t = inp["type"]
     pairs = lambda k: [(n, v) for n, v in inp[k]]  # noqa: E731
     if t == "request":
         req = request(inp["id"], inp["method"], inp["scheme"], inp["authority"], inp["path"],
                       pairs("headers"), inp.get("client_cert_thumbprint"))
-        # decide (handle-request + drain-actions in one call) on even steps.
-        if i % 2 == 0:
-            return edge.decide(now, req), None
-        edge.handle_request(now, req)
-        return None, None
-    if t == "introspection_response":
+        return edge.handle_request(now, req), None
+    if t == "fetch_response":
         resp = http_response(inp["status"], pairs("headers"), inp["body"].encode())
-        return None, ticket_result(
-            lambda: edge.handle_introspection_response(now, inp["ticket"], resp))
-    if t == "introspection_failure":
-        return None, ticket_result(
-            lambda: edge.handle_introspection_failure(now, inp["ticket"], inp["detail"]))
-    if t == "jwks":
-        edge.handle_jwks_response(now, inp["body"].encode())
-        return None, None
-    if t == "jwks_failure":
-        edge.handle_jwks_failure(now, inp["detail"])
-        return None, None
+        return ticket_result(lambda: edge.handle_fetch(now, inp["ticket"], resp))
+    if t == "fetch_failure":
+        return ticket_result(lambda: edge.handle_fetch(now, inp["ticket"], inp["detail"]))
     if t == "shared_lookup":
         r = inp["result"]
         if r == "not_found":
@@ -147,23 +177,29 @@ def apply(edge: Edge, i: int, now: int, inp: dict[str, Any]) -> tuple[list[Any] 
             answer = Variant("found", r["found"])
         else:
             raise AssertionError(f"bad shared_lookup result {r!r}")
-        return None, ticket_result(lambda: edge.handle_shared_lookup(now, inp["ticket"], answer))
+        return ticket_result(lambda: edge.handle_shared_lookup(now, inp["ticket"], answer))
     if t == "revocation":
         selector = json.dumps(inp["selector"], separators=(",", ":"))
-        return None, revocation_result(
-            lambda: edge.handle_revocation(now, selector, inp["origin"]))
-    if t == "admin_revocation":
-        try:
-            edge.handle_admin_revocation(now, inp.get("content_type"), inp.get("authorization"),
-                                         inp["body"].encode())
-            return None, {"status": 204}
-        except ComponentError as e:
-            return None, {"status": revocation_error(e)}
+        return revocation_result(lambda: edge.handle_revocation(now, selector, inp["origin"]))
+    if t == "admin":
+        answer, step = edge.handle_admin(now, admin_request(
+            inp["route"], inp["listener"], inp["method"], inp.get("authorization"),
+            inp.get("content_type"), inp["body"].encode()))
+        return step, {
+            "status": field(answer, "status"),
+            "headers": [[field(h, "name"), field(h, "value")] for h in field(answer, "headers")],
+            "body": field(answer, "body"),
+        }
+    if t == "upstream_headers":
+        plan = edge.upstream_headers(pairs("inbound"), inp["header_value"], hop_of(inp["hop"]))
+        return EMPTY_STEP, {
+            "drop": list(field(plan, "drop")),
+            "set": [[field(h, "name"), field(h, "value")] for h in field(plan, "set")],
+        }
     if t == "security_event":
-        return None, revocation_result(lambda: edge.handle_security_event(now, inp["set"]))
+        return revocation_result(lambda: edge.handle_security_event(now, inp["set"]))
     if t == "timeout":
-        edge.handle_timeout(now)
-        return None, None
+        return edge.handle_timeout(now), None
     raise AssertionError(f"unknown input type {t}")
 
 
@@ -197,35 +233,40 @@ def check(what: str, expected: Any, actual: Any) -> None:
                              f"{json.dumps(actual, indent=2)}")
 
 
+def check_step(what: str, expected: list[dict[str, Any]], step: Any, policy: Any) -> None:
+    """Each of the step's lists equals the expected actions of its types, in order. No step
+    (an input that returned none): nothing may be expected."""
+    want = split(expected)
+    got = canon_step(step, policy) if step is not None else {name: [] for name in LISTS}
+    for name in LISTS:
+        check(f"{what} {name}", want[name], got[name])
+
+
 def replay(rt: Runtime, case: dict[str, Any]) -> None:
     inst = rt.instantiate()
     edge = inst.create(json.dumps(case["config"]), "json", [], bytes.fromhex(case["seed"]),
                        case["start"])
     policy = edge.forward_policy()
-    check("initial", case.get("initial", []), [canon(a, policy) for a in edge.drain_actions()])
+    first = edge.initial_step()
+    check_step("initial", case.get("initial", []), first, policy)
+    wake_at = field(first, "wake-at")
     for i, step in enumerate(case["steps"]):
         now = step["now"]
         what = f"step {i} ({step['input']['type']})"
-        drained, result = apply(edge, i, now, step["input"])
-        if drained is None:
-            # poll-action and drain-actions must agree: poll-action on odd steps.
-            if i % 2:
-                drained = []
-                while (a := edge.poll_action()) is not None:
-                    drained.append(a)
-            else:
-                drained = edge.drain_actions()
-        elif edge.poll_action() is not None:
-            raise AssertionError(f"{what}: decide left actions in the queue")
-        check(f"{what} actions", step["expect"], [canon(a, policy) for a in drained])
+        got, result = apply(edge, now, step["input"])
+        check_step(what, step["expect"], got, policy)
         check(f"{what} result", step.get("result"), result)
+        if got is not None:
+            wake_at = field(got, "wake-at")
         if "timeout" in step:
-            check(f"{what} poll-timeout", step["timeout"], edge.poll_timeout())
+            # An input that returned no step changed nothing: the last step's wake-at stands.
+            check(f"{what} wake-at", step["timeout"], wake_at)
     edge.drop()
 
 
 def api_checks(rt: Runtime, cases_dir: pathlib.Path) -> None:
-    """Beyond the vectors: create's error results, `env` secrets and `admin-authorized`."""
+    """Beyond the vectors: create's error results, `env` secrets, the metrics route's bearer
+    on the app listener, and `hop-by-hop-headers`."""
     inst = rt.instantiate()
 
     def create_error(*args: Any) -> ComponentError:
@@ -252,28 +293,45 @@ def api_checks(rt: Runtime, cases_dir: pathlib.Path) -> None:
         "config", "authorization_server.client_secret_env"), e
     edge = inst.create(config, "json", [("AS_SECRET", secret)], seed, case["start"])
     policy = edge.forward_policy()
-    check("env: initial", case["initial"], [canon(a, policy) for a in edge.drain_actions()])
+    check_step("env: initial", case["initial"], edge.initial_step(), policy)
     s0, s1 = case["steps"][0], case["steps"][1]
-    edge.handle_jwks_response(s0["now"], s0["input"]["body"].encode())
-    edge.drain_actions()
-    got, _ = apply(edge, 0, s1["now"], s1["input"])
-    check("env: first request", s1["expect"], [canon(a, policy) for a in got])
+    apply(edge, s0["now"], s0["input"])
+    got, _ = apply(edge, s1["now"], s1["input"])
+    check_step("env: first request", s1["expect"], got, policy)
     edge.drop()
 
-    # admin-authorized: none without [admin], true only for its bearer secret.
+    # The metrics route on the app listener: 403 without [admin], 200 only for its bearer
+    # secret, 401 with the one realm otherwise.
     token = case["config"]["admin"]["token"]
     edge = inst.create(json.dumps(case["config"]), "json", [], seed, case["start"])
     bare = inst.create(json.dumps({k: v for k, v in case["config"].items() if k != "admin"}),
                        "json", [], seed, case["start"])
-    for authorization, want in ((f"Bearer {token}", True), (f"bearer  {token} ", True),
-                                (f"Bearer {token}x", False), ("Bearer wrong-0123456789", False),
-                                (f"Basic {token}", False), (None, False)):
-        got = edge.admin_authorized(authorization)
-        assert got is want, f"admin-authorized({authorization!r}) = {got!r}, want {want!r}"
-        got = bare.admin_authorized(authorization)
-        assert got is None, f"admin-authorized({authorization!r}) without [admin] = {got!r}"
+
+    def metrics(e: Edge, authorization: str | None) -> Any:
+        answer, _ = e.handle_admin(case["start"], admin_request(
+            "metrics", "app", "GET", authorization, None, b""))
+        return answer
+
+    for authorization, want in ((f"Bearer {token}", 200), (f"bearer  {token} ", 200),
+                                (f"Bearer {token}x", 401), ("Bearer wrong-0123456789", 401),
+                                (f"Basic {token}", 401), (None, 401)):
+        answer = metrics(edge, authorization)
+        assert field(answer, "status") == want, f"metrics({authorization!r}): {answer!r}"
+        headers = {field(h, "name"): field(h, "value") for h in field(answer, "headers")}
+        if want == 401:
+            assert headers.get("www-authenticate") == 'Bearer realm="phantom-edge-admin"', headers
+        else:
+            assert "phantom_edge_" in field(answer, "body")
+        got = field(metrics(bare, authorization), "status")
+        assert got == 403, f"metrics({authorization!r}) without [admin] = {got!r}"
     edge.drop()
     bare.drop()
+
+    # hop-by-hop-headers: the fixed list and the names a Connection header lists, as read.
+    got = inst.hop_by_hop_headers([("Connection", "close, X-Trace"), ("content-type", "a"),
+                                   ("x_trace", "1"), ("TE", "trailers"), ("x-kept", "2"),
+                                   ("Transfer-Encoding", "chunked")])
+    assert list(got) == [0, 2, 3, 5], got
 
 
 def main() -> int:
@@ -296,7 +354,7 @@ def main() -> int:
         api_checks(rt, cases_dir)
     except Exception as e:  # noqa: BLE001
         api_ok = False
-        print(f"FAIL api checks (create errors, env secrets, admin-authorized): "
+        print(f"FAIL api checks (create errors, env secrets, metrics bearer, hop-by-hop): "
               f"{type(e).__name__}: {e}")
     print(f"component vectors (wasmtime-py): {len(files) - failed}/{len(files)} cases passed; "
           f"api checks {'passed' if api_ok else 'FAILED'}")

@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../../.."
 TARGET=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release -p phantom-edge-component -p phantom-edge-proxy --target wasm32-wasip2
-cargo build -p phantom-gateway
+# --workspace, not -p: the same feature set as `cargo test --workspace`, so wasmtime, cranelift
+# and hyper are compiled once for both (with -p they are compiled a second time).
+cargo build --workspace --bins
 VENV=$TARGET/e2e-venv
 if [ ! -x "$VENV/bin/pytest" ]; then
   python3 -m venv "$VENV"
