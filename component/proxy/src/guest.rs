@@ -6,6 +6,7 @@
 //! outlives the request, so revocation at the authorization server is honoured at once).
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use phantom_edge_core as core;
@@ -23,33 +24,16 @@ wasip2::http::proxy::export!(Proxy);
 
 struct Proxy;
 
-/// Largest answer from the authorization server (introspection or JWKS) the proxy reads
-/// (bytes). Bodies between the client and the upstream are streamed, never held whole.
-const MAX_AS_BODY: usize = 1024 * 1024;
-/// Bytes read from a stream at a time.
+/// Bytes read from a stream at a time. Bodies between the client and the upstream are
+/// streamed, never held whole; an answer of the authorization server is read up to its
+/// fetch's `max_response_bytes`, an operator route's body up to `core::MAX_ADMIN_BODY` + 1.
 const CHUNK: u64 = 64 * 1024;
-/// Largest revocation body (a JSON selector or a SET).
-const MAX_ADMIN_BODY: usize = 64 * 1024;
 /// The revocation route unless `[middleware] revocation_path` says otherwise (as in the Python
 /// and Node middleware).
 const DEFAULT_REVOCATION_PATH: &str = "/_phantom/revocations";
 /// Upstream timeouts: connect, first byte.
 const UPSTREAM_CONNECT: Duration = Duration::from_secs(5);
 const UPSTREAM_FIRST_BYTE: Duration = Duration::from_secs(30);
-/// Headers a proxy must not pass on (RFC 9110 §7.6.1), plus those wasi:http refuses.
-const HOP_BY_HOP: [&str; 11] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "http2-settings",
-];
 struct State {
     edge: core::Edge,
     upstream: Url,
@@ -60,6 +44,8 @@ struct State {
     /// queued for an earlier request (one that ended on an error) must never be taken as a
     /// later request's.
     last_id: u64,
+    /// When the core's timer is due (the last step's `wake_at`).
+    wake_at: Option<u64>,
 }
 
 thread_local! {
@@ -154,6 +140,7 @@ fn load() -> Result<State, String> {
         upstream,
         revocation_path,
         last_id: 0,
+        wake_at: None,
     })
 }
 
@@ -277,6 +264,7 @@ fn read_chunk(stream: &InputStream, deadline: Option<Deadline>) -> Result<Option
     }
 }
 
+/// The body, up to `limit` bytes; a longer one is an error (`too_large`: "answer too large").
 fn read_body(
     body: IncomingBody,
     limit: usize,
@@ -290,7 +278,7 @@ fn read_body(
         while let Some(chunk) = read_chunk(&stream, deadline)? {
             bytes.extend_from_slice(&chunk);
             if bytes.len() > limit {
-                return Err("body too large".into());
+                return Err(format!("answer larger than {limit} bytes"));
             }
         }
     }
@@ -298,12 +286,26 @@ fn read_body(
     Ok(bytes)
 }
 
-/// The whole body of an incoming request, refused beyond `limit` bytes (the revocation route).
-fn request_body(request: IncomingRequest, limit: usize) -> Result<Vec<u8>, String> {
-    request
-        .consume()
-        .map_err(|()| "body".to_owned())
-        .and_then(|b| read_body(b, limit, None))
+/// An operator route's body as read: at most `core::MAX_ADMIN_BODY` + 1 bytes (the core
+/// answers a longer one 413).
+fn admin_body(request: IncomingRequest) -> Result<Vec<u8>, String> {
+    let cap = core::MAX_ADMIN_BODY + 1;
+    let body = request.consume().map_err(|()| "body".to_owned())?;
+    let mut bytes = Vec::new();
+    {
+        let stream = body
+            .stream()
+            .map_err(|()| "body already taken".to_owned())?;
+        while bytes.len() < cap {
+            match read_chunk(&stream, None)? {
+                Some(chunk) => bytes.extend_from_slice(&chunk),
+                None => break,
+            }
+        }
+    }
+    bytes.truncate(cap);
+    drop(IncomingBody::finish(body));
+    Ok(bytes)
 }
 
 /// Why copying a body from one stream to another stopped.
@@ -377,17 +379,21 @@ struct Answer {
     body: Vec<u8>,
 }
 
-/// One call to the authorization server, all of it (connect, request, status and headers, the
-/// whole body) within `timeout`: an answer that trickles in is cut off at the deadline and
-/// reported as a failure, never waited for beyond it.
-fn ask(
-    method: &Method,
-    url: &Url,
-    headers: &[(String, Vec<u8>)],
-    body: &[u8],
-    timeout: Duration,
-) -> Result<Answer, String> {
-    let deadline = Deadline::after(timeout);
+/// One fetch the core asked for, all of it (connect, request, status and headers, the whole
+/// body up to its `max_response_bytes`) within its `timeout_ms`: an answer that trickles in is
+/// cut off at the deadline and reported as a failure, never waited for beyond it.
+fn ask(f: &core::Fetch) -> Result<Answer, String> {
+    let url = Url::parse(&f.url)?;
+    let url = &url;
+    let method = match f.method {
+        "GET" => Method::Get,
+        "POST" => Method::Post,
+        other => Method::Other(other.to_owned()),
+    };
+    let method = &method;
+    let headers = &header_pairs(&f.headers);
+    let body = f.body.as_bytes();
+    let deadline = Deadline::after(Duration::from_millis(f.timeout_ms));
     // The host's own timeouts, as a backstop: none of them bounds the total.
     let ns = deadline.left();
     let path = if url.path.is_empty() { "/" } else { &url.path };
@@ -408,7 +414,7 @@ fn ask(
     let status = resp.status();
     let headers = resp.headers().entries();
     let incoming = resp.consume().map_err(|()| "response body".to_owned())?;
-    let body = read_body(incoming, MAX_AS_BODY, Some(deadline))?;
+    let body = read_body(incoming, f.max_response_bytes, Some(deadline))?;
     Ok(Answer {
         status,
         headers,
@@ -433,97 +439,70 @@ fn log(event: &core::AuditEvent) {
     eprintln!("{}", event.to_json());
 }
 
-/// Carries out the core's I/O until it decides the request `id`.
-fn decide(state: &mut State, id: u64) -> Result<Decision, String> {
+/// The host driver's loop: carries out each step (one fetch at a time: wasi:http blocks) until
+/// the core decides the request `id`.
+fn decide(state: &mut State, id: u64) -> Result<core::Decision, String> {
+    let mut fetches = VecDeque::new();
+    let mut lookups = VecDeque::new();
+    let mut step = take_step(state);
     loop {
-        let Some(action) = state.edge.poll_action() else {
-            return Err("the core queued no decision".into());
-        };
-        match action {
-            core::Action::Forward(f) if f.request_id == id => return Ok(Decision::Forward(f)),
-            core::Action::Reject(r) if r.request_id == id => return Ok(Decision::Reject(r)),
-            core::Action::Forward(_) | core::Action::Reject(_) => {}
-            core::Action::Introspect(i) => {
-                let url = Url::parse(&i.url)?;
-                let timeout = Duration::from_millis(i.timeout_ms);
-                let answer = ask(
-                    &Method::Post,
-                    &url,
-                    &header_pairs(&i.headers),
-                    i.body.as_bytes(),
-                    timeout,
-                );
-                let now = catch_up(state);
-                let fed = match answer {
-                    Ok(a) => {
-                        let hs: Vec<(String, String)> = a
-                            .headers
-                            .iter()
-                            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
-                            .collect();
-                        let pairs: Vec<(&str, &str)> =
-                            hs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-                        let resp = core::HttpResponse {
-                            status: a.status,
-                            headers: &pairs,
-                            body: &a.body,
-                        };
-                        state
-                            .edge
-                            .handle_introspection_response(now, i.ticket, &resp)
-                    }
-                    Err(e) => state.edge.handle_introspection_failure(now, i.ticket, &e),
-                };
-                fed.map_err(|e| e.to_string())?;
-            }
-            core::Action::FetchJwks(j) => {
-                let url = Url::parse(&j.url)?;
-                let t = Duration::from_millis(state.edge.config().timeout_ms());
-                let answer = ask(
-                    &Method::Get,
-                    &url,
-                    &[("accept".into(), b"application/json".to_vec())],
-                    &[],
-                    t,
-                );
-                let now = catch_up(state);
-                match answer {
-                    Ok(a) if a.status == 200 => state.edge.handle_jwks(now, Ok(&a.body)),
-                    Ok(a) => state
-                        .edge
-                        .handle_jwks(now, Err(&format!("status {}", a.status))),
-                    Err(e) => state.edge.handle_jwks(now, Err(&e)),
-                }
-            }
-            core::Action::SharedLookup(l) => {
-                // No shared store in this component: split-token mode fails closed.
-                let now = catch_up(state);
-                state
-                    .edge
-                    .handle_shared_lookup(now, l.ticket, core::LookupResult::Error)
-                    .map_err(|e| e.to_string())?;
-            }
-            core::Action::SharedPublish(_) => {}
-            core::Action::Audit(e) => log(&e),
-            _ => {}
+        step.audits.iter().for_each(log);
+        if let Some(d) = step.decisions.into_iter().find(|d| d.request_id() == id) {
+            return Ok(d);
         }
-        catch_up(state);
+        fetches.extend(step.fetches);
+        lookups.extend(step.lookups);
+        if let Some(f) = fetches.pop_front() {
+            let answer = ask(&f);
+            let now = catch_up(state);
+            let fed = match &answer {
+                Ok(a) => {
+                    let hs: Vec<(String, String)> = a
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+                        .collect();
+                    let pairs: Vec<(&str, &str)> =
+                        hs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                    let resp = core::HttpResponse {
+                        status: a.status,
+                        headers: &pairs,
+                        body: &a.body,
+                    };
+                    state.edge.handle_fetch(now, f.ticket, Ok(&resp))
+                }
+                Err(e) => state.edge.handle_fetch(now, f.ticket, Err(e)),
+            };
+            fed.map_err(|e| e.to_string())?;
+        } else if let Some(l) = lookups.pop_front() {
+            // No shared store in this component: split-token mode fails closed.
+            let now = catch_up(state);
+            state
+                .edge
+                .handle_shared_lookup(now, l.ticket, core::LookupResult::Error)
+                .map_err(|e| e.to_string())?;
+        } else {
+            return Err("the core queued no decision".into());
+        }
+        step = take_step(state);
     }
+}
+
+/// The core's step, remembering when its timer is due.
+fn take_step(state: &mut State) -> core::Step {
+    let step = state.edge.step();
+    state.wake_at = step.wake_at;
+    step
 }
 
 /// Lets the core's timers run up to now (tickets past their deadline end with 503) and returns
 /// now. Called before an answer is fed in, so one that came too late is never accepted.
 fn catch_up(state: &mut State) -> u64 {
     let now = now_ms();
-    if state.edge.poll_timeout().is_some_and(|t| t <= now) {
+    if state.wake_at.is_some_and(|t| t <= now) {
         state.edge.handle_timeout(now);
     }
     now
-}
-
-enum Decision {
-    Forward(core::Forward),
-    Reject(core::Reject),
 }
 
 impl wasip2::exports::http::incoming_handler::Guest for Proxy {
@@ -546,11 +525,13 @@ impl wasip2::exports::http::incoming_handler::Guest for Proxy {
 }
 
 /// The revocation route: a JSON selector with the `[admin]` bearer token, or an RFC 8417 SET;
-/// every check is the core's. It reaches this instance's cache only, which is the whole cache
-/// under hosts that reuse the instance (`jco serve`); under instance-per-request hosts there is
-/// no cache to revoke from, and revocation at the authorization server already applies at once.
+/// answered whole by the core (status, challenge, body limit), on the app's listener. It reaches
+/// this instance's cache only, which is the whole cache under hosts that reuse the instance
+/// (`jco serve`); under instance-per-request hosts there is no cache to revoke from, and
+/// revocation at the authorization server already applies at once.
 fn revoke(
     state: &mut State,
+    method: &str,
     request: IncomingRequest,
     headers: &[(String, String)],
     out: ResponseOutparam,
@@ -561,23 +542,28 @@ fn revoke(
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     };
-    let Ok(body) = request_body(request, MAX_ADMIN_BODY) else {
-        return json_error(out, 413, "invalid_request", "revocation body too large");
+    let Ok(body) = admin_body(request) else {
+        return json_error(out, 400, "invalid_request", "the body could not be read");
     };
-    match state.edge.handle_admin_revocation(
+    let answer = state.edge.handle_admin(
         now_ms(),
-        header("content-type"),
-        header("authorization"),
-        &body,
-    ) {
-        Ok(()) => respond(out, 204, &[], b""),
-        Err(e) => respond(
-            out,
-            e.status(),
-            &[("content-type".into(), b"application/json".to_vec())],
-            e.body().as_bytes(),
-        ),
-    }
+        &core::AdminRequest {
+            route: core::AdminRoute::Revocations,
+            listener: core::Listener::App,
+            method,
+            authorization: header("authorization"),
+            content_type: header("content-type"),
+            body: &body,
+        },
+    );
+    // What the revocation produced: published to nobody (no shared channel here), logged.
+    take_step(state).audits.iter().for_each(log);
+    respond(
+        out,
+        answer.status,
+        &header_pairs(&answer.headers),
+        answer.body.as_bytes(),
+    );
 }
 
 fn method_str(m: &Method) -> &str {
@@ -595,37 +581,41 @@ fn method_str(m: &Method) -> &str {
     }
 }
 
-/// The inbound headers the upstream gets: without hop-by-hop headers, the client's forwarding
-/// headers, the forwarded JWT header and the core's strip list, each also spelt with `_` for
-/// `-`; then the JWT header and this edge's `x-forwarded-host` / `-proto`.
+/// The upstream request's headers: the core's forwarding policy applied to the inbound ones
+/// (kept with their bytes), with the client's authority as the `host` it reads. `host` itself is
+/// not a wasi:http field: the upstream's authority is set on the request instead.
 fn upstream_headers(
+    edge: &core::Edge,
     inbound: Vec<(String, Vec<u8>)>,
+    pairs: &[(&str, &str)],
     forward: &core::Forward,
     authority: &str,
     scheme: &str,
+    upstream_authority: &str,
 ) -> Vec<(String, Vec<u8>)> {
-    let own = core::header_name_as_read(&forward.header_name);
-    let strip: Vec<_> = forward
-        .strip_headers
-        .iter()
-        .map(|h| core::header_name_as_read(h))
-        .collect();
+    let mut read: Vec<(&str, &str)> = pairs.to_vec();
+    read.push(("host", authority));
+    let plan = edge.upstream_headers(
+        &read,
+        &forward.header_value,
+        &core::Hop::Proxy {
+            peer: None,
+            proto: scheme,
+            upstream_authority: Some(upstream_authority),
+        },
+    );
     let mut headers: Vec<(String, Vec<u8>)> = inbound
         .into_iter()
-        .filter(|(n, _)| {
-            let n = core::header_name_as_read(n);
-            !HOP_BY_HOP.contains(&&*n)
-                && !core::FORWARDING_HEADERS.contains(&&*n)
-                && n != own
-                && !strip.contains(&n)
-        })
+        .enumerate()
+        .filter(|(i, _)| plan.drop.binary_search(i).is_err())
+        .map(|(_, h)| h)
         .collect();
-    headers.push((
-        forward.header_name.to_string(),
-        forward.header_value.as_bytes().to_vec(),
-    ));
-    headers.push(("x-forwarded-host".into(), authority.as_bytes().to_vec()));
-    headers.push(("x-forwarded-proto".into(), scheme.as_bytes().to_vec()));
+    headers.extend(
+        plan.set
+            .into_iter()
+            .filter(|(n, _)| n != "host")
+            .map(|(n, v)| (n, v.into_bytes())),
+    );
     headers
 }
 
@@ -665,9 +655,9 @@ fn serve(state: &mut State, request: IncomingRequest, out: ResponseOutparam) {
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    if matches!(method, Method::Post) && state.revocation_path.as_deref() == path.split('?').next()
-    {
-        return revoke(state, request, &headers, out);
+    if state.revocation_path.as_deref() == path.split('?').next() {
+        let method = method_str(&method).to_owned();
+        return revoke(state, &method, request, &headers, out);
     }
     state.last_id += 1;
     let id = state.last_id;
@@ -682,8 +672,8 @@ fn serve(state: &mut State, request: IncomingRequest, out: ResponseOutparam) {
     };
     state.edge.handle_request(now_ms(), &req);
     let forward = match decide(state, id) {
-        Ok(Decision::Forward(f)) => f,
-        Ok(Decision::Reject(r)) => {
+        Ok(core::Decision::Forward(f)) => f,
+        Ok(core::Decision::Reject(r)) => {
             let mut hs = vec![("content-type".to_owned(), b"application/json".to_vec())];
             if let Some(w) = &r.www_authenticate {
                 hs.push(("www-authenticate".into(), w.as_bytes().to_vec()));
@@ -698,7 +688,15 @@ fn serve(state: &mut State, request: IncomingRequest, out: ResponseOutparam) {
             return json_error(out, 503, "temporarily_unavailable", "gateway error");
         }
     };
-    let headers = upstream_headers(raw_headers, &forward, &authority, scheme);
+    let headers = upstream_headers(
+        &state.edge,
+        raw_headers,
+        &pairs,
+        &forward,
+        &authority,
+        scheme,
+        &state.upstream.authority,
+    );
     let target = forward.rewritten_path.as_deref().unwrap_or(&path);
     let full = format!("{}{}", state.upstream.path, target);
     proxy(&method, &state.upstream, &full, &headers, request, out);
@@ -764,11 +762,18 @@ fn proxy(
         Ok(r) => r,
         Err(e) => return bad_gateway(out, &e),
     };
-    let hs: Vec<(String, Vec<u8>)> = resp
-        .headers()
-        .entries()
+    let entries = resp.headers().entries();
+    let text: Vec<(String, String)> = entries
+        .iter()
+        .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
+    let pairs: Vec<(&str, &str)> = text.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let hop = core::hop_by_hop_headers(&pairs);
+    let hs: Vec<(String, Vec<u8>)> = entries
         .into_iter()
-        .filter(|(n, _)| !HOP_BY_HOP.contains(&n.to_ascii_lowercase().as_str()))
+        .enumerate()
+        .filter(|(i, _)| hop.binary_search(i).is_err())
+        .map(|(_, h)| h)
         .collect();
     let Ok(upstream_body) = resp.consume() else {
         return bad_gateway(out, "response body already taken");
