@@ -1,5 +1,7 @@
 //! Python bindings of `phantom-edge-core`: a thin translation layer (pyo3). Every decision is
-//! made by the core; this crate only converts arguments and actions between Rust and Python.
+//! made by the core; this crate only converts arguments and steps between Rust and Python. The
+//! operations are the WIT's (`wit/edge.wit`), in Python's case: every input returns the `Step`
+//! it produced.
 // One small module (`text`) borrows `str` data through the C API; everything else is safe code.
 #![deny(unsafe_code)]
 
@@ -15,7 +17,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use serde_json::Value;
 
 create_exception!(
@@ -63,6 +65,7 @@ fn edge_error(py: Python<'_>, e: &core::EdgeError) -> PyErr {
     let (kind, ticket) = match e {
         core::EdgeError::UnknownTicket(t) => ("unknown_ticket", *t),
         core::EdgeError::WrongTicketKind(t) => ("wrong_ticket_kind", *t),
+        core::EdgeError::Revocation(r) => return revocation_error(py, r),
         _ => ("edge_error", 0),
     };
     let err = EdgeError::new_err(e.to_string());
@@ -259,18 +262,22 @@ fn read_source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<String> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Actions
+// Decisions
 // ---------------------------------------------------------------------------------------------
 
 /// Let the request through: set `header_name: header_value`, strip `strip_headers`.
 ///
-/// Cheap to make: the header strings are shared (immutable `str`, cached per core `Arc`); the
-/// `strip_headers` list, the `fingerprint` and the `token` dict are built when read (the dict
-/// once, from a per-token template, then the same dict on every read of this `Forward`).
+/// Cheap to make and read: the header strings are shared (immutable `str`, cached per core `Arc`,
+/// read as struct members); the `strip_headers` list, the `fingerprint` and the `token` dict are
+/// built when read (the dict once, from a per-token template, then the same dict on every read of
+/// this `Forward`).
 #[pyclass(module = "phantom_edge._native", frozen)]
 pub struct Forward {
     request_id: u64,
+    // `Py` fields of a frozen class are read as struct members (no getter call).
+    #[pyo3(get)]
     header_name: Py<PyString>,
+    #[pyo3(get)]
     header_value: Py<PyString>,
     strip_headers: Arc<[String]>,
     claims: Arc<Claims>,
@@ -293,16 +300,6 @@ impl Forward {
     }
 
     #[getter]
-    fn header_name(&self, py: Python<'_>) -> Py<PyString> {
-        self.header_name.clone_ref(py)
-    }
-
-    #[getter]
-    fn header_value(&self, py: Python<'_>) -> Py<PyString> {
-        self.header_value.clone_ref(py)
-    }
-
-    #[getter]
     fn strip_headers(&self) -> &[String] {
         &self.strip_headers
     }
@@ -310,9 +307,16 @@ impl Forward {
     /// The token's claims (a dict built on first access, then the same dict every time).
     #[getter]
     fn token(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
-        self.token
-            .get_or_try_init(py, || self.claims.fresh_dict(py).map(Bound::unbind))
-            .map(|d| d.clone_ref(py))
+        if let Some(d) = self.token.get(py) {
+            return Ok(d.clone_ref(py));
+        }
+        // Not `get_or_try_init`, which detaches from the interpreter (releases and takes the GIL
+        // again) around every first initialisation: that is once per `Forward`, so per hit. A
+        // read racing this one (the GIL can switch while the dict is built) may set it first;
+        // both then hand out the one that was set.
+        let d = self.claims.fresh_dict(py)?.unbind();
+        let _ = self.token.set(py, d.clone_ref(py));
+        Ok(self.token.get(py).map_or(d, |t| t.clone_ref(py)))
     }
 
     #[getter]
@@ -421,7 +425,7 @@ impl Claims {
 /// Only immutable objects (`str`) or templates that are copied are shared. Bounded:
 /// `CACHE_SLOTS` entries each.
 #[derive(Debug, Default)]
-struct ActionCache {
+struct DecisionCache {
     claims: Vec<Option<Arc<Claims>>>,
     texts: Vec<Option<(Arc<str>, Py<PyString>)>>,
 }
@@ -432,7 +436,7 @@ fn slot(ptr: *const u8) -> usize {
     (ptr as usize >> 4) % CACHE_SLOTS
 }
 
-impl ActionCache {
+impl DecisionCache {
     fn claims(&mut self, info: Arc<core::TokenInfo>) -> Arc<Claims> {
         if self.claims.is_empty() {
             self.claims.resize(CACHE_SLOTS, None);
@@ -476,7 +480,7 @@ pub struct Reject {
     www_authenticate: Option<String>,
     retry_after: Option<u32>,
     body: String,
-    reason: String,
+    reason: &'static str,
     fingerprint: Option<String>,
 }
 
@@ -490,46 +494,81 @@ impl Reject {
     }
 }
 
-/// POST `body` with `headers` to `url`; answer with `Edge.handle_introspection_response`.
-#[pyclass(module = "phantom_edge._native", frozen, get_all)]
-pub struct Introspect {
-    ticket: u64,
-    method: String,
-    url: String,
-    headers: Vec<(String, String)>,
-    body: String,
-    timeout_ms: u64,
-    fingerprint: String,
+/// An HTTP request to send (an introspection or a JWKS fetch): send it as given (no redirects),
+/// read at most `max_response_bytes` of the answer within `timeout_ms`, and feed whatever came
+/// back to `Edge.handle_fetch`, quoting the ticket. Fields are rendered when read.
+#[pyclass(module = "phantom_edge._native", frozen)]
+pub struct Fetch {
+    inner: core::Fetch,
 }
 
-impl std::fmt::Debug for Introspect {
+impl std::fmt::Debug for Fetch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.__repr__())
     }
 }
 
 #[pymethods]
-impl Introspect {
-    /// Hides the body (it holds the token) and the credentials.
+impl Fetch {
+    #[getter]
+    const fn ticket(&self) -> u64 {
+        self.inner.ticket
+    }
+
+    /// `"introspection"` or `"jwks"` (for logs: the core reads the answer).
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.inner.kind.as_str()
+    }
+
+    #[getter]
+    const fn method(&self) -> &'static str {
+        self.inner.method
+    }
+
+    #[getter]
+    fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    #[getter]
+    fn headers(&self) -> Vec<(&str, &str)> {
+        pairs(&self.inner.headers)
+    }
+
+    /// Form-encoded for an introspection (it holds the token: send it, never log it); `""` for
+    /// a GET.
+    #[getter]
+    fn body(&self) -> &str {
+        &self.inner.body
+    }
+
+    #[getter]
+    const fn timeout_ms(&self) -> u64 {
+        self.inner.timeout_ms
+    }
+
+    #[getter]
+    const fn max_response_bytes(&self) -> usize {
+        self.inner.max_response_bytes
+    }
+
+    /// The token's fingerprint (for logs); `None` for a JWKS fetch.
+    #[getter]
+    fn fingerprint(&self) -> Option<String> {
+        self.inner.fingerprint.map(|f| f.hex())
+    }
+
+    /// Hides the body (it holds the token) and the header values (the client credentials).
     fn __repr__(&self) -> String {
         format!(
-            "Introspect(ticket={}, url={:?}, body={{REDACTED}}, fingerprint={:?})",
-            self.ticket, self.url, self.fingerprint
+            "Fetch(ticket={}, kind={:?}, method={:?}, url={:?}, body={{REDACTED}}, fingerprint={:?})",
+            self.inner.ticket,
+            self.inner.kind.as_str(),
+            self.inner.method,
+            self.inner.url,
+            self.inner.fingerprint.map(|f| f.hex())
         )
-    }
-}
-
-/// GET the authorization server's JWKS; answer with `Edge.handle_jwks`.
-#[pyclass(module = "phantom_edge._native", frozen, get_all)]
-#[derive(Debug)]
-pub struct FetchJwks {
-    url: String,
-}
-
-#[pymethods]
-impl FetchJwks {
-    fn __repr__(&self) -> String {
-        format!("FetchJwks(url={:?})", self.url)
     }
 }
 
@@ -545,20 +584,6 @@ pub struct SharedLookup {
 impl SharedLookup {
     fn __repr__(&self) -> String {
         format!("SharedLookup(ticket={}, key={:?})", self.ticket, self.key)
-    }
-}
-
-/// Publish `message` (a JSON selector) to the other instances.
-#[pyclass(module = "phantom_edge._native", frozen, get_all)]
-#[derive(Debug)]
-pub struct SharedPublish {
-    message: String,
-}
-
-#[pymethods]
-impl SharedPublish {
-    fn __repr__(&self) -> String {
-        format!("SharedPublish(message={:?})", self.message)
     }
 }
 
@@ -619,13 +644,13 @@ impl Audit {
     }
 }
 
-fn action_to_py(
+fn decision_to_py(
     py: Python<'_>,
-    cache: &mut ActionCache,
-    action: core::Action,
+    cache: &mut DecisionCache,
+    decision: core::Decision,
 ) -> PyResult<Py<PyAny>> {
-    Ok(match action {
-        core::Action::Forward(f) => Py::new(
+    Ok(match decision {
+        core::Decision::Forward(f) => Py::new(
             py,
             Forward {
                 request_id: f.request_id,
@@ -639,7 +664,7 @@ fn action_to_py(
             },
         )?
         .into_any(),
-        core::Action::Reject(r) => Py::new(
+        core::Decision::Reject(r) => Py::new(
             py,
             Reject {
                 request_id: r.request_id,
@@ -647,43 +672,256 @@ fn action_to_py(
                 www_authenticate: r.www_authenticate,
                 retry_after: r.retry_after,
                 body: r.body,
-                reason: r.reason.as_str().to_owned(),
+                reason: r.reason.as_str(),
                 fingerprint: r.fingerprint.map(|f| f.hex()),
             },
         )?
         .into_any(),
-        core::Action::Introspect(i) => Py::new(
-            py,
-            Introspect {
-                ticket: i.ticket,
-                method: i.method.to_owned(),
-                url: i.url,
-                headers: i.headers,
-                body: i.body,
-                timeout_ms: i.timeout_ms,
-                fingerprint: i.fingerprint.hex(),
-            },
-        )?
-        .into_any(),
-        core::Action::FetchJwks(j) => Py::new(py, FetchJwks { url: j.url })?.into_any(),
-        core::Action::SharedLookup(l) => Py::new(
-            py,
-            SharedLookup {
-                ticket: l.ticket,
-                key: l.key,
-            },
-        )?
-        .into_any(),
-        core::Action::SharedPublish(p) => {
-            Py::new(py, SharedPublish { message: p.message })?.into_any()
-        }
-        core::Action::Audit(event) => Py::new(py, Audit { event })?.into_any(),
-        other => {
-            return Err(PhantomEdgeError::new_err(format!(
-                "action not supported by this binding: {other:?}"
-            )));
-        }
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Step: everything one input produced
+// ---------------------------------------------------------------------------------------------
+
+/// Everything one input produced, by consumer. Carry out all of it: answer the `decisions`,
+/// start the `fetches` and `lookups` (their answers go to `handle_fetch` and
+/// `handle_shared_lookup`), send the `publishes` (JSON revocation selectors) to the other
+/// instances, log the `audits`, and re-arm the one timer for `wake_at` (Unix ms; `None`: nothing
+/// is pending). Within each tuple the order is the core's.
+///
+/// Cheap to make: the decisions are converted at once (a host always reads them), the rest when
+/// read; an empty list is the (shared) empty tuple.
+#[pyclass(module = "phantom_edge._native", frozen)]
+pub struct Step {
+    /// The requests decided now: `Forward` and `Reject` objects (read as a struct member).
+    #[pyo3(get)]
+    decisions: Py<PyTuple>,
+    /// Everything else, when there is anything (a cache hit has only its decision).
+    rest: Option<Box<Rest>>,
+    wake_at: Option<u64>,
+}
+
+/// The non-decision lists of a step, converted when read.
+struct Rest {
+    fetches: Vec<core::Fetch>,
+    lookups: Vec<core::SharedLookup>,
+    publishes: Vec<core::SharedPublish>,
+    audits: Vec<core::AuditEvent>,
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.__repr__())
+    }
+}
+
+impl Step {
+    fn new(py: Python<'_>, cache: &mut DecisionCache, step: core::Step) -> PyResult<Py<Self>> {
+        let decisions = match step.decisions.len() {
+            0 => PyTuple::empty(py),
+            1 => {
+                let d = step
+                    .decisions
+                    .into_iter()
+                    .next()
+                    .map(|d| decision_to_py(py, cache, d));
+                PyTuple::new(py, d.transpose()?)?
+            }
+            _ => PyTuple::new(
+                py,
+                step.decisions
+                    .into_iter()
+                    .map(|d| decision_to_py(py, cache, d))
+                    .collect::<PyResult<Vec<_>>>()?,
+            )?,
+        };
+        let rest = Rest {
+            fetches: step.fetches,
+            lookups: step.lookups,
+            publishes: step.publishes,
+            audits: step.audits,
+        };
+        let empty = rest.fetches.is_empty()
+            && rest.lookups.is_empty()
+            && rest.publishes.is_empty()
+            && rest.audits.is_empty();
+        Py::new(
+            py,
+            Self {
+                decisions: decisions.unbind(),
+                rest: (!empty).then(|| Box::new(rest)),
+                wake_at: step.wake_at,
+            },
+        )
+    }
+
+    /// A step holding just `decision` (the core's `take_decision`: it was the only action).
+    fn one(
+        py: Python<'_>,
+        cache: &mut DecisionCache,
+        decision: core::Decision,
+        wake_at: Option<u64>,
+    ) -> PyResult<Py<Self>> {
+        let d = decision_to_py(py, cache, decision)?;
+        Py::new(
+            py,
+            Self {
+                decisions: PyTuple::new(py, [d])?.unbind(),
+                rest: None,
+                wake_at,
+            },
+        )
+    }
+
+    /// `items` (one list of `rest`) as a tuple of Python objects.
+    fn tuple<'py, T>(
+        py: Python<'py>,
+        items: Option<&[T]>,
+        convert: impl Fn(&T) -> PyResult<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        match items {
+            None | Some([]) => Ok(PyTuple::empty(py)),
+            Some(items) => {
+                PyTuple::new(py, items.iter().map(convert).collect::<PyResult<Vec<_>>>()?)
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Step {
+    /// The HTTP requests to send (`Fetch`).
+    #[getter]
+    fn fetches<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        Self::tuple(py, self.rest.as_ref().map(|r| &*r.fetches), |f| {
+            Py::new(py, Fetch { inner: f.clone() }).map(Py::into_any)
+        })
+    }
+
+    /// The shared-store reads to perform (`SharedLookup`, split-token mode).
+    #[getter]
+    fn lookups<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        Self::tuple(py, self.rest.as_ref().map(|r| &*r.lookups), |l| {
+            let (ticket, key) = (l.ticket, l.key.clone());
+            Py::new(py, SharedLookup { ticket, key }).map(Py::into_any)
+        })
+    }
+
+    /// The revocations to send to the other instances: JSON selectors (never a raw token), fed
+    /// there to `handle_revocation(..., origin="shared")`.
+    #[getter]
+    fn publishes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        Self::tuple(py, self.rest.as_ref().map(|r| &*r.publishes), |p| {
+            Ok(PyString::new(py, &p.message).into_any().unbind())
+        })
+    }
+
+    /// Token-free events to log (`Audit`), each at its `level`.
+    #[getter]
+    fn audits<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        Self::tuple(py, self.rest.as_ref().map(|r| &*r.audits), |a| {
+            Py::new(py, Audit { event: a.clone() }).map(Py::into_any)
+        })
+    }
+
+    /// When (Unix ms) to call `handle_timeout` next; `None`: nothing is pending.
+    #[getter]
+    const fn wake_at(&self) -> Option<u64> {
+        self.wake_at
+    }
+
+    /// The decision (`Forward` or `Reject`) for `request_id`, if this step holds it.
+    fn decision<'py>(&self, py: Python<'py>, request_id: u64) -> Option<Bound<'py, PyAny>> {
+        self.decisions.bind(py).iter().find(|d| {
+            let id = match d.cast::<Forward>() {
+                Ok(f) => f.get().request_id,
+                Err(_) => d.cast::<Reject>().map_or(u64::MAX, |r| r.get().request_id),
+            };
+            id == request_id
+        })
+    }
+
+    /// Whether the step holds anything to do (its `wake_at` may be set either way).
+    fn __bool__(&self, py: Python<'_>) -> bool {
+        self.rest.is_some() || !self.decisions.bind(py).is_empty()
+    }
+
+    fn __repr__(&self) -> String {
+        Python::attach(|py| {
+            let r = self.rest.as_deref();
+            format!(
+                "Step(decisions={}, fetches={}, lookups={}, publishes={}, audits={}, wake_at={:?})",
+                self.decisions.bind(py).len(),
+                r.map_or(0, |r| r.fetches.len()),
+                r.map_or(0, |r| r.lookups.len()),
+                r.map_or(0, |r| r.publishes.len()),
+                r.map_or(0, |r| r.audits.len()),
+                self.wake_at
+            )
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forwarding policy and operator routes
+// ---------------------------------------------------------------------------------------------
+
+/// The forwarding policy's answer for one request: drop the inbound headers at `drop` (indexes,
+/// ascending), keep the others as they are (bytes and order), then append `set` (lowercase names).
+#[pyclass(module = "phantom_edge._native", frozen, get_all)]
+#[derive(Debug)]
+pub struct UpstreamHeaders {
+    drop: Vec<usize>,
+    set: Vec<(String, String)>,
+}
+
+#[pymethods]
+impl UpstreamHeaders {
+    /// Hides the values of `set` (the forwarded JWT).
+    fn __repr__(&self) -> String {
+        let names: Vec<&str> = self.set.iter().map(|(n, _)| n.as_str()).collect();
+        format!("UpstreamHeaders(drop={:?}, set_names={names:?})", self.drop)
+    }
+}
+
+/// The header every `Forward` sets and the inbound headers it strips: constant for an edge.
+#[pyclass(module = "phantom_edge._native", frozen, get_all)]
+#[derive(Debug)]
+pub struct ForwardPolicy {
+    header_name: String,
+    strip_headers: Vec<String>,
+}
+
+#[pymethods]
+impl ForwardPolicy {
+    fn __repr__(&self) -> String {
+        format!(
+            "ForwardPolicy(header_name={:?}, strip_headers={:?})",
+            self.header_name, self.strip_headers
+        )
+    }
+}
+
+/// The answer to an operator route, to write out as it is.
+#[pyclass(module = "phantom_edge._native", frozen, get_all)]
+#[derive(Debug)]
+pub struct AdminAnswer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+#[pymethods]
+impl AdminAnswer {
+    fn __repr__(&self) -> String {
+        format!(
+            "AdminAnswer(status={}, headers={:?}, body_len={})",
+            self.status,
+            self.headers,
+            self.body.len()
+        )
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -696,19 +934,43 @@ fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
 
 /// The phantom-token edge state machine. Each call takes an exclusive borrow: drive it from one
 /// event loop (a concurrent call from another thread raises `RuntimeError`).
+///
+/// Every input (`handle_*`) returns the `Step` it produced; carry it out.
 #[pyclass(module = "phantom_edge._native")]
 #[derive(Debug)]
 pub struct Edge {
     inner: core::Edge,
-    cache: ActionCache,
+    cache: DecisionCache,
 }
 
 /// A request's header list as `str` objects (kept alive while their UTF-8 is borrowed).
 type HeaderObjects<'py> = Vec<(Bound<'py, PyString>, Bound<'py, PyString>)>;
 
+impl Edge {
+    /// Everything queued, as a `Step`.
+    fn step(&mut self, py: Python<'_>) -> PyResult<Py<Step>> {
+        let step = self.inner.step();
+        Step::new(py, &mut self.cache, step)
+    }
+
+    /// `step`, with a fast path for a request decided at once with nothing else queued (a
+    /// cache hit with its routine audit muted): the core hands that decision out alone
+    /// (`take_decision`), which is the whole step, without draining into lists.
+    fn step_after_request(&mut self, py: Python<'_>, id: u64) -> PyResult<Py<Step>> {
+        let decision = match self.inner.take_decision(id) {
+            Some(core::Action::Forward(f)) => core::Decision::Forward(f),
+            Some(core::Action::Reject(r)) => core::Decision::Reject(r),
+            // `None`: anything else is queued (`take_decision` hands out only a decision).
+            _ => return self.step(py),
+        };
+        Step::one(py, &mut self.cache, decision, self.inner.poll_timeout())
+    }
+}
+
 #[pymethods]
 impl Edge {
     /// `seed`: 32 random bytes (default `os.urandom(32)`); `now_ms`: Unix ms (default: now).
+    /// What the constructor queued (the JWKS fetch) comes from `initial_step`.
     #[new]
     #[pyo3(signature = (config, seed = None, now_ms = None))]
     fn new(
@@ -730,15 +992,22 @@ impl Edge {
         };
         Ok(Self {
             inner: core::Edge::new(config.inner.clone(), seed, now_or(now_ms)),
-            cache: ActionCache::default(),
+            cache: DecisionCache::default(),
         })
     }
 
-    /// A client request arrived; drain the actions for its decision (now or later).
+    /// What the constructor queued (the initial JWKS fetch, if any).
+    fn initial_step(&mut self, py: Python<'_>) -> PyResult<Py<Step>> {
+        self.step(py)
+    }
+
+    /// A client request arrived. Its decision is in the returned step at once (a cache hit, a
+    /// refusal) or in the step of a later input (after the I/O this step asks for).
     #[pyo3(signature = (id, method, scheme, authority, path, headers, client_cert_thumbprint = None, now_ms = None))]
     #[allow(clippy::too_many_arguments)]
     fn handle_request(
         &mut self,
+        py: Python<'_>,
         id: u64,
         method: &Bound<'_, PyString>,
         scheme: &Bound<'_, PyString>,
@@ -747,16 +1016,13 @@ impl Edge {
         headers: HeaderObjects<'_>,
         client_cert_thumbprint: Option<&Bound<'_, PyString>>,
         now_ms: Option<u64>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Py<Step>> {
         // Every `str` is read without a copy where the running Python allows it (`text`).
         let (method, scheme) = (text::text(method)?, text::text(scheme)?);
         let (authority, path) = (text::text(authority)?, text::text(path)?);
         let cert = text::opt_text(client_cert_thumbprint)?;
-        let texts = headers
-            .iter()
-            .map(|(n, v)| Ok((text::text(n)?, text::text(v)?)))
-            .collect::<PyResult<Vec<_>>>()?;
-        let h: Vec<(&str, &str)> = texts.iter().map(|(n, v)| (&**n, &**v)).collect();
+        let mut backing = Vec::new();
+        let h = text::pairs(&headers, &mut backing)?;
         let req = core::Request {
             id,
             method: &method,
@@ -767,96 +1033,54 @@ impl Edge {
             client_cert_thumbprint: cert.as_deref(),
         };
         self.inner.handle_request(now_or(now_ms), &req);
-        Ok(())
+        self.step_after_request(py, id)
     }
 
-    /// `handle_request`, then, when the core decided this request at once (a cache hit, or a
-    /// rejection that needs no I/O) and nothing else is left to hand out, that `Forward` or
-    /// `Reject`. Otherwise `None`, and every action (the decision too) waits for `poll_action`
-    /// / `drain_actions` in order. One call instead of two on the hit path (with the routine
-    /// audits muted, since a hit also queues a `cache_hit` audit event).
-    #[pyo3(signature = (id, method, scheme, authority, path, headers, client_cert_thumbprint = None, now_ms = None))]
+    /// The answer to the `Fetch` with `ticket` (an introspection or a JWKS fetch): its `status`,
+    /// `headers` and `body`, whatever the status (the core decides what it means); or
+    /// `failure=` a token-free description of a transport failure (connection refused, TLS,
+    /// timeout, an answer longer than `max_response_bytes`). Raises `EdgeError` for a ticket
+    /// the core never issued (the queue then waits for the next call's step).
+    #[pyo3(signature = (ticket, status = None, headers = None, body = None, *, failure = None, now_ms = None))]
     #[allow(clippy::too_many_arguments)]
-    fn decide(
-        &mut self,
-        py: Python<'_>,
-        id: u64,
-        method: &Bound<'_, PyString>,
-        scheme: &Bound<'_, PyString>,
-        authority: &Bound<'_, PyString>,
-        path: &Bound<'_, PyString>,
-        headers: HeaderObjects<'_>,
-        client_cert_thumbprint: Option<&Bound<'_, PyString>>,
-        now_ms: Option<u64>,
-    ) -> PyResult<Option<Py<PyAny>>> {
-        self.handle_request(
-            id,
-            method,
-            scheme,
-            authority,
-            path,
-            headers,
-            client_cert_thumbprint,
-            now_ms,
-        )?;
-        self.inner
-            .take_decision(id)
-            .map(|a| action_to_py(py, &mut self.cache, a))
-            .transpose()
-    }
-
-    /// The introspection endpoint answered `ticket`. Raises `EdgeError` for a foreign ticket.
-    #[pyo3(signature = (ticket, status, headers, body, now_ms = None))]
-    fn handle_introspection_response(
+    fn handle_fetch(
         &mut self,
         py: Python<'_>,
         ticket: u64,
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: &Bound<'_, PyAny>,
+        status: Option<u16>,
+        headers: Option<Vec<(PyBackedStr, PyBackedStr)>>,
+        body: Option<&Bound<'_, PyAny>>,
+        failure: Option<&str>,
         now_ms: Option<u64>,
-    ) -> PyResult<()> {
-        let body = bytes_of(body)?;
-        let h = pairs(&headers);
-        let resp = core::HttpResponse {
-            status,
-            headers: &h,
-            body: &body,
+    ) -> PyResult<Py<Step>> {
+        let now = now_or(now_ms);
+        let done = match (status, failure) {
+            (Some(status), None) => {
+                let body = body.map(bytes_of).transpose()?.unwrap_or_default();
+                let headers = headers.unwrap_or_default();
+                let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (&**n, &**v)).collect();
+                let resp = core::HttpResponse {
+                    status,
+                    headers: &h,
+                    body: &body,
+                };
+                self.inner.handle_fetch(now, ticket, Ok(&resp))
+            }
+            (None, Some(detail)) if headers.is_none() && body.is_none() => {
+                self.inner.handle_fetch(now, ticket, Err(detail))
+            }
+            _ => {
+                return Err(PyValueError::new_err(
+                    "handle_fetch takes an answer (status, headers, body) or failure=..., not both",
+                ));
+            }
         };
-        self.inner
-            .handle_introspection_response(now_or(now_ms), ticket, &resp)
-            .map_err(|e| edge_error(py, &e))
-    }
-
-    /// Sending the introspection for `ticket` failed (connection refused, TLS, timeout).
-    #[pyo3(signature = (ticket, detail, now_ms = None))]
-    fn handle_introspection_failure(
-        &mut self,
-        py: Python<'_>,
-        ticket: u64,
-        detail: &str,
-        now_ms: Option<u64>,
-    ) -> PyResult<()> {
-        self.inner
-            .handle_introspection_failure(now_or(now_ms), ticket, detail)
-            .map_err(|e| edge_error(py, &e))
-    }
-
-    /// The JWKS fetch answered 200 with `body`.
-    #[pyo3(signature = (body, now_ms = None))]
-    fn handle_jwks(&mut self, body: &Bound<'_, PyAny>, now_ms: Option<u64>) -> PyResult<()> {
-        let body = bytes_of(body)?;
-        self.inner.handle_jwks(now_or(now_ms), Ok(&body));
-        Ok(())
-    }
-
-    /// The JWKS fetch failed.
-    #[pyo3(signature = (detail, now_ms = None))]
-    fn handle_jwks_failure(&mut self, detail: &str, now_ms: Option<u64>) {
-        self.inner.handle_jwks(now_or(now_ms), Err(detail));
+        done.map_err(|e| edge_error(py, &e))?;
+        self.step(py)
     }
 
     /// The shared store answered `ticket`: `value` found, `None` not found, or `error=True`.
+    /// Raises `EdgeError` for a foreign ticket.
     #[pyo3(signature = (ticket, value, error = false, now_ms = None))]
     fn handle_shared_lookup(
         &mut self,
@@ -865,7 +1089,7 @@ impl Edge {
         value: Option<&str>,
         error: bool,
         now_ms: Option<u64>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Py<Step>> {
         let r = if error {
             core::LookupResult::Error
         } else {
@@ -873,7 +1097,8 @@ impl Edge {
         };
         self.inner
             .handle_shared_lookup(now_or(now_ms), ticket, r)
-            .map_err(|e| edge_error(py, &e))
+            .map_err(|e| edge_error(py, &e))?;
+        self.step(py)
     }
 
     /// A revocation as the JSON selector (`str`, `bytes` or `dict`); `origin` is `"local"`
@@ -885,7 +1110,7 @@ impl Edge {
         selector: &Bound<'_, PyAny>,
         origin: &str,
         now_ms: Option<u64>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Py<Step>> {
         let body = if selector.is_instance_of::<PyDict>() {
             json_dumps(selector)?.into_bytes()
         } else {
@@ -895,14 +1120,15 @@ impl Edge {
             "local" => core::Origin::Local,
             "shared" => core::Origin::Shared,
             o => {
-                return Err(PhantomEdgeError::new_err(format!(
+                return Err(PyValueError::new_err(format!(
                     "origin must be \"local\" or \"shared\", not {o:?}"
                 )));
             }
         };
         core::Revocation::from_json(&body)
             .and_then(|r| self.inner.handle_revocation(now_or(now_ms), r, origin))
-            .map_err(|e| revocation_error(py, &e))
+            .map_err(|e| revocation_error(py, &e))?;
+        self.step(py)
     }
 
     /// An RFC 8417 Security Event Token (compact JWT). Raises `RevocationError`.
@@ -912,65 +1138,124 @@ impl Edge {
         py: Python<'_>,
         set: &str,
         now_ms: Option<u64>,
-    ) -> PyResult<()> {
+    ) -> PyResult<Py<Step>> {
         self.inner
             .handle_security_event(now_or(now_ms), set)
-            .map_err(|e| revocation_error(py, &e))
+            .map_err(|e| revocation_error(py, &e))?;
+        self.step(py)
     }
 
-    /// Whether `authorization` (an `Authorization` header value) carries the `[admin]` bearer
-    /// token, for operator-only host routes such as metrics: `None` when no `[admin]` token is
-    /// configured.
-    #[pyo3(signature = (authorization))]
-    fn admin_authorized(&self, authorization: Option<&str>) -> Option<bool> {
-        self.inner.admin_authorized(authorization)
-    }
-
-    /// The revocation route: returns `None` (answer 204) or raises `RevocationError`
-    /// (answer `e.status` with `e.body`).
-    #[pyo3(signature = (content_type, authorization, body, now_ms = None))]
-    fn handle_admin_revocation(
+    /// An operator route, answered whole by the core: `route` is `"revocations"`, `"metrics"`
+    /// or `"jwks"`; `listener` `"operator"` (a listener only operators reach: metrics open) or
+    /// `"app"` (a middleware's routes: metrics need the `[admin]` bearer). `body`: at most
+    /// `MAX_ADMIN_BODY` + 1 bytes as read (a longer one is answered 413). Returns the answer
+    /// (write it out as it is) and the step it produced.
+    #[pyo3(signature = (route, method, *, listener, authorization = None, content_type = None, body = None, now_ms = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn handle_admin(
         &mut self,
         py: Python<'_>,
-        content_type: Option<&str>,
+        route: &str,
+        method: &str,
+        listener: &str,
         authorization: Option<&str>,
-        body: &Bound<'_, PyAny>,
+        content_type: Option<&str>,
+        body: Option<&Bound<'_, PyAny>>,
         now_ms: Option<u64>,
-    ) -> PyResult<()> {
-        let body = bytes_of(body)?;
-        self.inner
-            .handle_admin_revocation(now_or(now_ms), content_type, authorization, &body)
-            .map_err(|e| revocation_error(py, &e))
+    ) -> PyResult<(AdminAnswer, Py<Step>)> {
+        let route = core::AdminRoute::from_name(route).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "route must be \"revocations\", \"metrics\" or \"jwks\", not {route:?}"
+            ))
+        })?;
+        let listener = match listener {
+            "operator" => core::Listener::Operator,
+            "app" => core::Listener::App,
+            l => {
+                return Err(PyValueError::new_err(format!(
+                    "listener must be \"operator\" or \"app\", not {l:?}"
+                )));
+            }
+        };
+        let body = body.map(bytes_of).transpose()?.unwrap_or_default();
+        let answer = self.inner.handle_admin(
+            now_or(now_ms),
+            &core::AdminRequest {
+                route,
+                listener,
+                method,
+                authorization,
+                content_type,
+                body: &body,
+            },
+        );
+        let answer = AdminAnswer {
+            status: answer.status,
+            headers: answer.headers,
+            body: answer.body,
+        };
+        Ok((answer, self.step(py)?))
     }
 
     /// Time passed: expire tickets and sweep bounded sets.
     #[pyo3(signature = (now_ms = None))]
-    fn handle_timeout(&mut self, now_ms: Option<u64>) {
+    fn handle_timeout(&mut self, py: Python<'_>, now_ms: Option<u64>) -> PyResult<Py<Step>> {
         self.inner.handle_timeout(now_or(now_ms));
+        self.step(py)
     }
 
-    /// The next action, or `None`.
-    fn poll_action(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        self.inner
-            .poll_action()
-            .map(|a| action_to_py(py, &mut self.cache, a))
-            .transpose()
+    /// The forwarding policy: how the inbound headers of a forwarded request (`inbound`, in
+    /// order) become the upstream's, `header_value` being the `Forward`'s. `hop="in_process"`
+    /// for a middleware (only the strip list and every spelling of the forwarded header go);
+    /// `hop="proxy"` with `proto` (and `peer`, `upstream_authority`) for a proxy, whose
+    /// forwarding, host and hop-by-hop headers are replaced.
+    #[pyo3(signature = (inbound, header_value, hop = "in_process", *, peer = None, proto = None, upstream_authority = None))]
+    fn upstream_headers(
+        &self,
+        inbound: Vec<(PyBackedStr, PyBackedStr)>,
+        header_value: &str,
+        hop: &str,
+        peer: Option<&str>,
+        proto: Option<&str>,
+        upstream_authority: Option<&str>,
+    ) -> PyResult<UpstreamHeaders> {
+        let hop = match (hop, proto) {
+            ("in_process", None) if peer.is_none() && upstream_authority.is_none() => {
+                core::Hop::InProcess
+            }
+            ("proxy", Some(proto)) => core::Hop::Proxy {
+                peer,
+                proto,
+                upstream_authority,
+            },
+            _ => {
+                return Err(PyValueError::new_err(
+                    "hop must be \"in_process\" (no peer, proto, upstream_authority) or \"proxy\" \
+                     with proto=",
+                ));
+            }
+        };
+        let h: Vec<(&str, &str)> = inbound.iter().map(|(n, v)| (&**n, &**v)).collect();
+        let plan = self.inner.upstream_headers(&h, header_value, &hop);
+        Ok(UpstreamHeaders {
+            drop: plan.drop,
+            set: plan.set,
+        })
     }
 
-    /// Every queued action, in order.
-    fn drain_actions<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let actions = self
-            .inner
-            .drain_actions()
-            .into_iter()
-            .map(|a| action_to_py(py, &mut self.cache, a))
-            .collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, actions)
+    /// The header every `Forward` sets and the inbound headers it strips (also applied by
+    /// `upstream_headers`).
+    fn forward_policy(&self) -> ForwardPolicy {
+        ForwardPolicy {
+            header_name: self.inner.forward_header_name().to_owned(),
+            strip_headers: self.inner.strip_headers().to_vec(),
+        }
     }
 
-    /// Audit kinds (`"cache_hit"`, `"cache_miss"`, ...) that the core no longer queues, e.g. the
-    /// routine ones a logger above DEBUG drops; `[]` queues all again. Decisions and metrics are
-    /// unchanged. Raises `ValueError` for an unknown kind (and then changes nothing).
+    /// Audit kinds (`"cache_hit"`, `"cache_miss"`, ...) that the core no longer produces, e.g.
+    /// the routine ones a logger above DEBUG drops; `[]` produces all again. Decisions and
+    /// metrics are unchanged. Raises `ValueError` for an unknown kind (and then changes
+    /// nothing).
     fn mute_audits(&mut self, kinds: Vec<PyBackedStr>) -> PyResult<()> {
         let kinds = core::AuditKinds::from_names(kinds.iter().map(|k| &**k))
             .map_err(|k| PyValueError::new_err(format!("unknown audit kind {k:?}")))?;
@@ -978,9 +1263,9 @@ impl Edge {
         Ok(())
     }
 
-    /// Audit events below `level` (`"debug"`, `"info"` or `"warn"`) are no longer queued:
+    /// Audit events below `level` (`"debug"`, `"info"` or `"warn"`) are no longer produced:
     /// `"info"` leaves out the routine per-request kinds (hits, misses, introspections,
-    /// forwards), which are then not even built; `"debug"` (the default) queues every level
+    /// forwards), which are then not even built; `"debug"` (the default) produces every level
     /// again. Composes with `mute_audits`. Raises `ValueError` for an unknown level (and then
     /// changes nothing).
     fn set_audit_level(&mut self, level: &str) -> PyResult<()> {
@@ -991,11 +1276,6 @@ impl Edge {
         })?;
         self.inner.set_audit_level(level);
         Ok(())
-    }
-
-    /// When (Unix ms) `handle_timeout` must be called next, if ever.
-    fn poll_timeout(&self) -> Option<u64> {
-        self.inner.poll_timeout()
     }
 
     /// Prometheus text exposition of the counters and sizes.
@@ -1057,6 +1337,30 @@ fn redact_query_tokens(target: &str) -> Option<String> {
     core::redact_query_tokens(target)
 }
 
+/// Indexes (ascending) of the hop-by-hop headers of a message a proxy relays (the upstream's
+/// answer on its way back, too): RFC 9110's list and the names its `Connection` headers list.
+#[pyfunction]
+fn hop_by_hop_headers(headers: Vec<(PyBackedStr, PyBackedStr)>) -> Vec<usize> {
+    let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (&**n, &**v)).collect();
+    core::hop_by_hop_headers(&h)
+}
+
+/// Splits a signed JWT for the split-token pattern (the issuer's side): a dict with
+/// `client_token` (the signature, what the client gets), `store_key`, `store_value` (sealed
+/// under a key derived from the signature: no claims in the store) and `expires_at` (the JWT's
+/// `exp`, Unix s, or None). Raises ValueError for a JWT that is not a compact JWS.
+#[pyfunction]
+#[pyo3(signature = (jwt, key_prefix = core::DEFAULT_SPLIT_KEY_PREFIX))]
+fn split_jwt<'py>(py: Python<'py>, jwt: &str, key_prefix: &str) -> PyResult<Bound<'py, PyDict>> {
+    let s = core::split_jwt(jwt, key_prefix).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let d = PyDict::new(py);
+    d.set_item("client_token", s.client_token)?;
+    d.set_item("store_key", s.store_key)?;
+    d.set_item("store_value", s.store_value)?;
+    d.set_item("expires_at", s.expires_at)?;
+    Ok(d)
+}
+
 /// The native module.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -1065,15 +1369,20 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("RevocationError", py.get_type::<RevocationError>())?;
     m.add("EdgeError", py.get_type::<EdgeError>())?;
+    m.add("MAX_ADMIN_BODY", core::MAX_ADMIN_BODY)?;
     m.add_class::<Config>()?;
     m.add_class::<Edge>()?;
+    m.add_class::<Step>()?;
     m.add_class::<Forward>()?;
     m.add_class::<Reject>()?;
-    m.add_class::<Introspect>()?;
-    m.add_class::<FetchJwks>()?;
+    m.add_class::<Fetch>()?;
     m.add_class::<SharedLookup>()?;
-    m.add_class::<SharedPublish>()?;
     m.add_class::<Audit>()?;
+    m.add_class::<UpstreamHeaders>()?;
+    m.add_class::<ForwardPolicy>()?;
+    m.add_class::<AdminAnswer>()?;
     m.add_function(wrap_pyfunction!(redact_query_tokens, m)?)?;
+    m.add_function(wrap_pyfunction!(hop_by_hop_headers, m)?)?;
+    m.add_function(wrap_pyfunction!(split_jwt, m)?)?;
     Ok(())
 }

@@ -66,10 +66,15 @@ pub(crate) fn text<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Text<'a>> {
 /// HTTP header or path can carry.
 #[cfg(not(windows))]
 pub(crate) fn text<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Text<'a>> {
-    let py = s.py();
-    if !borrowable(py) {
+    if !borrowable(s.py()) {
         return s.extract::<PyBackedStr>().map(Text::Backed);
     }
+    borrow(s).map(Text::Borrowed)
+}
+
+/// The UTF-8 that CPython keeps inside `s`; only when `borrowable`.
+#[cfg(not(windows))]
+fn borrow<'a>(s: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
     let mut size: ffi::Py_ssize_t = 0;
     // SAFETY: `s` is a live `str` (the `Bound` holds a reference and the GIL is held). On
     // success CPython returns a pointer to `size` bytes of valid UTF-8 that the string object
@@ -79,12 +84,35 @@ pub(crate) fn text<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Text<'a>> {
     unsafe {
         let p = PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut size);
         if p.is_null() {
-            return Err(PyErr::fetch(py));
+            return Err(PyErr::fetch(s.py()));
         }
         let len = usize::try_from(size).unwrap_or(0);
         let bytes = std::slice::from_raw_parts(p.cast::<u8>(), len);
-        Ok(Text::Borrowed(std::str::from_utf8_unchecked(bytes)))
+        Ok(std::str::from_utf8_unchecked(bytes))
     }
+}
+
+/// A header list as UTF-8 pairs, in one allocation where the strings can be borrowed; else the
+/// copies are kept in `backing`.
+pub(crate) fn pairs<'a>(
+    headers: &'a [(Bound<'_, PyString>, Bound<'_, PyString>)],
+    backing: &'a mut Vec<(PyBackedStr, PyBackedStr)>,
+) -> PyResult<Vec<(&'a str, &'a str)>> {
+    #[cfg(not(windows))]
+    if let Some((first, _)) = headers.first()
+        && borrowable(first.py())
+    {
+        return headers
+            .iter()
+            .map(|(n, v)| Ok((borrow(n)?, borrow(v)?)))
+            .collect();
+    }
+    *backing = headers
+        .iter()
+        .map(|(n, v)| Ok((n.extract()?, v.extract()?)))
+        .collect::<PyResult<_>>()?;
+    let backing: &'a Vec<_> = backing;
+    Ok(backing.iter().map(|(n, v)| (&**n, &**v)).collect())
 }
 
 /// `Option<str>` as UTF-8.

@@ -17,7 +17,7 @@ from phantom_edge import (
     ConfigError,
     Edge,
     EdgeError,
-    Introspect,
+    Fetch,
     PhantomEdgeError,
     RevocationError,
 )
@@ -144,26 +144,46 @@ def test_config_missing_file(tmp_path):
 def test_edge_errors(env):
     edge = Edge(Config.from_toml(TOML), bytes(32), 1_700_000_000_000)
     with pytest.raises(EdgeError) as e:
-        edge.handle_introspection_failure(99, "x", now_ms=1_700_000_000_000)
+        edge.handle_fetch(99, failure="x", now_ms=1_700_000_000_000)
     assert e.value.kind == "unknown_ticket" and e.value.ticket == 99
-    with pytest.raises(RevocationError) as r:
-        edge.handle_admin_revocation("application/json", "Bearer nope-nope-nope-nope", b"{}")
-    assert r.value.status == 401 and json.loads(r.value.body)["error"] == "unauthorized"
+    with pytest.raises(EdgeError) as e:
+        edge.handle_fetch(99, 200, [], b"{}", now_ms=1_700_000_000_000)
+    assert e.value.kind == "unknown_ticket"
+    for both in ({"status": 200, "failure": "x"}, {}, {"failure": "x", "body": b""}):
+        with pytest.raises(ValueError):
+            edge.handle_fetch(99, **both)
+    # A refused admin revocation is an answer (the core's, with its realm), not an exception.
+    answer, step = edge.handle_admin("revocations", "POST", listener="app",
+                                     content_type="application/json",
+                                     authorization="Bearer nope-nope-nope-nope", body=b"{}")
+    assert answer.status == 401 and json.loads(answer.body)["error"] == "unauthorized"
+    assert ("www-authenticate", 'Bearer realm="phantom-edge-admin"') in answer.headers
+    assert not step
+    with pytest.raises(ValueError):
+        edge.handle_admin("nowhere", "GET", listener="app")
+    with pytest.raises(ValueError):
+        edge.handle_admin("metrics", "GET", listener="public")
     with pytest.raises(RevocationError) as r:
         edge.handle_revocation({"nothing": 1})
     assert r.value.status == 400
+    with pytest.raises(ValueError):
+        edge.handle_revocation({"sub": "alice"}, "elsewhere")  # type: ignore[arg-type]
     with pytest.raises(PhantomEdgeError):
         Edge(Config.from_toml(TOML), b"short")
 
 
-def test_introspect_repr_hides_token(env):
+def test_fetch_repr_hides_token(env):
     edge = Edge(Config.from_toml(TOML))
-    edge.handle_request(1, "GET", "https", "api", "/orders/1", [("authorization", "Bearer sekrit-token")])
-    intro = [a for a in edge.drain_actions() if isinstance(a, Introspect)]
-    assert len(intro) == 1
-    assert "sekrit-token" in intro[0].body
-    assert "sekrit-token" not in repr(intro[0])
-    assert edge.fingerprint("sekrit-token") == intro[0].fingerprint
+    step = edge.handle_request(1, "GET", "https", "api", "/orders/1", [("authorization", "Bearer sekrit-token")])
+    assert len(step.fetches) == 1
+    fetch = step.fetches[0]
+    assert isinstance(fetch, Fetch) and fetch.kind == "introspection" and fetch.method == "POST"
+    assert "sekrit-token" in fetch.body
+    assert "sekrit-token" not in repr(fetch)
+    assert "gateway-secret" not in repr(fetch) and "content-type" in dict(fetch.headers)
+    assert edge.fingerprint("sekrit-token") == fetch.fingerprint
+    assert fetch.max_response_bytes > 0 and fetch.timeout_ms == 250
+    assert step.wake_at is not None  # the ticket's deadline
 
 
 def test_forward_objects_are_fresh_per_decision(env):
@@ -172,21 +192,19 @@ def test_forward_objects_are_fresh_per_decision(env):
     from phantom_edge import Audit, Forward
 
     edge = Edge(Config.from_toml(TOML))
-    edge.handle_request(1, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
-    intro = [a for a in edge.drain_actions() if isinstance(a, Introspect)][0]
-    edge.handle_introspection_response(intro.ticket, 200, [("content-type", "application/json")],
-                                       json.dumps(_active()))
-    first = [a for a in edge.drain_actions() if isinstance(a, Forward)][0]
+    step = edge.handle_request(1, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
+    step = edge.handle_fetch(step.fetches[0].ticket, 200, [("content-type", "application/json")],
+                             json.dumps(_active()))
+    (first,) = step.decisions
 
     def hit(rid):
-        edge.handle_request(rid, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
-        actions = edge.drain_actions()
-        assert type(actions) is list
-        return actions
+        step = edge.handle_request(rid, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
+        assert type(step.decisions) is tuple and step.decisions is step.decisions
+        return step
 
     a1, a2 = hit(2), hit(3)
-    f1 = [a for a in a1 if isinstance(a, Forward)][0]
-    f2 = [a for a in a2 if isinstance(a, Forward)][0]
+    (f1,), (f2,) = a1.decisions, a2.decisions
+    assert isinstance(f1, Forward) and a1.decision(2) is f1 and a1.decision(3) is None
     assert f1.token is f1.token  # one dict per Forward
     assert list(f1.token) == sorted(f1.token)  # serde_json's key order, as before
     assert f1.token == f2.token == first.token
@@ -196,84 +214,80 @@ def test_forward_objects_are_fresh_per_decision(env):
     f1.token["aud"].append("x")
     assert f2.token["sub"] == "alice" and f2.token["scopes"] == ["orders:read"]
     assert "x" not in f2.token["aud"]
-    assert [a for a in hit(4) if isinstance(a, Forward)][0].token == first.token
+    assert hit(4).decisions[0].token == first.token
     assert f1.header_name == "authorization" and f1.header_value == f2.header_value
     assert f1.header_value.startswith("Bearer ") and "tok-1" not in f1.header_value
     assert f1.strip_headers == ["authorization", "dpop", "x-original-url", "x-rewrite-url"]
     assert f1.strip_headers is not f1.strip_headers
     assert f1.fingerprint == edge.fingerprint("tok-1") and f1.request_id == 2
-    audits = [a for a in a1 if isinstance(a, Audit)]
-    assert audits and audits[0].request_id == 2 and audits[0].fingerprint == f1.fingerprint
+    audits = a1.audits
+    assert audits and isinstance(audits[0], Audit) and audits[0].request_id == 2 and audits[0].fingerprint == f1.fingerprint
     assert json.loads(audits[0].to_json())["kind"] == audits[0].kind
     assert repr(audits[0]) == f"Audit({audits[0].to_json()})"
     assert "tok-1" not in repr(f1) and "tok-1" not in audits[0].to_json()
 
 
-def test_mute_audits_skips_kinds_and_can_be_undone(env):
-    from phantom_edge import Audit, Forward
+def _kinds(step):
+    """A step's contents, by list: audit kinds, then decision types, then fetch kinds."""
+    return ([a.kind for a in step.audits] + [type(d).__name__ for d in step.decisions]
+            + [f"Fetch:{f.kind}" for f in step.fetches])
 
-    edge = Edge(Config.from_toml(TOML))
-    edge.drain_actions()
+
+def _hit_edge(**kwargs):
+    """An edge with tok-1 cached (its introspection answered active)."""
+    edge = Edge(Config.from_toml(TOML), **kwargs)
+    assert _kinds(edge.initial_step()) == []
+    step = edge.handle_request(1, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
+    assert _kinds(step) == ["cache_miss", "Fetch:introspection"]
+    step = edge.handle_fetch(step.fetches[0].ticket, 200, [("content-type", "application/json")],
+                             json.dumps(_active()))
+    assert "Forward" in _kinds(step)
+    return edge
+
+
+def test_mute_audits_skips_kinds_and_can_be_undone(env):
+    from phantom_edge import Forward
+
+    edge = _hit_edge()
     with pytest.raises(ValueError, match="no_such_kind"):
         edge.mute_audits(["cache_hit", "no_such_kind"])
-    edge.handle_request(1, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
-    intro = [a for a in edge.drain_actions() if isinstance(a, Introspect)][0]
-    edge.handle_introspection_response(intro.ticket, 200, [("content-type", "application/json")],
-                                       json.dumps(_active()))
-    edge.drain_actions()
 
-    def hit(rid, poll=False):
-        edge.handle_request(rid, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
-        if not poll:
-            return edge.drain_actions()
-        out = []
-        while (a := edge.poll_action()) is not None:
-            out.append(a)
-        return out
+    def hit(rid):
+        return edge.handle_request(rid, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
 
-    kinds = lambda acts: [a.kind if isinstance(a, Audit) else type(a).__name__ for a in acts]  # noqa: E731
-    assert kinds(hit(2)) == ["cache_hit", "Forward"]  # the refused call changed nothing
+    assert _kinds(hit(2)) == ["cache_hit", "Forward"]  # the refused call changed nothing
     edge.mute_audits(["cache_hit"])
-    assert kinds(hit(3)) == ["Forward"]
-    assert kinds(hit(4, poll=True)) == ["Forward"]
-    assert isinstance(hit(5)[0], Forward)
+    assert _kinds(hit(3)) == ["Forward"]
+    step = hit(4)
+    assert _kinds(step) == ["Forward"] and step.audits == ()
+    assert isinstance(hit(5).decisions[0], Forward)
     assert "phantom_edge_cache_hits_total 4" in edge.prometheus()  # still counted
     edge.mute_audits([])
-    assert kinds(hit(6, poll=True)) == ["cache_hit", "Forward"]
+    assert _kinds(hit(6)) == ["cache_hit", "Forward"]
 
 
 def test_audit_level_leaves_out_lower_levels_and_composes_with_mute_audits(env):
-    from phantom_edge import Audit
-
     edge = Edge(Config.from_toml(TOML))
-    edge.drain_actions()
+    edge.initial_step()
     with pytest.raises(ValueError, match="verbose"):
         edge.set_audit_level("verbose")
     tok = [("authorization", "Bearer tok-1")]
-    edge.handle_request(1, "GET", "https", "api", "/orders/1", tok)
-    acts = edge.drain_actions()
-    assert [(a.kind, a.level) for a in acts if isinstance(a, Audit)] == [("cache_miss", "debug")]
-    assert json.loads(acts[0].to_json())["level"] == "debug"
-    edge.handle_introspection_response(acts[1].ticket, 200, [("content-type", "application/json")],
-                                       json.dumps(_active()))
-    edge.drain_actions()
-    kinds = lambda acts: [a.kind if isinstance(a, Audit) else type(a).__name__ for a in acts]  # noqa: E731
+    step = edge.handle_request(1, "GET", "https", "api", "/orders/1", tok)
+    assert [(a.kind, a.level) for a in step.audits] == [("cache_miss", "debug")]
+    assert json.loads(step.audits[0].to_json())["level"] == "debug"
+    edge.handle_fetch(step.fetches[0].ticket, 200, [("content-type", "application/json")],
+                      json.dumps(_active()))
 
     edge.set_audit_level("info")  # the refused call above changed nothing until now
-    edge.handle_request(2, "GET", "https", "api", "/orders/1", tok)
-    assert kinds(edge.drain_actions()) == ["Forward"]
-    edge.handle_request(3, "GET", "https", "api", "/orders/1", [])
-    acts = edge.drain_actions()
-    assert kinds(acts) == ["rejected", "Reject"] and acts[0].level == "info"
+    assert _kinds(edge.handle_request(2, "GET", "https", "api", "/orders/1", tok)) == ["Forward"]
+    step = edge.handle_request(3, "GET", "https", "api", "/orders/1", [])
+    assert _kinds(step) == ["rejected", "Reject"] and step.audits[0].level == "info"
     edge.mute_audits(["rejected"])
-    edge.handle_request(4, "GET", "https", "api", "/orders/1", [])
-    assert kinds(edge.drain_actions()) == ["Reject"]
+    assert _kinds(edge.handle_request(4, "GET", "https", "api", "/orders/1", [])) == ["Reject"]
     edge.set_audit_level("debug")  # the muted kind stays muted
-    edge.handle_request(5, "GET", "https", "api", "/orders/1", [])
-    assert kinds(edge.drain_actions()) == ["Reject"]
-    edge.handle_request(6, "GET", "https", "api", "/orders/1", tok)
-    assert kinds(edge.drain_actions()) == ["cache_hit", "Forward"]
-
+    assert _kinds(edge.handle_request(5, "GET", "https", "api", "/orders/1", [])) == ["Reject"]
+    step = edge.handle_request(6, "GET", "https", "api", "/orders/1", tok)
+    assert _kinds(step) == ["cache_hit", "Forward"]
 
 async def test_async_edge_logs_audits_at_their_level_and_builds_only_those(env):
     import logging
@@ -318,65 +332,110 @@ async def test_async_edge_logs_audits_at_their_level_and_builds_only_those(env):
     await http.aclose()
 
 
-def test_decide_returns_immediate_decisions_and_keeps_order(env):
-    from phantom_edge import Audit, Forward, Reject
+def test_every_input_returns_its_whole_step(env):
+    """Each input hands out everything it produced (the one-decision fast path of a muted hit
+    included), by consumer; nothing waits in a queue for a later call."""
+    from phantom_edge import Forward, Reject, Step
 
-    edge = Edge(Config.from_toml(TOML))
-    edge.drain_actions()
+    edge = _hit_edge()
     tok = [("authorization", "Bearer tok-1")]
-    kinds = lambda acts: [a.kind if isinstance(a, Audit) else type(a).__name__ for a in acts]  # noqa: E731
 
-    # A miss needs I/O: no decision; every action (audit, introspection) is still handed out.
-    assert edge.decide(1, "GET", "https", "api", "/orders/1", tok) is None
-    acts = edge.drain_actions()
-    assert kinds(acts) == ["cache_miss", "Introspect"]
-    edge.handle_introspection_response(acts[1].ticket, 200, [("content-type", "application/json")],
-                                       json.dumps(_active()))
-    edge.drain_actions()
+    # A hit with the routine audit on: the audit and the Forward in one step.
+    step = edge.handle_request(2, "GET", "https", "api", "/orders/1", tok)
+    assert isinstance(step, Step) and _kinds(step) == ["cache_hit", "Forward"]
+    assert step.decision(2) is step.decisions[0] and step.decisions[0].request_id == 2
+    assert step and step.fetches == () and step.lookups == () and step.publishes == ()
 
-    # A hit with the routine audit on: two actions queued, so no decision is returned, and the
-    # audit and the Forward come out in order from poll_action.
-    assert edge.decide(2, "GET", "https", "api", "/orders/1", tok) is None
-    first, second = edge.poll_action(), edge.poll_action()
-    assert kinds([first, second]) == ["cache_hit", "Forward"] and second.request_id == 2
-    assert edge.poll_action() is None
-
+    # Muted: the Forward alone (the fast path); the same step a drained queue would give.
     edge.mute_audits(["cache_hit"])
-    f = edge.decide(3, "GET", "https", "api", "/orders/1", tok)
+    step = edge.handle_request(3, "GET", "https", "api", "/orders/1", tok)
+    f = step.decision(3)
     assert isinstance(f, Forward) and f.request_id == 3 and f.token["sub"] == "alice"
-    assert f.header_value.startswith("Bearer ey") and edge.drain_actions() == []
+    assert f.header_value.startswith("Bearer ey") and _kinds(step) == ["Forward"]
+    assert step.wake_at is None and "decisions=1" in repr(step)
 
-    # A rejection queues a `rejected` audit with it: no decision, both handed out in order.
-    assert edge.decide(4, "GET", "https", "api", "/orders/1", []) is None
-    assert kinds(edge.drain_actions()) == ["rejected", "Reject"]
-    # With that audit muted too, rejections without I/O come back at once, as the core made them.
+    # A rejection with its audit; then muted, alone, as the core made it.
+    assert _kinds(edge.handle_request(4, "GET", "https", "api", "/orders/1", [])) == ["rejected", "Reject"]
     edge.mute_audits(["cache_hit", "rejected"])
-    r = edge.decide(4, "GET", "https", "api", "/orders/1", [])
+    r = edge.handle_request(4, "GET", "https", "api", "/orders/1", []).decision(4)
     assert isinstance(r, Reject) and r.status == 401 and r.www_authenticate.startswith("Bearer")
-    r = edge.decide(5, "GET", "https", "api", "/orders/1", tok + [("Authorization", "Bearer x")])
-    assert isinstance(r, Reject) and r.status == 400
-    assert edge.decide(6, "GET", "https", "api", "/nowhere", tok).status == 404
+    r = edge.handle_request(5, "GET", "https", "api", "/orders/1", tok + [("Authorization", "Bearer x")])
+    assert r.decisions[0].status == 400
+    assert edge.handle_request(6, "GET", "https", "api", "/nowhere", tok).decisions[0].status == 404
 
-    # Queued actions of earlier calls are handed out first, and then decide stays out of the way.
-    edge.handle_request(7, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-2")])
-    assert edge.decide(8, "GET", "https", "api", "/orders/1", tok) is None
-    assert kinds(edge.drain_actions()) == ["cache_miss", "Introspect", "Forward"]
+    # A miss: its audit and fetch now, the decision in the step of the answer (with a hit decided
+    # meanwhile in its own step).
+    miss = edge.handle_request(7, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-2")])
+    assert _kinds(miss) == ["cache_miss", "Fetch:introspection"] and miss.decision(7) is None
+    assert miss.wake_at is not None  # the ticket's deadline
+    assert _kinds(edge.handle_request(8, "GET", "https", "api", "/orders/1", tok)) == ["Forward"]
+    answered = edge.handle_fetch(miss.fetches[0].ticket, 200, [("content-type", "application/json")],
+                                 json.dumps(_active()))
+    assert [d.request_id for d in answered.decisions] == [7] and answered.wake_at is None
+    assert not edge.handle_timeout()
+
+
+def test_forwarding_policy_and_admin_routes_are_the_cores(env):
+    """upstream_headers (in process and proxy), hop_by_hop_headers, forward_policy and the admin
+    routes on both listeners, through the binding."""
+    import phantom_edge
+
+    edge = _hit_edge()
+    policy = edge.forward_policy()
+    assert policy.header_name == "authorization" and "dpop" in policy.strip_headers
+    inbound = [("Host", "api"), ("Authorization", "Bearer opaque"), ("X_Original_URL", "/admin"),
+               ("x-forwarded-for", "10.0.0.1"), ("Connection", "x-secret"), ("x-secret", "1"),
+               ("accept", "*/*")]
+    plan = edge.upstream_headers(inbound, "Bearer ey.jwt")
+    assert plan.drop == [1, 2] and plan.set == [("authorization", "Bearer ey.jwt")]
+    assert "ey.jwt" not in repr(plan)
+    plan = edge.upstream_headers(inbound, "Bearer ey.jwt", "proxy", peer="192.0.2.1", proto="https")
+    assert plan.drop == [0, 1, 2, 3, 4, 5]
+    assert ("x-forwarded-for", "10.0.0.1, 192.0.2.1") in plan.set
+    with pytest.raises(ValueError):
+        edge.upstream_headers(inbound, "v", "proxy")  # a proxy hop needs its proto
+    with pytest.raises(ValueError):
+        edge.upstream_headers(inbound, "v", "in_process", peer="192.0.2.1")
+    assert phantom_edge.hop_by_hop_headers([("Connection", "x-a"), ("x-a", "1"), ("te", "t"), ("b", "2")]) == [0, 1, 2]
+
+    admin = "Bearer admin-secret-0123456789"
+    answer, step = edge.handle_admin("metrics", "GET", listener="app")
+    assert answer.status == 401 and not step
+    answer, _ = edge.handle_admin("metrics", "GET", listener="operator")
+    assert answer.status == 200 and "phantom_edge_requests_total 1" in answer.body
+    answer, _ = edge.handle_admin("metrics", "POST", listener="app", authorization=admin)
+    assert answer.status == 405 and ("allow", "GET, HEAD") in answer.headers
+    answer, _ = edge.handle_admin("jwks", "GET", listener="app")
+    assert answer.status == 200 and json.loads(answer.body)["keys"][0]["kid"] == "edge-1"
+    too_big = b"x" * (phantom_edge.MAX_ADMIN_BODY + 1)
+    answer, _ = edge.handle_admin("revocations", "POST", listener="app", authorization=admin,
+                                  content_type="application/json", body=too_big)
+    assert answer.status == 413
+    answer, step = edge.handle_admin("revocations", "POST", listener="app", authorization=admin,
+                                     content_type="application/json", body='{"sub": "alice"}')
+    assert (answer.status, answer.body) == (204, "")
+    assert [a.kind for a in step.audits] == ["revoked"] and json.loads(step.publishes[0])["sub"] == "alice"
+    assert step.wake_at is not None  # the revocation's sweep
+    step = edge.handle_request(9, "GET", "https", "api", "/orders/1", [("authorization", "Bearer tok-1")])
+    assert step.decisions[0].reason == "revoked"
 
 
 def test_request_strings_are_read_exactly(env):
     """Non-ASCII text is read and decided by the core; a str no header can carry is refused cleanly
     (nothing reaches the core)."""
     edge = Edge(Config.from_toml(TOML))
-    edge.drain_actions()
+    edge.initial_step()
     edge.mute_audits(["rejected"])
     # U+00E9 in the path: no route for it, and the 404 is the core's answer (not a decode error).
-    r = edge.decide(1, "GET", "https", "api", "/caf\u00e9", [("authorization", "Bearer t")])
-    assert r.status == 404
+    r = edge.handle_request(1, "GET", "https", "api", "/caf\u00e9", [("authorization", "Bearer t")])
+    assert r.decisions[0].status == 404
     with pytest.raises(UnicodeEncodeError):
-        edge.decide(2, "GET", "https", "api", "/orders/\udc80", [("authorization", "Bearer t")])
+        edge.handle_request(2, "GET", "https", "api", "/orders/\udc80", [("authorization", "Bearer t")])
+    with pytest.raises(UnicodeEncodeError):
+        edge.handle_request(2, "GET", "https", "api", "/orders/1", [("authorization", "Bearer \udc80")])
     with pytest.raises(TypeError):
-        edge.decide(3, "GET", "https", "api", "/orders/1", [("authorization", b"Bearer t")])
-    assert edge.drain_actions() == []  # nothing reached the core from the refused calls
+        edge.handle_request(3, "GET", "https", "api", "/orders/1", [("authorization", b"Bearer t")])
+    assert not edge.handle_timeout()  # nothing reached the core from the refused calls
     assert "phantom_edge_requests_total 1" in edge.prometheus()
 
 
@@ -446,11 +505,11 @@ def test_edge_usable_from_another_thread(env):
 
     edge = Edge(Config.from_toml(TOML))
     out = []
-    t = threading.Thread(target=lambda: (edge.handle_request(1, "GET", "https", "a", "/orders/1", []),
-                                         out.extend(edge.drain_actions())))
+    t = threading.Thread(target=lambda: out.append(
+        edge.handle_request(1, "GET", "https", "a", "/orders/1", [])))
     t.start()
     t.join()
-    assert [type(a).__name__ for a in out] == ["Audit", "Reject"]
+    assert _kinds(out[0]) == ["rejected", "Reject"]
 
 
 async def test_middleware_paths_from_config_section(env):
@@ -546,7 +605,9 @@ async def test_async_edge_decision_at_once_rearms_an_idle_timer(env):
         d = await edge.authorize("GET", "https://api/orders/1",
                                  [("authorization", f"DPoP {token}"), ("dpop", proof("2"))])
         assert d.forward, d
-        assert edge._timer is not None and edge._timer_at == edge.edge.poll_timeout()
+        # Armed for the step's wake_at: the replay set's sweep, within the sweep interval (10 s).
+        now_ms = time.time_ns() // 1_000_000
+        assert edge._timer is not None and now_ms < edge._timer_at <= now_ms + 10_000
     await http.aclose()
 
 
@@ -898,3 +959,55 @@ required_scopes = ["orders:read"]
         t0 = time.monotonic()
         d = await edge.authorize("GET", "https://api/orders/1", [("authorization", "Bearer sig")])
         assert d.status == 503 and time.monotonic() - t0 < 1
+
+
+async def test_middleware_admin_routes_write_out_the_cores_answers(env):
+    """The middleware maps its paths to the core's routes (app listener) and writes the answers
+    out as they are: the realm, 405 with its Allow, and 413 past MAX_ADMIN_BODY (read no
+    further)."""
+    from phantom_edge import MAX_ADMIN_BODY
+    from phantom_edge.asgi import PhantomTokenMiddleware
+
+    mw = PhantomTokenMiddleware(_recording_app([], "path"), config=Config.from_toml(TOML))
+    app = httpx.ASGITransport(app=mw)
+    async with httpx.AsyncClient(transport=app, base_url="http://t") as c:
+        r = await c.get("/_phantom/metrics", headers={"authorization": "Bearer wrong"})
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == 'Bearer realm="phantom-edge-admin"'
+        assert "phantom_edge" not in r.text
+        r = await c.delete("/_phantom/metrics")
+        assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+        r = await c.post("/revoke", content=b"{" + b" " * MAX_ADMIN_BODY + b"}",
+                         headers={"authorization": "Bearer admin-secret-0123456789",
+                                  "content-type": "application/json"})
+        assert r.status_code == 413 and r.json()["error"] == "invalid_request"
+        r = await c.post("/revoke", json={"sub": "alice"},
+                         headers={"authorization": "Bearer admin-secret-0123456789"})
+        assert r.status_code == 204 and r.headers["cache-control"] == "no-store"
+    await mw.edge.aclose()
+
+
+def test_decision_upstream_headers_fails_closed_without_the_deciding_edge():
+    """A rejection passes headers through unchanged (nothing goes upstream); a forward not made by
+    an edge has no forwarding policy to apply: refused, never the inbound headers as they are."""
+    from phantom_edge import Decision
+
+    hdrs = [("authorization", "Bearer opaque"), ("x-a", "1")]
+    assert Decision(forward=False, status=401).upstream_headers(hdrs) == hdrs
+    with pytest.raises(ValueError):
+        Decision(forward=True, header_name="authorization", header_value="Bearer ey").upstream_headers(hdrs)
+
+
+def test_split_jwt_seals_the_store_value():
+    # The issuer's side of split tokens: the same helper as the core's (the sealed values in the
+    # split vectors are opened by this binding's Edge in test_vectors).
+    jwt = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6MTcwMDAwMDMwMH0.c2lnbmF0dXJl"
+    s = phantom_edge.split_jwt(jwt)
+    assert s["client_token"] == "c2lnbmF0dXJl"
+    assert s["store_key"].startswith("phantom-edge:split:")
+    assert "c2lnbmF0dXJl" not in s["store_key"]
+    assert s["store_value"].startswith("pe1:") and "eyJ" not in s["store_value"]
+    assert s["expires_at"] == 1700000300
+    assert phantom_edge.split_jwt(jwt, key_prefix="x:")["store_key"].startswith("x:")
+    with pytest.raises(ValueError):
+        phantom_edge.split_jwt("not.a")

@@ -1,5 +1,7 @@
-"""Replays every shared vector in tests/vectors/cases through the Python API. The canonical JSON
-of each action is built here, from the Python objects the binding returns."""
+"""Replays every shared vector in tests/vectors/cases through the Python API, one `Step` per input:
+each of the step's lists equals the expected actions of its types, in order, and `wake_at` the
+expected `timeout`. The canonical JSON of each action is built here, from the Python objects the
+binding returns."""
 
 import json
 import pathlib
@@ -11,16 +13,19 @@ from phantom_edge import (
     Config,
     Edge,
     EdgeError,
-    FetchJwks,
+    Fetch,
     Forward,
-    Introspect,
     Reject,
     RevocationError,
     SharedLookup,
-    SharedPublish,
+    Step,
 )
 
 CASES = sorted((pathlib.Path(__file__).resolve().parents[3] / "tests/vectors/cases").glob("*.json"))
+
+#: Which Step list holds each expected action type.
+LIST_OF = {"forward": "decisions", "reject": "decisions", "fetch": "fetches",
+           "shared_lookup": "lookups", "shared_publish": "publishes", "audit": "audits"}
 
 
 def canon(a):
@@ -45,23 +50,23 @@ def canon(a):
             "reason": a.reason,
             "fingerprint": a.fingerprint,
         }
-    if isinstance(a, Introspect):
+    if isinstance(a, Fetch):
         return {
-            "type": "introspect",
+            "type": "fetch",
             "ticket": a.ticket,
+            "kind": a.kind,
             "method": a.method,
             "url": a.url,
             "headers": [[n, v] for n, v in a.headers],
             "body": a.body,
             "timeout_ms": a.timeout_ms,
+            "max_response_bytes": a.max_response_bytes,
             "fingerprint": a.fingerprint,
         }
-    if isinstance(a, FetchJwks):
-        return {"type": "fetch_jwks", "url": a.url}
     if isinstance(a, SharedLookup):
         return {"type": "shared_lookup", "ticket": a.ticket, "key": a.key}
-    if isinstance(a, SharedPublish):
-        return {"type": "shared_publish", "message": a.message}
+    if isinstance(a, str):
+        return {"type": "shared_publish", "message": a}
     if isinstance(a, Audit):
         out = {"type": "audit", "kind": a.kind, "level": a.level}
         for k in ("request_id", "ticket", "fingerprint", "reason", "detail"):
@@ -70,46 +75,53 @@ def canon(a):
                 out[k] = v
         assert json.loads(a.to_json()) == {k: v for k, v in out.items() if k != "type"}
         return out
-    raise AssertionError(f"unknown action {a!r}")
+    raise AssertionError(f"unknown object in a step: {a!r}")
+
+
+def lists(step):
+    """The step's lists in canonical JSON, by list name."""
+    assert isinstance(step, Step)
+    out = {name: [canon(a) for a in getattr(step, name)] for name in set(LIST_OF.values())}
+    assert bool(step) == any(out.values())
+    return out
+
+
+def expected_lists(actions):
+    out = {name: [] for name in set(LIST_OF.values())}
+    for a in actions:
+        out[LIST_OF[a["type"]]].append(a)
+    return out
 
 
 def ticket_result(call):
     try:
-        call()
+        return call(), None
     except EdgeError as e:
-        return {"error": e.kind}
-    return None
+        return None, {"error": e.kind}
 
 
 def revocation_result(call):
     try:
-        call()
+        return call(), {"ok": True}
     except RevocationError as e:
-        return {"error": {"status": e.status}}
-    return {"ok": True}
+        return None, {"error": {"status": e.status}}
 
 
 def apply(edge, now, inp):
+    """Feeds one input: (the Step it produced or None, the step's `result`)."""
     t = inp["type"]
     pairs = lambda k: [(n, v) for n, v in inp[k]]  # noqa: E731
     if t == "request":
-        edge.handle_request(
+        return edge.handle_request(
             inp["id"], inp["method"], inp["scheme"], inp["authority"], inp["path"],
             pairs("headers"), inp.get("client_cert_thumbprint"), now_ms=now,
-        )
-        return None
-    if t == "introspection_response":
-        return ticket_result(lambda: edge.handle_introspection_response(
+        ), None
+    if t == "fetch_response":
+        return ticket_result(lambda: edge.handle_fetch(
             inp["ticket"], inp["status"], pairs("headers"), inp["body"].encode(), now_ms=now))
-    if t == "introspection_failure":
+    if t == "fetch_failure":
         return ticket_result(
-            lambda: edge.handle_introspection_failure(inp["ticket"], inp["detail"], now_ms=now))
-    if t == "jwks":
-        edge.handle_jwks(inp["body"].encode(), now_ms=now)
-        return None
-    if t == "jwks_failure":
-        edge.handle_jwks_failure(inp["detail"], now_ms=now)
-        return None
+            lambda: edge.handle_fetch(inp["ticket"], failure=inp["detail"], now_ms=now))
     if t == "shared_lookup":
         r = inp["result"]
         if r == "not_found":
@@ -122,23 +134,30 @@ def apply(edge, now, inp):
     if t == "revocation":
         return revocation_result(
             lambda: edge.handle_revocation(inp["selector"], inp["origin"], now_ms=now))
-    if t == "admin_revocation":
-        try:
-            edge.handle_admin_revocation(
-                inp.get("content_type"), inp.get("authorization"), inp["body"].encode(), now_ms=now)
-            return {"status": 204}
-        except RevocationError as e:
-            return {"status": e.status}
+    if t == "admin":
+        answer, step = edge.handle_admin(
+            inp["route"], inp["method"], listener=inp["listener"],
+            authorization=inp["authorization"], content_type=inp["content_type"],
+            body=inp["body"].encode(), now_ms=now)
+        return step, {"status": answer.status, "headers": [[n, v] for n, v in answer.headers],
+                      "body": answer.body}
+    if t == "upstream_headers":
+        hop = inp["hop"]
+        if hop == "in_process":
+            plan = edge.upstream_headers(pairs("inbound"), inp["header_value"], "in_process")
+        else:
+            plan = edge.upstream_headers(pairs("inbound"), inp["header_value"], "proxy",
+                                         **hop["proxy"])
+        return None, {"drop": plan.drop, "set": [[n, v] for n, v in plan.set]}
     if t == "security_event":
         return revocation_result(lambda: edge.handle_security_event(inp["set"], now_ms=now))
     if t == "timeout":
-        edge.handle_timeout(now_ms=now)
-        return None
+        return edge.handle_timeout(now_ms=now), None
     raise AssertionError(f"unknown input type {t}")
 
 
 def test_all_cases_present():
-    assert len(CASES) == 69
+    assert len(CASES) == 74
 
 
 @pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
@@ -146,19 +165,16 @@ def test_vector(path):
     case = json.loads(path.read_text())
     config = Config.from_dict(case["config"])
     edge = Edge(config, bytes.fromhex(case["seed"]), case["start"])
-    assert [canon(a) for a in edge.drain_actions()] == case.get("initial", [])
+    assert lists(edge.initial_step()) == expected_lists(case.get("initial", []))
+    wake_at = None
     for i, step in enumerate(case["steps"]):
-        now = step["now"]
-        result = apply(edge, now, step["input"])
-        # poll_action and drain_actions must agree: use poll_action for odd steps.
-        if i % 2:
-            actions = []
-            while (a := edge.poll_action()) is not None:
-                actions.append(a)
-        else:
-            actions = edge.drain_actions()
-        got = [canon(a) for a in actions]
-        assert got == step["expect"], f"step {i} ({step['input']['type']}): actions differ"
+        got, result = apply(edge, step["now"], step["input"])
         assert result == step.get("result"), f"step {i}: result differs"
+        if got is None:  # refused, or an input that queues nothing: nothing to carry out
+            assert step["expect"] == [], f"step {i} ({step['input']['type']}): actions expected"
+        else:
+            expect = expected_lists(step["expect"])
+            assert lists(got) == expect, f"step {i} ({step['input']['type']}): step differs"
+            wake_at = got.wake_at
         if "timeout" in step:
-            assert edge.poll_timeout() == step["timeout"], f"step {i}: poll_timeout differs"
+            assert wake_at == step["timeout"], f"step {i}: wake_at differs"

@@ -4,21 +4,30 @@ import os
 from typing import Any, Literal, Optional, Union, final
 
 __all__ = [
+    "MAX_ADMIN_BODY",
+    "AdminAnswer",
     "Audit",
     "Config",
     "ConfigError",
     "Edge",
     "EdgeError",
-    "FetchJwks",
+    "Fetch",
     "Forward",
-    "Introspect",
+    "ForwardPolicy",
     "PhantomEdgeError",
     "Reject",
     "RevocationError",
     "SharedLookup",
-    "SharedPublish",
+    "Step",
+    "UpstreamHeaders",
+    "hop_by_hop_headers",
     "redact_query_tokens",
+    "split_jwt",
 ]
+
+#: The largest body an operator route reads: read at most one byte more and pass what was read
+#: to ``Edge.handle_admin`` (a longer body is answered 413).
+MAX_ADMIN_BODY: int
 
 class PhantomEdgeError(Exception):
     """Base class of every phantom-edge error."""
@@ -95,9 +104,14 @@ class Reject:
     def fingerprint(self) -> Optional[str]: ...
 
 @final
-class Introspect:
+class Fetch:
+    """An HTTP request to send (an introspection or a JWKS fetch); answer with
+    ``Edge.handle_fetch``."""
+
     @property
     def ticket(self) -> int: ...
+    @property
+    def kind(self) -> Literal["introspection", "jwks"]: ...
     @property
     def method(self) -> str: ...
     @property
@@ -109,12 +123,9 @@ class Introspect:
     @property
     def timeout_ms(self) -> int: ...
     @property
-    def fingerprint(self) -> str: ...
-
-@final
-class FetchJwks:
+    def max_response_bytes(self) -> int: ...
     @property
-    def url(self) -> str: ...
+    def fingerprint(self) -> Optional[str]: ...
 
 @final
 class SharedLookup:
@@ -122,11 +133,6 @@ class SharedLookup:
     def ticket(self) -> int: ...
     @property
     def key(self) -> str: ...
-
-@final
-class SharedPublish:
-    @property
-    def message(self) -> str: ...
 
 @final
 class Audit:
@@ -146,13 +152,61 @@ class Audit:
     def detail(self) -> Optional[str]: ...
     def to_json(self) -> str: ...
 
-_Action = Union[Forward, Reject, Introspect, FetchJwks, SharedLookup, SharedPublish, Audit]
+@final
+class Step:
+    """Everything one input produced, by consumer: answer the decisions, perform the fetches and
+    lookups (their answers are inputs), send the publishes, log the audits, re-arm the timer for
+    ``wake_at``."""
+
+    @property
+    def decisions(self) -> tuple[Union[Forward, Reject], ...]: ...
+    @property
+    def fetches(self) -> tuple[Fetch, ...]: ...
+    @property
+    def lookups(self) -> tuple[SharedLookup, ...]: ...
+    @property
+    def publishes(self) -> tuple[str, ...]: ...
+    @property
+    def audits(self) -> tuple[Audit, ...]: ...
+    @property
+    def wake_at(self) -> Optional[int]: ...
+    def decision(self, request_id: int) -> Optional[Union[Forward, Reject]]: ...
+    def __bool__(self) -> bool: ...
+
+@final
+class UpstreamHeaders:
+    """Drop the inbound headers at ``drop`` (ascending), keep the others as they are, append
+    ``set``."""
+
+    @property
+    def drop(self) -> list[int]: ...
+    @property
+    def set(self) -> list[tuple[str, str]]: ...
+
+@final
+class ForwardPolicy:
+    @property
+    def header_name(self) -> str: ...
+    @property
+    def strip_headers(self) -> list[str]: ...
+
+@final
+class AdminAnswer:
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...
+    @property
+    def body(self) -> str: ...
 
 @final
 class Edge:
     def __new__(
         cls, config: Config, seed: Optional[bytes] = None, now_ms: Optional[int] = None
     ) -> Edge: ...
+    def initial_step(self) -> Step:
+        """What the constructor queued (the initial JWKS fetch, if any)."""
+        ...
     def handle_request(
         self,
         id: int,
@@ -163,63 +217,59 @@ class Edge:
         headers: list[tuple[str, str]],
         client_cert_thumbprint: Optional[str] = None,
         now_ms: Optional[int] = None,
-    ) -> None: ...
-    def decide(
-        self,
-        id: int,
-        method: str,
-        scheme: str,
-        authority: str,
-        path: str,
-        headers: list[tuple[str, str]],
-        client_cert_thumbprint: Optional[str] = None,
-        now_ms: Optional[int] = None,
-    ) -> Optional[Union[Forward, Reject]]:
-        """``handle_request``; then this request's ``Forward``/``Reject`` when the core decided it at
-        once and nothing else is queued (mute the routine audits for that), else ``None`` and every
-        action waits for ``poll_action``/``drain_actions`` in order."""
-        ...
-    def handle_introspection_response(
+    ) -> Step: ...
+    def handle_fetch(
         self,
         ticket: int,
-        status: int,
-        headers: list[tuple[str, str]],
-        body: Union[bytes, str],
+        status: Optional[int] = None,
+        headers: Optional[list[tuple[str, str]]] = None,
+        body: Union[bytes, str, None] = None,
+        *,
+        failure: Optional[str] = None,
         now_ms: Optional[int] = None,
-    ) -> None: ...
-    def handle_introspection_failure(
-        self, ticket: int, detail: str, now_ms: Optional[int] = None
-    ) -> None: ...
-    def handle_jwks(self, body: Union[bytes, str], now_ms: Optional[int] = None) -> None: ...
-    def handle_jwks_failure(self, detail: str, now_ms: Optional[int] = None) -> None: ...
+    ) -> Step:
+        """The answer to a ``Fetch`` (``status``, ``headers``, ``body``: any status), or
+        ``failure=`` a transport failure. Raises ``EdgeError`` for a foreign ticket."""
+        ...
     def handle_shared_lookup(
         self,
         ticket: int,
         value: Optional[str],
         error: bool = False,
         now_ms: Optional[int] = None,
-    ) -> None: ...
+    ) -> Step: ...
     def handle_revocation(
         self,
         selector: Union[str, bytes, dict[str, Any]],
-        origin: str = "local",
+        origin: Literal["local", "shared"] = "local",
         now_ms: Optional[int] = None,
-    ) -> None: ...
-    def handle_security_event(self, set: str, now_ms: Optional[int] = None) -> None: ...
-    def admin_authorized(self, authorization: Optional[str]) -> Optional[bool]: ...
-    def handle_admin_revocation(
+    ) -> Step: ...
+    def handle_security_event(self, set: str, now_ms: Optional[int] = None) -> Step: ...
+    def handle_admin(
         self,
-        content_type: Optional[str],
-        authorization: Optional[str],
-        body: Union[bytes, str],
+        route: Literal["revocations", "metrics", "jwks"],
+        method: str,
+        *,
+        listener: Literal["operator", "app"],
+        authorization: Optional[str] = None,
+        content_type: Optional[str] = None,
+        body: Union[bytes, str, None] = None,
         now_ms: Optional[int] = None,
-    ) -> None: ...
-    def handle_timeout(self, now_ms: Optional[int] = None) -> None: ...
-    def poll_action(self) -> Optional[_Action]: ...
-    def drain_actions(self) -> list[_Action]: ...
+    ) -> tuple[AdminAnswer, Step]: ...
+    def handle_timeout(self, now_ms: Optional[int] = None) -> Step: ...
+    def upstream_headers(
+        self,
+        inbound: list[tuple[str, str]],
+        header_value: str,
+        hop: Literal["in_process", "proxy"] = "in_process",
+        *,
+        peer: Optional[str] = None,
+        proto: Optional[str] = None,
+        upstream_authority: Optional[str] = None,
+    ) -> UpstreamHeaders: ...
+    def forward_policy(self) -> ForwardPolicy: ...
     def mute_audits(self, kinds: list[str]) -> None: ...
     def set_audit_level(self, level: Literal["debug", "info", "warn"]) -> None: ...
-    def poll_timeout(self) -> Optional[int]: ...
     def prometheus(self) -> str: ...
     def fingerprint(self, token: str) -> str: ...
     def assertion_jwks(self) -> Optional[str]: ...
@@ -229,4 +279,14 @@ class Edge:
 def redact_query_tokens(target: str) -> Optional[str]:
     """`target` without every query parameter some server reads as `access_token` (the core's
     rules), or None when it has none."""
+    ...
+
+def hop_by_hop_headers(headers: list[tuple[str, str]]) -> list[int]:
+    """Indexes (ascending) of the hop-by-hop headers of a message a proxy relays."""
+    ...
+
+def split_jwt(jwt: str, key_prefix: str = "phantom-edge:split:") -> dict[str, Any]:
+    """Splits a signed JWT for the split-token pattern: ``client_token`` (what the client gets),
+    ``store_key``, ``store_value`` (sealed: no claims in the store) and ``expires_at`` (the
+    JWT's ``exp``, or None). Raises ValueError for a JWT that is not a compact JWS."""
     ...

@@ -1,22 +1,24 @@
 """ASGI middleware: ``app.add_middleware(PhantomTokenMiddleware, config="phantom-edge.toml")``.
 
-For each HTTP request the core decides; a forward rewrites the headers the app sees (strips the
-listed ones, sets the upstream header) and stores the claims in ``scope["state"]["phantom_edge"]``
-(``request.state.phantom_edge`` in Starlette/FastAPI); a reject is answered with the core's status,
-``WWW-Authenticate`` and body. It also serves the revocation route (POST, default
-``/_phantom/revocations``) and metrics (GET, default ``/_phantom/metrics``, for the ``[admin]``
-bearer token only; 403 when no ``[admin]`` is configured); both paths come from
-the ``[middleware]`` section (``revocation_path``, ``metrics_path``; ``""`` disables a route).
-Logs carry audit events (fingerprints), never tokens.
+For each HTTP request the core decides; a forward rewrites the headers the app sees as the core's
+forwarding policy for an in-process hop says (``Edge.upstream_headers``: the stripped headers and
+every spelling of the upstream header go, the upstream header is appended, the others stay as they
+are) and stores the claims in ``scope["state"]["phantom_edge"]`` (``request.state.phantom_edge``
+in Starlette/FastAPI); a reject is answered with the core's status, ``WWW-Authenticate`` and body.
+It also serves the revocation route (default ``/_phantom/revocations``) and the metrics (default
+``/_phantom/metrics``), both answered whole by the core (``Edge.handle_admin`` on the app's
+listener: the metrics need the ``[admin]`` bearer token, and without ``[admin]`` nobody reads
+them); both paths come from the ``[middleware]`` section (``revocation_path``, ``metrics_path``;
+``""`` disables a route). Logs carry audit events (fingerprints), never tokens.
 """
 
 from __future__ import annotations
 
 import logging
 import urllib.parse
-from typing import Any, Awaitable, Callable, MutableMapping, Optional
+from typing import Any, Awaitable, Callable, Literal, MutableMapping, Optional
 
-from ._native import redact_query_tokens
+from ._native import MAX_ADMIN_BODY, redact_query_tokens
 from .client import AsyncEdge, ConfigSource, load_config
 
 __all__ = ["PhantomTokenMiddleware"]
@@ -61,12 +63,6 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-# The metrics route's answer when no [admin] token is configured.
-_NO_ADMIN = (
-    b'{"error":"forbidden","error_description":"metrics need an [admin] token in the configuration"}'
-)
-
-
 class PhantomTokenMiddleware:
     def __init__(
         self,
@@ -104,10 +100,10 @@ class PhantomTokenMiddleware:
             return
         path = scope.get("path", "")
         if kind == "http" and self.revocation_path and path == self.revocation_path:
-            await self._revocation(scope, receive, send)
+            await self._admin("revocations", scope, receive, send)
             return
         if kind == "http" and self.metrics_path and path == self.metrics_path:
-            await self._metrics(scope, send)
+            await self._admin("metrics", scope, receive, send)
             return
 
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
@@ -157,10 +153,14 @@ class PhantomTokenMiddleware:
                 return
             await _respond(send, decision.status, decision.body.encode(), out)
             return
+        # The core's forwarding policy: drop these inbound headers (the others keep their bytes
+        # and order), append those.
+        assert decision.header_value is not None
+        plan = self.edge.edge.upstream_headers(headers, decision.header_value, "in_process")
+        drop = set(plan.drop)
         new_scope = dict(scope)
-        new_scope["headers"] = [
-            (n.encode("latin-1"), v.encode("latin-1"))
-            for n, v in decision.upstream_headers(headers)
+        new_scope["headers"] = [h for i, h in enumerate(scope["headers"]) if i not in drop] + [
+            (n.encode("latin-1"), v.encode("latin-1")) for n, v in plan.set
         ]
         if decision.rewritten_path is not None:
             # The token came in the query: the app sees the query without access_token, and so
@@ -186,19 +186,17 @@ class PhantomTokenMiddleware:
 
         await self.app(scope, wrapped_receive, wrapped_send)
 
-    async def _revocation(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("method") != "POST":
-            await _respond(send, 405, b"", [(b"allow", b"POST")])
-            return
+    async def _admin(
+        self, route: Literal["revocations", "metrics"], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """An operator route: the body (at most `MAX_ADMIN_BODY` + 1 bytes) and two headers go to
+        the core, whose answer is written out as it is."""
         body = b""
-        while True:
+        while len(body) <= MAX_ADMIN_BODY:
             msg = await receive()
             if msg["type"] == "http.disconnect":
                 return
             body += msg.get("body", b"")
-            if len(body) > 64 * 1024:
-                await _respond(send, 413, b"", [])
-                return
             if not msg.get("more_body", False):
                 break
         content_type = authorization = None
@@ -208,34 +206,16 @@ class PhantomTokenMiddleware:
                 content_type = v.decode("latin-1")
             elif name == "authorization":
                 authorization = v.decode("latin-1")
-        status, text = await self.edge.revoke(content_type, authorization, body)
-        hdrs = [(b"content-type", b"application/json")] if text else []
-        await _respond(send, status, text.encode(), hdrs)
-
-    async def _metrics(self, scope: Scope, send: Send) -> None:
-        if scope.get("method") not in ("GET", "HEAD"):
-            await _respond(send, 405, b"", [(b"allow", b"GET")])
-            return
-        # Only the [admin] token's bearer reads the metrics (this is the app's own, possibly
-        # public, listener); the core checks it. Without [admin] nobody may: fail closed.
-        authorization = next(
-            (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"),
-            None,
+        answer = await self.edge.admin(
+            route,
+            scope.get("method", "GET"),
+            listener="app",
+            authorization=authorization,
+            content_type=content_type,
+            body=body[: MAX_ADMIN_BODY + 1],
         )
-        authorized = self.edge.admin_authorized(authorization)
-        if authorized is None:
-            await _respond(send, 403, _NO_ADMIN, [(b"content-type", b"application/json")])
-            return
-        if not authorized:
-            realm = b'Bearer realm="phantom-edge metrics"'
-            await _respond(send, 401, b"", [(b"www-authenticate", realm)])
-            return
-        await _respond(
-            send,
-            200,
-            self.edge.metrics().encode(),
-            [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")],
-        )
+        headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in answer.headers]
+        await _respond(send, answer.status, answer.body.encode(), headers)
 
 
 def _cert_thumbprint(scope: Scope) -> Optional[str]:

@@ -1,5 +1,7 @@
-"""The asyncio host of the core: performs the I/O the core asks for, with one shared
-``httpx.AsyncClient``, and drives its timers. No policy here: every decision comes from the core."""
+"""The asyncio host of the core: carries out the :class:`Step` each input returns (answers the
+decisions, performs the fetches and lookups with one shared ``httpx.AsyncClient``, publishes,
+logs, re-arms the one timer at ``wake_at``). No policy here: every decision, the forwarding policy
+and the operator routes come from the core."""
 
 from __future__ import annotations
 
@@ -14,17 +16,15 @@ from typing import Any, Awaitable, Callable, Literal, Optional, Union
 from urllib.parse import urlsplit
 
 from ._native import (
-    Audit,
+    AdminAnswer,
     Config,
     Edge,
     EdgeError,
-    FetchJwks,
+    Fetch,
     Forward,
-    Introspect,
     Reject,
-    RevocationError,
     SharedLookup,
-    SharedPublish,
+    Step,
 )
 
 __all__ = ["AsyncEdge", "Decision", "load_config"]
@@ -55,12 +55,8 @@ _LOG_LEVELS: dict[_AuditLevel, int] = {
 }
 
 
-#: Largest introspection or JWKS answer read (the core refuses larger ones anyway).
-_MAX_ANSWER = 1024 * 1024
-
-
 class _AnswerTooLarge(Exception):
-    """The authorization server's answer passed `_MAX_ANSWER` bytes."""
+    """The answer passed the fetch's `max_response_bytes`."""
 
 
 def _cancelling() -> bool:
@@ -68,12 +64,6 @@ def _cancelling() -> bool:
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)
     return bool(cancelling()) if cancelling is not None else False
-
-
-def _as_read(name: str) -> str:
-    """A header name as WSGI/CGI servers read it: lowercase, ``_`` as ``-`` (mirrors the core's
-    ``header_name_as_read``, which phantom-gateway calls)."""
-    return name.lower().replace("_", "-")
 
 
 def _now_ms() -> int:
@@ -105,39 +95,45 @@ class Decision:
     #: forward, token taken from the query (``request.allow_query_token``): the path and query
     #: to pass on instead, without ``access_token``; None: pass the path on unchanged.
     rewritten_path: Optional[str] = None
+    #: The edge that decided (its forwarding policy makes ``upstream_headers``).
+    _edge: Optional[Edge] = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def _from_action(cls, a: Union[Forward, Reject]) -> "Decision":
-        if isinstance(a, Forward):
+    def _from_native(cls, d: Union[Forward, Reject], edge: Optional[Edge] = None) -> "Decision":
+        if isinstance(d, Forward):
             return cls(
                 forward=True,
-                header_name=a.header_name,
-                header_value=a.header_value,
-                strip_headers=list(a.strip_headers),
-                claims=a.token,
-                fingerprint=a.fingerprint,
-                rewritten_path=a.rewritten_path,
+                header_name=d.header_name,
+                header_value=d.header_value,
+                strip_headers=d.strip_headers,
+                claims=d.token,
+                fingerprint=d.fingerprint,
+                rewritten_path=d.rewritten_path,
+                _edge=edge,
             )
         return cls(
             forward=False,
-            status=a.status,
-            www_authenticate=a.www_authenticate,
-            retry_after=a.retry_after,
-            body=a.body,
-            reason=a.reason,
-            fingerprint=a.fingerprint,
+            status=d.status,
+            www_authenticate=d.www_authenticate,
+            retry_after=d.retry_after,
+            body=d.body,
+            reason=d.reason,
+            fingerprint=d.fingerprint,
         )
 
     def upstream_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """``headers`` without the stripped ones, plus the upstream header (forward only). Names
-        are compared as WSGI/CGI servers (Django, ...) read them: ``x_user_id`` is X-User-Id."""
-        strip = {_as_read(h) for h in self.strip_headers}
-        if self.header_name is not None:
-            strip.add(_as_read(self.header_name))
-        out = [(n, v) for n, v in headers if _as_read(n) not in strip]
-        if self.header_name is not None and self.header_value is not None:
-            out.append((self.header_name, self.header_value))
-        return out
+        """``headers`` as the app behind this middleware gets them (forward only; a rejection
+        returns them unchanged): the core's forwarding policy for an in-process hop drops the
+        stripped headers and every spelling of the upstream header (names compared as WSGI/CGI
+        servers read them: ``x_user_id`` is X-User-Id) and appends the upstream header."""
+        if not self.forward:
+            return list(headers)
+        if self._edge is None or self.header_value is None:
+            # Fail closed: without the deciding edge's policy the opaque token would stay in.
+            raise ValueError("upstream_headers needs a forward decided by an AsyncEdge")
+        plan = self._edge.upstream_headers(headers, self.header_value, "in_process")
+        drop = set(plan.drop)
+        return [h for i, h in enumerate(headers) if i not in drop] + plan.set
 
 
 class AsyncEdge:
@@ -160,6 +156,9 @@ class AsyncEdge:
     ) -> None:
         self.config = load_config(config)
         self._edge = Edge(self.config, seed)
+        # The constructor's step (the JWKS fetch) is carried out on the first call, inside the
+        # event loop (this object may be built before one runs).
+        self._started = False
         self._http = http_client
         self._owns_http = http_client is None
         self._shared_lookup = shared_lookup
@@ -172,7 +171,7 @@ class AsyncEdge:
         self._publishing: set[asyncio.Task[None]] = set()
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at: Optional[int] = None
-        # Audit events below the logger's level are not even built (re-checked on every pump:
+        # Audit events below the logger's level are not even built (re-checked on every call:
         # logging levels can change at run time).
         self._audit_level: Optional[_AuditLevel] = None
         # Set by aclose(): a CancelledError in a lookup is then ours (Python < 3.11 cannot
@@ -225,46 +224,61 @@ class AsyncEdge:
             hdrs = list(headers.items())
         else:
             hdrs = list(headers)
-        self._sync_audit_level()
+        self._prepare()
         rid = next(self._ids)
-        # A cache hit (or a rejection without I/O) is decided in this call; anything else waits
-        # on a future that the run loop completes (the decision is then queued, and stays so
-        # until the pump below hands it out).
-        decided = self._edge.decide(
+        step = self._edge.handle_request(
             rid, method, scheme, authority, path, hdrs, client_cert_thumbprint, _now_ms()
         )
+        # A cache hit (or a rejection without I/O) is decided in this step; anything else waits
+        # on a future that the step of a later input (the fetch's answer, the timer) completes.
+        decided = step.decision(rid)
+        self._run(step)
         if decided is not None:
-            # No ticket was made, but the sweep deadline can start (a DPoP proof's replay entry).
-            self._arm_timer()
-            return Decision._from_action(decided)
+            return Decision._from_native(decided, self._edge)
         fut: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
-        self._pump()
         try:
             return await fut
         finally:
             self._waiters.pop(rid, None)
 
+    async def admin(
+        self,
+        route: Literal["revocations", "metrics", "jwks"],
+        method: str,
+        *,
+        listener: Literal["operator", "app"] = "app",
+        authorization: Optional[str] = None,
+        content_type: Optional[str] = None,
+        body: Union[bytes, str] = b"",
+    ) -> AdminAnswer:
+        """An operator route, answered whole by the core (status, headers, body): write it out as
+        it is. ``body``: at most ``MAX_ADMIN_BODY`` + 1 bytes as read."""
+        self._prepare()
+        answer, step = self._edge.handle_admin(
+            route,
+            method,
+            listener=listener,
+            authorization=authorization,
+            content_type=content_type,
+            body=body,
+            now_ms=_now_ms(),
+        )
+        self._run(step)
+        return answer
+
     async def revoke(
         self, content_type: Optional[str], authorization: Optional[str], body: Union[bytes, str]
     ) -> tuple[int, str]:
-        """The revocation route: ``(204, "")`` or ``(400|401, json_body)``."""
-        try:
-            self._edge.handle_admin_revocation(content_type, authorization, body, _now_ms())
-            result = (204, "")
-        except RevocationError as e:
-            result = (e.status, e.body)
-        self._pump()
-        return result
+        """The revocation route: ``(204, "")`` or ``(400|401|413, json_body)``."""
+        answer = await self.admin(
+            "revocations", "POST", authorization=authorization, content_type=content_type, body=body
+        )
+        return answer.status, answer.body
 
     def metrics(self) -> str:
         """Prometheus text exposition."""
         return self._edge.prometheus()
-
-    def admin_authorized(self, authorization: Optional[str]) -> Optional[bool]:
-        """Whether `authorization` carries the ``[admin]`` bearer token (``None``: none is
-        configured), for operator-only routes such as metrics."""
-        return self._edge.admin_authorized(authorization)
 
     def fingerprint(self, token: str) -> str:
         return self._edge.fingerprint(token)
@@ -284,8 +298,7 @@ class AsyncEdge:
         # The I/O was cancelled: every ticket still pending times out in the core now (503), so
         # no request waits forever on an answer that will not come.
         if any(not f.done() for f in self._waiters.values()):
-            self._edge.handle_timeout(_now_ms() + self.config.timeout_ms + 1)
-            self._pump()
+            self._run(self._edge.handle_timeout(_now_ms() + self.config.timeout_ms + 1))
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -299,15 +312,14 @@ class AsyncEdge:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    # -- the run loop ----------------------------------------------------------------------
+    # -- the run loop: every input returns a Step; carry it out ----------------------------
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _sync_audit_level(self) -> None:
-        """Have the core build only the audit events the logger writes (levels can change)."""
+    def _prepare(self) -> None:
+        """Before an input: carry out the constructor's step once (inside the event loop), and
+        have the core build only the audit events the logger writes (levels can change)."""
+        if not self._started:
+            self._started = True
+            self._run(self._edge.initial_step())
         level: _AuditLevel = next(
             (name for name, lv in _LOG_LEVELS.items() if self._log.isEnabledFor(lv)), "warn"
         )
@@ -315,31 +327,86 @@ class AsyncEdge:
             self._edge.set_audit_level(level)
             self._audit_level = level
 
-    def _pump(self) -> None:
-        """Carry out every queued action, then re-arm the timer."""
-        self._sync_audit_level()
-        while True:
-            action = self._edge.poll_action()
-            if action is None:
-                break
-            if isinstance(action, (Forward, Reject)):
-                fut = self._waiters.get(action.request_id)
-                if fut is not None and not fut.done():
-                    fut.set_result(Decision._from_action(action))
-            elif isinstance(action, Audit):
-                level = _LOG_LEVELS[action.level]
-                if self._log.isEnabledFor(level):
-                    self._log.log(level, "phantom_edge audit %s", action.to_json())
-            elif isinstance(action, Introspect):
-                self._spawn(self._introspect(action))
-            elif isinstance(action, FetchJwks):
-                self._spawn(self._fetch_jwks(action))
-            elif isinstance(action, SharedLookup):
-                self._spawn(self._lookup(action))
-            elif isinstance(action, SharedPublish):
-                if self._on_publish is not None:
-                    self._publish(action.message)
-        self._arm_timer()
+    def _run(self, step: Step) -> None:
+        """Answer the decisions, start the fetches and lookups (their answers are the next
+        inputs: `_feed`), publish, log, and re-arm the one timer for `wake_at`."""
+        for d in step.decisions:
+            fut = self._waiters.get(d.request_id)
+            if fut is not None and not fut.done():
+                fut.set_result(Decision._from_native(d, self._edge))
+        for f in step.fetches:
+            self._spawn(self._fetch(f))
+        for lookup in step.lookups:
+            self._spawn(self._lookup(lookup))
+        for message in step.publishes if self._on_publish is not None else ():
+            self._publish(message)
+        for a in step.audits:
+            if self._log.isEnabledFor(_LOG_LEVELS[a.level]):
+                self._log.log(_LOG_LEVELS[a.level], "phantom_edge audit %s", a.to_json())
+        self._arm_timer(step.wake_at)
+
+    def _feed(self, handle: Callable[..., Step], *answer: Any, **kw: Any) -> None:
+        """Feed an answer to the core (`handle(*answer, **kw)`), carry out the step it produced."""
+        try:
+            step = handle(*answer, **kw)
+        except EdgeError as e:  # a ticket the core does not know (any more)
+            self._log.debug("phantom_edge late answer: %s", e.kind)
+            return
+        except Exception as e:  # refused input: the ticket then times out in the core (503)
+            self._log.warning("phantom_edge answer refused: %s", type(e).__name__)
+            return
+        self._run(step)
+
+    def _arm_timer(self, at: Optional[int]) -> None:
+        if self._timer is not None:
+            if at == self._timer_at:
+                return
+            self._timer.cancel()
+        self._timer, self._timer_at = None, at
+        if at is not None:
+            delay = max(0.0, (at - _now_ms()) / 1000.0)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, None
+        self._run(self._edge.handle_timeout(_now_ms()))
+
+    async def _fetch(self, f: Fetch) -> None:
+        try:
+            status, headers, body = await self._send(f)
+        except Exception as e:  # transport failure, timeout, oversized (a cancellation stops)
+            failure = "answer too large" if isinstance(e, _AnswerTooLarge) else type(e).__name__
+            self._feed(self._edge.handle_fetch, f.ticket, failure=failure, now_ms=_now_ms())
+        else:
+            self._feed(self._edge.handle_fetch, f.ticket, status, headers, body, now_ms=_now_ms())
+
+    async def _lookup(self, a: SharedLookup) -> None:
+        value: Any = None
+        error = self._shared_lookup is None  # no store: fail closed (503)
+        if self._shared_lookup is not None:
+            try:
+                value = await self._shared_lookup(a.key)
+                # redis-py answers bytes unless decode_responses=True; other types are an error.
+                if isinstance(value, (bytes, bytearray)):
+                    value = value.decode("utf-8")
+                error = value is not None and not isinstance(value, str)
+            except asyncio.CancelledError:
+                # This task cancelled (aclose): stop. A CancelledError of the store client's own
+                # (its task was cancelled) is a store error: the ticket is answered (503) at once.
+                if self._closing or _cancelling():
+                    raise
+                error = True
+            except Exception:
+                error = True
+        found = None if error else value
+        self._feed(self._edge.handle_shared_lookup, a.ticket, found, error, _now_ms())
+
+    # -- I/O helpers -----------------------------------------------------------------------
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _publish(self, message: str) -> None:
         """Hand a revocation to `on_publish` (sync, or async like redis.asyncio's publish). A
@@ -363,123 +430,27 @@ class AsyncEdge:
         except Exception as e:
             self._log.warning("phantom_edge publish failed: %s", type(e).__name__)
 
-    def _arm_timer(self) -> None:
-        at = self._edge.poll_timeout()
-        if at == self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = at
-        if at is None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        delay = max(0.0, (at - _now_ms()) / 1000.0)
-        self._timer = loop.call_later(delay, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self._edge.handle_timeout(_now_ms())
-        self._pump()
-
-    async def _send(
-        self, method: str, url: str, headers: Any, content: Optional[bytes], timeout_ms: int
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        """One request to the authorization server: redirects not followed (the request carries
-        client credentials), the whole exchange within `timeout_ms` (httpx's own timeouts are per
-        phase), the answer refused past `_MAX_ANSWER` bytes instead of buffered."""
+    async def _send(self, f: Fetch) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Sends a fetch as given: redirects not followed (it carries client credentials), the
+        whole exchange within its `timeout_ms` (httpx's own timeouts are per phase), the answer
+        refused past its `max_response_bytes` instead of buffered."""
+        timeout = f.timeout_ms / 1000.0
 
         async def exchange() -> tuple[int, list[tuple[str, str]], bytes]:
             async with self._client().stream(
-                method,
-                url,
-                headers=headers,
-                content=content,
-                timeout=timeout_ms / 1000.0,
+                f.method,
+                f.url,
+                headers=f.headers,
+                content=f.body.encode() if f.body else None,
+                timeout=timeout,
                 follow_redirects=False,
             ) as resp:
                 body = bytearray()
                 async for chunk in resp.aiter_bytes():
                     body += chunk
-                    if len(body) > _MAX_ANSWER:
+                    if len(body) > f.max_response_bytes:
                         raise _AnswerTooLarge()
                 raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in resp.headers.raw]
                 return resp.status_code, raw, bytes(body)
 
-        return await asyncio.wait_for(exchange(), timeout_ms / 1000.0)
-
-    async def _introspect(self, a: Introspect) -> None:
-        try:
-            status, headers, body = await self._send(
-                a.method, a.url, a.headers, a.body.encode(), a.timeout_ms
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # transport failure, timeout, oversized: the core fails closed
-            self._feed(
-                lambda: self._edge.handle_introspection_failure(
-                    a.ticket, type(e).__name__, _now_ms()
-                )
-            )
-            return
-        self._feed(
-            lambda: self._edge.handle_introspection_response(
-                a.ticket, status, headers, body, _now_ms()
-            )
-        )
-
-    async def _fetch_jwks(self, a: FetchJwks) -> None:
-        try:
-            status, _, body = await self._send(
-                "GET", a.url, {"accept": "application/json"}, None, self.config.timeout_ms
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:
-            self._feed(lambda: self._edge.handle_jwks_failure(type(e).__name__, _now_ms()))
-            return
-        if status == 200:
-            self._feed(lambda: self._edge.handle_jwks(body, _now_ms()))
-        else:
-            self._feed(lambda: self._edge.handle_jwks_failure(f"status {status}", _now_ms()))
-
-    async def _lookup(self, a: SharedLookup) -> None:
-        if self._shared_lookup is None:
-            self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, None, True, _now_ms()))
-            return
-        try:
-            value = await self._shared_lookup(a.key)
-        except asyncio.CancelledError:
-            # This task cancelled (aclose): stop. A CancelledError of the store client's own
-            # (its task was cancelled) is a store error: the ticket is answered (503) at once.
-            if self._closing or _cancelling():
-                raise
-            self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, None, True, _now_ms()))
-            return
-        except Exception:
-            self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, None, True, _now_ms()))
-            return
-        # redis-py answers bytes unless decode_responses=True; anything else is a store error.
-        if isinstance(value, (bytes, bytearray)):
-            try:
-                value = bytes(value).decode("utf-8")
-            except UnicodeDecodeError:
-                value = 0  # refused below
-        if value is not None and not isinstance(value, str):
-            self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, None, True, _now_ms()))
-            return
-        found = value
-        self._feed(lambda: self._edge.handle_shared_lookup(a.ticket, found, False, _now_ms()))
-
-    def _feed(self, call: Callable[[], None]) -> None:
-        try:
-            call()
-        except EdgeError as e:  # the ticket already timed out in the core
-            self._log.debug("phantom_edge late answer: %s", e.kind)
-        except Exception as e:  # refused input: the ticket then times out in the core (503)
-            self._log.warning("phantom_edge answer refused: %s", type(e).__name__)
-        self._pump()
+        return await asyncio.wait_for(exchange(), timeout)
