@@ -4,16 +4,16 @@
 #     bash bindings/node/ci.sh
 #
 # npm ci (pinned devDependencies: @napi-rs/cli, express, fastify, jose, ...); napi build (debug
-# profile, reusing the workspace's target/ directory); a drift check of the generated index.d.ts
-# and index.js against the committed ones; then `node --test` of everything: the 69 shared vectors,
-# unit tests, end-to-end tests against tests/e2e/authorization-server through Express and Fastify,
-# and host-examples/node-express. (Node 20 because the oidc-provider fixture needs it; the package
-# itself runs on Node >= 18.17.)
+# profile, into $CARGO_TARGET_DIR when set, else the workspace's target/ directory); a drift check
+# of the generated index.d.ts and index.js against the committed ones; then `node --test` of
+# everything: the 74 shared vectors (through the Step driver), unit tests, end-to-end tests against
+# tests/e2e/authorization-server through Express and Fastify, and host-examples/node-express.
+# (Node 20 because the oidc-provider fixture needs it; the package itself runs on Node >= 18.17.)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PKG="$ROOT/bindings/node"
-export CARGO_TARGET_DIR="$ROOT/target"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 export npm_config_update_notifier=false
 
 step() { printf '\n== %s\n' "$*"; }

@@ -837,4 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.Config = nativeBinding.Config
 module.exports.Edge = nativeBinding.Edge
+module.exports.hopByHopHeaders = nativeBinding.hopByHopHeaders
+module.exports.MAX_ADMIN_BODY = nativeBinding.MAX_ADMIN_BODY
 module.exports.redactQueryTokens = nativeBinding.redactQueryTokens
+module.exports.splitJwt = nativeBinding.splitJwt

@@ -35,6 +35,7 @@ const config = {
   authorization_server: {
     issuer: ISS, introspection_endpoint: `${ISS}/introspect`, jwks_uri: `${ISS}/jwks`,
     client_id: 'gateway', client_secret: 'gateway-secret', dialect: 'rfc9701',
+    max_introspections_per_second: 1_000_000, // the miss benchmark makes new tokens as fast as it can
   },
   cache: { ignore_no_store: true },
   assertions: { signing_key: EDGE_KEY, kid: 'edge-1' },
@@ -63,35 +64,26 @@ const ANSWER_HEADERS = [['content-type', 'application/token-introspection+jwt']]
 
 function newEdge() {
   const edge = new Edge(config)
-  edge.drainActions() // fetchJwks
-  edge.handleJwks(jwks)
-  edge.drainActions()
+  const [jwksFetch] = edge.initialStep().fetches
+  edge.handleFetch(jwksFetch.ticket, { status: 200, headers: [['content-type', 'application/json']], body: jwks })
   return edge
 }
 
 let rid = 0
-function edgeDecide(edge, token) {
-  edge.handleRequest(++rid, 'GET', 'https', 'api.example', '/orders/1', [['authorization', `Bearer ${token}`]], null, Date.now())
-  for (let a; (a = edge.pollAction()) !== null;) {
-    if (a.type === 'forward' || a.type === 'reject' || a.type === 'introspect') {
-      while (edge.pollAction() !== null);
-      return a
-    }
-  }
-  throw new Error('no decision')
+/** One request through the Step API: its decision, or the introspection it needs. */
+function edgeRequest(edge, token, handle = edge.handleRequest) {
+  const step = handle.call(edge, ++rid, 'GET', 'https', 'api.example', '/orders/1', `Bearer ${token}`, null, null, Date.now())
+  const d = step.decisions[0] ?? step.fetches[0]
+  if (d === undefined) throw new Error('no decision')
+  return d
 }
 
 function edgeMiss(edge, token, answer) {
-  const intro = edgeDecide(edge, token)
-  assert.equal(intro.type, 'introspect')
-  edge.handleIntrospectionResponse(intro.ticket, 200, ANSWER_HEADERS, answer, Date.now())
-  for (let a; (a = edge.pollAction()) !== null;) {
-    if (a.type === 'forward' || a.type === 'reject') {
-      while (edge.pollAction() !== null);
-      return a
-    }
-  }
-  throw new Error('no decision')
+  const fetch = edgeRequest(edge, token)
+  assert.equal(fetch.kind, 'introspection')
+  const step = edge.handleFetch(fetch.ticket, { status: 200, headers: ANSWER_HEADERS, body: answer }, Date.now())
+  if (step.decisions.length === 0) throw new Error('no decision')
+  return step.decisions[0]
 }
 
 // -- the peer: what a Node team writes today ---------------------------------------------------
@@ -142,17 +134,18 @@ async function main() {
   // Hit setup: one cached token on each side.
   const edge = newEdge()
   assert.equal(edgeMiss(edge, 'tok-hit', answer).type, 'forward')
-  const host = new PhantomEdge(config, { fetch: async () => new Response(answer, { status: 200, headers: { 'content-type': 'application/token-introspection+jwt' } }) })
-  // Let the host fetch JWKS through the fake too: feed it directly.
-  host.edge.handleJwks(jwks)
-  host._pump()
+  // The host's fetch answers the JWKS and the introspection in process.
+  const fakeFetch = async (url) => url.endsWith('/jwks')
+    ? new Response(jwks, { status: 200, headers: { 'content-type': 'application/json' } })
+    : new Response(answer, { status: 200, headers: { 'content-type': 'application/token-introspection+jwt' } })
+  const host = new PhantomEdge(config, { fetch: fakeFetch })
+  await new Promise((resolve) => setTimeout(resolve, 50)) // the initial JWKS fetch
   const hostReq = { method: 'GET', url: 'https://api.example/orders/1', headers: { authorization: 'Bearer tok-hit' } }
   assert.equal((await host.authorize(hostReq)).type, 'forward')
   // The same with a logger at info level (pino-like): routine audit kinds muted, others logged.
   const infoLogger = { info() {}, debug() {}, isLevelEnabled: (l) => l !== 'debug' }
-  const logged = new PhantomEdge(config, { fetch: host._fetch, logger: infoLogger })
-  logged.edge.handleJwks(jwks)
-  logged._pump()
+  const logged = new PhantomEdge(config, { fetch: fakeFetch, logger: infoLogger })
+  await new Promise((resolve) => setTimeout(resolve, 50))
   assert.equal((await logged.authorize(hostReq)).type, 'forward')
   const peer = new Peer()
   assert.ok((await peer.miss('Bearer tok-hit', answer)).headerValue)
@@ -161,21 +154,25 @@ async function main() {
   const quiet = newEdge()
   quiet.auditActions = false
   assert.equal(edgeMiss(quiet, 'tok-hit', answer).type, 'forward')
-  const hitHeaders = [['authorization', 'Bearer tok-hit']]
+  const nativeHandle = Object.getPrototypeOf(Edge.prototype).handleRequest
   hitBench
-    .add('hit: phantom-edge Edge (handleRequest + pollAction → Audit, Forward with claims)', () => {
-      const f = edgeDecide(edge, 'tok-hit')
+    .add('hit: phantom-edge Edge.handleRequest (Step: audits + Forward with claims; audit on)', () => {
+      const f = edgeRequest(edge, 'tok-hit')
       if (f.type !== 'forward') throw new Error(f.type)
     })
-    .add('hit: phantom-edge Edge.decide (one call → Forward with claims; auditActions = false)', () => {
-      const f = quiet.decide(++rid, 'GET', 'https', 'api.example', '/orders/1', hitHeaders, null, Date.now())
-      if (f === null || f.type !== 'forward') throw new Error('no forward')
+    .add('hit: phantom-edge Edge.handleRequest (one call → Step with the Forward; auditActions = false)', () => {
+      const step = quiet.handleRequest(++rid, 'GET', 'https', 'api.example', '/orders/1', 'Bearer tok-hit', null, null, Date.now())
+      if (step.decisions[0].type !== 'forward') throw new Error('no forward')
+    })
+    .add('hit: phantom-edge native handleRequest method (napi-rs method, no bearerRequest; auditActions = false)', () => {
+      const f = edgeRequest(quiet, 'tok-hit', nativeHandle)
+      if (f.type !== 'forward') throw new Error('no forward')
     })
     .add('hit: peer (sha256 + lru-cache + checks), sync', () => {
       const r = peer.hit('Bearer tok-hit')
       if (!r.headerValue) throw new Error('peer')
     })
-    .add('hit: phantom-edge PhantomEdge.authorize (await; no logger → decide)', async () => {
+    .add('hit: phantom-edge PhantomEdge.authorize (await; no logger)', async () => {
       const f = await host.authorize(hostReq)
       if (f.type !== 'forward') throw new Error(f.type)
     })
@@ -197,7 +194,7 @@ async function main() {
   let n = 0
   const missBench = new Bench({ name: 'miss', time: TIME, warmupTime: 300 })
   missBench
-    .add('miss: phantom-edge Edge (introspect → ES256 RFC 9701 verify → EdDSA mint → Forward)', () => {
+    .add('miss: phantom-edge Edge (introspection fetch → ES256 RFC 9701 verify → EdDSA mint → Forward)', () => {
       const f = edgeMiss(missEdge, `tok-miss-${++n}`, answer2)
       if (f.type !== 'forward') throw new Error(`${f.type} ${f.reason}`)
     })
@@ -215,6 +212,7 @@ function print(bench) {
   console.log(`\n## ${bench.name}  (node ${process.version}, ${new Date().toISOString()})`)
   const rows = bench.tasks.map((t) => {
     const r = t.result
+    if (r?.latency == null) return { task: t.name, error: String(r?.error ?? 'no result') }
     const lat = r.latency
     return { task: t.name, 'median (µs)': (lat.p50 * 1000).toFixed(3), 'mean (µs)': (lat.mean * 1000).toFixed(3), 'ops/s': Math.round(r.throughput.mean), samples: lat.samplesCount ?? lat.samples?.length }
   })

@@ -1,12 +1,11 @@
 'use strict'
-// The async host of the core: performs the I/O the core asks for with the built-in fetch, drives
-// its timers and routes its decisions to the waiting requests by request id. No policy here:
-// every decision comes from the core.
+// The async host of the core: the Step driver. It feeds the core its inputs, carries out each
+// Step (answers the decisions, performs the fetches and lookups with the built-in fetch and the
+// shared store, publishes, logs the audits, re-arms its one timer to `wakeAt`) and routes the
+// decisions to the waiting requests by request id. No policy here: every decision, the
+// forwarding headers and the operator routes' answers come from the core.
 const { Edge } = require('./edge.js')
-const { EdgeError, RevocationError } = require('./errors.js')
-
-/** The only request headers the core reads. */
-const CORE_HEADERS = new Set(['authorization', 'dpop'])
+const { EdgeError } = require('./errors.js')
 
 /**
  * The lowest audit level `logger` writes ('debug', 'info' or 'warn'), or null when it writes none
@@ -31,46 +30,55 @@ function auditJson(a) {
   return JSON.stringify(o)
 }
 
-const isDpop = ([name]) => name.length === 4 && name.toLowerCase() === 'dpop'
-
 /**
- * The headers the core reads (`authorization`, `dpop`, every occurrence) as `[name, value]` pairs,
- * from: an array of pairs, a flat `rawHeaders` array, a `Headers` object, or a plain object
- * (`IncomingHttpHeaders`: values may be arrays).
+ * The request's headers as `[name, value]` pairs in order, from: an array of pairs, a flat
+ * `rawHeaders` array, a `Headers` object, or a plain object (`IncomingHttpHeaders`: values may
+ * be arrays).
  */
-function coreHeaders(headers) {
+function headerPairs(headers) {
   const out = []
   if (headers == null) return out
   if (Array.isArray(headers)) {
     if (headers.length > 0 && typeof headers[0] === 'string') {
-      for (let i = 0; i + 1 < headers.length; i += 2) {
-        const n = headers[i].toLowerCase()
-        if (CORE_HEADERS.has(n)) out.push([n, headers[i + 1]])
-      }
+      for (let i = 0; i + 1 < headers.length; i += 2) out.push([headers[i], headers[i + 1]])
     } else {
-      for (const [n, v] of headers) {
-        const l = String(n).toLowerCase()
-        if (CORE_HEADERS.has(l)) out.push([l, String(v)])
-      }
+      for (const [n, v] of headers) out.push([String(n), String(v)])
     }
     return out
   }
   if (typeof headers.entries === 'function' && typeof headers.get === 'function') {
     // WHATWG Headers joins repeated values with ", ": the core then sees one malformed value.
-    for (const n of CORE_HEADERS) {
-      const v = headers.get(n)
-      if (v != null) out.push([n, v])
-    }
+    for (const [n, v] of headers.entries()) out.push([n, v])
     return out
   }
-  for (const k of Object.keys(headers)) {
-    const n = k.toLowerCase()
-    if (!CORE_HEADERS.has(n)) continue
-    const v = headers[k]
+  for (const n of Object.keys(headers)) {
+    const v = headers[n]
     if (Array.isArray(v)) for (const x of v) out.push([n, String(x)])
     else if (v != null) out.push([n, String(v)])
   }
   return out
+}
+
+/**
+ * The only request headers the core reads, every value in order: `[authorization, dpop]`
+ * (`null` when absent, an array when repeated), from any form `headerPairs` takes.
+ */
+function credentials(headers) {
+  let authorization = null
+  let dpop = null
+  const add = (list, v) => (list === null ? v : Array.isArray(list) ? [...list, v] : [list, v])
+  const one = (n, v) => {
+    if (n.length === 13 && n.toLowerCase() === 'authorization') authorization = add(authorization, String(v))
+    else if (n.length === 4 && n.toLowerCase() === 'dpop') dpop = add(dpop, String(v))
+  }
+  if (Array.isArray(headers) && (headers.length === 0 || typeof headers[0] === 'string')) {
+    for (let i = 0; i + 1 < headers.length; i += 2) one(headers[i], headers[i + 1]) // rawHeaders
+  } else if (Array.isArray(headers)) {
+    for (const [n, v] of headers) one(String(n), v)
+  } else {
+    for (const [n, v] of headerPairs(headers)) one(n, v)
+  }
+  return [authorization, dpop]
 }
 
 function responseHeaders(resp) {
@@ -110,8 +118,6 @@ class PhantomEdge {
     this._onPublish = options.onPublish || null
     this._nextId = 0
     this._waiters = new Map()
-    this._current = -1
-    this._decided = null
     this._timer = null
     this._timerAt = null
     this._closing = false
@@ -122,7 +128,7 @@ class PhantomEdge {
     const level = auditLevel(this._logger)
     this.edge.auditActions = level !== null
     if (level !== null) this.edge.setAuditLevel(level)
-    this._pump()
+    this._run(this.edge.initialStep())
   }
 
   /**
@@ -143,56 +149,41 @@ class PhantomEdge {
       path = target === '' || target[0] !== '/' ? `/${target}` : target
     }
     return this.authorizeParts(method, scheme || 'http', authority || 'localhost', path || '/',
-      coreHeaders(headers), clientCertThumbprint)
+      headers, clientCertThumbprint)
   }
 
   /**
-   * Like `authorize`, with the URL split and the headers already as `[name, value]` pairs (only
+   * Like `authorize`, with the URL split. `headers`: any form `authorize` takes (only
    * `authorization` and `dpop` are read).
    */
-  authorizeParts(method, scheme, authority, path, headerPairs, clientCertThumbprint = null) {
+  authorizeParts(method, scheme, authority, path, headers, clientCertThumbprint = null) {
     if (this._closing) return Promise.reject(new Error('phantom-edge: closed'))
     const id = ++this._nextId
-    // Fast path: decided at once with nothing else to do (a hit without audit logging, or a
-    // rejection that needs no I/O). Nothing new to time: no ticket was created.
-    const fast = this.edge.decide(id, method, scheme, authority, path, headerPairs, clientCertThumbprint, Date.now())
-    if (fast !== null) {
-      // A decision at once adds no ticket; only a DPoP proof (its replay entry) can start the
-      // sweep deadline then (core: Edge::take_decision), so only then is an idle timer armed.
-      // (An armed one may fire after the new sweep time: the sweep runs late, which only
-      // delays freeing entries.)
-      if (this._timer === null && headerPairs.some(isDpop)) this._armTimer()
-      return Promise.resolve(fast)
-    }
-    this._current = id
-    this._decided = null
-    try {
-      this._pump()
-    } finally {
-      this._current = -1
-    }
-    const decided = this._decided
-    if (decided !== null) {
-      this._decided = null
-      return Promise.resolve(decided)
-    }
+    const [authorization, dpop] = credentials(headers)
+    const step = this.edge.handleRequest(id, method, scheme, authority, path, authorization, dpop,
+      clientCertThumbprint, Date.now())
+    const decided = this._run(step, id)
+    if (decided !== null) return Promise.resolve(decided)
     // A waiting request keeps the process alive until the core decides (the timer is ref'd).
     if (this._timer !== null && typeof this._timer.ref === 'function') this._timer.ref()
     return new Promise((resolve) => this._waiters.set(id, resolve))
   }
 
-  /** The revocation route: `{ status: 204, body: '' }` or `{ status: 400|401, body: json }`. */
+  /**
+   * An operator route, answered whole by the core (`request`: `route` 'revocations' | 'metrics'
+   * | 'jwks', `method`, `authorization`, `contentType`, `body` as read, at most 64 KiB + 1 bytes;
+   * `listener` defaults to 'app'): `{ status, headers, body }` to write out as it is.
+   */
+  admin(request) {
+    const { answer, step } = this.edge.handleAdmin({ listener: 'app', ...request }, Date.now())
+    this._run(step)
+    return answer
+  }
+
+  /** The revocation route: `{ status: 204, body: '' }` or `{ status: 400|401|413, body: json }`. */
   revoke(contentType, authorization, body) {
-    let result
-    try {
-      this.edge.handleAdminRevocation(contentType ?? null, authorization ?? null, body, Date.now())
-      result = { status: 204, body: '' }
-    } catch (e) {
-      if (!(e instanceof RevocationError)) throw e
-      result = { status: e.status, body: e.body }
-    }
-    this._pump()
-    return Promise.resolve(result)
+    const a = this.admin({ route: 'revocations', method: 'POST', contentType, authorization, body })
+    return Promise.resolve({ status: a.status, body: a.body })
   }
 
   /** Prometheus text exposition. */
@@ -201,11 +192,18 @@ class PhantomEdge {
   }
 
   /**
-   * Whether `authorization` carries the `[admin]` bearer token (`null`: none is configured), for
-   * operator-only routes such as metrics. The core checks it.
+   * The upstream headers of a forwarded request in process (a middleware): `pairs` without what
+   * the core drops (the strip list, every spelling of the forwarded header), in order, with what
+   * it sets appended.
    */
-  adminAuthorized(authorization) {
-    return this.edge.adminAuthorized(authorization ?? null)
+  upstreamPairs(decision, pairs) {
+    const { drop, set } = this.edge.upstreamHeaders(pairs, decision.headerValue, 'in_process')
+    const out = []
+    for (let i = 0, j = 0; i < pairs.length; i++) {
+      if (j < drop.length && drop[j] === i) j++
+      else out.push(pairs[i])
+    }
+    return out.concat(set)
   }
 
   /** The keyed fingerprint this edge computes for a token (for logs; never log the token). */
@@ -233,54 +231,92 @@ class PhantomEdge {
     this._timer = null
   }
 
-  // -- the run loop -------------------------------------------------------------------------
+  // -- the run loop: carry out one Step -----------------------------------------------------
 
-  _pump() {
-    const edge = this.edge
-    for (let a; (a = edge.pollAction()) !== null;) {
-      switch (a.type) {
-        case 'forward':
-        case 'reject': {
-          const id = a.requestId
-          if (id === this._current) {
-            this._decided = a
-          } else {
-            const resolve = this._waiters.get(id)
-            if (resolve !== undefined) {
-              this._waiters.delete(id)
-              resolve(a)
-            }
-          }
-          break
-        }
-        case 'audit':
-          if (this._logger !== null) this._audit(a)
-          break
-        case 'introspect':
-          this._track(this._introspect(a))
-          break
-        case 'fetchJwks':
-          this._track(this._fetchJwks(a))
-          break
-        case 'sharedLookup':
-          this._track(this._lookup(a))
-          break
-        case 'sharedPublish':
-          if (this._onPublish !== null) {
-            // Sync or async (a Redis publish): a failure is logged, never an unhandled rejection.
-            const message = a.message
-            this._track(Promise.resolve()
-              .then(() => this._onPublish(message))
-              .catch((e) => this._log('warn', `phantom_edge publish failed: ${errorName(e)}`)))
-          }
-          break
+  /** Carries out `step`; returns the decision of request `id` (the caller's) if it holds it. */
+  _run(step, id = -1) {
+    let mine = null
+    for (const d of step.decisions) {
+      const rid = d.requestId ?? id // a hit's shared Forward has none: it is the caller's
+      if (rid === id) mine = d
+      else this._waiters.get(rid)?.(d)
+      this._waiters.delete(rid)
+    }
+    for (const f of step.fetches) this._track(this._fetchOne(f))
+    for (const l of step.lookups) this._track(this._lookup(l))
+    for (const m of step.publishes) {
+      // Sync or async (a Redis publish): a failure is logged, never an unhandled rejection.
+      if (this._onPublish !== null) {
+        this._track(Promise.resolve(m).then(this._onPublish)
+          .catch((e) => this._log('warn', `phantom_edge publish failed: ${errorName(e)}`)))
       }
     }
-    this._armTimer()
+    for (const a of step.audits) this._log(a.level, `phantom_edge audit ${auditJson(a)}`)
+    this._arm(step.wakeAt)
+    return mine
   }
 
-  _audit(a) {
-    this._log(a.level, `phantom_edge audit ${auditJson(a)}`)
+  /** Re-arms the one timer for `at` (Unix ms; null: nothing pending). */
+  _arm(at) {
+    if (at === this._timerAt || this._closed) return
+    if (this._timer !== null) clearTimeout(this._timer)
+    this._timerAt = at
+    this._timer = at === null ? null : setTimeout(() => this._onTimer(), Math.max(0, at - Date.now()))
+    // Idle housekeeping (cache sweeps) must not keep the process alive; waiting requests do.
+    if (this._timer !== null && this._waiters.size === 0) this._timer.unref?.()
+  }
+
+  _onTimer() {
+    this._timer = null
+    this._timerAt = null
+    this._feed(() => this.edge.handleTimeout(Date.now()))
+  }
+
+  /** Feeds one answer to the core and carries out its step. */
+  _feed(call) {
+    if (this._closed) return
+    let step
+    try {
+      step = call()
+    } catch (e) {
+      // The ticket already ended in the core (a late answer), or a refused input: the ticket
+      // then times out in the core (503).
+      if (e instanceof EdgeError) this._log('debug', `phantom_edge late answer: ${e.kind}`)
+      else this._log('warn', `phantom_edge answer refused: ${errorName(e)}`)
+      return
+    }
+    this._run(step)
+  }
+
+  async _fetchOne(f) {
+    let result
+    try {
+      const resp = await this._fetch(f.url, {
+        method: f.method,
+        headers: f.headers,
+        body: f.body === '' ? undefined : f.body,
+        signal: AbortSignal.timeout(Math.max(1, f.timeoutMs)),
+        redirect: 'manual',
+      })
+      result = { status: resp.status, headers: responseHeaders(resp), body: await readCapped(resp, f.maxResponseBytes) }
+    } catch (e) {
+      result = errorName(e) // transport failure, timeout or an oversized answer: the core fails closed
+    }
+    this._feed(() => this.edge.handleFetch(f.ticket, result, Date.now()))
+  }
+
+  async _lookup(l) {
+    let value = null
+    let error = this._sharedLookup === null
+    try {
+      if (!error) value = await this._sharedLookup(l.key)
+      // A store client may answer with bytes (ioredis getBuffer); anything else is a store error.
+      if (value instanceof Uint8Array) value = UTF8.decode(value) // not UTF-8: throws, an error
+      if (value != null && typeof value !== 'string') error = true
+    } catch {
+      error = true
+    }
+    this._feed(() => this.edge.handleSharedLookup(l.ticket, error ? null : value ?? null, error, Date.now()))
   }
 
   _log(level, line) {
@@ -295,118 +331,10 @@ class PhantomEdge {
     p.catch((e) => this._log('warn', `phantom_edge host task failed: ${errorName(e)}`))
       .finally(() => this._inflight.delete(p))
   }
-
-  _armTimer() {
-    if (this._closed) return
-    const at = this.edge.pollTimeout()
-    if (at === this._timerAt && this._timer !== null) return
-    if (this._timer !== null) clearTimeout(this._timer)
-    this._timer = null
-    this._timerAt = at
-    if (at === null) return
-    const delay = Math.max(0, at - Date.now())
-    this._timer = setTimeout(() => this._onTimer(), delay)
-    // Idle housekeeping (cache sweeps) must not keep the process alive; waiting requests do.
-    if (this._waiters.size === 0 && typeof this._timer.unref === 'function') this._timer.unref()
-  }
-
-  _onTimer() {
-    this._timer = null
-    this._timerAt = null
-    if (this._closed) return
-    this.edge.handleTimeout(Date.now())
-    this._pump()
-  }
-
-  _feed(call) {
-    if (this._closed) return
-    try {
-      call()
-    } catch (e) {
-      if (e instanceof EdgeError) {
-        // The ticket already timed out in the core: a late answer.
-        this._log('debug', `phantom_edge late answer: ${e.kind}`)
-      } else {
-        // Refused input (a wrong type): the ticket then times out in the core (503).
-        this._log('warn', `phantom_edge answer refused: ${errorName(e)}`)
-      }
-    }
-    this._pump()
-  }
-
-  async _introspect(a) {
-    let resp
-    let body
-    try {
-      resp = await this._fetch(a.url, {
-        method: a.method,
-        headers: a.headers,
-        body: a.body,
-        signal: AbortSignal.timeout(Math.max(1, a.timeoutMs)),
-        redirect: 'manual',
-      })
-      body = await readCapped(resp, MAX_ANSWER_BYTES)
-    } catch (e) {
-      // Transport failure, timeout or an oversized answer: the core fails closed (503/502).
-      this._feed(() => this.edge.handleIntrospectionFailure(a.ticket, errorName(e), Date.now()))
-      return
-    }
-    const headers = responseHeaders(resp)
-    this._feed(() => this.edge.handleIntrospectionResponse(a.ticket, resp.status, headers, body, Date.now()))
-  }
-
-  async _fetchJwks(a) {
-    let resp
-    let body
-    try {
-      resp = await this._fetch(a.url, {
-        method: 'GET',
-        headers: { accept: 'application/json' },
-        signal: AbortSignal.timeout(Math.max(1, this.config.timeoutMs)),
-        redirect: 'manual',
-      })
-      body = await readCapped(resp, MAX_ANSWER_BYTES)
-    } catch (e) {
-      this._feed(() => this.edge.handleJwksFailure(errorName(e), Date.now()))
-      return
-    }
-    if (resp.status === 200) this._feed(() => this.edge.handleJwks(body, Date.now()))
-    else this._feed(() => this.edge.handleJwksFailure(`status ${resp.status}`, Date.now()))
-  }
-
-  async _lookup(a) {
-    if (this._sharedLookup === null) {
-      this._feed(() => this.edge.handleSharedLookup(a.ticket, null, true, Date.now()))
-      return
-    }
-    let value
-    try {
-      value = await this._sharedLookup(a.key)
-    } catch {
-      this._feed(() => this.edge.handleSharedLookup(a.ticket, null, true, Date.now()))
-      return
-    }
-    // A store client may answer with bytes (ioredis getBuffer); anything else is a store error.
-    if (value instanceof Uint8Array) { // a Buffer too
-      try {
-        value = UTF8.decode(value)
-      } catch {
-        value = 0 // not UTF-8: refused below, as the Python host does
-      }
-    }
-    if (value != null && typeof value !== 'string') {
-      this._feed(() => this.edge.handleSharedLookup(a.ticket, null, true, Date.now()))
-      return
-    }
-    this._feed(() => this.edge.handleSharedLookup(a.ticket, value ?? null, false, Date.now()))
-  }
 }
 
 /** Strict UTF-8 (invalid bytes throw instead of becoming U+FFFD). */
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
-
-/** Largest introspection or JWKS answer read (the core refuses larger ones anyway). */
-const MAX_ANSWER_BYTES = 1024 * 1024
 
 /** The response body, refused (thrown) once it passes `max` bytes instead of buffering it all. */
 async function readCapped(resp, max) {
@@ -427,46 +355,37 @@ async function readCapped(resp, max) {
 }
 
 /**
- * A header name as WSGI/CGI servers (Django, ...) read it: lowercase, `_` as `-` (`x_user_id` is
- * X-User-Id there). Mirrors the core's `header_name_as_read`, which phantom-gateway calls.
+ * Rewrites every header view of a Node `IncomingMessage` after a `Forward`, as the core's
+ * forwarding policy says (`upstreamHeaders`, in process): `rawHeaders`, `headers` (and `headers`
+ * when a framework keeps its own object) and `headersDistinct` (Node caches that one on first
+ * read, so a reader before the middleware would otherwise keep seeing the client's original
+ * Authorization header).
  */
-const asRead = (name) => name.toLowerCase().replace(/_/g, '-')
-
-/** The names (as read) a `Forward` removes from the inbound headers: stripped, and the one it sets. */
-function removedNames(decision) {
-  const names = new Set(decision.stripHeaders.map(asRead))
-  names.add(asRead(decision.headerName))
-  return names
-}
-
-/**
- * `headers` (a plain object, e.g. `req.headers`) rewritten for the upstream after a `Forward`:
- * the stripped headers removed, the upstream header set (names compared as read: `x_user_id`
- * goes with `x-user-id`). Mutates and returns `headers`.
- */
-function applyForward(decision, headers) {
-  const removed = removedNames(decision)
-  for (const name of Object.keys(headers)) if (removed.has(asRead(name))) delete headers[name]
-  headers[decision.headerName] = decision.headerValue
-  return headers
-}
-
-/**
- * Rewrites every header view of a Node `IncomingMessage` after a `Forward`: `headers`,
- * `rawHeaders` and `headersDistinct` (Node caches that one on first read, so a reader before the
- * middleware would otherwise keep seeing the client's original Authorization header).
- */
-function rewriteRequestHeaders(decision, req, headers = req.headers) {
-  applyForward(decision, headers)
-  if (req.headers !== headers) applyForward(decision, req.headers)
-  if (!Array.isArray(req.rawHeaders)) return
-  const raw = applyForwardRaw(decision, req.rawHeaders)
-  req.rawHeaders = raw
-  const distinct = Object.create(null)
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i].toLowerCase()
-    ;(distinct[name] ??= []).push(raw[i + 1])
+function rewriteRequestHeaders(edge, decision, req, headers = req.headers) {
+  const raw = Array.isArray(req.rawHeaders) ? req.rawHeaders : null
+  const pairs = headerPairs(raw ?? headers)
+  const { drop, set } = edge.edge.upstreamHeaders(pairs, decision.headerValue, 'in_process')
+  const views = new Set([headers, req.headers])
+  for (const i of drop) {
+    for (const h of views) {
+      delete h[pairs[i][0]]
+      delete h[pairs[i][0].toLowerCase()]
+    }
   }
+  for (const h of views) for (const [n, v] of set) h[n] = v
+  if (raw === null) return
+  const out = []
+  const distinct = Object.create(null)
+  const keep = (n, v) => {
+    out.push(n, v)
+    ;(distinct[n.toLowerCase()] ??= []).push(v)
+  }
+  for (let i = 0, j = 0; i < pairs.length; i++) {
+    if (j < drop.length && drop[j] === i) j++
+    else keep(pairs[i][0], pairs[i][1])
+  }
+  for (const [n, v] of set) keep(n, v)
+  req.rawHeaders = out
   Object.defineProperty(req, 'headersDistinct', { value: distinct, configurable: true, writable: true, enumerable: false })
 }
 
@@ -484,15 +403,4 @@ function certThumbprint(req) {
   return require('node:crypto').createHash('sha256').update(cert.raw).digest('base64url')
 }
 
-/** The same for a flat `rawHeaders` array. Returns a new array. */
-function applyForwardRaw(decision, rawHeaders) {
-  const removed = removedNames(decision)
-  const out = []
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    if (!removed.has(asRead(rawHeaders[i]))) out.push(rawHeaders[i], rawHeaders[i + 1])
-  }
-  out.push(decision.headerName, decision.headerValue)
-  return out
-}
-
-module.exports = { PhantomEdge, certThumbprint, coreHeaders, applyForward, applyForwardRaw, rewriteRequestHeaders, auditJson }
+module.exports = { PhantomEdge, certThumbprint, credentials, headerPairs, rewriteRequestHeaders, auditJson }

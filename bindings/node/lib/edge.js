@@ -1,6 +1,6 @@
 'use strict'
-// The core's event/action API: the native Edge, with config loading, a random seed by default
-// and typed errors. Hot methods (handleRequest, pollAction, drainActions) are the native ones.
+// The core's host-driver API: the native Edge, with config loading, a random seed by default
+// and typed errors. Every input (`handle*`) returns the Step it produced.
 const { randomBytes } = require('node:crypto')
 const native = require('./native.js')
 const { loadConfig } = require('./config.js')
@@ -20,42 +20,41 @@ class Edge extends native.Edge {
       throw translate(e)
     }
     this.config = cfg
-    // The same decisions as native decide() for the common request shape (see decide below).
-    Object.defineProperty(this, '_decideBearer', { value: super.bearerDecider() })
+    // The same steps as the native handleRequest for the common request shape (see below).
+    Object.defineProperty(this, '_bearerRequest', { value: super.bearerRequest() })
   }
 
   /**
-   * `handleRequest`, then this request's decision when the core made it at once and nothing
-   * else is queued, else `null` (see index.d.ts). A request with one `Authorization` header or
-   * none, no `DPoP` header and no client certificate goes through `bearerDecider()`'s function
+   * A client request arrived: its Step (see index.d.ts). A request with one `Authorization`
+   * value or none, no `DPoP` and no client certificate goes through `bearerRequest()`'s function
    * (a plain N-API call), every other one through the native method; both hand the core the
    * same request. Arguments of the wrong type throw on both paths (the error's code can differ:
    * PHANTOM_EDGE_INVALID_ARG here, napi-rs's conversion codes there).
    */
-  decide(id, method, scheme, authority, path, headers, clientCertThumbprint, now) {
-    if (clientCertThumbprint == null && Array.isArray(headers) && headers.length <= 1) {
-      if (headers.length === 0) return this._decideBearer(id, method, scheme, authority, path, null, now)
-      const h = headers[0]
-      if (Array.isArray(h) && h.length === 2 && typeof h[1] === 'string' &&
-          (h[0] === 'authorization' || (typeof h[0] === 'string' && h[0].toLowerCase() === 'authorization'))) {
-        return this._decideBearer(id, method, scheme, authority, path, h[1], now)
+  handleRequest(id, method, scheme, authority, path, authorization, dpop, clientCertThumbprint, now) {
+    if (clientCertThumbprint == null && (dpop == null || (Array.isArray(dpop) && dpop.length === 0))) {
+      if (authorization == null || typeof authorization === 'string') {
+        return this._bearerRequest(id, method, scheme, authority, path, authorization, now)
+      }
+      if (Array.isArray(authorization) && authorization.length <= 1 &&
+          (authorization.length === 0 || typeof authorization[0] === 'string')) {
+        return this._bearerRequest(id, method, scheme, authority, path, authorization[0], now)
       }
     }
-    return super.decide(id, method, scheme, authority, path, headers, clientCertThumbprint, now)
+    return super.handleRequest(id, method, scheme, authority, path, authorization, dpop, clientCertThumbprint, now)
   }
 }
 
-// Every method that can throw: rethrow typed errors. (handleRequest and decide, the hot path, stay
-// native: they throw only for invalid arguments, with code PHANTOM_EDGE_INVALID_ARG.)
+// Every method that can throw: rethrow typed errors. (handleRequest, the hot path, stays
+// native: it throws only for invalid arguments, with code PHANTOM_EDGE_INVALID_ARG.)
 for (const name of [
-  'handleIntrospectionResponse',
-  'handleIntrospectionFailure',
-  'handleJwks',
-  'handleJwksFailure',
+  'initialStep',
+  'handleFetch',
   'handleSharedLookup',
   'handleSecurityEvent',
-  'handleAdminRevocation',
+  'handleAdmin',
   'handleTimeout',
+  'upstreamHeaders',
   'muteAudits',
   'setAuditLevel',
 ]) {
@@ -72,6 +71,31 @@ for (const name of [
     configurable: true,
   })
 }
+
+// handleAdmin also takes null for an absent authorization, content type or body.
+const baseAdmin = Edge.prototype.handleAdmin
+Object.defineProperty(Edge.prototype, 'handleAdmin', {
+  value: function (request, now) {
+    const { authorization, contentType, body } = request
+    return baseAdmin.call(this, { ...request, authorization: authorization ?? undefined,
+      contentType: contentType ?? undefined, body: body ?? undefined }, now)
+  },
+  writable: true,
+  configurable: true,
+})
+
+// upstreamHeaders also takes null for a proxy hop's absent peer or upstream authority.
+const baseUpstream = Edge.prototype.upstreamHeaders
+Object.defineProperty(Edge.prototype, 'upstreamHeaders', {
+  value: function (inbound, headerValue, hop) {
+    const h = hop !== null && typeof hop === 'object'
+      ? { ...hop, peer: hop.peer ?? undefined, upstreamAuthority: hop.upstreamAuthority ?? undefined }
+      : hop
+    return baseUpstream.call(this, inbound, headerValue, h)
+  },
+  writable: true,
+  configurable: true,
+})
 
 // handleRevocation also takes the selector as an object.
 const baseRevocation = native.Edge.prototype.handleRevocation

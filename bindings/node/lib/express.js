@@ -7,17 +7,17 @@
 // For each request the core decides. A forward rewrites the headers the handlers see (strips the
 // listed ones, sets the upstream header; `req.headers`, `req.rawHeaders`, `req.headersDistinct`) and puts the claims in
 // `req.phantomEdge`; a reject is answered with the core's status, WWW-Authenticate and JSON body.
-// It also serves the revocation route (POST, default /_phantom/revocations) and metrics (GET,
-// default /_phantom/metrics; the [admin] bearer token only, 403 without [admin]); both
-// paths come from the config's [middleware] section
-// (`revocation_path`, `metrics_path`; "" disables a route). Logs carry audit events, never tokens.
-const { PhantomEdge, certThumbprint, coreHeaders, rewriteRequestHeaders } = require('./client.js')
-const { redactQueryTokens } = require('./native.js')
+// It also serves the revocation route (default /_phantom/revocations) and metrics (default
+// /_phantom/metrics), both answered whole by the core (`handleAdmin` on the app's listener:
+// methods, body limit, the [admin] bearer token, status and headers); both paths come from the
+// config's [middleware] section (`revocation_path`, `metrics_path`; "" disables a route). Logs
+// carry audit events, never tokens.
+const { PhantomEdge, certThumbprint, rewriteRequestHeaders } = require('./client.js')
+const { redactQueryTokens, MAX_ADMIN_BODY } = require('./native.js')
 const { loadConfig, middlewareSection } = require('./config.js')
 
 const DEFAULT_REVOCATION_PATH = '/_phantom/revocations'
 const DEFAULT_METRICS_PATH = '/_phantom/metrics'
-const MAX_REVOCATION_BODY = 64 * 1024
 
 function routePaths(config, options) {
   const section = middlewareSection(config)
@@ -43,22 +43,9 @@ function send(res, status, body, headers) {
   res.end(body)
 }
 
-/** The challenge of a metrics request without the [admin] bearer token. */
-const METRICS_CHALLENGE = 'Bearer realm="phantom-edge metrics"'
-/** The answer of the metrics route when no [admin] token is configured. */
-const NO_ADMIN = '{"error":"forbidden","error_description":"metrics need an [admin] token in the configuration"}'
-
-/**
- * Whether `authorization` may read the metrics, for the Express and Fastify routes alike: only
- * the [admin] token's bearer (the app's listener may be public; the core checks it), and nobody
- * without [admin] (fail closed). `null` when allowed, else the answer `{ status, headers, body }`
- * (`body` undefined: none, and no content-type).
- */
-function metricsRefusal(edge, authorization) {
-  const authorized = edge.adminAuthorized(authorization)
-  if (authorized == null) return { status: 403, headers: { 'content-type': 'application/json' }, body: NO_ADMIN }
-  if (!authorized) return { status: 401, headers: { 'www-authenticate': METRICS_CHALLENGE }, body: undefined }
-  return null
+/** Writes the core's answer to an operator route out as it is. */
+function sendAnswer(res, answer) {
+  send(res, answer.status, answer.body, Object.fromEntries(answer.headers))
 }
 
 /**
@@ -110,16 +97,18 @@ function readBody(req) {
   return new Promise((resolve, reject) => {
     const chunks = []
     let size = 0
-    req.on('data', (c) => {
-      size += c.length
-      if (size > MAX_REVOCATION_BODY) {
-        reject(Object.assign(new Error('body too large'), { status: 413 }))
-        req.destroy()
-        return
-      }
+    // At most MAX_ADMIN_BODY + 1 bytes: the core answers a longer body 413.
+    const onData = (c) => {
       chunks.push(c)
-    })
-    req.on('end', () => resolve(Buffer.concat(chunks)))
+      size += c.length
+      if (size > MAX_ADMIN_BODY) {
+        req.off('data', onData)
+        req.resume() // the rest is discarded
+        resolve(Buffer.concat(chunks, size).subarray(0, MAX_ADMIN_BODY + 1))
+      }
+    }
+    req.on('data', onData)
+    req.on('end', () => resolve(Buffer.concat(chunks, size)))
     req.on('error', reject)
   })
 }
@@ -134,24 +123,17 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
   const edge = options.edge || new PhantomEdge(loadConfig(config), options)
   const { revocationPath, metricsPath } = routePaths(edge.config, options)
 
-  async function revocation(req, res) {
-    if (req.method !== 'POST') return send(res, 405, '', { allow: 'POST' })
+  /** An operator route: the core answers it whole (app listener). */
+  async function admin(route, req, res) {
     let body
     try {
-      body = await readBody(req)
+      body = route === 'revocations' ? await readBody(req) : undefined
     } catch (e) {
       if (e.body) return send(res, 400, e.body, { 'content-type': 'application/json' })
-      return send(res, e.status === 413 ? 413 : 400, '', {})
+      throw e
     }
-    const r = await edge.revoke(req.headers['content-type'], req.headers.authorization, body)
-    return send(res, r.status, r.body, r.body ? { 'content-type': 'application/json' } : {})
-  }
-
-  function metrics(req, res) {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, '', { allow: 'GET' })
-    const refusal = metricsRefusal(edge, req.headers.authorization)
-    if (refusal) return send(res, refusal.status, refusal.body ?? '', refusal.headers)
-    return send(res, 200, edge.metrics(), { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+    const { authorization = null, 'content-type': contentType = null } = req.headers
+    sendAnswer(res, edge.admin({ route, method: req.method, authorization, contentType, body }))
   }
 
   const middleware = function phantomEdgeMiddleware(req, res, next) {
@@ -159,18 +141,15 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
     // middleware before this one may have changed; originalUrl keeps the URL as received).
     const url = typeof req.url === 'string' ? (typeof req.baseUrl === 'string' ? req.baseUrl : '') + req.url : req.originalUrl
     const path = pathOf(url)
-    if (revocationPath && path === revocationPath) {
-      revocation(req, res).catch(next)
-      return
-    }
-    if (metricsPath && path === metricsPath) {
-      metrics(req, res)
+    const route = (revocationPath && path === revocationPath && 'revocations') || (metricsPath && path === metricsPath && 'metrics')
+    if (route) {
+      admin(route, req, res).catch(next)
       return
     }
     const authority = req.headers.host || 'localhost'
     let decided
     try {
-      decided = edge.authorizeParts(req.method, schemeOf(req), authority, url, coreHeaders(req.rawHeaders || req.headers), certThumbprint(req))
+      decided = edge.authorizeParts(req.method, schemeOf(req), authority, url, req.rawHeaders || req.headers, certThumbprint(req))
     } catch (e) {
       decided = Promise.reject(e)
     }
@@ -186,7 +165,7 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
           send(res, d.status, d.body, headers)
           return
         }
-        rewriteRequestHeaders(d, req)
+        rewriteRequestHeaders(edge, d, req)
         if (d.rewrittenPath != null) {
           // The token came in the query (request.allow_query_token): the handlers see the URL
           // without it (req.url relative to the mount point, as Express has it).
@@ -208,4 +187,4 @@ function phantomToken(config = 'phantom-edge.toml', options = {}) {
   return middleware
 }
 
-module.exports = { phantomToken, routePaths, metricsRefusal, redactRequestUrl, DEFAULT_REVOCATION_PATH, DEFAULT_METRICS_PATH, METRICS_CHALLENGE, NO_ADMIN }
+module.exports = { phantomToken, routePaths, redactRequestUrl, sendAnswer, DEFAULT_REVOCATION_PATH, DEFAULT_METRICS_PATH }

@@ -6,17 +6,29 @@
 // For each request the core decides. A forward rewrites `request.headers` (strips the listed
 // headers, sets the upstream header) and puts the claims in `request.phantomEdge`; a reject is
 // answered with the core's status, WWW-Authenticate and JSON body. It also serves the revocation
-// route (POST) and metrics (GET) at the paths of the config's [middleware] section
-// (`revocation_path`, `metrics_path`; "" disables a route). Audit events go to `fastify.log`
+// route and metrics at the paths of the config's [middleware] section (`revocation_path`,
+// `metrics_path`; "" disables a route), both answered whole by the core (`handleAdmin` on the
+// app's listener: methods, body limit, the [admin] bearer token, status and headers). Audit events go to `fastify.log`
 // (debug/info) when Fastify's logger is enabled, or to `logger`; never tokens. Routes with `config: { phantomEdge: false }`
 // skip the hook (the plugin's own routes do).
 const querystring = require('node:querystring')
-const { PhantomEdge, certThumbprint, coreHeaders, rewriteRequestHeaders } = require('./client.js')
+const { PhantomEdge, certThumbprint, rewriteRequestHeaders } = require('./client.js')
 const { loadConfig } = require('./config.js')
 const { ConfigError } = require('./errors.js')
-const { routePaths, metricsRefusal, redactRequestUrl } = require('./express.js')
+const { routePaths, redactRequestUrl } = require('./express.js')
+const { MAX_ADMIN_BODY } = require('./native.js')
 
-const MAX_REVOCATION_BODY = 64 * 1024
+/** The body as sent, at most MAX_ADMIN_BODY + 1 bytes (the core answers a longer one 413). */
+async function readAdminBody(payload) {
+  const chunks = []
+  let size = 0
+  for await (const c of payload) {
+    chunks.push(c)
+    size += c.length
+    if (size > MAX_ADMIN_BODY) break
+  }
+  return Buffer.concat(chunks, size).subarray(0, MAX_ADMIN_BODY + 1)
+}
 
 async function phantomEdge(fastify, opts = {}) {
   // Fastify's logger when it is enabled (pino has isLevelEnabled; the disabled stand-in has not).
@@ -53,7 +65,7 @@ async function phantomEdge(fastify, opts = {}) {
     let d
     try {
       d = await edge.authorizeParts(raw.method, request.protocol, raw.headers.host || 'localhost',
-        raw.url, coreHeaders(raw.rawHeaders), certThumbprint(raw))
+        raw.url, raw.rawHeaders, certThumbprint(raw))
     } catch (e) {
       redact()
       throw e
@@ -65,7 +77,7 @@ async function phantomEdge(fastify, opts = {}) {
       if (d.retryAfter != null) reply.header('retry-after', String(d.retryAfter))
       return reply.send(d.body)
     }
-    rewriteRequestHeaders(d, raw, request.headers)
+    rewriteRequestHeaders(edge, d, raw, request.headers)
     if (d.rewrittenPath != null) {
       // The token came in the query (request.allow_query_token): the handlers see the URL and
       // the query without it. (Fastify logs the incoming URL before any hook: the plugin refuses
@@ -80,25 +92,18 @@ async function phantomEdge(fastify, opts = {}) {
   if (revocationPath || metricsPath) {
     fastify.register(async function phantomEdgeRoutes(child) {
       child.removeAllContentTypeParsers()
-      child.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_REVOCATION_BODY },
-        (req, body, done) => done(null, body))
+      child.addContentTypeParser('*', (request, payload, done) => {
+        readAdminBody(payload).then((body) => done(null, body), done)
+      })
       const config = { phantomEdge: false }
-      if (revocationPath) {
-        child.post(revocationPath, { config }, async (request, reply) => {
-          const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0)
-          const r = await edge.revoke(request.headers['content-type'], request.headers.authorization, body)
-          reply.code(r.status)
-          if (r.body) return reply.header('content-type', 'application/json').send(r.body)
-          return reply.send()
-        })
+      const route = (name) => async (request, reply) => {
+        const body = Buffer.isBuffer(request.body) ? request.body : undefined
+        const { authorization = null, 'content-type': contentType = null } = request.headers
+        const a = edge.admin({ route: name, method: request.raw.method, authorization, contentType, body })
+        return reply.code(a.status).headers(Object.fromEntries(a.headers)).send(a.body)
       }
-      if (metricsPath) {
-        child.get(metricsPath, { config }, async (request, reply) => {
-          const refusal = metricsRefusal(edge, request.headers.authorization)
-          if (refusal) return reply.code(refusal.status).headers(refusal.headers).send(refusal.body)
-          return reply.header('content-type', 'text/plain; version=0.0.4; charset=utf-8').send(edge.metrics())
-        })
-      }
+      if (revocationPath) child.all(revocationPath, { config }, route('revocations'))
+      if (metricsPath) child.all(metricsPath, { config }, route('metrics'))
     })
   }
 

@@ -3,31 +3,43 @@
 import type {
   Config,
   Edge as NativeEdge,
-  Action,
+  AdminAnswer,
+  AdminRequest,
   Audit,
+  Decision,
   EdgeMetrics,
   EdgeStats,
-  FetchJwks,
+  Fetch,
+  ForwardPolicy,
   Forward,
-  Introspect,
+  HttpResponse,
+  ProxyHop,
   Reject,
   SharedLookup,
-  SharedPublish,
+  Step,
+  SplitToken,
   TokenClaims,
+  UpstreamHeaders,
 } from '../index.js'
 
 export type {
-  Action,
+  AdminAnswer,
+  AdminRequest,
   Audit,
+  Decision,
   EdgeMetrics,
   EdgeStats,
-  FetchJwks,
+  Fetch,
+  ForwardPolicy,
   Forward,
-  Introspect,
+  HttpResponse,
+  ProxyHop,
   Reject,
   SharedLookup,
-  SharedPublish,
+  SplitToken,
+  Step,
   TokenClaims,
+  UpstreamHeaders,
 }
 export { Config }
 
@@ -36,22 +48,29 @@ export type ConfigSource = Config | string | URL | Record<string, unknown>
 
 export declare function loadConfig(source: ConfigSource): Config
 
-/** The core's event/action API; `seed` defaults to 32 random bytes, `now` to Date.now(). */
+/**
+ * The core's host-driver API (every input returns its `Step`); `seed` defaults to 32 random
+ * bytes, `now` to Date.now().
+ */
 export declare class Edge extends NativeEdge {
   constructor(config: ConfigSource, seed?: Uint8Array | null, now?: number | null)
   readonly config: Config
   /** The selector as JSON text, a Buffer, or an object (`{ sub: 'alice' }`). */
-  handleRevocation(selector: string | Buffer | Record<string, unknown>, origin?: 'local' | 'shared' | null, now?: number | null): void
+  handleRevocation(selector: string | Buffer | Record<string, unknown>, origin?: 'local' | 'shared' | null, now?: number | null): Step
+  /** `authorization`, `contentType` and `body` may also be `null` (absent). */
+  handleAdmin(request: Nullable<AdminRequest, 'authorization' | 'contentType' | 'body'>, now?: number | null): { answer: AdminAnswer; step: Step }
+  /** A proxy hop's `peer` and `upstreamAuthority` may also be `null` (absent). */
+  upstreamHeaders(inbound: Array<[string, string]>, headerValue: string,
+    hop: 'in_process' | Nullable<ProxyHop, 'peer' | 'upstreamAuthority'>): UpstreamHeaders
 }
 
-/**
- * A `Forward` as `authorize` returns it: decided on the fast path (`Edge.decide`) it has no
- * `requestId` and is frozen and shared by the hits on one cache entry.
- */
-export type DecidedForward = Readonly<Omit<Forward, 'requestId'>> & { readonly requestId?: number }
+/** `T` with the optional members `K` also taking `null`. */
+export type Nullable<T, K extends keyof T> = Omit<T, K> & { [P in K]?: T[P] | null }
 
-/** The core's decision for one request. */
-export type Decision = DecidedForward | Reject
+/** The largest body an operator route reads (64 KiB); pass at most one byte more to `handleAdmin`. */
+export declare const MAX_ADMIN_BODY: number
+/** Indexes (ascending) of the hop-by-hop headers of a message a proxy relays. */
+export declare function hopByHopHeaders(headers: Array<[string, string]>): Array<number>
 
 export interface AuditLogger {
   debug?(line: string): void
@@ -104,22 +123,27 @@ export declare class PhantomEdge {
   readonly config: Config
   authorize(request: AuthorizeRequest): Promise<Decision>
   authorizeParts(method: string, scheme: string, authority: string, path: string,
-    headerPairs: Array<[string, string]>, clientCertThumbprint?: string | null): Promise<Decision>
-  /** The revocation route: 204, or 400/401 with a JSON body. */
+    headers?: HeadersInit, clientCertThumbprint?: string | null): Promise<Decision>
+  /**
+   * An operator route, answered whole by the core (`listener` defaults to `'app'`): write the
+   * answer out as it is.
+   */
+  admin(request: Omit<Nullable<AdminRequest, 'authorization' | 'contentType' | 'body'>, 'listener'> &
+    { listener?: AdminRequest['listener'] }): AdminAnswer
+  /** The revocation route: 204, or 400/401/413 with a JSON body. */
   revoke(contentType: string | null | undefined, authorization: string | null | undefined,
     body: string | Buffer): Promise<{ status: number; body: string }>
   /** Prometheus text exposition. */
   metrics(): string
-  /** Whether `authorization` carries the `[admin]` bearer token (`null`: none configured). */
-  adminAuthorized(authorization?: string | null): boolean | null
+  /**
+   * The upstream headers of a forwarded request in process (the core's `upstreamHeaders` with
+   * `'in_process'` applied): the kept pairs in order, then the ones the core sets.
+   */
+  upstreamPairs(decision: Forward, pairs: Array<[string, string]>): Array<[string, string]>
   fingerprint(token: string): string
   close(): Promise<void>
 }
 
-/** Rewrites a plain headers object for the upstream after a Forward (mutates and returns it). */
-export declare function applyForward<T extends Record<string, unknown>>(decision: Forward, headers: T): T
-/** The same for a flat rawHeaders array (returns a new array). */
-export declare function applyForwardRaw(decision: Forward, rawHeaders: string[]): string[]
 /** One JSON line for an audit event, in the core's snake_case field names. */
 export declare function auditJson(event: Audit): string
 /**
@@ -127,6 +151,13 @@ export declare function auditJson(event: Audit): string
  * (the core's spelling rules), or `null` when it has none.
  */
 export declare function redactQueryTokens(target: string): string | null
+
+/**
+ * Splits a signed JWT for the split-token pattern (the issuer's side): the client's part, the
+ * store key and the sealed store value (no claims in the store). `keyPrefix` defaults to
+ * `phantom-edge:split:`. Throws for a JWT that is not a compact JWS.
+ */
+export declare function splitJwt(jwt: string, keyPrefix?: string | null): SplitToken
 
 export declare class PhantomEdgeError extends Error {
   /** `PHANTOM_EDGE_ERROR`, or the subclass's code. */

@@ -5,17 +5,18 @@ const native = require('./native.js')
 const errors = require('./errors.js')
 const { loadConfig } = require('./config.js')
 const { Edge } = require('./edge.js')
-const { PhantomEdge, applyForward, applyForwardRaw, auditJson } = require('./client.js')
+const { PhantomEdge, auditJson } = require('./client.js')
 
 module.exports = {
   Config: native.Config,
   Edge,
   PhantomEdge,
   loadConfig,
-  applyForward,
-  applyForwardRaw,
   auditJson,
+  hopByHopHeaders: native.hopByHopHeaders,
+  MAX_ADMIN_BODY: native.MAX_ADMIN_BODY,
   redactQueryTokens: native.redactQueryTokens,
+  splitJwt: native.splitJwt,
   PhantomEdgeError: errors.PhantomEdgeError,
   ConfigError: errors.ConfigError,
   RevocationError: errors.RevocationError,

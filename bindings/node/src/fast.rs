@@ -1,14 +1,16 @@
-//! `Edge.bearerDecider()`: `Edge.decide` for a request with at most one `Authorization` header
-//! (no `DPoP`, no client certificate) as a plain N-API function.
+//! `Edge.bearerRequest()`: `Edge.handleRequest` for a request with at most one `Authorization`
+//! header (no `DPoP`, no client certificate) as a plain N-API function.
 //!
 //! Why it exists: on this binding's hit path the napi-rs class method call itself cost ~0.28 µs
 //! before doing anything (per-call borrow tracking of `this` in a process-wide map, class type
 //! checks), and each string argument was copied into a fresh `String`: together more than the
 //! core's whole decision (~0.21 µs). A function registered with `napi_create_function` costs
-//! ~0.01 µs to call. Its callback data is one strong `Rc` of the edge's [`State`] (so the state
+//! ~0.01 µs to call. (Measured again with the Step API, whose `handleRequest` method takes only the
+//! `Authorization` / `DPoP` values: the napi-rs method is still ~2.5× this function per hit;
+//! BENCHMARKS.md.) Its callback data is one strong `Rc` of the edge's [`State`] (so the state
 //! lives as long as either the `Edge` or the function; the last one releases the cached JS
 //! objects, see `release_state`), its string arguments are copied once into a reused buffer, and it then
-//! runs what `Edge.decide` runs (`core::Edge::handle_request`, then [`State::take_decision`]): the decision is the core's, unchanged.
+//! runs what `Edge.handleRequest` runs (`core::Edge::handle_request`, then [`State::request_step`]): the step is the core's, unchanged.
 #![allow(unsafe_code)]
 
 use std::cell::RefCell;
@@ -33,7 +35,7 @@ const SCRATCH_UNITS: usize = 1024;
 /// Makes the function for `state` (see the module docs).
 pub(crate) fn make<'e>(env: &'e Env, state: &Rc<RefCell<State>>) -> Result<Unknown<'e>> {
     let data = Rc::into_raw(Rc::clone(state)).cast_mut().cast::<c_void>();
-    let name = c"decideBearer";
+    let name = c"bearerRequest";
     let mut f = ptr::null_mut();
     // SAFETY: `env` is the live env of this call. `data` is a strong count of the state,
     // handed to the function as its callback data; on success the finalizer added below takes
@@ -43,7 +45,7 @@ pub(crate) fn make<'e>(env: &'e Env, state: &Rc<RefCell<State>>) -> Result<Unkno
             env.raw(),
             name.as_ptr(),
             name.count_bytes() as isize,
-            Some(decide_bearer),
+            Some(bearer_request),
             data,
             &mut f,
         );
@@ -74,12 +76,12 @@ unsafe extern "C" fn finalize(env: sys::napi_env, data: *mut c_void, _hint: *mut
     release_state(state, &Env::from_raw(env));
 }
 
-unsafe extern "C" fn decide_bearer(
+unsafe extern "C" fn bearer_request(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
     // SAFETY: called by Node-API with a live env and callback info, on the JS thread.
-    match unsafe { decide_bearer_call(env, info) } {
+    match unsafe { bearer_request_call(env, info) } {
         Ok(v) => v,
         Err(e) => {
             // SAFETY: as above; the function then returns NULL with the exception pending.
@@ -89,7 +91,7 @@ unsafe extern "C" fn decide_bearer(
     }
 }
 
-unsafe fn decide_bearer_call(
+unsafe fn bearer_request_call(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> Result<sys::napi_value> {
@@ -154,14 +156,14 @@ unsafe fn decide_bearer_call(
     };
     let env = Env::from_raw(env);
     state.inner.handle_request(now_or(now)?, &req);
-    let decision = state.take_decision(&env, id)?;
+    let step = state.request_step(&env, id)?;
     // Kept for the next call, unless one huge request grew them.
     units.shrink_to(SCRATCH_KEEP / 2);
     text.shrink_to(SCRATCH_KEEP);
     state.scratch = (units, text);
     drop(state);
     // SAFETY: live env; the value is converted on the JS thread.
-    unsafe { ToNapiValue::to_napi_value(env.raw(), decision) }
+    unsafe { ToNapiValue::to_napi_value(env.raw(), step) }
         .map_err(|e| invalid_arg("this", &e.reason))
 }
 

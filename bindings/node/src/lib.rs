@@ -1,6 +1,9 @@
 //! Node bindings of `phantom-edge-core`: a thin translation layer (napi-rs). Every decision is
 //! made by the core; this crate only converts arguments and actions between Rust and JavaScript.
 //!
+//! The run loop is the core's host driver: every input (`handle*`) returns the `Step` it
+//! produced (decisions, fetches, lookups, publishes, audits, `wakeAt`), and the forwarding
+//! policy (`upstreamHeaders`) and the operator routes (`handleAdmin`) are the core's too.
 //! The generated `index.d.ts` describes this module; the `phantom-edge` package wraps it
 //! (`lib/`) with `Error` subclasses, config loading and the async host.
 //!
@@ -17,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use napi::Env;
 use napi::bindgen_prelude::{
-    Array, Buffer, Either, Either7, JsObjectValue, Object, ObjectFinalize, ObjectRef, Unknown,
+    Array, Buffer, Either, JsObjectValue, Object, ObjectFinalize, ObjectRef, ToNapiValue, Unknown,
 };
 use napi_derive::napi;
 use phantom_edge_core as core;
@@ -45,6 +48,7 @@ fn revocation_error(e: &core::RevocationError) -> napi::Error<String> {
 
 fn edge_error(e: &core::EdgeError) -> napi::Error<String> {
     let (code, ticket) = match e {
+        core::EdgeError::Revocation(r) => return revocation_error(r),
         core::EdgeError::UnknownTicket(t) => ("PHANTOM_EDGE_UNKNOWN_TICKET", *t),
         core::EdgeError::WrongTicketKind(t) => ("PHANTOM_EDGE_WRONG_TICKET_KIND", *t),
         _ => ("PHANTOM_EDGE_ERROR", 0),
@@ -179,7 +183,7 @@ impl Config {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Actions: plain objects, discriminated by `type`
+// The Step: what one input produced, by consumer
 // ---------------------------------------------------------------------------------------------
 
 /// The claims of a forwarded token (absent claims are `undefined`).
@@ -203,34 +207,16 @@ pub struct TokenClaims {
     pub cnf_x5t_s256: Option<String>,
 }
 
-impl From<&core::TokenInfo> for TokenClaims {
-    fn from(t: &core::TokenInfo) -> Self {
-        Self {
-            sub: t.sub.clone(),
-            client_id: t.client_id.clone(),
-            scopes: t.scopes.clone(),
-            aud: t.aud.clone(),
-            iss: t.iss.clone(),
-            exp: t.exp.map(to_f64),
-            iat: t.iat.map(to_f64),
-            nbf: t.nbf.map(to_f64),
-            jti: t.jti.clone(),
-            sid: t.sid.clone(),
-            username: t.username.clone(),
-            token_type: t.token_type.clone(),
-            cnf_jkt: t.cnf_jkt.clone(),
-            cnf_x5t_s256: t.cnf_x5t_s256.clone(),
-        }
-    }
-}
-
-/// Let the request through: set `headerName: headerValue`, strip `stripHeaders`.
+/// Let the request through. Its upstream headers come from `upstreamHeaders(inbound,
+/// headerValue, hop)` (`headerName` and `stripHeaders` are the edge's `forwardPolicy()`).
+/// `requestId` is absent on the shared, frozen `Forward` of a `handleRequest` step decided at
+/// once (a cache hit): it decides that call's request.
 #[napi(object, object_from_js = false)]
 #[derive(Debug)]
 pub struct Forward {
     #[napi(js_name = "type", ts_type = "'forward'")]
     pub ty: &'static str,
-    pub request_id: f64,
+    pub request_id: Option<f64>,
     pub header_name: String,
     pub header_value: String,
     pub strip_headers: Vec<String>,
@@ -259,57 +245,38 @@ pub struct Reject {
     pub fingerprint: Option<String>,
 }
 
-/// Send this HTTP request to the introspection endpoint; answer with
-/// `handleIntrospectionResponse` / `handleIntrospectionFailure` quoting `ticket`.
-/// `body` holds the token: never log it.
+/// Send this HTTP request (an introspection or a JWKS fetch) as given (no redirects), read at
+/// most `maxResponseBytes` of the answer within `timeoutMs`, and feed whatever came back to
+/// `handleFetch(ticket, ...)`: any status, or a failure. `body` may hold the token: never log it.
 #[napi(object, object_from_js = false)]
 #[derive(Debug)]
-pub struct Introspect {
-    #[napi(js_name = "type", ts_type = "'introspect'")]
-    pub ty: &'static str,
+pub struct Fetch {
     pub ticket: f64,
-    pub method: String,
+    #[napi(ts_type = "'introspection' | 'jwks'")]
+    pub kind: &'static str,
+    /// `POST` (introspection) or `GET` (JWKS).
+    pub method: &'static str,
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
     pub timeout_ms: f64,
-    pub fingerprint: String,
-}
-
-/// GET `url` and answer with `handleJwks` / `handleJwksFailure`.
-#[napi(object, object_from_js = false)]
-#[derive(Debug)]
-pub struct FetchJwks {
-    #[napi(js_name = "type", ts_type = "'fetchJwks'")]
-    pub ty: &'static str,
-    pub url: String,
+    pub max_response_bytes: f64,
+    /// Fingerprint of the token being introspected (for logs); `null` for a JWKS fetch.
+    pub fingerprint: Option<String>,
 }
 
 /// Look `key` up in the shared store; answer with `handleSharedLookup`.
 #[napi(object, object_from_js = false)]
 #[derive(Debug)]
 pub struct SharedLookup {
-    #[napi(js_name = "type", ts_type = "'sharedLookup'")]
-    pub ty: &'static str,
     pub ticket: f64,
     pub key: String,
-}
-
-/// Publish `message` (a JSON selector, never a raw token) to the other instances.
-#[napi(object, object_from_js = false)]
-#[derive(Debug)]
-pub struct SharedPublish {
-    #[napi(js_name = "type", ts_type = "'sharedPublish'")]
-    pub ty: &'static str,
-    pub message: String,
 }
 
 /// A token-free audit event (fingerprints only).
 #[napi(object, object_from_js = false)]
 #[derive(Debug)]
 pub struct Audit {
-    #[napi(js_name = "type", ts_type = "'audit'")]
-    pub ty: &'static str,
     /// `cache_hit`, `cache_miss`, `introspected`, `rejected`, `revoked`, ... (snake_case)
     pub kind: &'static str,
     /// The level to log it at: the core's classification of its kind.
@@ -322,72 +289,94 @@ pub struct Audit {
     pub detail: Option<String>,
 }
 
-/// One action of the core.
-pub type Action =
-    Either7<Forward, Reject, Introspect, FetchJwks, SharedLookup, SharedPublish, Audit>;
+fn reject_to_js(r: core::Reject) -> Reject {
+    Reject {
+        ty: "reject",
+        request_id: to_f64(r.request_id),
+        status: r.status,
+        www_authenticate: r.www_authenticate,
+        retry_after: r.retry_after,
+        body: r.body,
+        reason: r.reason.as_str().to_owned(),
+        fingerprint: r.fingerprint.map(|f| f.hex()),
+    }
+}
 
-fn action_to_js(action: core::Action) -> Result<Action> {
-    Ok(match action {
-        core::Action::Forward(f) => Either7::A(Forward {
-            ty: "forward",
-            request_id: to_f64(f.request_id),
-            header_name: String::from(&*f.header_name),
-            header_value: String::from(&*f.header_value),
-            strip_headers: f.strip_headers.to_vec(),
-            token: TokenClaims::from(&*f.token),
-            fingerprint: f.fingerprint.hex(),
-            rewritten_path: f.rewritten_path,
-        }),
-        core::Action::Reject(r) => Either7::B(Reject {
-            ty: "reject",
-            request_id: to_f64(r.request_id),
-            status: r.status,
-            www_authenticate: r.www_authenticate,
-            retry_after: r.retry_after,
-            body: r.body,
-            reason: r.reason.as_str().to_owned(),
-            fingerprint: r.fingerprint.map(|f| f.hex()),
-        }),
-        core::Action::Introspect(i) => Either7::C(Introspect {
-            ty: "introspect",
-            ticket: to_f64(i.ticket),
-            method: i.method.to_owned(),
-            url: i.url,
-            headers: i.headers,
-            body: i.body,
-            timeout_ms: to_f64(i.timeout_ms),
-            fingerprint: i.fingerprint.hex(),
-        }),
-        core::Action::FetchJwks(j) => Either7::D(FetchJwks {
-            ty: "fetchJwks",
-            url: j.url,
-        }),
-        core::Action::SharedLookup(l) => Either7::E(SharedLookup {
-            ty: "sharedLookup",
-            ticket: to_f64(l.ticket),
-            key: l.key,
-        }),
-        core::Action::SharedPublish(p) => Either7::F(SharedPublish {
-            ty: "sharedPublish",
-            message: p.message,
-        }),
-        core::Action::Audit(e) => Either7::G(Audit {
-            ty: "audit",
-            kind: e.kind.as_str(),
-            level: e.level.as_str(),
-            request_id: e.request_id.map(to_f64),
-            ticket: e.ticket.map(to_f64),
-            fingerprint: e.fingerprint.map(|f| f.hex()),
-            reason: e.reason.map(|r| r.as_str().to_owned()),
-            detail: e.detail,
-        }),
-        other => {
-            return Err(fail(
-                "PHANTOM_EDGE_ERROR",
-                &json!({ "message": format!("action not supported by this binding: {other:?}") }),
-            ));
+fn fetch_to_js(f: core::Fetch) -> Fetch {
+    Fetch {
+        ticket: to_f64(f.ticket),
+        kind: f.kind.as_str(),
+        method: f.method,
+        url: f.url,
+        headers: f.headers,
+        body: f.body,
+        timeout_ms: to_f64(f.timeout_ms),
+        max_response_bytes: usize_f64(f.max_response_bytes),
+        fingerprint: f.fingerprint.map(|f| f.hex()),
+    }
+}
+
+fn audit_to_js(e: core::AuditEvent) -> Audit {
+    Audit {
+        kind: e.kind.as_str(),
+        level: e.level.as_str(),
+        request_id: e.request_id.map(to_f64),
+        ticket: e.ticket.map(to_f64),
+        fingerprint: e.fingerprint.map(|f| f.hex()),
+        reason: e.reason.map(|r| r.as_str().to_owned()),
+        detail: e.detail,
+    }
+}
+
+fn js_array<'e, T, I>(env: &'e Env, items: I) -> Result<Array<'e>>
+where
+    T: ToNapiValue,
+    I: ExactSizeIterator<Item = T>,
+{
+    let mut a = engine(env.create_array(u32::try_from(items.len()).unwrap_or(u32::MAX)))?;
+    for (i, x) in items.enumerate() {
+        engine(a.set(u32::try_from(i).unwrap_or(u32::MAX), x))?;
+    }
+    Ok(a)
+}
+
+/// A `Step` as a plain JS object (`Forward`s built through the cache).
+fn step_to_js<'e>(env: &'e Env, cache: &mut JsCache, step: core::Step) -> Result<Object<'e>> {
+    let mut decisions =
+        engine(env.create_array(u32::try_from(step.decisions.len()).unwrap_or(u32::MAX)))?;
+    for (i, d) in step.decisions.into_iter().enumerate() {
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        match d {
+            core::Decision::Forward(f) => engine(decisions.set(i, cache.forward(env, &f)?))?,
+            core::Decision::Reject(r) => engine(decisions.set(i, reject_to_js(r)))?,
         }
-    })
+    }
+    let mut o = engine(Object::new(env))?;
+    engine(o.set_c_named_property(c"decisions", decisions))?;
+    engine(o.set_c_named_property(
+        c"fetches",
+        js_array(env, step.fetches.into_iter().map(fetch_to_js))?,
+    ))?;
+    engine(o.set_c_named_property(
+        c"lookups",
+        js_array(
+            env,
+            step.lookups.into_iter().map(|l| SharedLookup {
+                ticket: to_f64(l.ticket),
+                key: l.key,
+            }),
+        )?,
+    ))?;
+    engine(o.set_c_named_property(
+        c"publishes",
+        js_array(env, step.publishes.into_iter().map(|p| p.message))?,
+    ))?;
+    engine(o.set_c_named_property(
+        c"audits",
+        js_array(env, step.audits.into_iter().map(audit_to_js))?,
+    ))?;
+    engine(o.set_c_named_property(c"wakeAt", step.wake_at.map(to_f64)))?;
+    Ok(o)
 }
 
 /// Counters since start.
@@ -430,31 +419,174 @@ const fn usize_f64(v: usize) -> f64 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Inputs and the policy calls' shapes
+// ---------------------------------------------------------------------------------------------
+
+/// What came back for a `Fetch`: the server's answer, whatever its status.
+#[napi(object)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Either<String, Buffer>,
+}
+
+/// A proxy's next hop (see `upstreamHeaders`).
+#[napi(object)]
+#[derive(Debug)]
+pub struct ProxyHop {
+    /// The client's address, appended to `x-forwarded-for`; `null`: no `x-forwarded-for`.
+    pub peer: Option<String>,
+    /// The scheme the client used: `x-forwarded-proto`.
+    pub proto: String,
+    /// The upstream's `host[:port]`, sent as `host`; `null` keeps the inbound one.
+    pub upstream_authority: Option<String>,
+}
+
+/// The forwarding policy's answer: drop these inbound headers (indexes, ascending; keep the
+/// others as they are, bytes and order), then append these.
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct UpstreamHeaders {
+    pub drop: Vec<u32>,
+    pub set: Vec<(String, String)>,
+}
+
+/// The header every forward sets and the inbound headers it strips (constant for an edge).
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct ForwardPolicy {
+    pub header_name: String,
+    pub strip_headers: Vec<String>,
+}
+
+/// A request to an operator route (the host maps its paths to `route`). `body`: at most
+/// 64 KiB + 1 bytes as read (a longer one is answered 413).
+#[napi(object)]
+pub struct AdminRequest {
+    #[napi(ts_type = "'revocations' | 'metrics' | 'jwks'")]
+    pub route: String,
+    /// `'app'`: a middleware's route on the app's listener (metrics need the `[admin]` bearer);
+    /// `'operator'`: a listener only operators reach.
+    #[napi(ts_type = "'app' | 'operator'")]
+    pub listener: String,
+    pub method: String,
+    pub authorization: Option<String>,
+    pub content_type: Option<String>,
+    pub body: Option<Either<String, Buffer>>,
+}
+
+// `Debug` without the bodies (an introspection answer or a revocation can name a token).
+impl std::fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status)
+            .field("body_len", &body_bytes(&self.body).len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AdminRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminRequest")
+            .field("route", &self.route)
+            .field("listener", &self.listener)
+            .field("method", &self.method)
+            .field(
+                "body_len",
+                &self.body.as_ref().map_or(0, |b| body_bytes(b).len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer to write out as it is.
+#[napi(object, object_from_js = false)]
+#[derive(Debug)]
+pub struct AdminAnswer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+fn u32_indexes(v: Vec<usize>) -> Vec<u32> {
+    v.into_iter()
+        .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+        .collect()
+}
+
+/// The largest body an operator route reads (64 KiB): a host reads at most one byte more and
+/// passes what it read to `handleAdmin` (a longer body is answered 413).
+#[napi]
+#[allow(clippy::cast_possible_truncation)] // 64 KiB
+pub const MAX_ADMIN_BODY: u32 = core::MAX_ADMIN_BODY as u32;
+
+/// A JWT split for the split-token pattern.
+#[napi(object)]
+#[derive(Debug)]
+pub struct SplitToken {
+    /// What the client gets as its access token: the JWT's signature.
+    pub client_token: String,
+    /// The store key: the prefix and base64url(SHA-256(clientToken)).
+    pub store_key: String,
+    /// The store value, sealed under a key derived from the signature: no claims in the store.
+    pub store_value: String,
+    /// The JWT's `exp` (Unix s), if it has one: expire the store entry then.
+    pub expires_at: Option<i64>,
+}
+
+/// Splits a signed JWT for the split-token pattern (the issuer's side), so an authorization
+/// server or a token service can populate the shared store. `keyPrefix` defaults to
+/// `phantom-edge:split:`. Throws for a JWT that is not a compact JWS.
+#[napi]
+pub fn split_jwt(jwt: String, key_prefix: Option<String>) -> napi::Result<SplitToken> {
+    let prefix = key_prefix
+        .as_deref()
+        .unwrap_or(core::DEFAULT_SPLIT_KEY_PREFIX);
+    let s = core::split_jwt(&jwt, prefix)
+        .map_err(|e| napi::Error::new(napi::Status::InvalidArg, e.to_string()))?;
+    Ok(SplitToken {
+        client_token: s.client_token,
+        store_key: s.store_key,
+        store_value: s.store_value,
+        expires_at: s.expires_at.and_then(|e| i64::try_from(e).ok()),
+    })
+}
+
+/// Indexes (ascending) of the hop-by-hop headers of a message a proxy relays (also the
+/// upstream's answer on its way back): RFC 9110 §7.6.1's and those its `Connection` headers list.
+#[napi]
+pub fn hop_by_hop_headers(headers: Vec<(String, String)>) -> Vec<u32> {
+    u32_indexes(core::hop_by_hop_headers(&pairs(&headers)))
+}
+
+// ---------------------------------------------------------------------------------------------
 // Forward objects on the hit path
 // ---------------------------------------------------------------------------------------------
 
 /// Direct-mapped caches of the JS values of a `Forward`, keyed by the core's `Arc`s (a cache hit
 /// hands out the same `Arc<TokenInfo>` and the same minted header value every time): the frozen
-/// claims object with the fingerprint string, and a holder of the header name, value and the
-/// frozen `stripHeaders` array. Only immutable (frozen) objects and strings are shared between
-/// `Forward`s. Bounded: `SLOTS` entries each; references are released on eviction and when the
-/// `Edge` is garbage-collected.
+/// claims object with the fingerprint string, a holder of the header name, value and the frozen
+/// `stripHeaders` array, and the frozen `Step` of a hit decided at once. Only immutable (frozen)
+/// objects and strings are shared. Bounded: `SLOTS` entries each; references are released on
+/// eviction and when the `Edge` is garbage-collected.
 #[derive(Default)]
 struct JsCache {
     claims: Vec<Option<ClaimsEntry>>,
     headers: Vec<Option<HeadersEntry>>,
-    decisions: Vec<Option<DecisionEntry>>,
+    steps: Vec<Option<StepEntry>>,
 }
 
 /// Claims holder `{ token, fingerprint }` of one token.
 type ClaimsEntry = (Arc<core::TokenInfo>, core::Fingerprint, ObjectRef<false>);
 /// Holder `{ headerName, headerValue, stripHeaders }`, keyed by name, value and strip list.
 type HeadersEntry = (Arc<str>, Arc<str>, Arc<[String]>, ObjectRef<false>);
-/// Frozen `Forward` without `requestId`, keyed by header value, claims and fingerprint.
-type DecisionEntry = (
+/// Frozen `Step` `{ decisions: [Forward without requestId], ..., wakeAt }`, keyed by header
+/// value, claims, fingerprint and `wakeAt`.
+type StepEntry = (
     Arc<str>,
     Arc<core::TokenInfo>,
     core::Fingerprint,
+    Option<u64>,
     ObjectRef<false>,
 );
 
@@ -498,10 +630,7 @@ fn claims_object<'e>(env: &'e Env, t: &core::TokenInfo) -> Result<Object<'e>> {
 }
 
 fn frozen_array<'e>(env: &'e Env, items: &[String]) -> Result<Array<'e>> {
-    let mut a = engine(env.create_array(u32::try_from(items.len()).unwrap_or(u32::MAX)))?;
-    for (i, x) in items.iter().enumerate() {
-        engine(a.set(u32::try_from(i).unwrap_or(u32::MAX), x.as_str()))?;
-    }
+    let a = js_array(env, items.iter().map(String::as_str))?;
     let mut obj = engine(a.coerce_to_object())?;
     engine(obj.freeze())?;
     Ok(a)
@@ -568,38 +697,61 @@ impl JsCache {
         for (_, _, _, r) in self.headers.drain(..).flatten() {
             engine(r.unref(env))?;
         }
-        for (_, _, _, r) in self.decisions.drain(..).flatten() {
+        for (_, _, _, _, r) in self.steps.drain(..).flatten() {
             engine(r.unref(env))?;
         }
         Ok(())
     }
 
-    /// A frozen `Forward` without `requestId`, shared by every hit on the same cache entry and
-    /// upstream header (for `decide`, whose caller knows the request).
-    fn decision<'e>(&mut self, env: &'e Env, f: &core::Forward) -> Result<Object<'e>> {
-        if self.decisions.is_empty() {
-            self.decisions.resize_with(SLOTS, || None);
+    /// The frozen `Step` of a hit decided at once: its one decision is `f` without `requestId`
+    /// (the caller knows the request), frozen and shared by every hit on the same cache entry
+    /// and upstream header while `wakeAt` stays the same; every list else is empty (and frozen).
+    fn hit_step<'e>(
+        &mut self,
+        env: &'e Env,
+        f: &core::Forward,
+        wake_at: Option<u64>,
+    ) -> Result<Object<'e>> {
+        if self.steps.is_empty() {
+            self.steps.resize_with(SLOTS, || None);
         }
         let i = slot(Arc::as_ptr(&f.header_value));
         // One minted value per route and token, so name and strip list come with the value.
-        if let Some((value, info, fp, r)) = &self.decisions[i]
+        if let Some((value, info, fp, at, r)) = &self.steps[i]
             && Arc::ptr_eq(value, &f.header_value)
             && Arc::ptr_eq(info, &f.token)
             && *fp == f.fingerprint
+            && *at == wake_at
         {
             return engine(r.get_value(env));
         }
-        let mut o = self.forward(env, f)?;
-        engine(o.delete_named_property("requestId"))?;
+        let mut forward = self.forward(env, f)?;
+        engine(forward.delete_named_property("requestId"))?;
+        engine(forward.freeze())?;
+        let mut decisions = engine(env.create_array(1))?;
+        engine(decisions.set(0, forward))?;
+        let mut o = engine(Object::new(env))?;
+        for (k, v) in [
+            (c"decisions", decisions),
+            (c"fetches", engine(env.create_array(0))?),
+            (c"lookups", engine(env.create_array(0))?),
+            (c"publishes", engine(env.create_array(0))?),
+            (c"audits", engine(env.create_array(0))?),
+        ] {
+            engine(engine(v.coerce_to_object())?.freeze())?;
+            engine(o.set_c_named_property(k, v))?;
+        }
+        engine(o.set_c_named_property(c"wakeAt", wake_at.map(to_f64)))?;
         engine(o.freeze())?;
         let r = engine(o.create_ref::<false>())?;
         let entry = (
             Arc::clone(&f.header_value),
             Arc::clone(&f.token),
             f.fingerprint,
+            wake_at,
             r,
         );
-        if let Some((_, _, _, old)) = self.decisions[i].replace(entry) {
+        if let Some((_, _, _, _, old)) = self.steps[i].replace(entry) {
             engine(old.unref(env))?;
         }
         Ok(o)
@@ -628,29 +780,20 @@ impl JsCache {
     }
 }
 
-/// One action as JS: `Forward`s built through the cache, the others as plain objects.
-fn to_js<'e>(
-    env: &'e Env,
-    cache: &mut JsCache,
-    action: core::Action,
-) -> Result<Either<Object<'e>, Action>> {
-    match action {
-        core::Action::Forward(f) => cache.forward(env, &f).map(Either::A),
-        other => action_to_js(other).map(Either::B),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Edge
 // ---------------------------------------------------------------------------------------------
 
-/// The phantom-token edge state machine. Feed inputs (`handle*`), then drain `pollAction()`
-/// until `null` and carry out each action in order; call `handleTimeout()` at `pollTimeout()`.
-/// `now` (Unix ms) is optional everywhere and defaults to the current time.
+/// The phantom-token edge state machine. Feed an input (`handle*`): each returns the `Step` it
+/// produced. Carry the step out: answer its `decisions` (a forward's upstream headers come from
+/// `upstreamHeaders`), perform its `fetches` and `lookups` and feed their answers back
+/// (`handleFetch`, `handleSharedLookup`), send its `publishes`, log its `audits`, and call
+/// `handleTimeout` at its `wakeAt`. The first step is `initialStep()`. `now` (Unix ms) is
+/// optional everywhere and defaults to the current time.
 #[napi(custom_finalize)]
 #[derive(Debug)]
 pub struct Edge {
-    /// Shared with the functions `bearerDecider()` made (they outlive nothing: see `fast`).
+    /// Shared with the functions `bearerRequest()` made (they outlive nothing: see `fast`).
     state: Rc<RefCell<State>>,
 }
 
@@ -660,15 +803,15 @@ struct State {
     inner: core::Edge,
     cache: JsCache,
     audit: bool,
-    /// Audit kinds not queued (`muteAudits`).
+    /// Audit kinds not produced (`muteAudits`).
     muted: core::AuditKinds,
-    /// The argument strings of the `bearerDecider` function's current call (UTF-16 as read,
+    /// The argument strings of the `bearerRequest` function's current call (UTF-16 as read,
     /// UTF-8 as handed to the core), kept to reuse their allocations.
     scratch: (Vec<u16>, Vec<u8>),
 }
 
 impl State {
-    /// Tells the core which audit kinds not to queue: the muted ones, or all with
+    /// Tells the core which audit kinds not to produce: the muted ones, or all with
     /// `auditActions = false`.
     fn apply_mutes(&mut self) {
         self.inner.mute_audits(if self.audit {
@@ -678,19 +821,32 @@ impl State {
         });
     }
 
-    /// Right after the core took request `id`: its decision if the core made it at once and
-    /// nothing else is queued (see `Edge::decide`); else `None`, everything left queued.
-    fn take_decision<'e>(
-        &mut self,
-        env: &'e Env,
-        id: u64,
-    ) -> Result<Option<Either<Object<'e>, Action>>> {
+    /// The step of the core's last input as JS.
+    fn step<'e>(&mut self, env: &'e Env) -> Result<Object<'e>> {
+        let step = self.inner.step();
+        step_to_js(env, &mut self.cache, step)
+    }
+
+    /// Right after the core took request `id`: the step. When the core decided it at once with
+    /// nothing else to do (a cache hit with no audit events produced), the frozen shared step
+    /// of that cache entry.
+    fn request_step<'e>(&mut self, env: &'e Env, id: u64) -> Result<Object<'e>> {
         match self.inner.take_decision(id) {
             Some(core::Action::Forward(f)) if f.rewritten_path.is_none() => {
-                self.cache.decision(env, &f).map(|o| Some(Either::A(o)))
+                let wake_at = self.inner.poll_timeout();
+                self.cache.hit_step(env, &f, wake_at)
             }
-            Some(a) => to_js(env, &mut self.cache, a).map(Some),
-            None => Ok(None),
+            Some(core::Action::Forward(f)) => {
+                let mut step = self.inner.step();
+                step.decisions.push(core::Decision::Forward(f));
+                step_to_js(env, &mut self.cache, step)
+            }
+            Some(core::Action::Reject(r)) => {
+                let mut step = self.inner.step();
+                step.decisions.push(core::Decision::Reject(r));
+                step_to_js(env, &mut self.cache, step)
+            }
+            Some(_) | None => self.step(env),
         }
     }
 }
@@ -711,7 +867,7 @@ impl ObjectFinalize for Edge {
     }
 }
 
-/// The state, exclusively. Every entry point (the methods and the `bearerDecider` function) runs
+/// The state, exclusively. Every entry point (the methods and the `bearerRequest` function) runs
 /// to completion on the JS thread without calling back into JS, so a second borrow cannot
 /// happen; refused rather than trusted.
 fn exclusive(state: &RefCell<State>) -> Result<RefMut<'_, State>> {
@@ -726,9 +882,18 @@ impl Edge {
     }
 }
 
+fn strings(v: Option<Either<String, Vec<String>>>) -> Vec<String> {
+    match v {
+        None => Vec::new(),
+        Some(Either::A(s)) => vec![s],
+        Some(Either::B(v)) => v,
+    }
+}
+
 #[napi]
 impl Edge {
-    /// `seed`: 32 random bytes (the JS wrapper passes `crypto.randomBytes(32)` by default).
+    /// `seed`: 32 random bytes (the JS wrapper passes `crypto.randomBytes(32)` by default). What
+    /// the edge queued at once (the JWKS fetch) is `initialStep()`.
     #[napi(constructor)]
     pub fn new(config: &Config, seed: Buffer, now: Option<f64>) -> Result<Self> {
         let seed: [u8; 32] = seed
@@ -746,44 +911,21 @@ impl Edge {
         })
     }
 
-    /// A client request arrived. `headers` may be limited to `authorization` and `dpop` (the
-    /// only ones the core reads), repeated as often as they occur.
-    #[napi]
-    #[allow(clippy::too_many_arguments)]
-    pub fn handle_request(
-        &mut self,
-        id: f64,
-        method: String,
-        scheme: String,
-        authority: String,
-        path: String,
-        headers: Vec<(String, String)>,
-        client_cert_thumbprint: Option<String>,
-        now: Option<f64>,
-    ) -> Result<()> {
-        let h = pairs(&headers);
-        let req = core::Request {
-            id: to_u64("id", id)?,
-            method: &method,
-            scheme: &scheme,
-            authority: &authority,
-            path: &path,
-            headers: &h,
-            client_cert_thumbprint: client_cert_thumbprint.as_deref(),
-        };
-        self.state()?.inner.handle_request(now_or(now)?, &req);
-        Ok(())
+    /// What the constructor queued (the initial JWKS fetch, if any). Call it once, first.
+    #[napi(ts_return_type = "Step")]
+    pub fn initial_step<'e>(&mut self, env: &'e Env) -> Result<Object<'e>> {
+        self.state()?.step(env)
     }
 
-    /// `handleRequest`, then, when the core decided this request at once (a cache hit, or a
-    /// rejection that needs no I/O) and nothing else is left to hand out, that decision.
-    /// Otherwise `null`, and every action (the decision too) waits for `pollAction` in order.
-    /// One call instead of three on the hit path (with `auditActions = false`, since a hit also
-    /// queues an audit event). A `Forward` returned here has no `requestId` (the caller knows
-    /// it) and is frozen and shared by the hits on one cache entry.
-    #[napi(ts_return_type = "Readonly<Omit<Forward, 'requestId'>> | Reject | null")]
+    /// A client request arrived. `authorization` and `dpop`: every value of those headers, in
+    /// order (the only request headers the core reads; two `Authorization` headers are refused).
+    /// Its decision is in the returned step at once (a cache hit, a refusal) or in the step of a
+    /// later input, after the fetches or lookups this one asks for. A hit with no audit events
+    /// to hand out returns a frozen step shared by the hits on one cache entry, whose `Forward`
+    /// has no `requestId` (it is this request's).
+    #[napi(ts_return_type = "Step")]
     #[allow(clippy::too_many_arguments)]
-    pub fn decide<'e>(
+    pub fn handle_request<'e>(
         &mut self,
         env: &'e Env,
         id: f64,
@@ -791,99 +933,88 @@ impl Edge {
         scheme: String,
         authority: String,
         path: String,
-        headers: Vec<(String, String)>,
+        authorization: Option<Either<String, Vec<String>>>,
+        dpop: Option<Either<String, Vec<String>>>,
         client_cert_thumbprint: Option<String>,
         now: Option<f64>,
-    ) -> Result<Option<Either<Object<'e>, Action>>> {
-        self.handle_request(
+    ) -> Result<Object<'e>> {
+        let authorization = strings(authorization);
+        let dpop = strings(dpop);
+        let headers: Vec<(&str, &str)> = authorization
+            .iter()
+            .map(|v| ("authorization", v.as_str()))
+            .chain(dpop.iter().map(|v| ("dpop", v.as_str())))
+            .collect();
+        let id = to_u64("id", id)?;
+        let req = core::Request {
             id,
-            method,
-            scheme,
-            authority,
-            path,
-            headers,
-            client_cert_thumbprint,
-            now,
-        )?;
-        self.state()?.take_decision(env, to_u64("id", id)?)
+            method: &method,
+            scheme: &scheme,
+            authority: &authority,
+            path: &path,
+            headers: &headers,
+            client_cert_thumbprint: client_cert_thumbprint.as_deref(),
+        };
+        let now = now_or(now)?;
+        let mut state = self.state()?;
+        state.inner.handle_request(now, &req);
+        state.request_step(env, id)
     }
 
-    /// A function `(id, method, scheme, authority, path, authorization, now?)` that makes the
-    /// same decision as `decide(id, method, scheme, authority, path, authorization == null ? []
-    /// : [['authorization', authorization]], null, now)` on this edge, at a fraction of the call
-    /// cost (a plain N-API function, no per-call class checks; see `src/fast.rs`). For requests
-    /// with one `Authorization` header or none, no `DPoP` header and no client certificate; the
-    /// `Edge` wrapper's `decide` uses it for those by itself.
+    /// A function `(id, method, scheme, authority, path, authorization, now?)` that does what
+    /// `handleRequest(id, method, scheme, authority, path, authorization, null, null, now)` does
+    /// on this edge, at a fraction of the call cost (a plain N-API function, no per-call class
+    /// checks; see `src/fast.rs`). For requests with one `Authorization` header or none, no `DPoP`
+    /// header and no client certificate; the `Edge` wrapper's `handleRequest` uses it for those by
+    /// itself.
     #[napi(
-        ts_return_type = "(id: number, method: string, scheme: string, authority: string, path: string, authorization: string | null | undefined, now?: number | null) => Readonly<Omit<Forward, 'requestId'>> | Reject | null"
+        ts_return_type = "(id: number, method: string, scheme: string, authority: string, path: string, authorization: string | null | undefined, now?: number | null) => Step"
     )]
-    pub fn bearer_decider<'e>(&self, env: &'e Env) -> Result<Unknown<'e>> {
+    pub fn bearer_request<'e>(&self, env: &'e Env) -> Result<Unknown<'e>> {
         fast::make(env, &self.state)
     }
 
-    /// The introspection endpoint answered `ticket`.
-    #[napi]
-    pub fn handle_introspection_response(
+    /// The answer to the fetch `ticket` (an introspection or a JWKS fetch): the server's
+    /// response, whatever its status, or a string: a token-free description of a transport
+    /// failure (refused, TLS, timeout, an answer over `maxResponseBytes`). Throws
+    /// `PHANTOM_EDGE_UNKNOWN_TICKET` / `PHANTOM_EDGE_WRONG_TICKET_KIND` for a ticket never issued.
+    #[napi(ts_return_type = "Step")]
+    pub fn handle_fetch<'e>(
         &mut self,
+        env: &'e Env,
         ticket: f64,
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: Either<String, Buffer>,
+        result: Either<HttpResponse, String>,
         now: Option<f64>,
-    ) -> Result<()> {
-        let h = pairs(&headers);
-        let resp = core::HttpResponse {
-            status,
-            headers: &h,
-            body: body_bytes(&body),
-        };
+    ) -> Result<Object<'e>> {
         let ticket = to_u64("ticket", ticket)?;
-        self.state()?
-            .inner
-            .handle_introspection_response(now_or(now)?, ticket, &resp)
-            .map_err(|e| edge_error(&e))
-    }
-
-    /// Sending the introspection for `ticket` failed (connection refused, TLS, timeout).
-    #[napi]
-    pub fn handle_introspection_failure(
-        &mut self,
-        ticket: f64,
-        detail: String,
-        now: Option<f64>,
-    ) -> Result<()> {
-        let ticket = to_u64("ticket", ticket)?;
-        self.state()?
-            .inner
-            .handle_introspection_failure(now_or(now)?, ticket, &detail)
-            .map_err(|e| edge_error(&e))
-    }
-
-    /// The JWKS fetch answered 200 with `body`.
-    #[napi]
-    pub fn handle_jwks(&mut self, body: Either<String, Buffer>, now: Option<f64>) -> Result<()> {
-        self.state()?
-            .inner
-            .handle_jwks(now_or(now)?, Ok(body_bytes(&body)));
-        Ok(())
-    }
-
-    /// The JWKS fetch failed.
-    #[napi]
-    pub fn handle_jwks_failure(&mut self, detail: String, now: Option<f64>) -> Result<()> {
-        self.state()?.inner.handle_jwks(now_or(now)?, Err(&detail));
-        Ok(())
+        let now = now_or(now)?;
+        let mut state = self.state()?;
+        match &result {
+            Either::A(r) => {
+                let h = pairs(&r.headers);
+                let resp = core::HttpResponse {
+                    status: r.status,
+                    headers: &h,
+                    body: body_bytes(&r.body),
+                };
+                state.inner.handle_fetch(now, ticket, Ok(&resp))
+            }
+            Either::B(detail) => state.inner.handle_fetch(now, ticket, Err(detail)),
+        }
+        .map_err(|e| edge_error(&e))?;
+        state.step(env)
     }
 
     /// The shared store answered `ticket`: `value` found, `null` not found, or `error: true`.
-    #[napi]
-    pub fn handle_shared_lookup(
+    #[napi(ts_return_type = "Step")]
+    pub fn handle_shared_lookup<'e>(
         &mut self,
+        env: &'e Env,
         ticket: f64,
         value: Option<String>,
         error: Option<bool>,
         now: Option<f64>,
-    ) -> Result<()> {
+    ) -> Result<Object<'e>> {
         let r = if error.unwrap_or(false) {
             core::LookupResult::Error
         } else {
@@ -892,21 +1023,26 @@ impl Edge {
                 .map_or(core::LookupResult::NotFound, core::LookupResult::Found)
         };
         let ticket = to_u64("ticket", ticket)?;
-        self.state()?
+        let now = now_or(now)?;
+        let mut state = self.state()?;
+        state
             .inner
-            .handle_shared_lookup(now_or(now)?, ticket, r)
-            .map_err(|e| edge_error(&e))
+            .handle_shared_lookup(now, ticket, r)
+            .map_err(|e| edge_error(&e))?;
+        state.step(env)
     }
 
     /// A revocation as the JSON selector text (`{"sub": "alice"}`, ...); `origin` is `"local"`
-    /// (default; published to other instances) or `"shared"`.
-    #[napi]
-    pub fn handle_revocation(
+    /// (default; published to other instances) or `"shared"`. Throws `PHANTOM_EDGE_REVOCATION`
+    /// (with `status` and `body`) when refused.
+    #[napi(ts_return_type = "Step")]
+    pub fn handle_revocation<'e>(
         &mut self,
+        env: &'e Env,
         selector: Either<String, Buffer>,
         #[napi(ts_arg_type = "'local' | 'shared' | undefined | null")] origin: Option<String>,
         now: Option<f64>,
-    ) -> Result<()> {
+    ) -> Result<Object<'e>> {
         let origin = match origin.as_deref() {
             None | Some("local") => core::Origin::Local,
             Some("shared") => core::Origin::Shared,
@@ -916,60 +1052,122 @@ impl Edge {
         let mut state = self.state()?;
         core::Revocation::from_json(body_bytes(&selector))
             .and_then(|r| state.inner.handle_revocation(now, r, origin))
-            .map_err(|e| revocation_error(&e))
+            .map_err(|e| revocation_error(&e))?;
+        state.step(env)
     }
 
-    /// An RFC 8417 Security Event Token (compact JWT).
-    #[napi]
-    pub fn handle_security_event(&mut self, set: String, now: Option<f64>) -> Result<()> {
-        self.state()?
-            .inner
-            .handle_security_event(now_or(now)?, &set)
-            .map_err(|e| revocation_error(&e))
-    }
-
-    /// Whether `authorization` (an `Authorization` header value) carries the `[admin]` bearer
-    /// token, for operator-only host routes such as metrics: `null` when no `[admin]` token is
-    /// configured.
-    #[napi]
-    pub fn admin_authorized(&self, authorization: Option<String>) -> Result<Option<bool>> {
-        Ok(self
-            .state()?
-            .inner
-            .admin_authorized(authorization.as_deref()))
-    }
-
-    /// The revocation route: returns (answer 204) or throws a `PHANTOM_EDGE_REVOCATION` error
-    /// with `status` (400/401) and `body`.
-    #[napi]
-    pub fn handle_admin_revocation(
+    /// An RFC 8417 Security Event Token (compact JWT). Throws `PHANTOM_EDGE_REVOCATION` when
+    /// refused.
+    #[napi(ts_return_type = "Step")]
+    pub fn handle_security_event<'e>(
         &mut self,
-        content_type: Option<String>,
-        authorization: Option<String>,
-        body: Either<String, Buffer>,
+        env: &'e Env,
+        set: String,
         now: Option<f64>,
-    ) -> Result<()> {
-        self.state()?
+    ) -> Result<Object<'e>> {
+        let now = now_or(now)?;
+        let mut state = self.state()?;
+        state
             .inner
-            .handle_admin_revocation(
-                now_or(now)?,
-                content_type.as_deref(),
-                authorization.as_deref(),
-                body_bytes(&body),
-            )
-            .map_err(|e| revocation_error(&e))
+            .handle_security_event(now, &set)
+            .map_err(|e| revocation_error(&e))?;
+        state.step(env)
+    }
+
+    /// An operator route (revocation, metrics, the edge's JWKS), answered whole by the core:
+    /// `answer` (status, headers, body: write it out as it is), then the `step` it produced.
+    #[napi(ts_return_type = "{ answer: AdminAnswer; step: Step }")]
+    pub fn handle_admin<'e>(
+        &mut self,
+        env: &'e Env,
+        request: AdminRequest,
+        now: Option<f64>,
+    ) -> Result<Object<'e>> {
+        let route = core::AdminRoute::from_name(&request.route).ok_or_else(|| {
+            invalid_arg("route", "must be \"revocations\", \"metrics\" or \"jwks\"")
+        })?;
+        let listener = match request.listener.as_str() {
+            "app" => core::Listener::App,
+            "operator" => core::Listener::Operator,
+            _ => return Err(invalid_arg("listener", "must be \"app\" or \"operator\"")),
+        };
+        let body = request.body.as_ref().map_or(&[][..], body_bytes);
+        let req = core::AdminRequest {
+            route,
+            listener,
+            method: &request.method,
+            authorization: request.authorization.as_deref(),
+            content_type: request.content_type.as_deref(),
+            body,
+        };
+        let now = now_or(now)?;
+        let mut state = self.state()?;
+        let a = state.inner.handle_admin(now, &req);
+        let answer = AdminAnswer {
+            status: a.status,
+            headers: a.headers,
+            body: a.body,
+        };
+        let step = state.step(env)?;
+        let mut o = engine(Object::new(env))?;
+        engine(o.set_c_named_property(c"answer", answer))?;
+        engine(o.set_c_named_property(c"step", step))?;
+        Ok(o)
     }
 
     /// Time passed: expire tickets and sweep bounded sets.
-    #[napi]
-    pub fn handle_timeout(&mut self, now: Option<f64>) -> Result<()> {
-        self.state()?.inner.handle_timeout(now_or(now)?);
-        Ok(())
+    #[napi(ts_return_type = "Step")]
+    pub fn handle_timeout<'e>(&mut self, env: &'e Env, now: Option<f64>) -> Result<Object<'e>> {
+        let now = now_or(now)?;
+        let mut state = self.state()?;
+        state.inner.handle_timeout(now);
+        state.step(env)
     }
 
-    /// Whether `pollAction` / `drainActions` return `audit` actions (default `true`). A host
-    /// that does not log them turns them off to save building the objects; the core's decisions
-    /// do not change.
+    /// The forwarding policy: how the inbound headers of a forwarded request become the
+    /// upstream's (`headerValue` is the `Forward`'s). `hop`: `'in_process'` for a middleware
+    /// (only the strip list and every spelling of the forwarded header's name go), or a proxy's
+    /// next hop (the client's forwarding, host and hop-by-hop headers are replaced too). Names
+    /// are compared as WSGI/CGI servers read them (`X_Jwt` is `x-jwt`).
+    #[napi]
+    pub fn upstream_headers(
+        &self,
+        inbound: Vec<(String, String)>,
+        header_value: String,
+        #[napi(ts_arg_type = "'in_process' | ProxyHop")] hop: Either<String, ProxyHop>,
+    ) -> Result<UpstreamHeaders> {
+        let hop = match &hop {
+            Either::A(s) if s == "in_process" => core::Hop::InProcess,
+            Either::A(_) => return Err(invalid_arg("hop", "must be 'in_process' or a ProxyHop")),
+            Either::B(p) => core::Hop::Proxy {
+                peer: p.peer.as_deref(),
+                proto: &p.proto,
+                upstream_authority: p.upstream_authority.as_deref(),
+            },
+        };
+        let u = self
+            .state()?
+            .inner
+            .upstream_headers(&pairs(&inbound), &header_value, &hop);
+        Ok(UpstreamHeaders {
+            drop: u32_indexes(u.drop),
+            set: u.set,
+        })
+    }
+
+    /// The header every forward sets and the inbound headers it strips (also applied by
+    /// `upstreamHeaders`).
+    #[napi]
+    pub fn forward_policy(&self) -> Result<ForwardPolicy> {
+        let state = self.state()?;
+        Ok(ForwardPolicy {
+            header_name: state.inner.forward_header_name().to_owned(),
+            strip_headers: state.inner.strip_headers().to_vec(),
+        })
+    }
+
+    /// Whether steps carry `audits` (default `true`). A host that does not log them turns them
+    /// off to save building the objects; the core's decisions do not change.
     #[napi(setter)]
     pub fn set_audit_actions(&mut self, enabled: bool) -> Result<()> {
         let mut state = self.state()?;
@@ -984,10 +1182,9 @@ impl Edge {
         Ok(self.state()?.audit)
     }
 
-    /// Audit kinds (`cache_hit`, `cache_miss`, ...) that the core no longer queues (so
-    /// `pollAction` / `drainActions` never see them), e.g. the routine ones a logger at info level
-    /// would drop; `[]` queues all again. Throws `PHANTOM_EDGE_INVALID_ARG` for an unknown kind
-    /// (and changes nothing).
+    /// Audit kinds (`cache_hit`, `cache_miss`, ...) that the core no longer produces (so steps
+    /// never carry them), e.g. the routine ones a logger at info level would drop; `[]` produces
+    /// all again. Throws `PHANTOM_EDGE_INVALID_ARG` for an unknown kind (and changes nothing).
     #[napi]
     pub fn mute_audits(&mut self, kinds: Vec<String>) -> Result<()> {
         let muted = core::AuditKinds::from_names(kinds.iter().map(String::as_str))
@@ -998,9 +1195,9 @@ impl Edge {
         Ok(())
     }
 
-    /// Audit events below `level` (`'debug'`, `'info'` or `'warn'`) are no longer queued:
+    /// Audit events below `level` (`'debug'`, `'info'` or `'warn'`) are no longer produced:
     /// `'info'` leaves out the routine per-request kinds (hits, misses, introspections,
-    /// forwards), which are then not even built; `'debug'` (the default) queues every level
+    /// forwards), which are then not even built; `'debug'` (the default) produces every level
     /// again. Composes with `muteAudits`. Throws `PHANTOM_EDGE_INVALID_ARG` for an unknown level
     /// (and changes nothing).
     #[napi(ts_args_type = "level: 'debug' | 'info' | 'warn'")]
@@ -1013,33 +1210,6 @@ impl Edge {
         })?;
         self.state()?.inner.set_audit_level(level);
         Ok(())
-    }
-
-    /// The next action, or `null`. A `Forward`'s `token` (the claims), `stripHeaders` and
-    /// `token.scopes` / `token.aud` are frozen and shared by the `Forward`s of one cache entry.
-    #[napi(ts_return_type = "Action | null")]
-    pub fn poll_action<'e>(&mut self, env: &'e Env) -> Result<Option<Either<Object<'e>, Action>>> {
-        let state = &mut *self.state()?;
-        let next = state.inner.poll_action();
-        next.map(|a| to_js(env, &mut state.cache, a)).transpose()
-    }
-
-    /// Every queued action, in order.
-    #[napi(ts_return_type = "Array<Action>")]
-    pub fn drain_actions<'e>(&mut self, env: &'e Env) -> Result<Vec<Either<Object<'e>, Action>>> {
-        let state = &mut *self.state()?;
-        state
-            .inner
-            .drain_actions()
-            .into_iter()
-            .map(|a| to_js(env, &mut state.cache, a))
-            .collect()
-    }
-
-    /// When (Unix ms) `handleTimeout` must be called next, or `null`.
-    #[napi]
-    pub fn poll_timeout(&self) -> Result<Option<f64>> {
-        Ok(self.state()?.inner.poll_timeout().map(to_f64))
     }
 
     /// Prometheus text exposition of the counters and sizes.

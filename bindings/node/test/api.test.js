@@ -103,11 +103,14 @@ test('RevocationError and EdgeError carry status/body and ticket', () => {
     assert.equal(e.field, 'invalid_request')
     return true
   })
-  assert.throws(() => edge.handleAdminRevocation('application/json', 'Bearer wrong-wrong-wrong-wrong', '{"sub":"a"}'),
-    (e) => e instanceof RevocationError && e.status === 401)
-  edge.handleAdminRevocation('application/json', 'Bearer admin-secret-0123456789', '{"sub":"a"}')
-  edge.handleRevocation({ sub: 'b' }, 'shared')
-  assert.throws(() => edge.handleIntrospectionFailure(42, 'x'), (e) => {
+  const admin = (authorization) => edge.handleAdmin({ route: 'revocations', listener: 'app', method: 'POST',
+    contentType: 'application/json', authorization, body: '{"sub":"a"}' })
+  const refused = admin('Bearer wrong-wrong-wrong-wrong')
+  assert.equal(refused.answer.status, 401)
+  assert.deepEqual(refused.answer.headers.find(([n]) => n === 'www-authenticate'), ['www-authenticate', 'Bearer realm="phantom-edge-admin"'])
+  assert.equal(admin('Bearer admin-secret-0123456789').answer.status, 204)
+  assert.deepEqual(edge.handleRevocation({ sub: 'b' }, 'shared').decisions, [])
+  assert.throws(() => edge.handleFetch(42, 'x'), (e) => {
     assert.ok(e instanceof EdgeError)
     assert.equal(e.code, 'PHANTOM_EDGE_UNKNOWN_TICKET')
     assert.equal(e.kind, 'unknown_ticket')
@@ -117,23 +120,30 @@ test('RevocationError and EdgeError carry status/body and ticket', () => {
   assert.throws(() => edge.handleRequest(-1, 'GET', 'https', 'a', '/', []), (e) => e instanceof Error)
   assert.throws(() => new Edge(config(), Buffer.alloc(3)), (e) => e instanceof InvalidArgumentError && e.field === 'seed')
   assert.throws(() => edge.handleRevocation({ sub: 'c' }, 'elsewhere'), (e) => e instanceof InvalidArgumentError && e.field === 'origin')
+  assert.throws(() => edge.handleAdmin({ route: 'nope', listener: 'app', method: 'GET' }), (e) => e instanceof InvalidArgumentError && e.field === 'route')
+  assert.throws(() => edge.upstreamHeaders([], 'x', 'proxy'), (e) => e instanceof InvalidArgumentError && e.field === 'hop')
 })
 
-test('the event/action API: request → introspect → forward with claims, camelCase', () => {
+test('the Step API: request → introspection fetch → forward with claims, camelCase', () => {
   const now = 1_700_000_000_000
   const edge = new Edge(config(), Buffer.alloc(32, 7), now)
-  assert.deepEqual(edge.drainActions(), [])
-  edge.handleRequest(1, 'GET', 'https', 'api.example', '/orders/1', [['authorization', 'Bearer tok-123']], null, now)
-  const actions = edge.drainActions()
-  const intro = actions.find((a) => a.type === 'introspect')
+  assert.deepEqual(edge.initialStep(), { decisions: [], fetches: [], lookups: [], publishes: [], audits: [], wakeAt: null })
+  const step = edge.handleRequest(1, 'GET', 'https', 'api.example', '/orders/1', 'Bearer tok-123', null, null, now)
+  assert.deepEqual(step.decisions, [])
+  assert.deepEqual(step.audits.map((a) => a.kind), ['cache_miss'])
+  const [intro] = step.fetches
+  assert.equal(intro.kind, 'introspection')
   assert.equal(intro.method, 'POST')
   assert.equal(intro.url, `${ISSUER}/introspect`)
   assert.ok(intro.headers.some(([n]) => n === 'authorization'))
   assert.equal(intro.timeoutMs, 2000)
+  assert.ok(intro.maxResponseBytes > 0)
   assert.equal(intro.fingerprint, edge.fingerprint('tok-123'))
+  assert.equal(step.wakeAt, now + 2000) // the ticket's deadline
   const body = JSON.stringify({ active: true, scope: 'orders:read', aud: 'orders-api', client_id: 'app', sub: 'alice', exp: now / 1000 + 600, iss: ISSUER })
-  edge.handleIntrospectionResponse(intro.ticket, 200, [['content-type', 'application/json']], body, now + 5)
-  const fwd = edge.drainActions().find((a) => a.type === 'forward')
+  const answered = edge.handleFetch(intro.ticket, { status: 200, headers: [['content-type', 'application/json']], body }, now + 5)
+  const [fwd] = answered.decisions
+  assert.equal(fwd.type, 'forward')
   assert.equal(fwd.requestId, 1)
   assert.equal(fwd.headerName, 'authorization')
   assert.match(fwd.headerValue, /^Bearer ey/)
@@ -142,24 +152,39 @@ test('the event/action API: request → introspect → forward with claims, came
   assert.equal(fwd.token.sub, 'alice')
   assert.deepEqual(fwd.token.scopes, ['orders:read'])
   assert.ok(!JSON.stringify(fwd).includes('tok-123'))
+  assert.deepEqual(edge.forwardPolicy(), { headerName: fwd.headerName, stripHeaders: [...fwd.stripHeaders] })
+  // The forwarding policy, in process: the credentials and every spelling of the header go.
+  const inbound = [['Host', 'api'], ['Authorization', 'Bearer tok-123'], ['X-Forwarded-For', '1.2.3.4'], ['dpop', 'p'], ['accept', '*/*']]
+  const up = edge.upstreamHeaders(inbound, fwd.headerValue, 'in_process')
+  assert.deepEqual(up, { drop: [1, 3], set: [['authorization', fwd.headerValue]] })
+  const proxy = edge.upstreamHeaders(inbound, fwd.headerValue, { peer: '10.0.0.1', proto: 'https', upstreamAuthority: 'orders:8080' })
+  assert.deepEqual(proxy.drop, [0, 1, 2, 3])
+  assert.deepEqual(proxy.set.map(([n]) => n), ['authorization', 'host', 'x-forwarded-host', 'x-forwarded-for', 'x-forwarded-proto'])
+  assert.deepEqual(pe.hopByHopHeaders([['Connection', 'x-a'], ['x-a', '1'], ['te', 'x'], ['accept', 'y']]), [0, 1, 2])
   assert.equal(edge.metrics().introspections, 1)
   assert.equal(edge.stats().cacheEntries, 1)
   assert.match(edge.prometheus(), /phantom_edge_requests_total 1/)
   assert.ok(JSON.parse(edge.assertionJwks()).keys.length === 1)
+  // The operator routes, answered whole by the core.
+  const metrics = (authorization, listener = 'app', method = 'GET') => edge.handleAdmin({ route: 'metrics', listener, method, authorization }).answer
+  assert.equal(metrics(null).status, 401)
+  assert.equal(metrics(null, 'operator').status, 200)
+  assert.match(metrics('Bearer admin-secret-0123456789').body, /phantom_edge_requests_total 1/)
+  assert.deepEqual(metrics(null, 'app', 'POST').headers.find(([n]) => n === 'allow'), ['allow', 'GET, HEAD'])
+  const big = edge.handleAdmin({ route: 'revocations', listener: 'app', method: 'POST', body: Buffer.alloc(pe.MAX_ADMIN_BODY + 1) })
+  assert.equal(big.answer.status, 413)
+  assert.equal(pe.MAX_ADMIN_BODY, 64 * 1024)
 })
 
 test('Forward values of one cache entry are shared and frozen; auditActions = false drops only audits', () => {
   const now = 1_700_000_000_000
   const edge = new Edge(config(), Buffer.alloc(32, 9), now)
-  edge.handleRequest(1, 'GET', 'https', 'api.example', '/orders/1', [['authorization', 'Bearer tok-9']], null, now)
-  const intro = edge.drainActions().find((a) => a.type === 'introspect')
+  const [intro] = edge.handleRequest(1, 'GET', 'https', 'api.example', '/orders/1', 'Bearer tok-9', null, null, now).fetches
   const body = JSON.stringify({ active: true, scope: 'orders:read', aud: 'orders-api', client_id: 'app', exp: now / 1000 + 600, iss: ISSUER })
-  edge.handleIntrospectionResponse(intro.ticket, 200, [['content-type', 'application/json']], body, now)
-  const first = edge.drainActions().find((a) => a.type === 'forward')
-  edge.handleRequest(2, 'GET', 'https', 'api.example', '/orders/2', [['authorization', 'Bearer tok-9']], null, now + 1)
-  const hit = edge.drainActions()
-  assert.deepEqual(hit.map((a) => a.type), ['audit', 'forward'])
-  const second = hit[1]
+  const [first] = edge.handleFetch(intro.ticket, { status: 200, headers: [['content-type', 'application/json']], body }, now).decisions
+  const hit = edge.handleRequest(2, 'GET', 'https', 'api.example', '/orders/2', 'Bearer tok-9', null, null, now + 1)
+  assert.deepEqual(hit.audits.map((a) => [a.kind, a.requestId]), [['cache_hit', 2]])
+  const second = hit.decisions[0]
   assert.equal(second.requestId, 2)
   assert.notEqual(second, first)
   assert.equal(second.token, first.token)
@@ -168,60 +193,55 @@ test('Forward values of one cache entry are shared and frozen; auditActions = fa
   assert.throws(() => { second.token.sub = 'mallory' }, TypeError)
   assert.equal(edge.auditActions, true)
   edge.auditActions = false
-  edge.handleRequest(3, 'GET', 'https', 'api.example', '/orders/3', [['authorization', 'Bearer tok-9']], null, now + 2)
-  const quiet = edge.drainActions()
-  assert.deepEqual(quiet.map((a) => a.type), ['forward'])
-  assert.equal(quiet[0].headerValue, second.headerValue)
-  edge.handleRequest(4, 'GET', 'https', 'api.example', '/orders/4', [], null, now + 3)
-  assert.deepEqual(edge.drainActions().map((a) => [a.type, a.status]), [['reject', 401]])
 
-  // decide(): the decision in one call when nothing else is queued ...
-  // (a frozen Forward without requestId, the same object for every hit on this entry)
-  const fast = edge.decide(5, 'GET', 'https', 'api.example', '/orders/5', [['authorization', 'Bearer tok-9']], null, now + 4)
-  assert.equal(fast.type, 'forward')
-  assert.equal(fast.requestId, undefined)
-  assert.equal(fast.token, second.token)
-  assert.equal(fast.headerValue, second.headerValue)
-  assert.ok(Object.isFrozen(fast))
-  assert.equal(edge.pollAction(), null)
-  assert.equal(edge.decide(55, 'GET', 'https', 'api.example', '/orders/55', [['authorization', 'Bearer tok-9']], null, now + 4), fast)
-  const refused = edge.decide(56, 'GET', 'https', 'api.example', '/orders/56', [['authorization', 'Bearer a b']], null, now + 4)
-  assert.deepEqual([refused.type, refused.requestId, refused.status], ['reject', 56, 400])
-  // ... and null, with every action left queued in order, when there is more to do.
-  assert.equal(edge.decide(6, 'GET', 'https', 'api.example', '/orders/6', [['authorization', 'Bearer other']], null, now + 5), null)
-  assert.deepEqual(edge.drainActions().map((a) => a.type), ['introspect'])
+  // A hit with nothing else to hand out: one frozen Step shared by every hit on this entry
+  // (while wakeAt stays), whose Forward has no requestId (it is the caller's request).
+  const fast = edge.handleRequest(3, 'GET', 'https', 'api.example', '/orders/3', 'Bearer tok-9', null, null, now + 2)
+  assert.deepEqual([fast.fetches, fast.lookups, fast.publishes, fast.audits], [[], [], [], []])
+  const [d] = fast.decisions
+  assert.equal(d.type, 'forward')
+  assert.equal(d.requestId, undefined)
+  assert.equal(d.token, second.token)
+  assert.equal(d.headerValue, second.headerValue)
+  assert.ok(Object.isFrozen(fast) && Object.isFrozen(fast.decisions) && Object.isFrozen(d) && Object.isFrozen(fast.audits))
+  assert.equal(edge.handleRequest(55, 'GET', 'https', 'api.example', '/orders/55', ['Bearer tok-9'], [], null, now + 4), fast)
+  const refused = edge.handleRequest(56, 'GET', 'https', 'api.example', '/orders/56', 'Bearer a b', null, null, now + 4)
+  assert.deepEqual(refused.decisions.map((x) => [x.type, x.requestId, x.status]), [['reject', 56, 400]])
+  assert.deepEqual(edge.handleRequest(4, 'GET', 'https', 'api.example', '/orders/4', null, null, null, now + 3).decisions.map((x) => [x.type, x.status]), [['reject', 401]])
+  // A miss: no decision yet, the fetch to do.
+  const miss = edge.handleRequest(6, 'GET', 'https', 'api.example', '/orders/6', 'Bearer other', null, null, now + 5)
+  assert.deepEqual([miss.decisions.length, miss.fetches.length], [0, 1])
   edge.auditActions = true
-  assert.equal(edge.decide(7, 'GET', 'https', 'api.example', '/orders/7', [['authorization', 'Bearer tok-9']], null, now + 6), null)
-  assert.deepEqual(edge.drainActions().map((a) => [a.type, a.requestId]), [['audit', 7], ['forward', 7]])
+  const audited = edge.handleRequest(7, 'GET', 'https', 'api.example', '/orders/7', 'Bearer tok-9', null, null, now + 6)
+  assert.deepEqual(audited.audits.map((a) => [a.kind, a.requestId]), [['cache_hit', 7]])
+  assert.deepEqual(audited.decisions.map((x) => [x.type, x.requestId]), [['forward', 7]])
+  assert.ok(!Object.isFrozen(audited))
 })
 
-test('bearerDecider(): the same decisions as the native decide, exact strings, typed errors', () => {
+test('bearerRequest(): the same steps as the native handleRequest, exact strings, typed errors', () => {
   const native = require('../lib/native.js')
   const now = 1_700_000_000_000
   const cfg = config({ top: { routes: [
     { path_prefix: '/orders', required_scopes: ['orders:read'], audience: 'orders-api' },
     { path_prefix: '/caf\u00e9' },
   ] } })
-  // Two edges with one seed: the same inputs must give the same actions (fingerprints included).
+  // Two edges with one seed: the same inputs must give the same steps (fingerprints included).
   const fastEdge = new Edge(cfg, Buffer.alloc(32, 3), now)
   const slowEdge = new Edge(cfg, Buffer.alloc(32, 3), now)
-  const decideFast = fastEdge.bearerDecider()
-  // Audits off: decisions made at once (rejections, cache hits) come back from the calls
-  // themselves, so the returned objects are compared too, not only what is queued.
+  const requestFast = fastEdge.bearerRequest()
+  // Audits off: hits come back as the frozen shared steps, compared too.
   fastEdge.auditActions = false
   slowEdge.auditActions = false
-  const canon = (d, rest) => JSON.stringify([d, rest])
   let id = 0
   const both = (method, scheme, authority, p, authorization) => {
     id += 1
-    const a = decideFast(id, method, scheme, authority, p, authorization, now + id)
-    const headers = authorization == null ? [] : [['authorization', authorization]]
-    const b = native.Edge.prototype.decide.call(slowEdge, id, method, scheme, authority, p, headers, null, now + id)
-    const out = [canon(a, fastEdge.drainActions()), canon(b, slowEdge.drainActions())]
+    const a = requestFast(id, method, scheme, authority, p, authorization, now + id)
+    const b = native.Edge.prototype.handleRequest.call(slowEdge, id, method, scheme, authority, p, authorization, null, null, now + id)
+    const out = [JSON.stringify(a), JSON.stringify(b)]
     assert.equal(out[0], out[1], `${method} ${p} ${authorization}`)
     return JSON.parse(out[0])
   }
-  fastEdge.drainActions(); slowEdge.drainActions()
+  assert.equal(JSON.stringify(fastEdge.initialStep()), JSON.stringify(slowEdge.initialStep()))
   const longToken = 'x'.repeat(4000) // under the core's 4096-byte limit, over any stack buffer
   const longPath = `/orders/${'y'.repeat(5000)}`
   const cases = [
@@ -238,43 +258,39 @@ test('bearerDecider(): the same decisions as the native decide, exact strings, t
     ['POST', 'http', '', longPath, `Bearer ${longToken}`],
   ]
   const results = cases.map((c) => both(...c))
-  const all = ([d, queued]) => (d === null ? queued : [d, ...queued])
   // Answer every introspection on both edges (same tickets: same seed, same inputs), then send
   // every case again: the tokens are cached now, so hits come back as decisions at once.
   const answer = JSON.stringify({ active: true, scope: 'orders:read', aud: 'orders-api', client_id: 'app', sub: 'alice', exp: now / 1000 + 600, iss: ISSUER })
   for (const r of results) {
-    for (const a of all(r).filter((x) => x.type === 'introspect')) {
-      for (const e of [fastEdge, slowEdge]) {
-        e.handleIntrospectionResponse(a.ticket, 200, [['content-type', 'application/json']], answer, now + 50)
-      }
-      assert.equal(JSON.stringify(fastEdge.drainActions()), JSON.stringify(slowEdge.drainActions()))
+    for (const f of r.fetches) {
+      const steps = [fastEdge, slowEdge].map((e) =>
+        e.handleFetch(f.ticket, { status: 200, headers: [['content-type', 'application/json']], body: answer }, now + 50))
+      assert.equal(JSON.stringify(steps[0]), JSON.stringify(steps[1]))
     }
   }
   const again = cases.map((c) => both(...c))
-  const hits = again.filter(([d]) => d !== null && d.type === 'forward')
+  const hits = again.filter((s) => s.decisions[0]?.type === 'forward')
   assert.ok(hits.length >= 4, `cache hits decided at once: ${hits.length}`)
-  assert.ok(again.some(([d]) => d !== null && d.type === 'reject'), 'rejections decided at once')
+  assert.ok(again.some((s) => s.decisions[0]?.type === 'reject'), 'rejections decided at once')
   // The inputs were read exactly: the long token reached the introspection body whole, and the
   // non-ASCII route matched only for the exact path.
-  const queued = all(results[10])
-  assert.ok(queued.some((a) => a.type === 'introspect' && new URLSearchParams(a.body).get('token') === longToken))
-  assert.ok(all(results[6]).some((a) => a.type === 'introspect'), 'caf\u00e9 route matched')
-  assert.ok(all(results[7]).some((a) => a.type === 'reject' && a.status === 404), '/cafe has no route')
-  assert.ok(all(results[8]).some((a) => a.type === 'reject' && a.status === 404), 'a lone surrogate is not the route')
+  assert.ok(results[10].fetches.some((f) => new URLSearchParams(f.body).get('token') === longToken))
+  assert.equal(results[6].fetches.length, 1, 'caf\u00e9 route matched')
+  assert.equal(results[7].decisions[0].status, 404, '/cafe has no route')
+  assert.equal(results[8].decisions[0].status, 404, 'a lone surrogate is not the route')
 
   // Around the function's first read buffer (1024 UTF-16 units, fresh edges): one call when the
   // string fits, length-checked second read when it might not.
   {
     const a = new Edge(cfg, Buffer.alloc(32, 4), now)
     const b = new Edge(cfg, Buffer.alloc(32, 4), now)
-    const f = a.bearerDecider()
-    a.drainActions(); b.drainActions()
+    const f = a.bearerRequest()
     for (const n of [1021, 1022, 1023, 1024, 1025, 2047, 2048, 2049]) {
       const p = `/orders/${'z'.repeat(n - 8)}`
       const tok = `Bearer ${'t'.repeat(n - 7)}`
       assert.equal(p.length, n)
-      const x = JSON.stringify([f(n, 'GET', 'https', 'h', p, tok, now), a.drainActions()])
-      const y = JSON.stringify([native.Edge.prototype.decide.call(b, n, 'GET', 'https', 'h', p, [['authorization', tok]], null, now), b.drainActions()])
+      const x = JSON.stringify(f(n, 'GET', 'https', 'h', p, tok, now))
+      const y = JSON.stringify(native.Edge.prototype.handleRequest.call(b, n, 'GET', 'https', 'h', p, [tok], null, null, now))
       assert.equal(x, y, `length ${n}`)
       assert.match(x, new RegExp(`token=t{${n - 7}}[&"]`), `length ${n}: token read whole`)
     }
@@ -290,32 +306,30 @@ test('bearerDecider(): the same decisions as the native decide, exact strings, t
     [[1, 'GET', 'https', 'a', '/orders/1', 42], 'authorization'],
     [[1, 'GET', 'https', 'a', '/orders/1', 'Bearer t', 'soon'], 'now'],
   ]) {
-    assert.throws(() => decideFast(...args), (e) => {
+    assert.throws(() => requestFast(...args), (e) => {
       assert.equal(e.code, 'PHANTOM_EDGE_INVALID_ARG')
       assert.match(e.message, new RegExp(field))
       return true
     }, `${field}: ${JSON.stringify(args)}`)
   }
   assert.equal(fastEdge.metrics().requests, before)
-  assert.deepEqual(fastEdge.drainActions(), [])
 
-  // The wrapper's decide takes this path for one Authorization header or none, and the native
-  // method otherwise (DPoP, repeated Authorization, client certificate).
-  const nativeDecide = native.Edge.prototype.decide
+  // The wrapper's handleRequest takes this path for one Authorization value or none, and the
+  // native method otherwise (DPoP, repeated Authorization, client certificate).
+  const nativeRequest = native.Edge.prototype.handleRequest
   let nativeCalls = 0
-  native.Edge.prototype.decide = function (...args) { nativeCalls += 1; return nativeDecide.apply(this, args) }
+  native.Edge.prototype.handleRequest = function (...args) { nativeCalls += 1; return nativeRequest.apply(this, args) }
   try {
-    assert.equal(fastEdge.decide(900, 'GET', 'https', 'a', '/orders/1', [['Authorization', 'Bearer tok-1']], null, now + 60)?.type, 'forward')
-    assert.equal(fastEdge.decide(901, 'GET', 'https', 'a', '/orders/1', [], null, now + 60)?.status, 401)
+    assert.equal(fastEdge.handleRequest(900, 'GET', 'https', 'a', '/orders/1', ['Bearer tok-1'], [], null, now + 60).decisions[0].type, 'forward')
+    assert.equal(fastEdge.handleRequest(901, 'GET', 'https', 'a', '/orders/1', [], null, null, now + 60).decisions[0].status, 401)
+    assert.equal(fastEdge.handleRequest(904, 'GET', 'https', 'a', '/orders/1', 'Bearer tok-1', undefined, undefined, now + 60).decisions[0].type, 'forward')
     assert.equal(nativeCalls, 0)
-    const two = [['Authorization', 'Bearer a'], ['authorization', 'Bearer b']]
-    assert.equal(fastEdge.decide(902, 'GET', 'https', 'a', '/orders/1', two, null, now + 60)?.status, 400)
-    assert.equal(fastEdge.decide(903, 'GET', 'https', 'a', '/orders/1', [['authorization', 'Bearer tok-1']], 'x5t', now + 60)?.type, 'forward')
+    assert.equal(fastEdge.handleRequest(902, 'GET', 'https', 'a', '/orders/1', ['Bearer a', 'Bearer b'], null, null, now + 60).decisions[0].status, 400)
+    assert.equal(fastEdge.handleRequest(903, 'GET', 'https', 'a', '/orders/1', 'Bearer tok-1', null, 'x5t', now + 60).decisions[0].type, 'forward')
     assert.equal(nativeCalls, 2)
   } finally {
-    native.Edge.prototype.decide = nativeDecide
+    native.Edge.prototype.handleRequest = nativeRequest
   }
-  assert.deepEqual(fastEdge.drainActions(), [])
 })
 
 function introspectionAnswer(now = Date.now()) {
@@ -421,8 +435,8 @@ test('PhantomEdge builds audit actions only for a logger that writes debug, info
   const kinds = lines.map((l) => JSON.parse(l.replace('phantom_edge audit ', '')).kind)
   assert.deepEqual(kinds, ['rejected'])
   assert.equal(JSON.parse(lines[0].replace('phantom_edge audit ', '')).level, 'info')
-  // The hit took the one-call path: decide() answers at once with audits of routine kinds muted.
-  assert.notEqual(pe.edge.decide(99, 'GET', 'http', 'a', '/orders/1', [['authorization', 'Bearer info-token']]), null)
+  // The hit's step holds only its decision: audits of routine kinds are not built.
+  assert.deepEqual(pe.edge.handleRequest(99, 'GET', 'http', 'a', '/orders/1', 'Bearer info-token').audits, [])
   await pe.close()
   // A logger at warn level: a rejection is not built, the AS failing is logged with logger.warn.
   const warned = []
@@ -437,34 +451,29 @@ test('PhantomEdge builds audit actions only for a logger that writes debug, info
 
 test('setAuditLevel leaves out lower levels, refuses unknown ones and composes with muteAudits', () => {
   const edge = new Edge(config())
-  edge.drainActions()
+  edge.initialStep()
+  const kinds = (step) => [...step.audits.map((a) => [a.kind, a.level]), ...step.decisions.map((d) => d.type)]
   assert.throws(() => edge.setAuditLevel('verbose'), (e) => e instanceof InvalidArgumentError && e.field === 'level')
-  edge.handleRequest(1, 'GET', 'https', 'a', '/orders/1', [['authorization', 'Bearer lv']])
-  assert.deepEqual(edge.drainActions().filter((a) => a.type === 'audit').map((a) => [a.kind, a.level]), [['cache_miss', 'debug']])
+  assert.deepEqual(kinds(edge.handleRequest(1, 'GET', 'https', 'a', '/orders/1', 'Bearer lv')), [['cache_miss', 'debug']])
   edge.setAuditLevel('info')
-  edge.handleRequest(2, 'GET', 'https', 'a', '/orders/1', [['authorization', 'Bearer lv2']])
-  assert.deepEqual(edge.drainActions().map((a) => a.type), ['introspect'])
-  edge.handleRequest(3, 'GET', 'https', 'a', '/orders/1', [])
-  assert.deepEqual(edge.drainActions().map((a) => [a.type, a.level]), [['audit', 'info'], ['reject', undefined]])
+  const quiet = edge.handleRequest(2, 'GET', 'https', 'a', '/orders/1', 'Bearer lv2')
+  assert.deepEqual([kinds(quiet), quiet.fetches.length], [[], 1])
+  assert.deepEqual(kinds(edge.handleRequest(3, 'GET', 'https', 'a', '/orders/1', null)), [['rejected', 'info'], 'reject'])
   edge.muteAudits(['rejected'])
   edge.setAuditLevel('debug')
-  edge.handleRequest(4, 'GET', 'https', 'a', '/orders/1', [])
-  assert.deepEqual(edge.drainActions().map((a) => a.type), ['reject'])
+  assert.deepEqual(kinds(edge.handleRequest(4, 'GET', 'https', 'a', '/orders/1', null)), ['reject'])
   edge.muteAudits([])
   edge.setAuditLevel('warn')
-  edge.handleRequest(5, 'GET', 'https', 'a', '/orders/1', [])
-  assert.deepEqual(edge.drainActions().map((a) => a.type), ['reject'])
+  assert.deepEqual(kinds(edge.handleRequest(5, 'GET', 'https', 'a', '/orders/1', null)), ['reject'])
 })
 
 test('muteAudits refuses unknown kinds and [] unmutes', () => {
   const edge = new Edge(config())
   assert.throws(() => edge.muteAudits(['cache_hit', 'nope']), (e) => e instanceof InvalidArgumentError && e.field === 'kinds')
   edge.muteAudits(['rejected'])
-  edge.handleRequest(1, 'GET', 'https', 'a', '/orders/1', [])
-  assert.deepEqual(edge.drainActions().map((a) => a.type), ['reject'])
+  assert.deepEqual(edge.handleRequest(1, 'GET', 'https', 'a', '/orders/1', null).audits, [])
   edge.muteAudits([])
-  edge.handleRequest(2, 'GET', 'https', 'a', '/orders/1', [])
-  assert.deepEqual(edge.drainActions().map((a) => a.type), ['audit', 'reject'])
+  assert.deepEqual(edge.handleRequest(2, 'GET', 'https', 'a', '/orders/1', null).audits.map((a) => a.kind), ['rejected'])
 })
 
 test('ESM entry points export the same objects as CommonJS', async () => {
@@ -478,7 +487,7 @@ test('ESM entry points export the same objects as CommonJS', async () => {
   assert.equal(fa.default, require('phantom-edge/fastify'))
 })
 
-test('PhantomEdge: a decision at once (a DPoP hit) re-arms an idle timer for the sweep', async () => {
+test('PhantomEdge: a decision at once (a DPoP hit) re-arms an idle timer for the sweep (wakeAt)', async () => {
   const jose = await import('jose')
   const crypto = require('node:crypto')
   const { publicKey, privateKey } = await jose.generateKeyPair('ES256')
@@ -503,7 +512,7 @@ test('PhantomEdge: a decision at once (a DPoP hit) re-arms an idle timer for the
     const hit = await req('2')
     assert.equal(hit.type, 'forward')
     assert.notEqual(pe._timer, null)
-    assert.equal(pe._timerAt, pe.edge.pollTimeout())
+    assert.ok(pe._timerAt > Date.now(), `timer at ${pe._timerAt}`)
   } finally {
     await pe.close()
   }
@@ -582,4 +591,16 @@ test('PhantomEdge.close() with a fetch that never ends: the waiting request stil
   assert.notEqual(d, 'still waiting')
   assert.equal(d.status, 503)
   assert.ok(Date.now() - t0 < 3000)
+})
+
+test('splitJwt seals the store value (the issuer side of split tokens)', () => {
+  const jwt = 'eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6MTcwMDAwMDMwMH0.c2lnbmF0dXJl'
+  const s = pe.splitJwt(jwt)
+  assert.equal(s.clientToken, 'c2lnbmF0dXJl')
+  assert.ok(s.storeKey.startsWith('phantom-edge:split:'))
+  assert.ok(!s.storeKey.includes('c2lnbmF0dXJl'))
+  assert.ok(s.storeValue.startsWith('pe1:') && !s.storeValue.includes('eyJ'))
+  assert.equal(s.expiresAt, 1700000300)
+  assert.ok(pe.splitJwt(jwt, 'x:').storeKey.startsWith('x:'))
+  assert.throws(() => pe.splitJwt('not.a'))
 })

@@ -1,52 +1,53 @@
 // Compiled (not run) by ci.sh with `tsc -p test/types`: the published types describe the API.
 import { Edge, PhantomEdge, loadConfig, ConfigError, RevocationError, EdgeError, auditJson, redactQueryTokens } from 'phantom-edge'
-import type { Action, DecidedForward, Decision, TokenClaims } from 'phantom-edge'
+import type { Decision, Step, TokenClaims } from 'phantom-edge'
 import { phantomToken } from 'phantom-edge/express'
 import phantomEdge from 'phantom-edge/fastify'
 import type { FastifyInstance } from 'fastify'
 
 const config = loadConfig({ authorization_server: { issuer: 'https://as.example' } })
 const edge = new Edge(config, null, Date.now())
-edge.handleRequest(1, 'GET', 'https', 'api.example', '/orders/1', [['authorization', 'Bearer x']])
 edge.auditActions = false
-const a: Action | null = edge.pollAction()
-if (a !== null) {
-  switch (a.type) {
+const first: Step = edge.initialStep()
+void first
+const step: Step = edge.handleRequest(1, 'GET', 'https', 'api.example', '/orders/1', 'Bearer x')
+for (const d of step.decisions) {
+  switch (d.type) {
     case 'forward': {
-      const claims: TokenClaims = a.token
+      const claims: TokenClaims = d.token
       const scopes: string[] = claims.scopes
-      const header: string = a.headerValue
-      void scopes; void header
+      const up = edge.upstreamHeaders([['authorization', 'Bearer x']], d.headerValue, 'in_process')
+      const drop: number[] = up.drop
+      void scopes; void drop
       break
     }
     case 'reject': {
-      const status: number = a.status
-      const challenge: string | undefined = a.wwwAuthenticate
+      const status: number = d.status
+      const challenge: string | undefined = d.wwwAuthenticate
       void status; void challenge
       break
     }
-    case 'introspect': {
-      const pairs: Array<[string, string]> = a.headers
-      edge.handleIntrospectionResponse(a.ticket, 200, pairs, Buffer.from('{}'))
-      break
-    }
-    case 'audit':
-      console.log(auditJson(a))
-      break
-    case 'fetchJwks':
-    case 'sharedLookup':
-    case 'sharedPublish':
-      break
   }
 }
+for (const f of step.fetches) {
+  const pairs: Array<[string, string]> = f.headers
+  const next: Step = edge.handleFetch(f.ticket, { status: 200, headers: pairs, body: Buffer.from('{}') })
+  edge.handleFetch(f.ticket, 'connection refused')
+  void next
+}
+for (const a of step.audits) console.log(auditJson(a))
+const wake: number | null = step.wakeAt
+void wake
+const { answer } = edge.handleAdmin({ route: 'metrics', listener: 'app', method: 'GET', authorization: null })
+const status: number = answer.status
+void status
 edge.handleRevocation({ sub: 'alice' }, 'shared')
 
 async function host(): Promise<void> {
   const pe = new PhantomEdge('phantom-edge.toml', { fetch: globalThis.fetch, logger: console })
   const d: Decision = await pe.authorize({ method: 'GET', url: 'https://api.example/orders/1', headers: { authorization: 'Bearer x' } })
   if (d.type === 'forward') {
-    const f: DecidedForward = d
-    const strip: readonly string[] = f.stripHeaders
+    const strip: readonly string[] = d.stripHeaders
     void strip
   } else {
     void d.body
