@@ -3,14 +3,16 @@
 #   1. build phantom-edge-uniffi (cdylib + staticlib) and its uniffi-bindgen;
 #   2. generate.sh --check: the committed Swift sources, header and module map match the library;
 #   3. generate the PYTHON bindings from the very same libphantom_edge_uniffi.so into a build
-#      directory (not committed) and replay every tests/vectors case through that FFI layer.
+#      directory (not committed) and replay every tests/vectors case through that FFI layer, one
+#      Step per input (bindings/uniffi/tests/replay_vectors.py).
+# Honours an existing CARGO_TARGET_DIR (default: the workspace's target/).
 # The Swift sources themselves (PhantomEdgeClient, VectorTests.swift) are compiled and tested
 # only where `swift` exists: step 4 runs `swift test` when it does, and says so when it does not.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
-export CARGO_TARGET_DIR="$root/target"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
 
 echo "== cargo build -p phantom-edge-uniffi"
 cargo build --quiet -p phantom-edge-uniffi --lib --bin uniffi-bindgen

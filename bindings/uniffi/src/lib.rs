@@ -4,9 +4,19 @@
 //! This crate is a thin translation layer and holds no policy: every decision is the core's.
 //! [`PhantomEdge`] wraps one core [`phantom_edge_core::Edge`] in a `Mutex` so that it is
 //! `Send + Sync` as UniFFI objects must be; each method locks, calls the core with the host's
-//! `now_ms`, and converts borrowed core types into owned UniFFI records. Tokens and the
-//! authorization server never produce an error (they produce `Reject` actions); errors are
-//! configuration problems, refused revocations and API misuse (a ticket the core never issued).
+//! `now_ms`, and converts borrowed core types into owned UniFFI records.
+//!
+//! The API is the core's host driver, with the operation names every binding uses (wit/edge.wit
+//! is the reference table): each input (`handle_request`, `handle_fetch`, `handle_shared_lookup`,
+//! `handle_revocation`, `handle_security_event`, `handle_admin`, `handle_timeout`) returns the
+//! [`Step`] it produced, and `initial_step` is what the constructor queued (the JWKS fetch). A
+//! host carries each step out: answers its `decisions` (a forward's upstream headers come from
+//! `upstream_headers`), performs its `fetches` and `lookups` and feeds their answers back, sends
+//! its `publishes`, logs its `audits` and re-arms its one timer for `wake_at`.
+//!
+//! Tokens and the authorization server never produce an error (they produce `Reject`
+//! decisions); errors are configuration problems, refused revocations and API misuse (a ticket
+//! the core never issued).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,7 +26,7 @@ use phantom_edge_core as core;
 uniffi::setup_scaffolding!();
 
 /// One HTTP header.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, uniffi::Record)]
 pub struct Header {
     /// Header name (the core matches case-insensitively).
     pub name: String,
@@ -43,7 +53,28 @@ pub struct Request {
     pub client_cert_thumbprint: Option<String>,
 }
 
-/// The shared store's answer to a `SharedLookup` action (split-token mode).
+/// What came back for a [`Fetch`]: the server's answer whatever its status (the core decides
+/// what it means), or a token-free description of a transport failure (connection, TLS, no
+/// answer within `timeout_ms`, an answer longer than `max_response_bytes`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum FetchResult {
+    /// The server answered.
+    Response {
+        /// HTTP status (any: a 500 is the core's to judge).
+        status: u16,
+        /// The answer's headers.
+        headers: Vec<Header>,
+        /// The body as read (at most `max_response_bytes`).
+        body: Vec<u8>,
+    },
+    /// The request failed before an answer came.
+    Failure {
+        /// What went wrong (never a token).
+        detail: String,
+    },
+}
+
+/// The shared store's answer to a [`SharedLookup`] (split-token mode).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum LookupResult {
     /// The stored value (`header.payload`).
@@ -66,17 +97,14 @@ pub enum Origin {
     Shared,
 }
 
-/// Let the request through.
+/// Let the request through to the upstream, with the headers `upstream_headers` gives.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct ForwardAction {
+pub struct Forward {
     /// The host's request id.
     pub request_id: u64,
-    /// Header to set on the upstream request (lowercase).
-    pub header_name: String,
-    /// Its value (`Bearer <jwt>`), never the opaque token.
+    /// The value of the forwarded header (`forward_policy().header_name`), e.g. `Bearer <jwt>`:
+    /// a by-value JWT, never the opaque token.
     pub header_value: String,
-    /// Inbound headers to remove before forwarding (lowercase).
-    pub strip_headers: Vec<String>,
     /// Keyed fingerprint of the presented token (32 hex digits).
     pub fingerprint: String,
     /// The token's claims: the core's `TokenInfo` serialized as JSON.
@@ -86,9 +114,9 @@ pub struct ForwardAction {
     pub rewritten_path: Option<String>,
 }
 
-/// Refuse the request.
+/// Refuse the request with this answer; do not contact the upstream.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct RejectAction {
+pub struct Reject {
     /// The host's request id.
     pub request_id: u64,
     /// HTTP status: 400, 401, 403, 404, 502 or 503.
@@ -105,35 +133,80 @@ pub struct RejectAction {
     pub fingerprint: Option<String>,
 }
 
-/// Send this request to the introspection endpoint, then call
-/// `handle_introspection_response` (or `_failure`) with the ticket.
+/// A request's answer.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum Decision {
+    /// Forward it upstream.
+    Forward {
+        /// The details.
+        forward: Forward,
+    },
+    /// Answer the client.
+    Reject {
+        /// The details.
+        reject: Reject,
+    },
+}
+
+/// What a [`Fetch`] is for (the host needs it only for its logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum FetchKind {
+    /// `POST` to the introspection endpoint; the body holds the token.
+    Introspection,
+    /// `GET` of the authorization server's JWKS.
+    Jwks,
+}
+
+/// An HTTP request the core needs sent (an introspection or a JWKS fetch, one shape for both).
+/// Send it as given (no redirects), read at most `max_response_bytes` of the answer within
+/// `timeout_ms`, and feed whatever came back to `handle_fetch`, quoting the ticket.
 #[derive(Clone, PartialEq, Eq, uniffi::Record)]
-pub struct IntrospectAction {
+pub struct Fetch {
     /// Quote this ticket when feeding the answer back.
     pub ticket: u64,
-    /// Always `POST`.
+    /// What it is for.
+    pub kind: FetchKind,
+    /// `POST` or `GET`.
     pub method: String,
-    /// The introspection endpoint.
+    /// The endpoint.
     pub url: String,
     /// Request headers (content-type, accept, authorization for client_secret_basic).
     pub headers: Vec<Header>,
-    /// Form-encoded body; it holds the token: never log it.
+    /// Form-encoded for an introspection (it holds the token: send it, never log it); empty
+    /// for a GET.
     pub body: String,
-    /// Give up after this many milliseconds.
+    /// Give up after this many milliseconds (and report a failure).
     pub timeout_ms: u64,
-    /// Fingerprint of the token being introspected.
-    pub fingerprint: String,
+    /// Read at most this many bytes of the body; a longer answer is a failure.
+    pub max_response_bytes: u64,
+    /// Fingerprint of the token being introspected; `None` for a JWKS fetch.
+    pub fingerprint: Option<String>,
 }
 
-impl std::fmt::Debug for IntrospectAction {
+impl std::fmt::Debug for Fetch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IntrospectAction")
+        let names: Vec<&str> = self.headers.iter().map(|h| h.name.as_str()).collect();
+        f.debug_struct("Fetch")
             .field("ticket", &self.ticket)
+            .field("kind", &self.kind)
+            .field("method", &self.method)
             .field("url", &self.url)
+            .field("header_names", &names)
             .field("body", &"{REDACTED}")
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_response_bytes", &self.max_response_bytes)
             .field("fingerprint", &self.fingerprint)
-            .finish_non_exhaustive()
+            .finish()
     }
+}
+
+/// Look a key up in the shared store (split-token mode), then call `handle_shared_lookup`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SharedLookup {
+    /// Quote this ticket when answering.
+    pub ticket: u64,
+    /// The store key (already hashed: never a raw token).
+    pub key: String,
 }
 
 /// The log level of an audit event, lowest first (the core's classification of its kind).
@@ -167,9 +240,9 @@ impl From<AuditLevel> for core::AuditLevel {
     }
 }
 
-/// A token-free audit event.
+/// A token-free event for logs and metrics pipelines.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct AuditAction {
+pub struct AuditEvent {
     /// Snake_case kind (`cache_hit`, `introspected`, ...).
     pub kind: String,
     /// The level to log it at.
@@ -188,51 +261,118 @@ pub struct AuditAction {
     pub json: String,
 }
 
-/// What the core asks of its host, drained in order with `poll_action` / `drain_actions`.
+/// Everything one input produced, by consumer. Carry out all of it: answer the `decisions`,
+/// start the `fetches` and `lookups` (their answers are inputs), send the `publishes` (JSON
+/// revocation selectors, never a raw token) to the other instances, log the `audits`, and
+/// re-arm the one timer for `wake_at`. Within a list the order is the core's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct Step {
+    /// Requests decided now.
+    pub decisions: Vec<Decision>,
+    /// HTTP requests to send; answer with `handle_fetch`.
+    pub fetches: Vec<Fetch>,
+    /// Shared-store reads; answer with `handle_shared_lookup`.
+    pub lookups: Vec<SharedLookup>,
+    /// Revocations (JSON selector text) for the other instances.
+    pub publishes: Vec<String>,
+    /// Token-free events for the logs.
+    pub audits: Vec<AuditEvent>,
+    /// When (Unix ms) to call `handle_timeout` next; `None`: nothing is pending.
+    pub wake_at: Option<u64>,
+}
+
+/// Where a forwarded request goes next.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
-pub enum Action {
-    /// Forward the request upstream.
-    Forward {
-        /// The details.
-        forward: ForwardAction,
+pub enum Hop {
+    /// To another server: the client's forwarding, `host` and hop-by-hop headers are replaced.
+    Proxy {
+        /// The client's address, appended to `x-forwarded-for`; `None`: no `x-forwarded-for`.
+        peer: Option<String>,
+        /// The scheme the client used: `x-forwarded-proto`.
+        proto: String,
+        /// The upstream's `host[:port]`, sent as `host`; `None` keeps the inbound one.
+        upstream_authority: Option<String>,
     },
-    /// Answer the client.
-    Reject {
-        /// The details.
-        reject: RejectAction,
-    },
-    /// Call the introspection endpoint.
-    Introspect {
-        /// The details.
-        introspect: IntrospectAction,
-    },
-    /// GET the JWKS and call `handle_jwks_response` / `handle_jwks_failure`.
-    FetchJwks {
-        /// The `jwks_uri`.
-        url: String,
-    },
-    /// Look a key up in the shared store, then call `handle_shared_lookup`.
-    SharedLookup {
-        /// Quote this ticket when answering.
-        ticket: u64,
-        /// The store key (already hashed).
-        key: String,
-    },
-    /// Publish this revocation (JSON selector text) to the other instances.
-    SharedPublish {
-        /// The message.
-        message: String,
-    },
-    /// Log this event.
-    Audit {
-        /// The event.
-        audit: AuditAction,
-    },
-    /// An action kind newer than these bindings (the core's enum is non-exhaustive).
-    Unknown {
-        /// Its `Debug` form (token-free: the core's `Debug` impls redact).
-        description: String,
-    },
+    /// To the app in the same process (a middleware): only the strip list goes.
+    InProcess,
+}
+
+/// The forwarding policy's answer: drop these inbound headers (keep the others as they are,
+/// bytes and order), then add these.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct UpstreamHeaders {
+    /// Indexes (ascending) into the inbound list of the headers not passed on.
+    pub drop: Vec<u32>,
+    /// Headers to add after the kept ones (lowercase names), in order.
+    pub set: Vec<Header>,
+}
+
+/// How every forwarded request is rewritten; fixed by the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ForwardPolicy {
+    /// The header set to a forward's `header_value` (lowercase), e.g. `authorization`.
+    pub header_name: String,
+    /// Inbound headers removed before forwarding (lowercase); always includes `authorization`
+    /// and `dpop`. `upstream_headers` applies them.
+    pub strip_headers: Vec<String>,
+}
+
+/// An operator route; the host maps its paths to these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AdminRoute {
+    /// `POST`: a JSON revocation selector with the `[admin]` bearer, or a SET.
+    Revocations,
+    /// `GET` / `HEAD`: Prometheus text.
+    Metrics,
+    /// `GET` / `HEAD`: the edge's own public keys.
+    Jwks,
+}
+
+/// Who reaches the listener a route is served on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Listener {
+    /// A listener only operators reach: the metrics and the JWKS are open there.
+    Operator,
+    /// The app's own, possibly public, listener: the metrics need the `[admin]` bearer.
+    App,
+}
+
+/// A request to an operator route.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AdminRequest {
+    /// Which route the host mapped the path to.
+    pub route: AdminRoute,
+    /// Where it was served.
+    pub listener: Listener,
+    /// The request method (`POST`, `GET`, ...).
+    pub method: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// The body as read: at most `max_admin_body() + 1` bytes (a longer one is answered 413).
+    pub body: Vec<u8>,
+}
+
+/// The answer to an operator route: write it out as it is.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AdminAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers (lowercase names).
+    pub headers: Vec<Header>,
+    /// The body (empty for 204).
+    pub body: String,
+}
+
+/// What `handle_admin` returns: the answer, and the step the route produced (a revocation can
+/// answer waiting requests and publish to the other instances).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AdminOutcome {
+    /// Write this out.
+    pub answer: AdminAnswer,
+    /// Carry this out.
+    pub step: Step,
 }
 
 /// Errors of the bindings.
@@ -268,7 +408,7 @@ pub enum PhantomEdgeError {
         /// The ticket.
         ticket: u64,
     },
-    /// Other API misuse (e.g. a seed that is not 32 bytes).
+    /// Other API misuse (a seed that is not 32 bytes, an unknown audit kind).
     #[error("{message}")]
     Api {
         /// What is wrong.
@@ -300,6 +440,8 @@ impl From<core::EdgeError> for PhantomEdgeError {
         match e {
             core::EdgeError::UnknownTicket(ticket) => Self::UnknownTicket { ticket },
             core::EdgeError::WrongTicketKind(ticket) => Self::WrongTicketKind { ticket },
+            core::EdgeError::Revocation(e) => e.into(),
+            // The core's enum is non-exhaustive: a newer misuse error is still misuse.
             other => Self::Api {
                 message: other.to_string(),
             },
@@ -314,22 +456,34 @@ fn headers_to_pairs(headers: &[Header]) -> Vec<(&str, &str)> {
         .collect()
 }
 
-impl From<core::Action> for Action {
-    fn from(a: core::Action) -> Self {
-        match a {
-            core::Action::Forward(f) => Self::Forward {
-                forward: ForwardAction {
+fn pairs_to_headers(pairs: Vec<(String, String)>) -> Vec<Header> {
+    pairs
+        .into_iter()
+        .map(|(name, value)| Header { name, value })
+        .collect()
+}
+
+fn indexes(v: Vec<usize>) -> Vec<u32> {
+    // Header lists are far below 2^32 entries: the host passed them in.
+    v.into_iter()
+        .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+        .collect()
+}
+
+impl From<core::Decision> for Decision {
+    fn from(d: core::Decision) -> Self {
+        match d {
+            core::Decision::Forward(f) => Self::Forward {
+                forward: Forward {
                     request_id: f.request_id,
-                    header_name: String::from(&*f.header_name),
                     header_value: String::from(&*f.header_value),
-                    strip_headers: f.strip_headers.to_vec(),
                     fingerprint: f.fingerprint.hex(),
                     token_json: serde_json::to_string(&*f.token).unwrap_or_default(),
                     rewritten_path: f.rewritten_path,
                 },
             },
-            core::Action::Reject(r) => Self::Reject {
-                reject: RejectAction {
+            core::Decision::Reject(r) => Self::Reject {
+                reject: Reject {
                     request_id: r.request_id,
                     status: r.status,
                     www_authenticate: r.www_authenticate,
@@ -339,48 +493,89 @@ impl From<core::Action> for Action {
                     fingerprint: r.fingerprint.map(|f| f.hex()),
                 },
             },
-            core::Action::Introspect(i) => Self::Introspect {
-                introspect: IntrospectAction {
-                    ticket: i.ticket,
-                    method: i.method.to_owned(),
-                    url: i.url,
-                    headers: i
-                        .headers
-                        .into_iter()
-                        .map(|(name, value)| Header { name, value })
-                        .collect(),
-                    body: i.body,
-                    timeout_ms: i.timeout_ms,
-                    fingerprint: i.fingerprint.hex(),
-                },
-            },
-            core::Action::FetchJwks(j) => Self::FetchJwks { url: j.url },
-            core::Action::SharedLookup(l) => Self::SharedLookup {
-                ticket: l.ticket,
-                key: l.key,
-            },
-            core::Action::SharedPublish(p) => Self::SharedPublish { message: p.message },
-            core::Action::Audit(e) => Self::Audit {
-                audit: AuditAction {
-                    kind: e.kind.as_str().to_owned(),
-                    level: e.level.into(),
-                    request_id: e.request_id,
-                    ticket: e.ticket,
-                    fingerprint: e.fingerprint.map(|f| f.hex()),
-                    reason: e.reason.map(|r| r.as_str().to_owned()),
-                    json: e.to_json(),
-                    detail: e.detail,
-                },
-            },
-            other => Self::Unknown {
-                description: format!("{other:?}"),
-            },
         }
     }
 }
 
-/// The phantom-token edge: one core state machine behind a mutex. Every method takes the
-/// host's clock (`now_ms`, Unix milliseconds); the core never reads a clock itself.
+impl From<core::FetchKind> for FetchKind {
+    fn from(k: core::FetchKind) -> Self {
+        match k {
+            core::FetchKind::Introspection => Self::Introspection,
+            // The core's enum is non-exhaustive; a new kind is still an HTTP request to send.
+            _ => Self::Jwks,
+        }
+    }
+}
+
+impl From<core::Fetch> for Fetch {
+    fn from(f: core::Fetch) -> Self {
+        Self {
+            ticket: f.ticket,
+            kind: f.kind.into(),
+            method: f.method.to_owned(),
+            url: f.url,
+            headers: pairs_to_headers(f.headers),
+            body: f.body,
+            timeout_ms: f.timeout_ms,
+            max_response_bytes: u64::try_from(f.max_response_bytes).unwrap_or(u64::MAX),
+            fingerprint: f.fingerprint.map(|fp| fp.hex()),
+        }
+    }
+}
+
+impl From<core::AuditEvent> for AuditEvent {
+    fn from(e: core::AuditEvent) -> Self {
+        Self {
+            kind: e.kind.as_str().to_owned(),
+            level: e.level.into(),
+            request_id: e.request_id,
+            ticket: e.ticket,
+            fingerprint: e.fingerprint.map(|f| f.hex()),
+            reason: e.reason.map(|r| r.as_str().to_owned()),
+            json: e.to_json(),
+            detail: e.detail,
+        }
+    }
+}
+
+impl From<core::Step> for Step {
+    fn from(s: core::Step) -> Self {
+        Self {
+            decisions: s.decisions.into_iter().map(Decision::from).collect(),
+            fetches: s.fetches.into_iter().map(Fetch::from).collect(),
+            lookups: s
+                .lookups
+                .into_iter()
+                .map(|l| SharedLookup {
+                    ticket: l.ticket,
+                    key: l.key,
+                })
+                .collect(),
+            publishes: s.publishes.into_iter().map(|p| p.message).collect(),
+            audits: s.audits.into_iter().map(AuditEvent::from).collect(),
+            wake_at: s.wake_at,
+        }
+    }
+}
+
+fn admin_route(r: AdminRoute) -> core::AdminRoute {
+    match r {
+        AdminRoute::Revocations => core::AdminRoute::Revocations,
+        AdminRoute::Metrics => core::AdminRoute::Metrics,
+        AdminRoute::Jwks => core::AdminRoute::Jwks,
+    }
+}
+
+fn listener(l: Listener) -> core::Listener {
+    match l {
+        Listener::Operator => core::Listener::Operator,
+        Listener::App => core::Listener::App,
+    }
+}
+
+/// The phantom-token edge: one core state machine behind a mutex. Every input takes the
+/// host's clock (`now_ms`, Unix milliseconds; the core never reads a clock itself) and returns
+/// the [`Step`] it produced.
 #[derive(uniffi::Object)]
 pub struct PhantomEdge {
     inner: Mutex<core::Edge>,
@@ -422,12 +617,17 @@ impl PhantomEdge {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// Feeds one input under the lock and takes its step in the same critical section.
+    fn handle(&self, now_ms: u64, input: core::Input<'_>) -> Result<Step, PhantomEdgeError> {
+        Ok(self.edge().handle(now_ms, input)?.into())
+    }
 }
 
 #[uniffi::export]
 impl PhantomEdge {
     /// Builds the edge from TOML configuration text; `*_env` secrets are read from the process
-    /// environment. `seed` must be 32 random bytes.
+    /// environment. `seed` must be 32 random bytes. Its first step comes from `initial_step`.
     #[uniffi::constructor]
     pub fn from_toml(
         text: String,
@@ -474,8 +674,15 @@ impl PhantomEdge {
         Self::build(config, &seed, now_ms)
     }
 
-    /// A client request arrived.
-    pub fn handle_request(&self, now_ms: u64, request: Request) {
+    /// What the constructor queued (the initial JWKS fetch, if `jwks_uri` is set): the first
+    /// step to carry out.
+    pub fn initial_step(&self) -> Step {
+        self.edge().step().into()
+    }
+
+    /// A client request arrived. Its decision is in this step (a cache hit, a refusal) or in
+    /// the step of a later input (after the I/O this step asks for).
+    pub fn handle_request(&self, now_ms: u64, request: Request) -> Step {
         let headers = headers_to_pairs(&request.headers);
         let req = core::Request {
             id: request.id,
@@ -486,49 +693,46 @@ impl PhantomEdge {
             headers: &headers,
             client_cert_thumbprint: request.client_cert_thumbprint.as_deref(),
         };
-        self.edge().handle_request(now_ms, &req);
+        let mut edge = self.edge();
+        edge.handle_request(now_ms, &req);
+        edge.step().into()
     }
 
-    /// The introspection endpoint answered `ticket`.
-    pub fn handle_introspection_response(
+    /// The answer to a `Fetch` (introspection or JWKS): any status, or a transport failure.
+    pub fn handle_fetch(
         &self,
         now_ms: u64,
         ticket: u64,
-        status: u16,
-        headers: Vec<Header>,
-        body: Vec<u8>,
-    ) -> Result<(), PhantomEdgeError> {
-        let headers = headers_to_pairs(&headers);
-        let resp = core::HttpResponse {
-            status,
-            headers: &headers,
-            body: &body,
-        };
-        Ok(self
-            .edge()
-            .handle_introspection_response(now_ms, ticket, &resp)?)
-    }
-
-    /// Sending the introspection request for `ticket` failed (connection, TLS, timeout).
-    pub fn handle_introspection_failure(
-        &self,
-        now_ms: u64,
-        ticket: u64,
-        detail: String,
-    ) -> Result<(), PhantomEdgeError> {
-        Ok(self
-            .edge()
-            .handle_introspection_failure(now_ms, ticket, &detail)?)
-    }
-
-    /// The JWKS fetch succeeded with this body.
-    pub fn handle_jwks_response(&self, now_ms: u64, body: Vec<u8>) {
-        self.edge().handle_jwks(now_ms, Ok(&body));
-    }
-
-    /// The JWKS fetch failed.
-    pub fn handle_jwks_failure(&self, now_ms: u64, detail: String) {
-        self.edge().handle_jwks(now_ms, Err(&detail));
+        result: FetchResult,
+    ) -> Result<Step, PhantomEdgeError> {
+        match &result {
+            FetchResult::Response {
+                status,
+                headers,
+                body,
+            } => {
+                let headers = headers_to_pairs(headers);
+                let response = core::HttpResponse {
+                    status: *status,
+                    headers: &headers,
+                    body,
+                };
+                self.handle(
+                    now_ms,
+                    core::Input::Fetched {
+                        ticket,
+                        result: Ok(response),
+                    },
+                )
+            }
+            FetchResult::Failure { detail } => self.handle(
+                now_ms,
+                core::Input::Fetched {
+                    ticket,
+                    result: Err(detail.as_str()),
+                },
+            ),
+        }
     }
 
     /// The shared store answered a `SharedLookup`.
@@ -537,13 +741,13 @@ impl PhantomEdge {
         now_ms: u64,
         ticket: u64,
         result: LookupResult,
-    ) -> Result<(), PhantomEdgeError> {
-        let r = match &result {
+    ) -> Result<Step, PhantomEdgeError> {
+        let result = match &result {
             LookupResult::Found { value } => core::LookupResult::Found(value),
             LookupResult::NotFound => core::LookupResult::NotFound,
             LookupResult::Error => core::LookupResult::Error,
         };
-        Ok(self.edge().handle_shared_lookup(now_ms, ticket, r)?)
+        self.handle(now_ms, core::Input::LookedUp { ticket, result })
     }
 
     /// A revocation given as the JSON selector text (`{"sub": "alice", "until": 1700000000}`),
@@ -553,74 +757,114 @@ impl PhantomEdge {
         now_ms: u64,
         selector_json: String,
         origin: Origin,
-    ) -> Result<(), PhantomEdgeError> {
-        let rev = core::Revocation::from_json(selector_json.as_bytes())?;
+    ) -> Result<Step, PhantomEdgeError> {
+        let revocation = core::Revocation::from_json(selector_json.as_bytes())?;
         let origin = match origin {
             Origin::Local => core::Origin::Local,
             Origin::Shared => core::Origin::Shared,
         };
-        Ok(self.edge().handle_revocation(now_ms, rev, origin)?)
+        self.handle(now_ms, core::Input::Revocation { revocation, origin })
     }
 
     /// An RFC 8417 Security Event Token (compact JWS), verified against `revocation.set_key`.
-    pub fn handle_security_event(&self, now_ms: u64, set: String) -> Result<(), PhantomEdgeError> {
-        Ok(self.edge().handle_security_event(now_ms, &set)?)
-    }
-
-    /// The revocation route: the request's `Content-Type` and `Authorization` headers and body.
-    /// `Ok` → answer 204; `Revocation { status, body }` → answer that.
-    pub fn handle_admin_revocation(
+    pub fn handle_security_event(
         &self,
         now_ms: u64,
-        content_type: Option<String>,
-        authorization: Option<String>,
-        body: Vec<u8>,
-    ) -> Result<(), PhantomEdgeError> {
-        Ok(self.edge().handle_admin_revocation(
-            now_ms,
-            content_type.as_deref(),
-            authorization.as_deref(),
-            &body,
-        )?)
+        set: String,
+    ) -> Result<Step, PhantomEdgeError> {
+        self.handle(now_ms, core::Input::SecurityEvent(&set))
     }
 
-    /// Whether `authorization` (an `Authorization` header value) carries the `[admin]` bearer
-    /// secret, for the host's other operator routes (metrics): none (`nil`) without `[admin]`
-    /// (answer 403), `false` for a missing or wrong bearer (answer 401).
-    pub fn admin_authorized(&self, authorization: Option<String>) -> Option<bool> {
-        self.edge().admin_authorized(authorization.as_deref())
+    /// An operator route (revocation, metrics, the edge's JWKS), answered whole: status,
+    /// headers (the one realm) and body; then the step it produced.
+    pub fn handle_admin(&self, now_ms: u64, request: AdminRequest) -> AdminOutcome {
+        let req = core::AdminRequest {
+            route: admin_route(request.route),
+            listener: listener(request.listener),
+            method: &request.method,
+            authorization: request.authorization.as_deref(),
+            content_type: request.content_type.as_deref(),
+            body: &request.body,
+        };
+        let mut edge = self.edge();
+        let answer = edge.handle_admin(now_ms, &req);
+        AdminOutcome {
+            answer: AdminAnswer {
+                status: answer.status,
+                headers: pairs_to_headers(answer.headers),
+                body: answer.body,
+            },
+            step: edge.step().into(),
+        }
     }
 
-    /// Time passed: call at (or after) `poll_timeout()`.
-    pub fn handle_timeout(&self, now_ms: u64) {
-        self.edge().handle_timeout(now_ms);
+    /// Time passed: expire tickets and sweep bounded state. Call it at the last step's
+    /// `wake_at`.
+    pub fn handle_timeout(&self, now_ms: u64) -> Step {
+        let mut edge = self.edge();
+        edge.handle_timeout(now_ms);
+        edge.step().into()
     }
 
-    /// The next action, if any.
-    pub fn poll_action(&self) -> Option<Action> {
-        self.edge().poll_action().map(Action::from)
+    /// The forwarding policy: how the inbound headers of a forwarded request become the
+    /// upstream's (`header_value` is the forward's). Names are compared as WSGI/CGI servers read
+    /// them; keep the kept headers' bytes and order and append `set`.
+    pub fn upstream_headers(
+        &self,
+        inbound: Vec<Header>,
+        header_value: String,
+        hop: Hop,
+    ) -> UpstreamHeaders {
+        let inbound = headers_to_pairs(&inbound);
+        let hop = match &hop {
+            Hop::Proxy {
+                peer,
+                proto,
+                upstream_authority,
+            } => core::Hop::Proxy {
+                peer: peer.as_deref(),
+                proto,
+                upstream_authority: upstream_authority.as_deref(),
+            },
+            Hop::InProcess => core::Hop::InProcess,
+        };
+        let plan = self.edge().upstream_headers(&inbound, &header_value, &hop);
+        UpstreamHeaders {
+            drop: indexes(plan.drop),
+            set: pairs_to_headers(plan.set),
+        }
     }
 
-    /// Every queued action, in order.
-    pub fn drain_actions(&self) -> Vec<Action> {
-        self.edge()
-            .drain_actions()
-            .into_iter()
-            .map(Action::from)
-            .collect()
+    /// Audit kinds (`cache_hit`, `cache_miss`, ...) the edge no longer produces (events already
+    /// produced still come); an empty list produces all again. Metrics still count them. An
+    /// unknown kind is an `Api` error and changes nothing.
+    pub fn mute_audits(&self, kinds: Vec<String>) -> Result<(), PhantomEdgeError> {
+        let kinds =
+            core::AuditKinds::from_names(kinds.iter().map(String::as_str)).map_err(|unknown| {
+                PhantomEdgeError::Api {
+                    message: format!("unknown audit kind {unknown:?}"),
+                }
+            })?;
+        self.edge().mute_audits(kinds);
+        Ok(())
     }
 
-    /// Audit events below `level` are no longer queued: `Info` leaves out the routine
+    /// Audit events below `level` are no longer produced: `Info` leaves out the routine
     /// per-request kinds (hits, misses, introspections, forwards), which are then not even
-    /// built; `Debug` (the default) queues every level again. Decisions and metrics are
-    /// unchanged.
+    /// built; `Debug` (the default) produces every level again. Composes with `mute_audits`;
+    /// decisions and metrics are unchanged.
     pub fn set_audit_level(&self, level: AuditLevel) {
         self.edge().set_audit_level(level.into());
     }
 
-    /// When to call `handle_timeout` next (Unix ms), if anything is pending.
-    pub fn poll_timeout(&self) -> Option<u64> {
-        self.edge().poll_timeout()
+    /// The header every forward sets and the inbound headers it strips (also applied by
+    /// `upstream_headers`). Constant for an edge.
+    pub fn forward_policy(&self) -> ForwardPolicy {
+        let edge = self.edge();
+        ForwardPolicy {
+            header_name: edge.forward_header_name().to_owned(),
+            strip_headers: edge.strip_headers().to_vec(),
+        }
     }
 
     /// The metrics in the Prometheus text format.
@@ -637,4 +881,47 @@ impl PhantomEdge {
     pub fn assertion_jwks(&self) -> Option<String> {
         self.edge().assertion_jwks()
     }
+}
+
+/// The hop-by-hop headers of a message a proxy relays (the upstream's answer on its way back,
+/// too): indexes, ascending.
+#[uniffi::export]
+pub fn hop_by_hop_headers(headers: Vec<Header>) -> Vec<u32> {
+    indexes(core::hop_by_hop_headers(&headers_to_pairs(&headers)))
+}
+
+/// A JWT split for the split-token pattern.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SplitToken {
+    /// What the client gets as its access token: the JWT's signature.
+    pub client_token: String,
+    /// The store key: the prefix and base64url(SHA-256(client_token)).
+    pub store_key: String,
+    /// The store value, sealed under a key derived from the signature: no claims in the store.
+    pub store_value: String,
+    /// The JWT's `exp` (Unix s), if it has one: expire the store entry then.
+    pub expires_at: Option<u64>,
+}
+
+/// Splits a signed JWT for the split-token pattern (the issuer's side), so an authorization
+/// server or a token service can populate the shared store. `key_prefix`: the edges'
+/// `split.key_prefix` (`phantom-edge:split:` by default).
+#[uniffi::export]
+pub fn split_jwt(jwt: String, key_prefix: String) -> Result<SplitToken, PhantomEdgeError> {
+    let s = core::split_jwt(&jwt, &key_prefix).map_err(|e| PhantomEdgeError::Api {
+        message: e.to_string(),
+    })?;
+    Ok(SplitToken {
+        client_token: s.client_token,
+        store_key: s.store_key,
+        store_value: s.store_value,
+        expires_at: s.expires_at,
+    })
+}
+
+/// The largest body an operator route reads (64 KiB): read at most one byte more and pass it
+/// to `handle_admin`, which answers 413 for a longer one.
+#[uniffi::export]
+pub fn max_admin_body() -> u64 {
+    u64::try_from(core::MAX_ADMIN_BODY).unwrap_or(u64::MAX)
 }

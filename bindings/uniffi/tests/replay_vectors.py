@@ -5,7 +5,10 @@ The module under test is the Python code that `uniffi-bindgen generate --languag
 produced from the same `libphantom_edge_uniffi.so` the Swift package is generated from, so this
 exercises the exact exported C ABI (argument lowering, records, enums, errors, options, byte
 buffers) the Swift SDK calls. Mapping of inputs to calls and of actions to canonical JSON mirrors
-core/tests/vectors.rs; see tests/vectors/README.md.
+core/tests/vectors.rs; each input's Step is compared list by list with the expected actions of
+its types, and its wake_at with the step's `timeout` (tests/vectors/README.md). An
+upstream_headers input (and a call that raised) returns no Step: it queued nothing, and the
+timer stays where the last Step put it.
 
 Usage: replay_vectors.py MODULE_DIR CASES_DIR
   MODULE_DIR holds phantom_edge_uniffi.py and libphantom_edge_uniffi.so side by side.
@@ -62,27 +65,29 @@ def u(value, key):
 
 
 def ticket_result(m, call):
+    """(step, result) of a call answering a ticket: no step when it raised."""
     try:
-        call()
-        return None
+        return call(), None
     except m.PhantomEdgeError.UnknownTicket:
-        return {"error": "unknown_ticket"}
+        return None, {"error": "unknown_ticket"}
     except m.PhantomEdgeError.WrongTicketKind:
-        return {"error": "wrong_ticket_kind"}
+        return None, {"error": "wrong_ticket_kind"}
 
 
 def revocation_result(m, call):
     try:
-        call()
-        return {"ok": True}
+        return call(), {"ok": True}
     except m.PhantomEdgeError.Revocation as e:
-        return {"error": {"status": e.status}}
+        return None, {"error": {"status": e.status}}
+
+
+def headers_json(headers):
+    return [[h.name, h.value] for h in headers]
 
 
 def apply(m, edge, now, inp):
-    """Feeds one input at `now`, drains the actions; returns (actions, result)."""
+    """Feeds one input at `now`; returns (step or None, result)."""
     t = s(inp, "type")
-    result = None
     if t == "request":
         req = m.Request(
             id=u(inp, "id"),
@@ -93,24 +98,18 @@ def apply(m, edge, now, inp):
             headers=pairs(m, inp, "headers"),
             client_cert_thumbprint=opt_s(inp, "client_cert_thumbprint"),
         )
-        edge.handle_request(now, req)
-    elif t == "introspection_response":
-        headers = pairs(m, inp, "headers")
-        status = u(inp, "status")
-        body = s(inp, "body").encode("utf-8")
-        result = ticket_result(
-            m,
-            lambda: edge.handle_introspection_response(now, u(inp, "ticket"), status, headers, body),
+        return edge.handle_request(now, req), None
+    if t == "fetch_response":
+        answer = m.FetchResult.RESPONSE(
+            status=u(inp, "status"),
+            headers=pairs(m, inp, "headers"),
+            body=s(inp, "body").encode("utf-8"),
         )
-    elif t == "introspection_failure":
-        result = ticket_result(
-            m, lambda: edge.handle_introspection_failure(now, u(inp, "ticket"), s(inp, "detail"))
-        )
-    elif t == "jwks":
-        edge.handle_jwks_response(now, s(inp, "body").encode("utf-8"))
-    elif t == "jwks_failure":
-        edge.handle_jwks_failure(now, s(inp, "detail"))
-    elif t == "shared_lookup":
+        return ticket_result(m, lambda: edge.handle_fetch(now, u(inp, "ticket"), answer))
+    if t == "fetch_failure":
+        failure = m.FetchResult.FAILURE(detail=s(inp, "detail"))
+        return ticket_result(m, lambda: edge.handle_fetch(now, u(inp, "ticket"), failure))
+    if t == "shared_lookup":
         r = inp.get("result")
         if r == "not_found":
             lookup = m.LookupResult.NOT_FOUND()
@@ -120,99 +119,146 @@ def apply(m, edge, now, inp):
             lookup = m.LookupResult.FOUND(value=r["found"])
         else:
             raise BadInput("shared_lookup result must be found/not_found/error")
-        result = ticket_result(m, lambda: edge.handle_shared_lookup(now, u(inp, "ticket"), lookup))
-    elif t == "revocation":
+        return ticket_result(m, lambda: edge.handle_shared_lookup(now, u(inp, "ticket"), lookup))
+    if t == "revocation":
         if "selector" not in inp:
             raise BadInput("revocation needs a selector object")
         selector = json.dumps(inp["selector"], separators=(",", ":"))
         origin = {"local": m.Origin.LOCAL, "shared": m.Origin.SHARED}.get(s(inp, "origin"))
         if origin is None:
             raise BadInput(f"unknown origin {inp['origin']!r}")
-        result = revocation_result(m, lambda: edge.handle_revocation(now, selector, origin))
-    elif t == "admin_revocation":
-        try:
-            edge.handle_admin_revocation(
-                now,
-                opt_s(inp, "content_type"),
-                opt_s(inp, "authorization"),
-                s(inp, "body").encode("utf-8"),
+        return revocation_result(m, lambda: edge.handle_revocation(now, selector, origin))
+    if t == "admin":
+        routes = {
+            "revocations": m.AdminRoute.REVOCATIONS,
+            "metrics": m.AdminRoute.METRICS,
+            "jwks": m.AdminRoute.JWKS,
+        }
+        listeners = {"operator": m.Listener.OPERATOR, "app": m.Listener.APP}
+        route, listener = routes.get(s(inp, "route")), listeners.get(s(inp, "listener"))
+        if route is None or listener is None:
+            raise BadInput("admin: unknown route or listener")
+        out = edge.handle_admin(
+            now,
+            m.AdminRequest(
+                route=route,
+                listener=listener,
+                method=s(inp, "method"),
+                authorization=opt_s(inp, "authorization"),
+                content_type=opt_s(inp, "content_type"),
+                body=s(inp, "body").encode("utf-8"),
+            ),
+        )
+        a = out.answer
+        return out.step, {"status": a.status, "headers": headers_json(a.headers), "body": a.body}
+    if t == "upstream_headers":
+        hop = inp.get("hop")
+        if hop == "in_process":
+            hop = m.Hop.IN_PROCESS()
+        elif isinstance(hop, dict) and isinstance(hop.get("proxy"), dict):
+            p = hop["proxy"]
+            hop = m.Hop.PROXY(
+                peer=opt_s(p, "peer"),
+                proto=s(p, "proto"),
+                upstream_authority=opt_s(p, "upstream_authority"),
             )
-            result = {"status": 204}
-        except m.PhantomEdgeError.Revocation as e:
-            result = {"status": e.status}
-    elif t == "security_event":
-        result = revocation_result(m, lambda: edge.handle_security_event(now, s(inp, "set")))
-    elif t == "timeout":
-        edge.handle_timeout(now)
-    else:
-        raise BadInput(f"unknown input type {t!r}")
-    # Drain one at a time through poll_action (the README's contract); drain_actions is
-    # exercised on the initial actions.
-    actions = []
-    while True:
-        a = edge.poll_action()
-        if a is None:
-            break
-        actions.append(a)
-    return actions, result
+        else:
+            raise BadInput('hop: "in_process" or {"proxy": {...}}')
+        plan = edge.upstream_headers(pairs(m, inp, "inbound"), s(inp, "header_value"), hop)
+        return None, {"drop": list(plan.drop), "set": headers_json(plan.set)}
+    if t == "security_event":
+        return revocation_result(m, lambda: edge.handle_security_event(now, s(inp, "set")))
+    if t == "timeout":
+        return edge.handle_timeout(now), None
+    raise BadInput(f"unknown input type {t!r}")
 
 
-def canon(a):
-    """The canonical JSON of one action (tests/vectors/README.md)."""
-    if a.is_forward():
-        f = a.forward
+def canon_decision(d, policy):
+    if d.is_forward():
+        f = d.forward
         return {
             "type": "forward",
             "request_id": f.request_id,
-            "header_name": f.header_name,
+            "header_name": policy.header_name,
             "header_value": f.header_value,
-            "strip_headers": list(f.strip_headers),
+            "strip_headers": list(policy.strip_headers),
             "fingerprint": f.fingerprint,
             "token": json.loads(f.token_json),
         }
-    if a.is_reject():
-        r = a.reject
-        return {
-            "type": "reject",
-            "request_id": r.request_id,
-            "status": r.status,
-            "www_authenticate": r.www_authenticate,
-            "retry_after": r.retry_after,
-            "body": r.body,
-            "reason": r.reason,
-            "fingerprint": r.fingerprint,
-        }
-    if a.is_introspect():
-        i = a.introspect
-        return {
-            "type": "introspect",
-            "ticket": i.ticket,
-            "method": i.method,
-            "url": i.url,
-            "headers": [[h.name, h.value] for h in i.headers],
-            "body": i.body,
-            "timeout_ms": i.timeout_ms,
-            "fingerprint": i.fingerprint,
-        }
-    if a.is_fetch_jwks():
-        return {"type": "fetch_jwks", "url": a.url}
-    if a.is_shared_lookup():
-        return {"type": "shared_lookup", "ticket": a.ticket, "key": a.key}
-    if a.is_shared_publish():
-        return {"type": "shared_publish", "message": a.message}
-    if a.is_audit():
-        e = a.audit
-        out = {"type": "audit", "kind": e.kind, "level": e.level.name.lower()}
-        for k in ("request_id", "ticket", "fingerprint", "reason", "detail"):
-            v = getattr(e, k)
-            if v is not None:
-                out[k] = v
-        # The `json` field must say the same as the structured fields.
-        whole = json.loads(e.json)
-        if {"type": "audit", **whole} != out:
-            raise AssertionError(f"audit json {e.json} disagrees with its fields {out}")
-        return out
-    raise AssertionError(f"action without a canonical form: {a}")
+    r = d.reject
+    return {
+        "type": "reject",
+        "request_id": r.request_id,
+        "status": r.status,
+        "www_authenticate": r.www_authenticate,
+        "retry_after": r.retry_after,
+        "body": r.body,
+        "reason": r.reason,
+        "fingerprint": r.fingerprint,
+    }
+
+
+def canon_fetch(f):
+    return {
+        "type": "fetch",
+        "ticket": f.ticket,
+        "kind": f.kind.name.lower(),
+        "method": f.method,
+        "url": f.url,
+        "headers": headers_json(f.headers),
+        "body": f.body,
+        "timeout_ms": f.timeout_ms,
+        "max_response_bytes": f.max_response_bytes,
+        "fingerprint": f.fingerprint,
+    }
+
+
+def canon_audit(e):
+    out = {"type": "audit", "kind": e.kind, "level": e.level.name.lower()}
+    for k in ("request_id", "ticket", "fingerprint", "reason", "detail"):
+        v = getattr(e, k)
+        if v is not None:
+            out[k] = v
+    # The `json` field must say the same as the structured fields.
+    whole = json.loads(e.json)
+    if {"type": "audit", **whole} != out:
+        raise AssertionError(f"audit json {e.json} disagrees with its fields {out}")
+    return out
+
+
+# A Step's lists, and the action types each holds (tests/vectors/README.md).
+LISTS = (
+    ("decisions", ("forward", "reject")),
+    ("fetches", ("fetch",)),
+    ("lookups", ("shared_lookup",)),
+    ("publishes", ("shared_publish",)),
+    ("audits", ("audit",)),
+)
+
+
+def canon_step(step, policy):
+    """The canonical JSON of a Step's lists, by list name."""
+    return {
+        "decisions": [canon_decision(d, policy) for d in step.decisions],
+        "fetches": [canon_fetch(f) for f in step.fetches],
+        "lookups": [
+            {"type": "shared_lookup", "ticket": x.ticket, "key": x.key} for x in step.lookups
+        ],
+        "publishes": [{"type": "shared_publish", "message": x} for x in step.publishes],
+        "audits": [canon_audit(e) for e in step.audits],
+    }
+
+
+def check_step(name, what, expected, step, policy):
+    actual = canon_step(step, policy)
+    seen = set()
+    for list_name, types in LISTS:
+        seen.update(types)
+        want = [a for a in expected if a.get("type") in types]
+        check(name, f"{what}: {list_name}", want, actual[list_name])
+    unknown = [a for a in expected if a.get("type") not in seen]
+    if unknown:
+        raise AssertionError(f"case {name}, {what}: unknown expected action types {unknown}")
 
 
 def first_difference(path, a, b):
@@ -254,20 +300,29 @@ def replay(m, case):
     edge = m.PhantomEdge.from_json_with_env(
         json.dumps(case["config"]), {}, bytes.fromhex(case["seed"]), case["start"]
     )
-    initial = [canon(a) for a in edge.drain_actions()]
-    check(name, "initial actions", case.get("initial", []), initial)
+    policy = edge.forward_policy()
+    initial = edge.initial_step()
+    check_step(name, "initial step", case.get("initial", []), initial, policy)
+    wake_at = initial.wake_at
     for i, step in enumerate(case["steps"]):
         now = step["now"]
         inp = step["input"]
         what = f"step {i} ({inp.get('type', '?')} at {now})"
         try:
-            actions, result = apply(m, edge, now, inp)
+            produced, result = apply(m, edge, now, inp)
         except BadInput as e:
             raise AssertionError(f"case {name}, {what}: bad input: {e}") from None
-        check(name, f"{what}: actions", step["expect"], [canon(a) for a in actions])
+        if produced is None:
+            # A call that returned no step (an error, upstream_headers) queued nothing the
+            # vector expects now, and left the timer where the last step put it.
+            produced = m.Step(
+                decisions=[], fetches=[], lookups=[], publishes=[], audits=[], wake_at=wake_at
+            )
+        check_step(name, what, step["expect"], produced, policy)
+        wake_at = produced.wake_at
         check(name, f"{what}: result", step.get("result"), result)
         if "timeout" in step:
-            check(name, f"{what}: poll_timeout", step["timeout"], edge.poll_timeout())
+            check(name, f"{what}: wake_at", step["timeout"], wake_at)
 
 
 def smoke(m):
@@ -305,46 +360,71 @@ def smoke(m):
             problems.append(f"config error names {e.field!r}")
     os.environ["PE_TEST_SECRET"] = "s3cret-from-the-environment"
     edge = m.PhantomEdge.from_toml(toml, bytes(32), 1_700_000_000_000)
-    if not edge.poll_action().is_fetch_jwks():
-        problems.append("first action is not fetch_jwks")
-    if edge.poll_action() is not None:
-        problems.append("more than one initial action")
+    first = edge.initial_step()
+    if [f.kind for f in first.fetches] != [m.FetchKind.JWKS] or first.wake_at is None:
+        problems.append(f"initial step is not one JWKS fetch with a deadline: {first!r}")
+    if edge.initial_step().fetches:
+        problems.append("initial_step did not drain the queue")
     fp = edge.fingerprint("opaque-token")
     if len(fp) != 32:
         problems.append(f"fingerprint {fp!r}")
     if "phantom_edge" not in edge.prometheus():
         problems.append("prometheus text has no phantom_edge metric")
     try:
-        edge.handle_introspection_failure(1_700_000_000_000, 99, "nope")
+        edge.handle_fetch(1_700_000_000_000, 99, m.FetchResult.FAILURE(detail="nope"))
         problems.append("unknown ticket accepted")
     except m.PhantomEdgeError.UnknownTicket as e:
         if e.ticket != 99:
             problems.append(f"unknown ticket {e.ticket}")
     try:
-        edge.handle_admin_revocation(1_700_000_000_000, "application/json", None, b"{}")
-        problems.append("unauthenticated admin revocation accepted")
-    except m.PhantomEdgeError.Revocation as e:
-        if e.status not in (400, 401) or "error" not in json.loads(e.body):
-            problems.append(f"admin revocation error {e!r}")
-    # admin_authorized: None without [admin] (403), True only for its bearer secret (else 401).
+        edge.mute_audits(["cache_hit", "no_such_kind"])
+        problems.append("unknown audit kind accepted")
+    except m.PhantomEdgeError.Api:
+        pass
+    edge.mute_audits(["cache_miss"])
+    edge.set_audit_level(m.AuditLevel.INFO)
+    edge.set_audit_level(m.AuditLevel.DEBUG)
+    hop = m.hop_by_hop_headers(
+        [m.Header(name="Connection", value="x-a"), m.Header(name="X-A", value="1"),
+         m.Header(name="etag", value="1")]
+    )
+    if list(hop) != [0, 1]:
+        problems.append(f"hop_by_hop_headers {hop!r}")
+
+    def admin_call(e, route, listener, method, authorization, body=b""):
+        return e.handle_admin(
+            1_700_000_000_000,
+            m.AdminRequest(route=route, listener=listener, method=method,
+                           authorization=authorization, content_type="application/json",
+                           body=body),
+        ).answer
+
+    a = admin_call(edge, m.AdminRoute.REVOCATIONS, m.Listener.OPERATOR, "POST", None, b"{}")
+    if a.status != 401 or "error" not in json.loads(a.body):
+        problems.append(f"unauthenticated admin revocation answered {a!r}")
+    a = admin_call(edge, m.AdminRoute.REVOCATIONS, m.Listener.OPERATOR, "POST", None,
+                   b" " * (m.max_admin_body() + 1))
+    if a.status != 413:
+        problems.append(f"oversized admin body answered {a.status}")
+    # The app listener's metrics: 403 without [admin], 200 only for its bearer (else 401).
     admin_token = "admin-secret-0123456789"
     admin = m.PhantomEdge.from_toml(
         toml + f'[admin]\ntoken = "{admin_token}"\n', bytes(32), 1_700_000_000_000
     )
     for authorization, want in (
-        (f"Bearer {admin_token}", True),
-        (f"bearer  {admin_token} ", True),
-        (f"Bearer {admin_token}x", False),
-        ("Bearer wrong-0123456789", False),
-        (f"Basic {admin_token}", False),
-        (None, False),
+        (f"Bearer {admin_token}", 200),
+        (f"bearer  {admin_token} ", 200),
+        (f"Bearer {admin_token}x", 401),
+        ("Bearer wrong-0123456789", 401),
+        (f"Basic {admin_token}", 401),
+        (None, 401),
     ):
-        got = admin.admin_authorized(authorization)
-        if got is not want:
-            problems.append(f"admin_authorized({authorization!r}) = {got!r}, want {want!r}")
-        got = edge.admin_authorized(authorization)
-        if got is not None:
-            problems.append(f"admin_authorized({authorization!r}) without [admin] = {got!r}")
+        got = admin_call(admin, m.AdminRoute.METRICS, m.Listener.APP, "GET", authorization)
+        if got.status != want:
+            problems.append(f"app metrics with {authorization!r}: {got.status}, want {want}")
+        got = admin_call(edge, m.AdminRoute.METRICS, m.Listener.APP, "GET", authorization)
+        if got.status != 403:
+            problems.append(f"app metrics without [admin] with {authorization!r}: {got.status}")
     return problems
 
 
@@ -373,8 +453,8 @@ def main():
     print(f"binding smoke checks: {'FAILED' if problems else 'ok'}")
     if problems:
         failed += 1
-    if len(files) < 40:
-        print(f"FAIL expected at least 40 vector cases in {cases_dir}, found {len(files)}")
+    if len(files) != 74:
+        print(f"FAIL expected 74 vector cases in {cases_dir}, found {len(files)}")
         failed += 1
     print(f"python FFI replay of {len(files)} vector cases through libphantom_edge_uniffi")
     print(f"{passed} passed, {failed} failed")

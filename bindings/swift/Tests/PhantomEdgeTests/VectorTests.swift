@@ -1,7 +1,8 @@
 // Replays the shared cross-language vectors (tests/vectors/cases/*.json, format in
-// tests/vectors/README.md) through the generated Swift bindings, exactly as
-// core/tests/vectors.rs does through the Rust API and bindings/uniffi/tests/replay_vectors.py
-// through the generated Python bindings of the same library.
+// tests/vectors/README.md) through the generated Swift bindings, one Step per input, as
+// bindings/uniffi/tests/vectors.rs does from Rust and bindings/uniffi/tests/replay_vectors.py
+// through the generated Python bindings of the same library: each of a Step's lists equals the
+// expected actions of its types, and its wakeAt the step's `timeout`.
 //
 // Run: cargo build -p phantom-edge-uniffi && cd bindings/swift &&
 //      PHANTOM_EDGE_LIB_DIR=$PWD/../../target/debug swift test
@@ -99,7 +100,7 @@ struct Mismatch: Error, CustomStringConvertible {
     let description: String
 }
 
-/// Inputs → binding calls, actions → canonical JSON (see tests/vectors/README.md).
+/// Inputs → binding calls, Steps → canonical JSON (see tests/vectors/README.md).
 enum Driver {
     static func s(_ v: JSON, _ k: String) throws -> String {
         guard let x = v[k]?.string else { throw BadInput(description: "input member \(k) must be a string") }
@@ -134,29 +135,35 @@ enum Driver {
         }
     }
 
-    static func ticketResult(_ call: () throws -> Void) throws -> JSON? {
+    static func headerPairs(_ headers: [Header]) -> JSON {
+        .array(headers.map { .array([.string($0.name), .string($0.value)]) })
+    }
+
+    /// The step a call returned (`nil`: it threw, or returns none) and the vector's `result`.
+    typealias Outcome = (step: Step?, result: JSON?)
+
+    static func ticketResult(_ call: () throws -> Step) throws -> Outcome {
         do {
-            try call()
-            return nil
+            let step = try call()
+            return (step, nil)
         } catch PhantomEdgeError.UnknownTicket {
-            return .object(["error": .string("unknown_ticket")])
+            return (nil, .object(["error": .string("unknown_ticket")]))
         } catch PhantomEdgeError.WrongTicketKind {
-            return .object(["error": .string("wrong_ticket_kind")])
+            return (nil, .object(["error": .string("wrong_ticket_kind")]))
         }
     }
 
-    static func revocationResult(_ call: () throws -> Void) throws -> JSON {
+    static func revocationResult(_ call: () throws -> Step) throws -> Outcome {
         do {
-            try call()
-            return .object(["ok": .bool(true)])
+            let step = try call()
+            return (step, .object(["ok": .bool(true)]))
         } catch let PhantomEdgeError.Revocation(status, _, _) {
-            return .object(["error": .object(["status": num(status)])])
+            return (nil, .object(["error": .object(["status": num(status)])]))
         }
     }
 
-    /// Feeds one input at `now`, then drains the actions.
-    static func apply(_ edge: PhantomEdge, _ now: UInt64, _ input: JSON) throws -> ([Action], JSON?) {
-        var result: JSON?
+    /// Feeds one input at `now`; returns its step and result.
+    static func apply(_ edge: PhantomEdge, _ now: UInt64, _ input: JSON) throws -> Outcome {
         switch try s(input, "type") {
         case "request":
             let request = Request(
@@ -168,28 +175,19 @@ enum Driver {
                 headers: try pairs(input, "headers"),
                 clientCertThumbprint: try optS(input, "client_cert_thumbprint")
             )
-            edge.handleRequest(nowMs: now, request: request)
-        case "introspection_response":
-            let headers = try pairs(input, "headers")
+            return (edge.handleRequest(nowMs: now, request: request), nil)
+        case "fetch_response":
             guard let status = UInt16(exactly: try u(input, "status")) else {
                 throw BadInput(description: "status out of range")
             }
+            let answer = FetchResult.response(status: status, headers: try pairs(input, "headers"),
+                                              body: Data(try s(input, "body").utf8))
             let ticket = try u(input, "ticket")
-            let body = Data(try s(input, "body").utf8)
-            result = try ticketResult {
-                try edge.handleIntrospectionResponse(nowMs: now, ticket: ticket, status: status,
-                                                     headers: headers, body: body)
-            }
-        case "introspection_failure":
+            return try ticketResult { try edge.handleFetch(nowMs: now, ticket: ticket, result: answer) }
+        case "fetch_failure":
+            let failure = FetchResult.failure(detail: try s(input, "detail"))
             let ticket = try u(input, "ticket")
-            let detail = try s(input, "detail")
-            result = try ticketResult {
-                try edge.handleIntrospectionFailure(nowMs: now, ticket: ticket, detail: detail)
-            }
-        case "jwks":
-            edge.handleJwksResponse(nowMs: now, body: Data(try s(input, "body").utf8))
-        case "jwks_failure":
-            edge.handleJwksFailure(nowMs: now, detail: try s(input, "detail"))
+            return try ticketResult { try edge.handleFetch(nowMs: now, ticket: ticket, result: failure) }
         case "shared_lookup":
             let lookup: LookupResult
             switch input["result"] {
@@ -204,7 +202,7 @@ enum Driver {
                 throw BadInput(description: "shared_lookup result must be found/not_found/error")
             }
             let ticket = try u(input, "ticket")
-            result = try ticketResult {
+            return try ticketResult {
                 try edge.handleSharedLookup(nowMs: now, ticket: ticket, result: lookup)
             }
         case "revocation":
@@ -218,45 +216,69 @@ enum Driver {
             case let o: throw BadInput(description: "unknown origin \(o)")
             }
             let text = selector.text
-            result = try revocationResult {
+            return try revocationResult {
                 try edge.handleRevocation(nowMs: now, selectorJson: text, origin: origin)
             }
-        case "admin_revocation":
-            let contentType = try optS(input, "content_type")
-            let authorization = try optS(input, "authorization")
-            let body = Data(try s(input, "body").utf8)
-            do {
-                try edge.handleAdminRevocation(nowMs: now, contentType: contentType,
-                                               authorization: authorization, body: body)
-                result = .object(["status": .int(204)])
-            } catch let PhantomEdgeError.Revocation(status, _, _) {
-                result = .object(["status": num(status)])
+        case "admin":
+            let route: AdminRoute
+            switch try s(input, "route") {
+            case "revocations": route = .revocations
+            case "metrics": route = .metrics
+            case "jwks": route = .jwks
+            case let r: throw BadInput(description: "unknown route \(r)")
             }
+            let listener: Listener
+            switch try s(input, "listener") {
+            case "operator": listener = .operator
+            case "app": listener = .app
+            case let l: throw BadInput(description: "unknown listener \(l)")
+            }
+            let outcome = edge.handleAdmin(nowMs: now, request: AdminRequest(
+                route: route, listener: listener, method: try s(input, "method"),
+                authorization: try optS(input, "authorization"),
+                contentType: try optS(input, "content_type"),
+                body: Data(try s(input, "body").utf8)))
+            let a = outcome.answer
+            return (outcome.step, .object([
+                "status": num(a.status), "headers": headerPairs(a.headers), "body": .string(a.body),
+            ]))
+        case "upstream_headers":
+            let hop: Hop
+            switch input["hop"] {
+            case .some(.string("in_process")): hop = .inProcess
+            case let .some(.object(o)):
+                guard let p = o["proxy"] else { throw BadInput(description: "hop: {\"proxy\": {...}}") }
+                hop = .proxy(peer: try optS(p, "peer"), proto: try s(p, "proto"),
+                             upstreamAuthority: try optS(p, "upstream_authority"))
+            default:
+                throw BadInput(description: "hop: \"in_process\" or {\"proxy\": {...}}")
+            }
+            let plan = edge.upstreamHeaders(inbound: try pairs(input, "inbound"),
+                                            headerValue: try s(input, "header_value"), hop: hop)
+            return (nil, .object([
+                "drop": .array(plan.drop.map { .int(Int64($0)) }), "set": headerPairs(plan.set),
+            ]))
         case "security_event":
             let set = try s(input, "set")
-            result = try revocationResult { try edge.handleSecurityEvent(nowMs: now, set: set) }
+            return try revocationResult { try edge.handleSecurityEvent(nowMs: now, set: set) }
         case "timeout":
-            edge.handleTimeout(nowMs: now)
+            return (edge.handleTimeout(nowMs: now), nil)
         case let other:
             throw BadInput(description: "unknown input type \(other)")
         }
-        var actions: [Action] = []
-        while let action = edge.pollAction() {
-            actions.append(action)
-        }
-        return (actions, result)
     }
 
-    /// The canonical JSON of one action.
-    static func canon(_ action: Action) throws -> JSON {
-        switch action {
+    /// The canonical JSON of a decision (the forward's header name and strip list are the
+    /// edge's forwarding policy).
+    static func canon(_ decision: Decision, _ policy: ForwardPolicy) throws -> JSON {
+        switch decision {
         case let .forward(f):
             return .object([
                 "type": .string("forward"),
                 "request_id": num(f.requestId),
-                "header_name": .string(f.headerName),
+                "header_name": .string(policy.headerName),
                 "header_value": .string(f.headerValue),
-                "strip_headers": .array(f.stripHeaders.map { .string($0) }),
+                "strip_headers": .array(policy.stripHeaders.map { .string($0) }),
                 "fingerprint": .string(f.fingerprint),
                 "token": try JSON.parse(Data(f.tokenJson.utf8)),
             ])
@@ -271,46 +293,80 @@ enum Driver {
                 "reason": .string(r.reason),
                 "fingerprint": opt(r.fingerprint),
             ])
-        case let .introspect(i):
-            return .object([
-                "type": .string("introspect"),
-                "ticket": num(i.ticket),
-                "method": .string(i.method),
-                "url": .string(i.url),
-                "headers": .array(i.headers.map { .array([.string($0.name), .string($0.value)]) }),
-                "body": .string(i.body),
-                "timeout_ms": num(i.timeoutMs),
-                "fingerprint": .string(i.fingerprint),
-            ])
-        case let .fetchJwks(url):
-            return .object(["type": .string("fetch_jwks"), "url": .string(url)])
-        case let .sharedLookup(ticket, key):
-            return .object(["type": .string("shared_lookup"), "ticket": num(ticket), "key": .string(key)])
-        case let .sharedPublish(message):
-            return .object(["type": .string("shared_publish"), "message": .string(message)])
-        case let .audit(e):
-            let level: String
-            switch e.level {
-            case .debug: level = "debug"
-            case .info: level = "info"
-            case .warn: level = "warn"
+        }
+    }
+
+    static func canon(_ f: Fetch) -> JSON {
+        .object([
+            "type": .string("fetch"),
+            "ticket": num(f.ticket),
+            "kind": .string(f.kind == .introspection ? "introspection" : "jwks"),
+            "method": .string(f.method),
+            "url": .string(f.url),
+            "headers": headerPairs(f.headers),
+            "body": .string(f.body),
+            "timeout_ms": num(f.timeoutMs),
+            "max_response_bytes": num(f.maxResponseBytes),
+            "fingerprint": opt(f.fingerprint),
+        ])
+    }
+
+    static func canon(_ e: AuditEvent) throws -> JSON {
+        let level: String
+        switch e.level {
+        case .debug: level = "debug"
+        case .info: level = "info"
+        case .warn: level = "warn"
+        }
+        var o: [String: JSON] = ["type": .string("audit"), "kind": .string(e.kind), "level": .string(level)]
+        if let v = e.requestId { o["request_id"] = num(v) }
+        if let v = e.ticket { o["ticket"] = num(v) }
+        if let v = e.fingerprint { o["fingerprint"] = .string(v) }
+        if let v = e.reason { o["reason"] = .string(v) }
+        if let v = e.detail { o["detail"] = .string(v) }
+        // The one-line JSON must say the same as the fields.
+        if case var .object(whole) = try JSON.parse(Data(e.json.utf8)) {
+            whole["type"] = .string("audit")
+            if whole != o {
+                throw Mismatch(description: "audit json \(e.json) disagrees with its fields")
             }
-            var o: [String: JSON] = ["type": .string("audit"), "kind": .string(e.kind), "level": .string(level)]
-            if let v = e.requestId { o["request_id"] = num(v) }
-            if let v = e.ticket { o["ticket"] = num(v) }
-            if let v = e.fingerprint { o["fingerprint"] = .string(v) }
-            if let v = e.reason { o["reason"] = .string(v) }
-            if let v = e.detail { o["detail"] = .string(v) }
-            // The one-line JSON must say the same as the fields.
-            if case var .object(whole) = try JSON.parse(Data(e.json.utf8)) {
-                whole["type"] = .string("audit")
-                if whole != o {
-                    throw Mismatch(description: "audit json \(e.json) disagrees with its fields")
-                }
-            }
-            return .object(o)
-        case let .unknown(description):
-            throw Mismatch(description: "action without a canonical form: \(description)")
+        }
+        return .object(o)
+    }
+
+    /// A Step's lists, by name, with the action types each holds (tests/vectors/README.md).
+    static let lists: [(name: String, types: Set<String>)] = [
+        ("decisions", ["forward", "reject"]), ("fetches", ["fetch"]),
+        ("lookups", ["shared_lookup"]), ("publishes", ["shared_publish"]), ("audits", ["audit"]),
+    ]
+
+    static func canon(_ step: Step, _ policy: ForwardPolicy) throws -> [String: [JSON]] {
+        let decisions = try step.decisions.map { try canon($0, policy) }
+        let audits = try step.audits.map { try canon($0) }
+        let lookups: [JSON] = step.lookups.map {
+            .object(["type": .string("shared_lookup"), "ticket": num($0.ticket), "key": .string($0.key)])
+        }
+        let publishes: [JSON] = step.publishes.map {
+            .object(["type": .string("shared_publish"), "message": .string($0)])
+        }
+        return ["decisions": decisions, "fetches": step.fetches.map { canon($0) }, "lookups": lookups,
+                "publishes": publishes, "audits": audits]
+    }
+
+    /// Each of the step's lists equals the expected actions of its types, in order.
+    static func checkStep(_ name: String, _ what: String, _ expected: JSON, _ step: Step,
+                          _ policy: ForwardPolicy) throws {
+        guard let expected = expected.array else {
+            throw BadInput(description: "case \(name), \(what): expect must be an array")
+        }
+        let actual = try canon(step, policy)
+        for list in lists {
+            let want = expected.filter { list.types.contains($0["type"]?.string ?? "") }
+            try check(name, "\(what): \(list.name)", .array(want), .array(actual[list.name] ?? []))
+        }
+        let known = lists.reduce(into: Set<String>()) { $0.formUnion($1.types) }
+        if let unknown = expected.first(where: { !known.contains($0["type"]?.string ?? "") }) {
+            throw Mismatch(description: "case \(name), \(what): unknown action \(unknown.text)")
         }
     }
 
@@ -356,7 +412,9 @@ enum Driver {
         return out
     }
 
-    /// Replays one case; throws at the first mismatch.
+    /// Replays one case through a Step per input; throws at the first mismatch. A call that
+    /// returned no step (it threw, or `upstreamHeaders`) queued nothing the vector expects now,
+    /// and the timer stays where the last step put it.
     static func replay(_ c: JSON) throws {
         guard let name = c["name"]?.string, let config = c["config"],
               let seedHex = c["seed"]?.string, let start = c["start"]?.uint64,
@@ -365,18 +423,23 @@ enum Driver {
         }
         let edge = try PhantomEdge.fromJsonWithEnv(text: config.text, env: [:],
                                                    seed: try seed(seedHex), nowMs: start)
-        let initial = JSON.array(try edge.drainActions().map(canon))
-        try check(name, "initial actions", c["initial"] ?? .array([]), initial)
+        let policy = edge.forwardPolicy()
+        let initial = edge.initialStep()
+        try checkStep(name, "initial step", c["initial"] ?? .array([]), initial, policy)
+        var wakeAt = initial.wakeAt
         for (i, step) in steps.enumerated() {
             guard let now = step["now"]?.uint64, let input = step["input"] else {
                 throw BadInput(description: "case \(name): step \(i) has no now/input")
             }
             let what = "step \(i) (\(input["type"]?.string ?? "?") at \(now))"
-            let (actions, result) = try apply(edge, now, input)
-            try check(name, "\(what): actions", step["expect"] ?? .null, .array(try actions.map(canon)))
+            let (returned, result) = try apply(edge, now, input)
+            let produced = returned ?? Step(decisions: [], fetches: [], lookups: [], publishes: [],
+                                            audits: [], wakeAt: wakeAt)
+            try checkStep(name, what, step["expect"] ?? .null, produced, policy)
+            wakeAt = produced.wakeAt
             try check(name, "\(what): result", step["result"] ?? .null, result ?? .null)
             if let timeout = step["timeout"] {
-                try check(name, "\(what): poll_timeout", timeout, edge.pollTimeout().map { num($0) } ?? .null)
+                try check(name, "\(what): wake_at", timeout, wakeAt.map { num($0) } ?? .null)
             }
         }
     }
@@ -398,7 +461,7 @@ final class VectorTests: XCTestCase {
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.casesDir.path)
             .filter { $0.hasSuffix(".json") }
             .sorted()
-        XCTAssertGreaterThanOrEqual(files.count, 40, "expected at least 40 vector cases in \(Self.casesDir.path)")
+        XCTAssertEqual(files.count, 74, "expected 74 vector cases in \(Self.casesDir.path)")
         var failures: [String] = []
         for file in files {
             do {
@@ -445,16 +508,25 @@ final class VectorTests: XCTestCase {
         }
     }
 
-    func testFirstActionIsTheJwksFetch() throws {
+    func testInitialStepIsTheJwksFetch() throws {
         let edge = try PhantomEdge.fromTomlWithEnv(
             text: Self.keycloakTOML, env: ["PHANTOM_EDGE_TEST_SECRET": "s3cret"],
             seed: Data(count: 32), nowMs: 1_700_000_000_000)
-        XCTAssertEqual(edge.pollAction(), .fetchJwks(url: "https://as.example/jwks"))
-        XCTAssertNil(edge.pollAction())
+        let first = edge.initialStep()
+        XCTAssertEqual(first.fetches.map(\.kind), [.jwks])
+        XCTAssertEqual(first.fetches.first?.url, "https://as.example/jwks")
+        XCTAssertNotNil(first.wakeAt, "the JWKS fetch has a deadline")
+        XCTAssertTrue(edge.initialStep().fetches.isEmpty)
         XCTAssertEqual(edge.fingerprint(token: "opaque").count, 32)
+        XCTAssertThrowsError(try edge.handleFetch(nowMs: 1_700_000_000_000, ticket: 42,
+                                                  result: .failure(detail: "x"))) { error in
+            XCTAssertEqual(PhantomEdgeClientError(error), .unknownTicket(42))
+        }
     }
 
-    func testAdminAuthorizedIsNilWithoutAdminAndTrueOnlyForItsBearer() throws {
+    /// The metrics route on the app's listener: 403 without `[admin]`, 401 (with the realm) for
+    /// a missing or wrong bearer, 200 only for the `[admin]` bearer secret.
+    func testAppMetricsNeedAdminAndOnlyItsBearer() throws {
         let env = ["PHANTOM_EDGE_TEST_SECRET": "s3cret"]
         let secret = "admin-secret-0123456789"
         let bare = try PhantomEdge.fromTomlWithEnv(
@@ -462,13 +534,37 @@ final class VectorTests: XCTestCase {
         let admin = try PhantomEdge.fromTomlWithEnv(
             text: Self.keycloakTOML + "\n[admin]\ntoken = \"\(secret)\"\n", env: env,
             seed: Data(count: 32), nowMs: 0)
-        let cases: [(String?, Bool)] = [
-            ("Bearer \(secret)", true), ("bearer  \(secret) ", true), ("Bearer \(secret)x", false),
-            ("Bearer wrong-0123456789", false), ("Basic \(secret)", false), (nil, false),
+        func metrics(_ edge: PhantomEdge, _ authorization: String?) -> AdminAnswer {
+            edge.handleAdmin(nowMs: 0, request: AdminRequest(
+                route: .metrics, listener: .app, method: "GET", authorization: authorization,
+                contentType: nil, body: Data())).answer
+        }
+        let cases: [(String?, UInt16)] = [
+            ("Bearer \(secret)", 200), ("bearer  \(secret) ", 200), ("Bearer \(secret)x", 401),
+            ("Bearer wrong-0123456789", 401), ("Basic \(secret)", 401), (nil, 401),
         ]
         for (authorization, want) in cases {
-            XCTAssertEqual(admin.adminAuthorized(authorization: authorization), want, "\(String(describing: authorization))")
-            XCTAssertNil(bare.adminAuthorized(authorization: authorization), "\(String(describing: authorization))")
+            let answer = metrics(admin, authorization)
+            XCTAssertEqual(answer.status, want, "\(String(describing: authorization))")
+            if want == 401 {
+                XCTAssert(answer.headers.contains(Header(name: "www-authenticate",
+                                                         value: "Bearer realm=\"phantom-edge-admin\"")))
+            }
+            XCTAssertEqual(metrics(bare, authorization).status, 403, "\(String(describing: authorization))")
         }
+    }
+
+    func testMuteAudits() throws {
+        let edge = try PhantomEdge.fromTomlWithEnv(
+            text: Self.keycloakTOML, env: ["PHANTOM_EDGE_TEST_SECRET": "s3cret"],
+            seed: Data(count: 32), nowMs: 0)
+        XCTAssertThrowsError(try edge.muteAudits(kinds: ["cache_miss", "no_such_kind"]))
+        try edge.muteAudits(kinds: ["cache_miss"])
+        let request = Request(id: 1, method: "GET", scheme: "https", authority: "api.example",
+                              path: "/orders/1", headers: [Header(name: "authorization", value: "Bearer t")],
+                              clientCertThumbprint: nil)
+        let step = edge.handleRequest(nowMs: 0, request: request)
+        XCTAssertEqual(step.fetches.count, 1)
+        XCTAssertFalse(step.audits.contains { $0.kind == "cache_miss" })
     }
 }

@@ -513,30 +513,6 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterBool : FfiConverter {
-    typealias FfiType = Int8
-    typealias SwiftType = Bool
-
-    public static func lift(_ value: Int8) throws -> Bool {
-        return value != 0
-    }
-
-    public static func lower(_ value: Bool) -> Int8 {
-        return value ? 1 : 0
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Bool {
-        return try lift(readInt(&buf))
-    }
-
-    public static func write(_ value: Bool, into buf: inout [UInt8]) {
-        writeInt(&buf, lower(value))
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterString: FfiConverter {
     typealias SwiftType = String
     typealias FfiType = RustBuffer
@@ -602,17 +578,11 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 
 
 /**
- * The phantom-token edge: one core state machine behind a mutex. Every method takes the
- * host's clock (`now_ms`, Unix milliseconds); the core never reads a clock itself.
+ * The phantom-token edge: one core state machine behind a mutex. Every input takes the
+ * host's clock (`now_ms`, Unix milliseconds; the core never reads a clock itself) and returns
+ * the [`Step`] it produced.
  */
 public protocol PhantomEdgeProtocol: AnyObject, Sendable {
-    
-    /**
-     * Whether `authorization` (an `Authorization` header value) carries the `[admin]` bearer
-     * secret, for the host's other operator routes (metrics): none (`nil`) without `[admin]`
-     * (answer 403), `false` for a missing or wrong bearer (answer 401).
-     */
-    func adminAuthorized(authorization: String?)  -> Bool?
     
     /**
      * The edge's public JWKS (for backends verifying minted JWTs), if `[assertions]` is set.
@@ -620,76 +590,67 @@ public protocol PhantomEdgeProtocol: AnyObject, Sendable {
     func assertionJwks()  -> String?
     
     /**
-     * Every queued action, in order.
-     */
-    func drainActions()  -> [Action]
-    
-    /**
      * The keyed fingerprint (32 hex digits) of a token, as audit events and revocations use.
      */
     func fingerprint(token: String)  -> String
     
     /**
-     * The revocation route: the request's `Content-Type` and `Authorization` headers and body.
-     * `Ok` → answer 204; `Revocation { status, body }` → answer that.
+     * The header every forward sets and the inbound headers it strips (also applied by
+     * `upstream_headers`). Constant for an edge.
      */
-    func handleAdminRevocation(nowMs: UInt64, contentType: String?, authorization: String?, body: Data) throws 
+    func forwardPolicy()  -> ForwardPolicy
     
     /**
-     * Sending the introspection request for `ticket` failed (connection, TLS, timeout).
+     * An operator route (revocation, metrics, the edge's JWKS), answered whole: status,
+     * headers (the one realm) and body; then the step it produced.
      */
-    func handleIntrospectionFailure(nowMs: UInt64, ticket: UInt64, detail: String) throws 
+    func handleAdmin(nowMs: UInt64, request: AdminRequest)  -> AdminOutcome
     
     /**
-     * The introspection endpoint answered `ticket`.
+     * The answer to a `Fetch` (introspection or JWKS): any status, or a transport failure.
      */
-    func handleIntrospectionResponse(nowMs: UInt64, ticket: UInt64, status: UInt16, headers: [Header], body: Data) throws 
+    func handleFetch(nowMs: UInt64, ticket: UInt64, result: FetchResult) throws  -> Step
     
     /**
-     * The JWKS fetch failed.
+     * A client request arrived. Its decision is in this step (a cache hit, a refusal) or in
+     * the step of a later input (after the I/O this step asks for).
      */
-    func handleJwksFailure(nowMs: UInt64, detail: String) 
-    
-    /**
-     * The JWKS fetch succeeded with this body.
-     */
-    func handleJwksResponse(nowMs: UInt64, body: Data) 
-    
-    /**
-     * A client request arrived.
-     */
-    func handleRequest(nowMs: UInt64, request: Request) 
+    func handleRequest(nowMs: UInt64, request: Request)  -> Step
     
     /**
      * A revocation given as the JSON selector text (`{"sub": "alice", "until": 1700000000}`),
      * already authenticated by the host. A malformed selector is `Revocation { status: 400 }`.
      */
-    func handleRevocation(nowMs: UInt64, selectorJson: String, origin: Origin) throws 
+    func handleRevocation(nowMs: UInt64, selectorJson: String, origin: Origin) throws  -> Step
     
     /**
      * An RFC 8417 Security Event Token (compact JWS), verified against `revocation.set_key`.
      */
-    func handleSecurityEvent(nowMs: UInt64, set: String) throws 
+    func handleSecurityEvent(nowMs: UInt64, set: String) throws  -> Step
     
     /**
      * The shared store answered a `SharedLookup`.
      */
-    func handleSharedLookup(nowMs: UInt64, ticket: UInt64, result: LookupResult) throws 
+    func handleSharedLookup(nowMs: UInt64, ticket: UInt64, result: LookupResult) throws  -> Step
     
     /**
-     * Time passed: call at (or after) `poll_timeout()`.
+     * Time passed: expire tickets and sweep bounded state. Call it at the last step's
+     * `wake_at`.
      */
-    func handleTimeout(nowMs: UInt64) 
+    func handleTimeout(nowMs: UInt64)  -> Step
     
     /**
-     * The next action, if any.
+     * What the constructor queued (the initial JWKS fetch, if `jwks_uri` is set): the first
+     * step to carry out.
      */
-    func pollAction()  -> Action?
+    func initialStep()  -> Step
     
     /**
-     * When to call `handle_timeout` next (Unix ms), if anything is pending.
+     * Audit kinds (`cache_hit`, `cache_miss`, ...) the edge no longer produces (events already
+     * produced still come); an empty list produces all again. Metrics still count them. An
+     * unknown kind is an `Api` error and changes nothing.
      */
-    func pollTimeout()  -> UInt64?
+    func muteAudits(kinds: [String]) throws 
     
     /**
      * The metrics in the Prometheus text format.
@@ -697,17 +658,25 @@ public protocol PhantomEdgeProtocol: AnyObject, Sendable {
     func prometheus()  -> String
     
     /**
-     * Audit events below `level` are no longer queued: `Info` leaves out the routine
+     * Audit events below `level` are no longer produced: `Info` leaves out the routine
      * per-request kinds (hits, misses, introspections, forwards), which are then not even
-     * built; `Debug` (the default) queues every level again. Decisions and metrics are
-     * unchanged.
+     * built; `Debug` (the default) produces every level again. Composes with `mute_audits`;
+     * decisions and metrics are unchanged.
      */
     func setAuditLevel(level: AuditLevel) 
     
+    /**
+     * The forwarding policy: how the inbound headers of a forwarded request become the
+     * upstream's (`header_value` is the forward's). Names are compared as WSGI/CGI servers read
+     * them; keep the kept headers' bytes and order and append `set`.
+     */
+    func upstreamHeaders(inbound: [Header], headerValue: String, hop: Hop)  -> UpstreamHeaders
+    
 }
 /**
- * The phantom-token edge: one core state machine behind a mutex. Every method takes the
- * host's clock (`now_ms`, Unix milliseconds); the core never reads a clock itself.
+ * The phantom-token edge: one core state machine behind a mutex. Every input takes the
+ * host's clock (`now_ms`, Unix milliseconds; the core never reads a clock itself) and returns
+ * the [`Step`] it produced.
  */
 open class PhantomEdge: PhantomEdgeProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -792,7 +761,7 @@ public static func fromJsonWithEnv(text: String, env: [String: String], seed: Da
     
     /**
      * Builds the edge from TOML configuration text; `*_env` secrets are read from the process
-     * environment. `seed` must be 32 random bytes.
+     * environment. `seed` must be 32 random bytes. Its first step comes from `initial_step`.
      */
 public static func fromToml(text: String, seed: Data, nowMs: UInt64)throws  -> PhantomEdge  {
     return try  FfiConverterTypePhantomEdge_lift(try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
@@ -823,39 +792,12 @@ public static func fromTomlWithEnv(text: String, env: [String: String], seed: Da
 
     
     /**
-     * Whether `authorization` (an `Authorization` header value) carries the `[admin]` bearer
-     * secret, for the host's other operator routes (metrics): none (`nil`) without `[admin]`
-     * (answer 403), `false` for a missing or wrong bearer (answer 401).
-     */
-open func adminAuthorized(authorization: String?) -> Bool?  {
-    return try!  FfiConverterOptionBool.lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_phantom_edge_uniffi_fn_method_phantomedge_admin_authorized(
-            self.uniffiCloneHandle(),
-        FfiConverterOptionString.lower(authorization),uniffiCallStatus
-    )
-})
-}
-    
-    /**
      * The edge's public JWKS (for backends verifying minted JWTs), if `[assertions]` is set.
      */
 open func assertionJwks() -> String?  {
     return try!  FfiConverterOptionString.lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_phantom_edge_uniffi_fn_method_phantomedge_assertion_jwks(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-})
-}
-    
-    /**
-     * Every queued action, in order.
-     */
-open func drainActions() -> [Action]  {
-    return try!  FfiConverterSequenceTypeAction.lift(try! rustCall() {
-        uniffiCallStatus in
-    uniffi_phantom_edge_uniffi_fn_method_phantomedge_drain_actions(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -875,95 +817,69 @@ open func fingerprint(token: String) -> String  {
 }
     
     /**
-     * The revocation route: the request's `Content-Type` and `Authorization` headers and body.
-     * `Ok` → answer 204; `Revocation { status, body }` → answer that.
+     * The header every forward sets and the inbound headers it strips (also applied by
+     * `upstream_headers`). Constant for an edge.
      */
-open func handleAdminRevocation(nowMs: UInt64, contentType: String?, authorization: String?, body: Data)throws   {try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
+open func forwardPolicy() -> ForwardPolicy  {
+    return try!  FfiConverterTypeForwardPolicy_lift(try! rustCall() {
         uniffiCallStatus in
-    uniffi_phantom_edge_uniffi_fn_method_phantomedge_handle_admin_revocation(
-            self.uniffiCloneHandle(),
-        FfiConverterUInt64.lower(nowMs),
-        FfiConverterOptionString.lower(contentType),
-        FfiConverterOptionString.lower(authorization),
-        FfiConverterData.lower(body),uniffiCallStatus
+    uniffi_phantom_edge_uniffi_fn_method_phantomedge_forward_policy(
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
-}
+})
 }
     
     /**
-     * Sending the introspection request for `ticket` failed (connection, TLS, timeout).
+     * An operator route (revocation, metrics, the edge's JWKS), answered whole: status,
+     * headers (the one realm) and body; then the step it produced.
      */
-open func handleIntrospectionFailure(nowMs: UInt64, ticket: UInt64, detail: String)throws   {try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
+open func handleAdmin(nowMs: UInt64, request: AdminRequest) -> AdminOutcome  {
+    return try!  FfiConverterTypeAdminOutcome_lift(try! rustCall() {
         uniffiCallStatus in
-    uniffi_phantom_edge_uniffi_fn_method_phantomedge_handle_introspection_failure(
+    uniffi_phantom_edge_uniffi_fn_method_phantomedge_handle_admin(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(nowMs),
+        FfiConverterTypeAdminRequest_lower(request),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The answer to a `Fetch` (introspection or JWKS): any status, or a transport failure.
+     */
+open func handleFetch(nowMs: UInt64, ticket: UInt64, result: FetchResult)throws  -> Step  {
+    return try  FfiConverterTypeStep_lift(try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
+        uniffiCallStatus in
+    uniffi_phantom_edge_uniffi_fn_method_phantomedge_handle_fetch(
             self.uniffiCloneHandle(),
         FfiConverterUInt64.lower(nowMs),
         FfiConverterUInt64.lower(ticket),
-        FfiConverterString.lower(detail),uniffiCallStatus
+        FfiConverterTypeFetchResult_lower(result),uniffiCallStatus
     )
-}
+})
 }
     
     /**
-     * The introspection endpoint answered `ticket`.
+     * A client request arrived. Its decision is in this step (a cache hit, a refusal) or in
+     * the step of a later input (after the I/O this step asks for).
      */
-open func handleIntrospectionResponse(nowMs: UInt64, ticket: UInt64, status: UInt16, headers: [Header], body: Data)throws   {try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
-        uniffiCallStatus in
-    uniffi_phantom_edge_uniffi_fn_method_phantomedge_handle_introspection_response(
-            self.uniffiCloneHandle(),
-        FfiConverterUInt64.lower(nowMs),
-        FfiConverterUInt64.lower(ticket),
-        FfiConverterUInt16.lower(status),
-        FfiConverterSequenceTypeHeader.lower(headers),
-        FfiConverterData.lower(body),uniffiCallStatus
-    )
-}
-}
-    
-    /**
-     * The JWKS fetch failed.
-     */
-open func handleJwksFailure(nowMs: UInt64, detail: String)  {try! rustCall() {
-        uniffiCallStatus in
-    uniffi_phantom_edge_uniffi_fn_method_phantomedge_handle_jwks_failure(
-            self.uniffiCloneHandle(),
-        FfiConverterUInt64.lower(nowMs),
-        FfiConverterString.lower(detail),uniffiCallStatus
-    )
-}
-}
-    
-    /**
-     * The JWKS fetch succeeded with this body.
-     */
-open func handleJwksResponse(nowMs: UInt64, body: Data)  {try! rustCall() {
-        uniffiCallStatus in
-    uniffi_phantom_edge_uniffi_fn_method_phantomedge_handle_jwks_response(
-            self.uniffiCloneHandle(),
-        FfiConverterUInt64.lower(nowMs),
-        FfiConverterData.lower(body),uniffiCallStatus
-    )
-}
-}
-    
-    /**
-     * A client request arrived.
-     */
-open func handleRequest(nowMs: UInt64, request: Request)  {try! rustCall() {
+open func handleRequest(nowMs: UInt64, request: Request) -> Step  {
+    return try!  FfiConverterTypeStep_lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_phantom_edge_uniffi_fn_method_phantomedge_handle_request(
             self.uniffiCloneHandle(),
         FfiConverterUInt64.lower(nowMs),
         FfiConverterTypeRequest_lower(request),uniffiCallStatus
     )
-}
+})
 }
     
     /**
      * A revocation given as the JSON selector text (`{"sub": "alice", "until": 1700000000}`),
      * already authenticated by the host. A malformed selector is `Revocation { status: 400 }`.
      */
-open func handleRevocation(nowMs: UInt64, selectorJson: String, origin: Origin)throws   {try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
+open func handleRevocation(nowMs: UInt64, selectorJson: String, origin: Origin)throws  -> Step  {
+    return try  FfiConverterTypeStep_lift(try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
         uniffiCallStatus in
     uniffi_phantom_edge_uniffi_fn_method_phantomedge_handle_revocation(
             self.uniffiCloneHandle(),
@@ -971,26 +887,28 @@ open func handleRevocation(nowMs: UInt64, selectorJson: String, origin: Origin)t
         FfiConverterString.lower(selectorJson),
         FfiConverterTypeOrigin_lower(origin),uniffiCallStatus
     )
-}
+})
 }
     
     /**
      * An RFC 8417 Security Event Token (compact JWS), verified against `revocation.set_key`.
      */
-open func handleSecurityEvent(nowMs: UInt64, set: String)throws   {try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
+open func handleSecurityEvent(nowMs: UInt64, set: String)throws  -> Step  {
+    return try  FfiConverterTypeStep_lift(try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
         uniffiCallStatus in
     uniffi_phantom_edge_uniffi_fn_method_phantomedge_handle_security_event(
             self.uniffiCloneHandle(),
         FfiConverterUInt64.lower(nowMs),
         FfiConverterString.lower(set),uniffiCallStatus
     )
-}
+})
 }
     
     /**
      * The shared store answered a `SharedLookup`.
      */
-open func handleSharedLookup(nowMs: UInt64, ticket: UInt64, result: LookupResult)throws   {try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
+open func handleSharedLookup(nowMs: UInt64, ticket: UInt64, result: LookupResult)throws  -> Step  {
+    return try  FfiConverterTypeStep_lift(try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
         uniffiCallStatus in
     uniffi_phantom_edge_uniffi_fn_method_phantomedge_handle_shared_lookup(
             self.uniffiCloneHandle(),
@@ -998,43 +916,48 @@ open func handleSharedLookup(nowMs: UInt64, ticket: UInt64, result: LookupResult
         FfiConverterUInt64.lower(ticket),
         FfiConverterTypeLookupResult_lower(result),uniffiCallStatus
     )
-}
+})
 }
     
     /**
-     * Time passed: call at (or after) `poll_timeout()`.
+     * Time passed: expire tickets and sweep bounded state. Call it at the last step's
+     * `wake_at`.
      */
-open func handleTimeout(nowMs: UInt64)  {try! rustCall() {
+open func handleTimeout(nowMs: UInt64) -> Step  {
+    return try!  FfiConverterTypeStep_lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_phantom_edge_uniffi_fn_method_phantomedge_handle_timeout(
             self.uniffiCloneHandle(),
         FfiConverterUInt64.lower(nowMs),uniffiCallStatus
     )
-}
+})
 }
     
     /**
-     * The next action, if any.
+     * What the constructor queued (the initial JWKS fetch, if `jwks_uri` is set): the first
+     * step to carry out.
      */
-open func pollAction() -> Action?  {
-    return try!  FfiConverterOptionTypeAction.lift(try! rustCall() {
+open func initialStep() -> Step  {
+    return try!  FfiConverterTypeStep_lift(try! rustCall() {
         uniffiCallStatus in
-    uniffi_phantom_edge_uniffi_fn_method_phantomedge_poll_action(
+    uniffi_phantom_edge_uniffi_fn_method_phantomedge_initial_step(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
     
     /**
-     * When to call `handle_timeout` next (Unix ms), if anything is pending.
+     * Audit kinds (`cache_hit`, `cache_miss`, ...) the edge no longer produces (events already
+     * produced still come); an empty list produces all again. Metrics still count them. An
+     * unknown kind is an `Api` error and changes nothing.
      */
-open func pollTimeout() -> UInt64?  {
-    return try!  FfiConverterOptionUInt64.lift(try! rustCall() {
+open func muteAudits(kinds: [String])throws   {try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
         uniffiCallStatus in
-    uniffi_phantom_edge_uniffi_fn_method_phantomedge_poll_timeout(
-            self.uniffiCloneHandle(),uniffiCallStatus
+    uniffi_phantom_edge_uniffi_fn_method_phantomedge_mute_audits(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceString.lower(kinds),uniffiCallStatus
     )
-})
+}
 }
     
     /**
@@ -1050,10 +973,10 @@ open func prometheus() -> String  {
 }
     
     /**
-     * Audit events below `level` are no longer queued: `Info` leaves out the routine
+     * Audit events below `level` are no longer produced: `Info` leaves out the routine
      * per-request kinds (hits, misses, introspections, forwards), which are then not even
-     * built; `Debug` (the default) queues every level again. Decisions and metrics are
-     * unchanged.
+     * built; `Debug` (the default) produces every level again. Composes with `mute_audits`;
+     * decisions and metrics are unchanged.
      */
 open func setAuditLevel(level: AuditLevel)  {try! rustCall() {
         uniffiCallStatus in
@@ -1062,6 +985,23 @@ open func setAuditLevel(level: AuditLevel)  {try! rustCall() {
         FfiConverterTypeAuditLevel_lower(level),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * The forwarding policy: how the inbound headers of a forwarded request become the
+     * upstream's (`header_value` is the forward's). Names are compared as WSGI/CGI servers read
+     * them; keep the kept headers' bytes and order and append `set`.
+     */
+open func upstreamHeaders(inbound: [Header], headerValue: String, hop: Hop) -> UpstreamHeaders  {
+    return try!  FfiConverterTypeUpstreamHeaders_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_phantom_edge_uniffi_fn_method_phantomedge_upstream_headers(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceTypeHeader.lower(inbound),
+        FfiConverterString.lower(headerValue),
+        FfiConverterTypeHop_lower(hop),uniffiCallStatus
+    )
+})
 }
     
 
@@ -1113,9 +1053,267 @@ public func FfiConverterTypePhantomEdge_lower(_ value: PhantomEdge) -> UInt64 {
 
 
 /**
- * A token-free audit event.
+ * The answer to an operator route: write it out as it is.
  */
-public struct AuditAction: Equatable, Hashable {
+public struct AdminAnswer: Equatable, Hashable {
+    /**
+     * HTTP status.
+     */
+    public var status: UInt16
+    /**
+     * Response headers (lowercase names).
+     */
+    public var headers: [Header]
+    /**
+     * The body (empty for 204).
+     */
+    public var body: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * HTTP status.
+         */status: UInt16, 
+        /**
+         * Response headers (lowercase names).
+         */headers: [Header], 
+        /**
+         * The body (empty for 204).
+         */body: String) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AdminAnswer: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAdminAnswer: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AdminAnswer {
+        return
+            try AdminAnswer(
+                status: FfiConverterUInt16.read(from: &buf), 
+                headers: FfiConverterSequenceTypeHeader.read(from: &buf), 
+                body: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AdminAnswer, into buf: inout [UInt8]) {
+        FfiConverterUInt16.write(value.status, into: &buf)
+        FfiConverterSequenceTypeHeader.write(value.headers, into: &buf)
+        FfiConverterString.write(value.body, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAdminAnswer_lift(_ buf: RustBuffer) throws -> AdminAnswer {
+    return try FfiConverterTypeAdminAnswer.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAdminAnswer_lower(_ value: AdminAnswer) -> RustBuffer {
+    return FfiConverterTypeAdminAnswer.lower(value)
+}
+
+
+/**
+ * What `handle_admin` returns: the answer, and the step the route produced (a revocation can
+ * answer waiting requests and publish to the other instances).
+ */
+public struct AdminOutcome: Equatable, Hashable {
+    /**
+     * Write this out.
+     */
+    public var answer: AdminAnswer
+    /**
+     * Carry this out.
+     */
+    public var step: Step
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Write this out.
+         */answer: AdminAnswer, 
+        /**
+         * Carry this out.
+         */step: Step) {
+        self.answer = answer
+        self.step = step
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AdminOutcome: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAdminOutcome: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AdminOutcome {
+        return
+            try AdminOutcome(
+                answer: FfiConverterTypeAdminAnswer.read(from: &buf), 
+                step: FfiConverterTypeStep.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AdminOutcome, into buf: inout [UInt8]) {
+        FfiConverterTypeAdminAnswer.write(value.answer, into: &buf)
+        FfiConverterTypeStep.write(value.step, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAdminOutcome_lift(_ buf: RustBuffer) throws -> AdminOutcome {
+    return try FfiConverterTypeAdminOutcome.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAdminOutcome_lower(_ value: AdminOutcome) -> RustBuffer {
+    return FfiConverterTypeAdminOutcome.lower(value)
+}
+
+
+/**
+ * A request to an operator route.
+ */
+public struct AdminRequest: Equatable, Hashable {
+    /**
+     * Which route the host mapped the path to.
+     */
+    public var route: AdminRoute
+    /**
+     * Where it was served.
+     */
+    public var listener: Listener
+    /**
+     * The request method (`POST`, `GET`, ...).
+     */
+    public var method: String
+    /**
+     * The `Authorization` header, if any.
+     */
+    public var authorization: String?
+    /**
+     * The `Content-Type` header, if any.
+     */
+    public var contentType: String?
+    /**
+     * The body as read: at most `max_admin_body() + 1` bytes (a longer one is answered 413).
+     */
+    public var body: Data
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Which route the host mapped the path to.
+         */route: AdminRoute, 
+        /**
+         * Where it was served.
+         */listener: Listener, 
+        /**
+         * The request method (`POST`, `GET`, ...).
+         */method: String, 
+        /**
+         * The `Authorization` header, if any.
+         */authorization: String?, 
+        /**
+         * The `Content-Type` header, if any.
+         */contentType: String?, 
+        /**
+         * The body as read: at most `max_admin_body() + 1` bytes (a longer one is answered 413).
+         */body: Data) {
+        self.route = route
+        self.listener = listener
+        self.method = method
+        self.authorization = authorization
+        self.contentType = contentType
+        self.body = body
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AdminRequest: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAdminRequest: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AdminRequest {
+        return
+            try AdminRequest(
+                route: FfiConverterTypeAdminRoute.read(from: &buf), 
+                listener: FfiConverterTypeListener.read(from: &buf), 
+                method: FfiConverterString.read(from: &buf), 
+                authorization: FfiConverterOptionString.read(from: &buf), 
+                contentType: FfiConverterOptionString.read(from: &buf), 
+                body: FfiConverterData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AdminRequest, into buf: inout [UInt8]) {
+        FfiConverterTypeAdminRoute.write(value.route, into: &buf)
+        FfiConverterTypeListener.write(value.listener, into: &buf)
+        FfiConverterString.write(value.method, into: &buf)
+        FfiConverterOptionString.write(value.authorization, into: &buf)
+        FfiConverterOptionString.write(value.contentType, into: &buf)
+        FfiConverterData.write(value.body, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAdminRequest_lift(_ buf: RustBuffer) throws -> AdminRequest {
+    return try FfiConverterTypeAdminRequest.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAdminRequest_lower(_ value: AdminRequest) -> RustBuffer {
+    return FfiConverterTypeAdminRequest.lower(value)
+}
+
+
+/**
+ * A token-free event for logs and metrics pipelines.
+ */
+public struct AuditEvent: Equatable, Hashable {
     /**
      * Snake_case kind (`cache_hit`, `introspected`, ...).
      */
@@ -1192,16 +1390,16 @@ public struct AuditAction: Equatable, Hashable {
 }
 
 #if compiler(>=6)
-extension AuditAction: Sendable {}
+extension AuditEvent: Sendable {}
 #endif
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeAuditAction: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuditAction {
+public struct FfiConverterTypeAuditEvent: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuditEvent {
         return
-            try AuditAction(
+            try AuditEvent(
                 kind: FfiConverterString.read(from: &buf), 
                 level: FfiConverterTypeAuditLevel.read(from: &buf), 
                 requestId: FfiConverterOptionUInt64.read(from: &buf), 
@@ -1213,7 +1411,7 @@ public struct FfiConverterTypeAuditAction: FfiConverterRustBuffer {
         )
     }
 
-    public static func write(_ value: AuditAction, into buf: inout [UInt8]) {
+    public static func write(_ value: AuditEvent, into buf: inout [UInt8]) {
         FfiConverterString.write(value.kind, into: &buf)
         FfiConverterTypeAuditLevel.write(value.level, into: &buf)
         FfiConverterOptionUInt64.write(value.requestId, into: &buf)
@@ -1229,38 +1427,174 @@ public struct FfiConverterTypeAuditAction: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeAuditAction_lift(_ buf: RustBuffer) throws -> AuditAction {
-    return try FfiConverterTypeAuditAction.lift(buf)
+public func FfiConverterTypeAuditEvent_lift(_ buf: RustBuffer) throws -> AuditEvent {
+    return try FfiConverterTypeAuditEvent.lift(buf)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeAuditAction_lower(_ value: AuditAction) -> RustBuffer {
-    return FfiConverterTypeAuditAction.lower(value)
+public func FfiConverterTypeAuditEvent_lower(_ value: AuditEvent) -> RustBuffer {
+    return FfiConverterTypeAuditEvent.lower(value)
 }
 
 
 /**
- * Let the request through.
+ * An HTTP request the core needs sent (an introspection or a JWKS fetch, one shape for both).
+ * Send it as given (no redirects), read at most `max_response_bytes` of the answer within
+ * `timeout_ms`, and feed whatever came back to `handle_fetch`, quoting the ticket.
  */
-public struct ForwardAction: Equatable, Hashable {
+public struct Fetch: Equatable, Hashable {
+    /**
+     * Quote this ticket when feeding the answer back.
+     */
+    public var ticket: UInt64
+    /**
+     * What it is for.
+     */
+    public var kind: FetchKind
+    /**
+     * `POST` or `GET`.
+     */
+    public var method: String
+    /**
+     * The endpoint.
+     */
+    public var url: String
+    /**
+     * Request headers (content-type, accept, authorization for client_secret_basic).
+     */
+    public var headers: [Header]
+    /**
+     * Form-encoded for an introspection (it holds the token: send it, never log it); empty
+     * for a GET.
+     */
+    public var body: String
+    /**
+     * Give up after this many milliseconds (and report a failure).
+     */
+    public var timeoutMs: UInt64
+    /**
+     * Read at most this many bytes of the body; a longer answer is a failure.
+     */
+    public var maxResponseBytes: UInt64
+    /**
+     * Fingerprint of the token being introspected; `None` for a JWKS fetch.
+     */
+    public var fingerprint: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Quote this ticket when feeding the answer back.
+         */ticket: UInt64, 
+        /**
+         * What it is for.
+         */kind: FetchKind, 
+        /**
+         * `POST` or `GET`.
+         */method: String, 
+        /**
+         * The endpoint.
+         */url: String, 
+        /**
+         * Request headers (content-type, accept, authorization for client_secret_basic).
+         */headers: [Header], 
+        /**
+         * Form-encoded for an introspection (it holds the token: send it, never log it); empty
+         * for a GET.
+         */body: String, 
+        /**
+         * Give up after this many milliseconds (and report a failure).
+         */timeoutMs: UInt64, 
+        /**
+         * Read at most this many bytes of the body; a longer answer is a failure.
+         */maxResponseBytes: UInt64, 
+        /**
+         * Fingerprint of the token being introspected; `None` for a JWKS fetch.
+         */fingerprint: String?) {
+        self.ticket = ticket
+        self.kind = kind
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.timeoutMs = timeoutMs
+        self.maxResponseBytes = maxResponseBytes
+        self.fingerprint = fingerprint
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Fetch: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFetch: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Fetch {
+        return
+            try Fetch(
+                ticket: FfiConverterUInt64.read(from: &buf), 
+                kind: FfiConverterTypeFetchKind.read(from: &buf), 
+                method: FfiConverterString.read(from: &buf), 
+                url: FfiConverterString.read(from: &buf), 
+                headers: FfiConverterSequenceTypeHeader.read(from: &buf), 
+                body: FfiConverterString.read(from: &buf), 
+                timeoutMs: FfiConverterUInt64.read(from: &buf), 
+                maxResponseBytes: FfiConverterUInt64.read(from: &buf), 
+                fingerprint: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Fetch, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.ticket, into: &buf)
+        FfiConverterTypeFetchKind.write(value.kind, into: &buf)
+        FfiConverterString.write(value.method, into: &buf)
+        FfiConverterString.write(value.url, into: &buf)
+        FfiConverterSequenceTypeHeader.write(value.headers, into: &buf)
+        FfiConverterString.write(value.body, into: &buf)
+        FfiConverterUInt64.write(value.timeoutMs, into: &buf)
+        FfiConverterUInt64.write(value.maxResponseBytes, into: &buf)
+        FfiConverterOptionString.write(value.fingerprint, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFetch_lift(_ buf: RustBuffer) throws -> Fetch {
+    return try FfiConverterTypeFetch.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFetch_lower(_ value: Fetch) -> RustBuffer {
+    return FfiConverterTypeFetch.lower(value)
+}
+
+
+/**
+ * Let the request through to the upstream, with the headers `upstream_headers` gives.
+ */
+public struct Forward: Equatable, Hashable {
     /**
      * The host's request id.
      */
     public var requestId: UInt64
     /**
-     * Header to set on the upstream request (lowercase).
-     */
-    public var headerName: String
-    /**
-     * Its value (`Bearer <jwt>`), never the opaque token.
+     * The value of the forwarded header (`forward_policy().header_name`), e.g. `Bearer <jwt>`:
+     * a by-value JWT, never the opaque token.
      */
     public var headerValue: String
-    /**
-     * Inbound headers to remove before forwarding (lowercase).
-     */
-    public var stripHeaders: [String]
     /**
      * Keyed fingerprint of the presented token (32 hex digits).
      */
@@ -1282,14 +1616,9 @@ public struct ForwardAction: Equatable, Hashable {
          * The host's request id.
          */requestId: UInt64, 
         /**
-         * Header to set on the upstream request (lowercase).
-         */headerName: String, 
-        /**
-         * Its value (`Bearer <jwt>`), never the opaque token.
+         * The value of the forwarded header (`forward_policy().header_name`), e.g. `Bearer <jwt>`:
+         * a by-value JWT, never the opaque token.
          */headerValue: String, 
-        /**
-         * Inbound headers to remove before forwarding (lowercase).
-         */stripHeaders: [String], 
         /**
          * Keyed fingerprint of the presented token (32 hex digits).
          */fingerprint: String, 
@@ -1301,9 +1630,7 @@ public struct ForwardAction: Equatable, Hashable {
          * forward instead, without `access_token`. `None`: forward the path unchanged.
          */rewrittenPath: String?) {
         self.requestId = requestId
-        self.headerName = headerName
         self.headerValue = headerValue
-        self.stripHeaders = stripHeaders
         self.fingerprint = fingerprint
         self.tokenJson = tokenJson
         self.rewrittenPath = rewrittenPath
@@ -1315,31 +1642,27 @@ public struct ForwardAction: Equatable, Hashable {
 }
 
 #if compiler(>=6)
-extension ForwardAction: Sendable {}
+extension Forward: Sendable {}
 #endif
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeForwardAction: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ForwardAction {
+public struct FfiConverterTypeForward: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Forward {
         return
-            try ForwardAction(
+            try Forward(
                 requestId: FfiConverterUInt64.read(from: &buf), 
-                headerName: FfiConverterString.read(from: &buf), 
                 headerValue: FfiConverterString.read(from: &buf), 
-                stripHeaders: FfiConverterSequenceString.read(from: &buf), 
                 fingerprint: FfiConverterString.read(from: &buf), 
                 tokenJson: FfiConverterString.read(from: &buf), 
                 rewrittenPath: FfiConverterOptionString.read(from: &buf)
         )
     }
 
-    public static func write(_ value: ForwardAction, into buf: inout [UInt8]) {
+    public static func write(_ value: Forward, into buf: inout [UInt8]) {
         FfiConverterUInt64.write(value.requestId, into: &buf)
-        FfiConverterString.write(value.headerName, into: &buf)
         FfiConverterString.write(value.headerValue, into: &buf)
-        FfiConverterSequenceString.write(value.stripHeaders, into: &buf)
         FfiConverterString.write(value.fingerprint, into: &buf)
         FfiConverterString.write(value.tokenJson, into: &buf)
         FfiConverterOptionString.write(value.rewrittenPath, into: &buf)
@@ -1350,15 +1673,86 @@ public struct FfiConverterTypeForwardAction: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeForwardAction_lift(_ buf: RustBuffer) throws -> ForwardAction {
-    return try FfiConverterTypeForwardAction.lift(buf)
+public func FfiConverterTypeForward_lift(_ buf: RustBuffer) throws -> Forward {
+    return try FfiConverterTypeForward.lift(buf)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeForwardAction_lower(_ value: ForwardAction) -> RustBuffer {
-    return FfiConverterTypeForwardAction.lower(value)
+public func FfiConverterTypeForward_lower(_ value: Forward) -> RustBuffer {
+    return FfiConverterTypeForward.lower(value)
+}
+
+
+/**
+ * How every forwarded request is rewritten; fixed by the configuration.
+ */
+public struct ForwardPolicy: Equatable, Hashable {
+    /**
+     * The header set to a forward's `header_value` (lowercase), e.g. `authorization`.
+     */
+    public var headerName: String
+    /**
+     * Inbound headers removed before forwarding (lowercase); always includes `authorization`
+     * and `dpop`. `upstream_headers` applies them.
+     */
+    public var stripHeaders: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The header set to a forward's `header_value` (lowercase), e.g. `authorization`.
+         */headerName: String, 
+        /**
+         * Inbound headers removed before forwarding (lowercase); always includes `authorization`
+         * and `dpop`. `upstream_headers` applies them.
+         */stripHeaders: [String]) {
+        self.headerName = headerName
+        self.stripHeaders = stripHeaders
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ForwardPolicy: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeForwardPolicy: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ForwardPolicy {
+        return
+            try ForwardPolicy(
+                headerName: FfiConverterString.read(from: &buf), 
+                stripHeaders: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ForwardPolicy, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.headerName, into: &buf)
+        FfiConverterSequenceString.write(value.stripHeaders, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeForwardPolicy_lift(_ buf: RustBuffer) throws -> ForwardPolicy {
+    return try FfiConverterTypeForwardPolicy.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeForwardPolicy_lower(_ value: ForwardPolicy) -> RustBuffer {
+    return FfiConverterTypeForwardPolicy.lower(value)
 }
 
 
@@ -1432,129 +1826,9 @@ public func FfiConverterTypeHeader_lower(_ value: Header) -> RustBuffer {
 
 
 /**
- * Send this request to the introspection endpoint, then call
- * `handle_introspection_response` (or `_failure`) with the ticket.
+ * Refuse the request with this answer; do not contact the upstream.
  */
-public struct IntrospectAction: Equatable, Hashable {
-    /**
-     * Quote this ticket when feeding the answer back.
-     */
-    public var ticket: UInt64
-    /**
-     * Always `POST`.
-     */
-    public var method: String
-    /**
-     * The introspection endpoint.
-     */
-    public var url: String
-    /**
-     * Request headers (content-type, accept, authorization for client_secret_basic).
-     */
-    public var headers: [Header]
-    /**
-     * Form-encoded body; it holds the token: never log it.
-     */
-    public var body: String
-    /**
-     * Give up after this many milliseconds.
-     */
-    public var timeoutMs: UInt64
-    /**
-     * Fingerprint of the token being introspected.
-     */
-    public var fingerprint: String
-
-    // Default memberwise initializers are never public by default, so we
-    // declare one manually.
-    public init(
-        /**
-         * Quote this ticket when feeding the answer back.
-         */ticket: UInt64, 
-        /**
-         * Always `POST`.
-         */method: String, 
-        /**
-         * The introspection endpoint.
-         */url: String, 
-        /**
-         * Request headers (content-type, accept, authorization for client_secret_basic).
-         */headers: [Header], 
-        /**
-         * Form-encoded body; it holds the token: never log it.
-         */body: String, 
-        /**
-         * Give up after this many milliseconds.
-         */timeoutMs: UInt64, 
-        /**
-         * Fingerprint of the token being introspected.
-         */fingerprint: String) {
-        self.ticket = ticket
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.body = body
-        self.timeoutMs = timeoutMs
-        self.fingerprint = fingerprint
-    }
-
-    
-
-    
-}
-
-#if compiler(>=6)
-extension IntrospectAction: Sendable {}
-#endif
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeIntrospectAction: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IntrospectAction {
-        return
-            try IntrospectAction(
-                ticket: FfiConverterUInt64.read(from: &buf), 
-                method: FfiConverterString.read(from: &buf), 
-                url: FfiConverterString.read(from: &buf), 
-                headers: FfiConverterSequenceTypeHeader.read(from: &buf), 
-                body: FfiConverterString.read(from: &buf), 
-                timeoutMs: FfiConverterUInt64.read(from: &buf), 
-                fingerprint: FfiConverterString.read(from: &buf)
-        )
-    }
-
-    public static func write(_ value: IntrospectAction, into buf: inout [UInt8]) {
-        FfiConverterUInt64.write(value.ticket, into: &buf)
-        FfiConverterString.write(value.method, into: &buf)
-        FfiConverterString.write(value.url, into: &buf)
-        FfiConverterSequenceTypeHeader.write(value.headers, into: &buf)
-        FfiConverterString.write(value.body, into: &buf)
-        FfiConverterUInt64.write(value.timeoutMs, into: &buf)
-        FfiConverterString.write(value.fingerprint, into: &buf)
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeIntrospectAction_lift(_ buf: RustBuffer) throws -> IntrospectAction {
-    return try FfiConverterTypeIntrospectAction.lift(buf)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeIntrospectAction_lower(_ value: IntrospectAction) -> RustBuffer {
-    return FfiConverterTypeIntrospectAction.lower(value)
-}
-
-
-/**
- * Refuse the request.
- */
-public struct RejectAction: Equatable, Hashable {
+public struct Reject: Equatable, Hashable {
     /**
      * The host's request id.
      */
@@ -1623,16 +1897,16 @@ public struct RejectAction: Equatable, Hashable {
 }
 
 #if compiler(>=6)
-extension RejectAction: Sendable {}
+extension Reject: Sendable {}
 #endif
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeRejectAction: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RejectAction {
+public struct FfiConverterTypeReject: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Reject {
         return
-            try RejectAction(
+            try Reject(
                 requestId: FfiConverterUInt64.read(from: &buf), 
                 status: FfiConverterUInt16.read(from: &buf), 
                 wwwAuthenticate: FfiConverterOptionString.read(from: &buf), 
@@ -1643,7 +1917,7 @@ public struct FfiConverterTypeRejectAction: FfiConverterRustBuffer {
         )
     }
 
-    public static func write(_ value: RejectAction, into buf: inout [UInt8]) {
+    public static func write(_ value: Reject, into buf: inout [UInt8]) {
         FfiConverterUInt64.write(value.requestId, into: &buf)
         FfiConverterUInt16.write(value.status, into: &buf)
         FfiConverterOptionString.write(value.wwwAuthenticate, into: &buf)
@@ -1658,15 +1932,15 @@ public struct FfiConverterTypeRejectAction: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeRejectAction_lift(_ buf: RustBuffer) throws -> RejectAction {
-    return try FfiConverterTypeRejectAction.lift(buf)
+public func FfiConverterTypeReject_lift(_ buf: RustBuffer) throws -> Reject {
+    return try FfiConverterTypeReject.lift(buf)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeRejectAction_lower(_ value: RejectAction) -> RustBuffer {
-    return FfiConverterTypeRejectAction.lower(value)
+public func FfiConverterTypeReject_lower(_ value: Reject) -> RustBuffer {
+    return FfiConverterTypeReject.lower(value)
 }
 
 
@@ -1790,78 +2064,363 @@ public func FfiConverterTypeRequest_lower(_ value: Request) -> RustBuffer {
 
 
 /**
- * What the core asks of its host, drained in order with `poll_action` / `drain_actions`.
+ * Look a key up in the shared store (split-token mode), then call `handle_shared_lookup`.
  */
+public struct SharedLookup: Equatable, Hashable {
+    /**
+     * Quote this ticket when answering.
+     */
+    public var ticket: UInt64
+    /**
+     * The store key (already hashed: never a raw token).
+     */
+    public var key: String
 
-public enum Action: Equatable, Hashable {
-    
-    /**
-     * Forward the request upstream.
-     */
-    case forward(
-        /**
-         * The details.
-         */forward: ForwardAction
-    )
-    /**
-     * Answer the client.
-     */
-    case reject(
-        /**
-         * The details.
-         */reject: RejectAction
-    )
-    /**
-     * Call the introspection endpoint.
-     */
-    case introspect(
-        /**
-         * The details.
-         */introspect: IntrospectAction
-    )
-    /**
-     * GET the JWKS and call `handle_jwks_response` / `handle_jwks_failure`.
-     */
-    case fetchJwks(
-        /**
-         * The `jwks_uri`.
-         */url: String
-    )
-    /**
-     * Look a key up in the shared store, then call `handle_shared_lookup`.
-     */
-    case sharedLookup(
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
         /**
          * Quote this ticket when answering.
          */ticket: UInt64, 
         /**
-         * The store key (already hashed).
-         */key: String
-    )
+         * The store key (already hashed: never a raw token).
+         */key: String) {
+        self.ticket = ticket
+        self.key = key
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SharedLookup: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSharedLookup: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SharedLookup {
+        return
+            try SharedLookup(
+                ticket: FfiConverterUInt64.read(from: &buf), 
+                key: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SharedLookup, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.ticket, into: &buf)
+        FfiConverterString.write(value.key, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSharedLookup_lift(_ buf: RustBuffer) throws -> SharedLookup {
+    return try FfiConverterTypeSharedLookup.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSharedLookup_lower(_ value: SharedLookup) -> RustBuffer {
+    return FfiConverterTypeSharedLookup.lower(value)
+}
+
+
+/**
+ * A JWT split for the split-token pattern.
+ */
+public struct SplitToken: Equatable, Hashable {
     /**
-     * Publish this revocation (JSON selector text) to the other instances.
+     * What the client gets as its access token: the JWT's signature.
      */
-    case sharedPublish(
-        /**
-         * The message.
-         */message: String
-    )
+    public var clientToken: String
     /**
-     * Log this event.
+     * The store key: the prefix and base64url(SHA-256(client_token)).
      */
-    case audit(
-        /**
-         * The event.
-         */audit: AuditAction
-    )
+    public var storeKey: String
     /**
-     * An action kind newer than these bindings (the core's enum is non-exhaustive).
+     * The store value, sealed under a key derived from the signature: no claims in the store.
      */
-    case unknown(
+    public var storeValue: String
+    /**
+     * The JWT's `exp` (Unix s), if it has one: expire the store entry then.
+     */
+    public var expiresAt: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
         /**
-         * Its `Debug` form (token-free: the core's `Debug` impls redact).
-         */description: String
-    )
+         * What the client gets as its access token: the JWT's signature.
+         */clientToken: String, 
+        /**
+         * The store key: the prefix and base64url(SHA-256(client_token)).
+         */storeKey: String, 
+        /**
+         * The store value, sealed under a key derived from the signature: no claims in the store.
+         */storeValue: String, 
+        /**
+         * The JWT's `exp` (Unix s), if it has one: expire the store entry then.
+         */expiresAt: UInt64?) {
+        self.clientToken = clientToken
+        self.storeKey = storeKey
+        self.storeValue = storeValue
+        self.expiresAt = expiresAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SplitToken: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSplitToken: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SplitToken {
+        return
+            try SplitToken(
+                clientToken: FfiConverterString.read(from: &buf), 
+                storeKey: FfiConverterString.read(from: &buf), 
+                storeValue: FfiConverterString.read(from: &buf), 
+                expiresAt: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SplitToken, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.clientToken, into: &buf)
+        FfiConverterString.write(value.storeKey, into: &buf)
+        FfiConverterString.write(value.storeValue, into: &buf)
+        FfiConverterOptionUInt64.write(value.expiresAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSplitToken_lift(_ buf: RustBuffer) throws -> SplitToken {
+    return try FfiConverterTypeSplitToken.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSplitToken_lower(_ value: SplitToken) -> RustBuffer {
+    return FfiConverterTypeSplitToken.lower(value)
+}
+
+
+/**
+ * Everything one input produced, by consumer. Carry out all of it: answer the `decisions`,
+ * start the `fetches` and `lookups` (their answers are inputs), send the `publishes` (JSON
+ * revocation selectors, never a raw token) to the other instances, log the `audits`, and
+ * re-arm the one timer for `wake_at`. Within a list the order is the core's.
+ */
+public struct Step: Equatable, Hashable {
+    /**
+     * Requests decided now.
+     */
+    public var decisions: [Decision]
+    /**
+     * HTTP requests to send; answer with `handle_fetch`.
+     */
+    public var fetches: [Fetch]
+    /**
+     * Shared-store reads; answer with `handle_shared_lookup`.
+     */
+    public var lookups: [SharedLookup]
+    /**
+     * Revocations (JSON selector text) for the other instances.
+     */
+    public var publishes: [String]
+    /**
+     * Token-free events for the logs.
+     */
+    public var audits: [AuditEvent]
+    /**
+     * When (Unix ms) to call `handle_timeout` next; `None`: nothing is pending.
+     */
+    public var wakeAt: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Requests decided now.
+         */decisions: [Decision], 
+        /**
+         * HTTP requests to send; answer with `handle_fetch`.
+         */fetches: [Fetch], 
+        /**
+         * Shared-store reads; answer with `handle_shared_lookup`.
+         */lookups: [SharedLookup], 
+        /**
+         * Revocations (JSON selector text) for the other instances.
+         */publishes: [String], 
+        /**
+         * Token-free events for the logs.
+         */audits: [AuditEvent], 
+        /**
+         * When (Unix ms) to call `handle_timeout` next; `None`: nothing is pending.
+         */wakeAt: UInt64?) {
+        self.decisions = decisions
+        self.fetches = fetches
+        self.lookups = lookups
+        self.publishes = publishes
+        self.audits = audits
+        self.wakeAt = wakeAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Step: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeStep: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Step {
+        return
+            try Step(
+                decisions: FfiConverterSequenceTypeDecision.read(from: &buf), 
+                fetches: FfiConverterSequenceTypeFetch.read(from: &buf), 
+                lookups: FfiConverterSequenceTypeSharedLookup.read(from: &buf), 
+                publishes: FfiConverterSequenceString.read(from: &buf), 
+                audits: FfiConverterSequenceTypeAuditEvent.read(from: &buf), 
+                wakeAt: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Step, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeDecision.write(value.decisions, into: &buf)
+        FfiConverterSequenceTypeFetch.write(value.fetches, into: &buf)
+        FfiConverterSequenceTypeSharedLookup.write(value.lookups, into: &buf)
+        FfiConverterSequenceString.write(value.publishes, into: &buf)
+        FfiConverterSequenceTypeAuditEvent.write(value.audits, into: &buf)
+        FfiConverterOptionUInt64.write(value.wakeAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStep_lift(_ buf: RustBuffer) throws -> Step {
+    return try FfiConverterTypeStep.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeStep_lower(_ value: Step) -> RustBuffer {
+    return FfiConverterTypeStep.lower(value)
+}
+
+
+/**
+ * The forwarding policy's answer: drop these inbound headers (keep the others as they are,
+ * bytes and order), then add these.
+ */
+public struct UpstreamHeaders: Equatable, Hashable {
+    /**
+     * Indexes (ascending) into the inbound list of the headers not passed on.
+     */
+    public var drop: [UInt32]
+    /**
+     * Headers to add after the kept ones (lowercase names), in order.
+     */
+    public var set: [Header]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Indexes (ascending) into the inbound list of the headers not passed on.
+         */drop: [UInt32], 
+        /**
+         * Headers to add after the kept ones (lowercase names), in order.
+         */set: [Header]) {
+        self.drop = drop
+        self.set = set
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension UpstreamHeaders: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUpstreamHeaders: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UpstreamHeaders {
+        return
+            try UpstreamHeaders(
+                drop: FfiConverterSequenceUInt32.read(from: &buf), 
+                set: FfiConverterSequenceTypeHeader.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: UpstreamHeaders, into buf: inout [UInt8]) {
+        FfiConverterSequenceUInt32.write(value.drop, into: &buf)
+        FfiConverterSequenceTypeHeader.write(value.set, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUpstreamHeaders_lift(_ buf: RustBuffer) throws -> UpstreamHeaders {
+    return try FfiConverterTypeUpstreamHeaders.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUpstreamHeaders_lower(_ value: UpstreamHeaders) -> RustBuffer {
+    return FfiConverterTypeUpstreamHeaders.lower(value)
+}
+
+
+/**
+ * An operator route; the host maps its paths to these.
+ */
+
+public enum AdminRoute: Equatable, Hashable {
+    
+    /**
+     * `POST`: a JSON revocation selector with the `[admin]` bearer, or a SET.
+     */
+    case revocations
+    /**
+     * `GET` / `HEAD`: Prometheus text.
+     */
+    case metrics
+    /**
+     * `GET` / `HEAD`: the edge's own public keys.
+     */
+    case jwks
 
 
 
@@ -1870,91 +2429,44 @@ public enum Action: Equatable, Hashable {
 }
 
 #if compiler(>=6)
-extension Action: Sendable {}
+extension AdminRoute: Sendable {}
 #endif
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeAction: FfiConverterRustBuffer {
-    typealias SwiftType = Action
+public struct FfiConverterTypeAdminRoute: FfiConverterRustBuffer {
+    typealias SwiftType = AdminRoute
 
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Action {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AdminRoute {
         let variant: Int32 = try readInt(&buf)
         switch variant {
         
-        case 1: return .forward(forward: try FfiConverterTypeForwardAction.read(from: &buf)
-        )
+        case 1: return .revocations
         
-        case 2: return .reject(reject: try FfiConverterTypeRejectAction.read(from: &buf)
-        )
+        case 2: return .metrics
         
-        case 3: return .introspect(introspect: try FfiConverterTypeIntrospectAction.read(from: &buf)
-        )
-        
-        case 4: return .fetchJwks(url: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 5: return .sharedLookup(ticket: try FfiConverterUInt64.read(from: &buf), key: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 6: return .sharedPublish(message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 7: return .audit(audit: try FfiConverterTypeAuditAction.read(from: &buf)
-        )
-        
-        case 8: return .unknown(description: try FfiConverterString.read(from: &buf)
-        )
+        case 3: return .jwks
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
 
-    public static func write(_ value: Action, into buf: inout [UInt8]) {
+    public static func write(_ value: AdminRoute, into buf: inout [UInt8]) {
         switch value {
         
         
-        case let .forward(forward):
+        case .revocations:
             writeInt(&buf, Int32(1))
-            FfiConverterTypeForwardAction.write(forward, into: &buf)
-            
         
-        case let .reject(reject):
+        
+        case .metrics:
             writeInt(&buf, Int32(2))
-            FfiConverterTypeRejectAction.write(reject, into: &buf)
-            
         
-        case let .introspect(introspect):
+        
+        case .jwks:
             writeInt(&buf, Int32(3))
-            FfiConverterTypeIntrospectAction.write(introspect, into: &buf)
-            
         
-        case let .fetchJwks(url):
-            writeInt(&buf, Int32(4))
-            FfiConverterString.write(url, into: &buf)
-            
-        
-        case let .sharedLookup(ticket,key):
-            writeInt(&buf, Int32(5))
-            FfiConverterUInt64.write(ticket, into: &buf)
-            FfiConverterString.write(key, into: &buf)
-            
-        
-        case let .sharedPublish(message):
-            writeInt(&buf, Int32(6))
-            FfiConverterString.write(message, into: &buf)
-            
-        
-        case let .audit(audit):
-            writeInt(&buf, Int32(7))
-            FfiConverterTypeAuditAction.write(audit, into: &buf)
-            
-        
-        case let .unknown(description):
-            writeInt(&buf, Int32(8))
-            FfiConverterString.write(description, into: &buf)
-            
         }
     }
 }
@@ -1963,15 +2475,15 @@ public struct FfiConverterTypeAction: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeAction_lift(_ buf: RustBuffer) throws -> Action {
-    return try FfiConverterTypeAction.lift(buf)
+public func FfiConverterTypeAdminRoute_lift(_ buf: RustBuffer) throws -> AdminRoute {
+    return try FfiConverterTypeAdminRoute.lift(buf)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeAction_lower(_ value: Action) -> RustBuffer {
-    return FfiConverterTypeAction.lower(value)
+public func FfiConverterTypeAdminRoute_lower(_ value: AdminRoute) -> RustBuffer {
+    return FfiConverterTypeAdminRoute.lower(value)
 }
 
 
@@ -2062,7 +2574,430 @@ public func FfiConverterTypeAuditLevel_lower(_ value: AuditLevel) -> RustBuffer 
 
 
 /**
- * The shared store's answer to a `SharedLookup` action (split-token mode).
+ * A request's answer.
+ */
+
+public enum Decision: Equatable, Hashable {
+    
+    /**
+     * Forward it upstream.
+     */
+    case forward(
+        /**
+         * The details.
+         */forward: Forward
+    )
+    /**
+     * Answer the client.
+     */
+    case reject(
+        /**
+         * The details.
+         */reject: Reject
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Decision: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDecision: FfiConverterRustBuffer {
+    typealias SwiftType = Decision
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Decision {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .forward(forward: try FfiConverterTypeForward.read(from: &buf)
+        )
+        
+        case 2: return .reject(reject: try FfiConverterTypeReject.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Decision, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .forward(forward):
+            writeInt(&buf, Int32(1))
+            FfiConverterTypeForward.write(forward, into: &buf)
+            
+        
+        case let .reject(reject):
+            writeInt(&buf, Int32(2))
+            FfiConverterTypeReject.write(reject, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDecision_lift(_ buf: RustBuffer) throws -> Decision {
+    return try FfiConverterTypeDecision.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDecision_lower(_ value: Decision) -> RustBuffer {
+    return FfiConverterTypeDecision.lower(value)
+}
+
+
+
+/**
+ * What a [`Fetch`] is for (the host needs it only for its logs).
+ */
+
+public enum FetchKind: Equatable, Hashable {
+    
+    /**
+     * `POST` to the introspection endpoint; the body holds the token.
+     */
+    case introspection
+    /**
+     * `GET` of the authorization server's JWKS.
+     */
+    case jwks
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension FetchKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFetchKind: FfiConverterRustBuffer {
+    typealias SwiftType = FetchKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FetchKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .introspection
+        
+        case 2: return .jwks
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: FetchKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .introspection:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .jwks:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFetchKind_lift(_ buf: RustBuffer) throws -> FetchKind {
+    return try FfiConverterTypeFetchKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFetchKind_lower(_ value: FetchKind) -> RustBuffer {
+    return FfiConverterTypeFetchKind.lower(value)
+}
+
+
+
+/**
+ * What came back for a [`Fetch`]: the server's answer whatever its status (the core decides
+ * what it means), or a token-free description of a transport failure (connection, TLS, no
+ * answer within `timeout_ms`, an answer longer than `max_response_bytes`).
+ */
+
+public enum FetchResult: Equatable, Hashable {
+    
+    /**
+     * The server answered.
+     */
+    case response(
+        /**
+         * HTTP status (any: a 500 is the core's to judge).
+         */status: UInt16, 
+        /**
+         * The answer's headers.
+         */headers: [Header], 
+        /**
+         * The body as read (at most `max_response_bytes`).
+         */body: Data
+    )
+    /**
+     * The request failed before an answer came.
+     */
+    case failure(
+        /**
+         * What went wrong (never a token).
+         */detail: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension FetchResult: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFetchResult: FfiConverterRustBuffer {
+    typealias SwiftType = FetchResult
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FetchResult {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .response(status: try FfiConverterUInt16.read(from: &buf), headers: try FfiConverterSequenceTypeHeader.read(from: &buf), body: try FfiConverterData.read(from: &buf)
+        )
+        
+        case 2: return .failure(detail: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: FetchResult, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .response(status,headers,body):
+            writeInt(&buf, Int32(1))
+            FfiConverterUInt16.write(status, into: &buf)
+            FfiConverterSequenceTypeHeader.write(headers, into: &buf)
+            FfiConverterData.write(body, into: &buf)
+            
+        
+        case let .failure(detail):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(detail, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFetchResult_lift(_ buf: RustBuffer) throws -> FetchResult {
+    return try FfiConverterTypeFetchResult.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFetchResult_lower(_ value: FetchResult) -> RustBuffer {
+    return FfiConverterTypeFetchResult.lower(value)
+}
+
+
+
+/**
+ * Where a forwarded request goes next.
+ */
+
+public enum Hop: Equatable, Hashable {
+    
+    /**
+     * To another server: the client's forwarding, `host` and hop-by-hop headers are replaced.
+     */
+    case proxy(
+        /**
+         * The client's address, appended to `x-forwarded-for`; `None`: no `x-forwarded-for`.
+         */peer: String?, 
+        /**
+         * The scheme the client used: `x-forwarded-proto`.
+         */proto: String, 
+        /**
+         * The upstream's `host[:port]`, sent as `host`; `None` keeps the inbound one.
+         */upstreamAuthority: String?
+    )
+    /**
+     * To the app in the same process (a middleware): only the strip list goes.
+     */
+    case inProcess
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Hop: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHop: FfiConverterRustBuffer {
+    typealias SwiftType = Hop
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Hop {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .proxy(peer: try FfiConverterOptionString.read(from: &buf), proto: try FfiConverterString.read(from: &buf), upstreamAuthority: try FfiConverterOptionString.read(from: &buf)
+        )
+        
+        case 2: return .inProcess
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Hop, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .proxy(peer,proto,upstreamAuthority):
+            writeInt(&buf, Int32(1))
+            FfiConverterOptionString.write(peer, into: &buf)
+            FfiConverterString.write(proto, into: &buf)
+            FfiConverterOptionString.write(upstreamAuthority, into: &buf)
+            
+        
+        case .inProcess:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHop_lift(_ buf: RustBuffer) throws -> Hop {
+    return try FfiConverterTypeHop.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHop_lower(_ value: Hop) -> RustBuffer {
+    return FfiConverterTypeHop.lower(value)
+}
+
+
+
+/**
+ * Who reaches the listener a route is served on.
+ */
+
+public enum Listener: Equatable, Hashable {
+    
+    /**
+     * A listener only operators reach: the metrics and the JWKS are open there.
+     */
+    case `operator`
+    /**
+     * The app's own, possibly public, listener: the metrics need the `[admin]` bearer.
+     */
+    case app
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Listener: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeListener: FfiConverterRustBuffer {
+    typealias SwiftType = Listener
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Listener {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .`operator`
+        
+        case 2: return .app
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Listener, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .`operator`:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .app:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeListener_lift(_ buf: RustBuffer) throws -> Listener {
+    return try FfiConverterTypeListener.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeListener_lower(_ value: Listener) -> RustBuffer {
+    return FfiConverterTypeListener.lower(value)
+}
+
+
+
+/**
+ * The shared store's answer to a [`SharedLookup`] (split-token mode).
  */
 
 public enum LookupResult: Equatable, Hashable {
@@ -2277,7 +3212,7 @@ enum PhantomEdgeError: Swift.Error, Equatable, Hashable, Foundation.LocalizedErr
          */ticket: UInt64
     )
     /**
-     * Other API misuse (e.g. a seed that is not 32 bytes).
+     * Other API misuse (a seed that is not 32 bytes, an unknown audit kind).
      */
     case Api(
         /**
@@ -2440,30 +3375,6 @@ fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionBool: FfiConverterRustBuffer {
-    typealias SwiftType = Bool?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterBool.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterBool.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -2488,24 +3399,25 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionTypeAction: FfiConverterRustBuffer {
-    typealias SwiftType = Action?
+fileprivate struct FfiConverterSequenceUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = [UInt32]
 
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
+    public static func write(_ value: [UInt32], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterUInt32.write(item, into: &buf)
         }
-        writeInt(&buf, Int8(1))
-        FfiConverterTypeAction.write(value, into: &buf)
     }
 
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterTypeAction.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [UInt32] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [UInt32]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterUInt32.read(from: &buf))
         }
+        return seq
     }
 }
 
@@ -2529,6 +3441,56 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeAuditEvent: FfiConverterRustBuffer {
+    typealias SwiftType = [AuditEvent]
+
+    public static func write(_ value: [AuditEvent], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAuditEvent.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [AuditEvent] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [AuditEvent]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAuditEvent.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeFetch: FfiConverterRustBuffer {
+    typealias SwiftType = [Fetch]
+
+    public static func write(_ value: [Fetch], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFetch.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Fetch] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Fetch]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFetch.read(from: &buf))
         }
         return seq
     }
@@ -2562,23 +3524,48 @@ fileprivate struct FfiConverterSequenceTypeHeader: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterSequenceTypeAction: FfiConverterRustBuffer {
-    typealias SwiftType = [Action]
+fileprivate struct FfiConverterSequenceTypeSharedLookup: FfiConverterRustBuffer {
+    typealias SwiftType = [SharedLookup]
 
-    public static func write(_ value: [Action], into buf: inout [UInt8]) {
+    public static func write(_ value: [SharedLookup], into buf: inout [UInt8]) {
         let len = Int32(value.count)
         writeInt(&buf, len)
         for item in value {
-            FfiConverterTypeAction.write(item, into: &buf)
+            FfiConverterTypeSharedLookup.write(item, into: &buf)
         }
     }
 
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Action] {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SharedLookup] {
         let len: Int32 = try readInt(&buf)
-        var seq = [Action]()
+        var seq = [SharedLookup]()
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
-            seq.append(try FfiConverterTypeAction.read(from: &buf))
+            seq.append(try FfiConverterTypeSharedLookup.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeDecision: FfiConverterRustBuffer {
+    typealias SwiftType = [Decision]
+
+    public static func write(_ value: [Decision], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeDecision.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Decision] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Decision]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeDecision.read(from: &buf))
         }
         return seq
     }
@@ -2609,6 +3596,43 @@ fileprivate struct FfiConverterDictionaryStringString: FfiConverterRustBuffer {
         return dict
     }
 }
+/**
+ * The hop-by-hop headers of a message a proxy relays (the upstream's answer on its way back,
+ * too): indexes, ascending.
+ */
+public func hopByHopHeaders(headers: [Header]) -> [UInt32]  {
+    return try!  FfiConverterSequenceUInt32.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_phantom_edge_uniffi_fn_func_hop_by_hop_headers(
+        FfiConverterSequenceTypeHeader.lower(headers),uniffiCallStatus
+    )
+})
+}
+/**
+ * The largest body an operator route reads (64 KiB): read at most one byte more and pass it
+ * to `handle_admin`, which answers 413 for a longer one.
+ */
+public func maxAdminBody() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_phantom_edge_uniffi_fn_func_max_admin_body(uniffiCallStatus
+    )
+})
+}
+/**
+ * Splits a signed JWT for the split-token pattern (the issuer's side), so an authorization
+ * server or a token service can populate the shared store. `key_prefix`: the edges'
+ * `split.key_prefix` (`phantom-edge:split:` by default).
+ */
+public func splitJwt(jwt: String, keyPrefix: String)throws  -> SplitToken  {
+    return try  FfiConverterTypeSplitToken_lift(try rustCallWithError(FfiConverterTypePhantomEdgeError_lift) {
+        uniffiCallStatus in
+    uniffi_phantom_edge_uniffi_fn_func_split_jwt(
+        FfiConverterString.lower(jwt),
+        FfiConverterString.lower(keyPrefix),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -2625,58 +3649,58 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_admin_authorized() != 38124) {
+    if (uniffi_phantom_edge_uniffi_checksum_func_hop_by_hop_headers() != 22895) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_phantom_edge_uniffi_checksum_func_max_admin_body() != 60596) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_phantom_edge_uniffi_checksum_func_split_jwt() != 64316) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_assertion_jwks() != 30129) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_drain_actions() != 2194) {
-        return InitializationResult.apiChecksumMismatch
-    }
     if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_fingerprint() != 6631) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_admin_revocation() != 64483) {
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_forward_policy() != 11311) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_introspection_failure() != 2940) {
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_admin() != 37750) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_introspection_response() != 26252) {
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_fetch() != 42612) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_jwks_failure() != 26519) {
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_request() != 24066) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_jwks_response() != 40314) {
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_revocation() != 325) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_request() != 30275) {
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_security_event() != 8161) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_revocation() != 4363) {
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_shared_lookup() != 3359) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_security_event() != 38945) {
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_timeout() != 31694) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_shared_lookup() != 62616) {
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_initial_step() != 46293) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_handle_timeout() != 64758) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_poll_action() != 34754) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_poll_timeout() != 8162) {
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_mute_audits() != 21016) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_prometheus() != 14020) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_set_audit_level() != 27859) {
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_set_audit_level() != 8488) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_phantom_edge_uniffi_checksum_method_phantomedge_upstream_headers() != 61378) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_phantom_edge_uniffi_checksum_constructor_phantomedge_from_json() != 43894) {
@@ -2685,7 +3709,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_phantom_edge_uniffi_checksum_constructor_phantomedge_from_json_with_env() != 57476) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_phantom_edge_uniffi_checksum_constructor_phantomedge_from_toml() != 10095) {
+    if (uniffi_phantom_edge_uniffi_checksum_constructor_phantomedge_from_toml() != 29341) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_phantom_edge_uniffi_checksum_constructor_phantomedge_from_toml_with_env() != 43354) {
