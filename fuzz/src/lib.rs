@@ -6,8 +6,68 @@
 
 use std::sync::OnceLock;
 
-use phantom_edge_core::{Action, Config, ConfigError, Edge, HttpResponse, LookupResult, Request};
+use phantom_edge_core::{
+    Action, Config, ConfigError, Edge, EdgeError, FetchKind, HttpResponse, LookupResult, Request,
+};
 use serde_json::{Value, json};
+
+/// The answers the targets give, each one [`Edge::handle_fetch`]: a JWKS body (200) or failure
+/// to the fetch in flight, an introspection's answer or transport failure.
+trait EdgeExt {
+    fn handle_jwks(&mut self, now: u64, result: Result<&[u8], &str>);
+    fn handle_introspection_response(
+        &mut self,
+        now: u64,
+        ticket: u64,
+        resp: &HttpResponse<'_>,
+    ) -> Result<(), EdgeError>;
+    fn handle_introspection_failure(
+        &mut self,
+        now: u64,
+        ticket: u64,
+        detail: &str,
+    ) -> Result<(), EdgeError>;
+}
+
+impl EdgeExt for Edge {
+    fn handle_jwks(&mut self, now: u64, result: Result<&[u8], &str>) {
+        // No fetch in flight (its deadline passed): nothing to answer.
+        let Some(ticket) = self.jwks_in_flight() else {
+            return;
+        };
+        let r = match result {
+            Ok(body) => self.handle_fetch(
+                now,
+                ticket,
+                Ok(&HttpResponse {
+                    status: 200,
+                    headers: &[("content-type", "application/json")],
+                    body,
+                }),
+            ),
+            Err(detail) => self.handle_fetch(now, ticket, Err(detail)),
+        };
+        r.expect("the JWKS ticket is live");
+    }
+
+    fn handle_introspection_response(
+        &mut self,
+        now: u64,
+        ticket: u64,
+        resp: &HttpResponse<'_>,
+    ) -> Result<(), EdgeError> {
+        self.handle_fetch(now, ticket, Ok(resp))
+    }
+
+    fn handle_introspection_failure(
+        &mut self,
+        now: u64,
+        ticket: u64,
+        detail: &str,
+    ) -> Result<(), EdgeError> {
+        self.handle_fetch(now, ticket, Err(detail))
+    }
+}
 
 /// The virtual "now" of every scenario (Unix ms). The seed corpus is generated for this time.
 pub const T0_MS: u64 = 1_700_000_000_000;
@@ -74,18 +134,18 @@ pub fn fixed_config(dialect: &str) -> Config {
 pub fn fresh_edge(dialect: &str) -> Edge {
     let mut edge = Edge::new(fixed_config(dialect), [7; 32], T0_MS);
     let acts = edge.drain_actions();
-    if acts.iter().any(|a| matches!(a, Action::FetchJwks(_))) {
+    if acts.iter().any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks)) {
         edge.handle_jwks(T0_MS, Ok(AS_JWKS.as_bytes()));
         let _ = edge.drain_actions();
     }
     edge
 }
 
-/// Drains `edge`, answering every `FetchJwks` with [`AS_JWKS`] (a bounded number of rounds).
+/// Drains `edge`, answering every JWKS `Fetch` with [`AS_JWKS`] (a bounded number of rounds).
 fn drain_answering_jwks(edge: &mut Edge, now: u64, out: &mut Vec<Action>) {
     for _ in 0..4 {
         let acts = edge.drain_actions();
-        let fetch = acts.iter().any(|a| matches!(a, Action::FetchJwks(_)));
+        let fetch = acts.iter().any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks));
         out.extend(acts);
         if !fetch {
             return;
@@ -185,7 +245,7 @@ fn auth_scenario(auth: Option<&str>, dpop: Option<&str>) -> Vec<Action> {
     let tickets: Vec<u64> = acts
         .iter()
         .filter_map(|a| match a {
-            Action::Introspect(i) => Some(i.ticket),
+            Action::Fetch(i) if i.kind == FetchKind::Introspection => Some(i.ticket),
             _ => None,
         })
         .collect();
@@ -336,7 +396,7 @@ pub fn introspection_outcome(dialect: &str, data: &[u8]) -> bool {
     );
     let acts = edge.drain_actions();
     let ticket = match acts.iter().find_map(|a| match a {
-        Action::Introspect(i) => Some(i.ticket),
+        Action::Fetch(i) if i.kind == FetchKind::Introspection => Some(i.ticket),
         _ => None,
     }) {
         Some(t) => t,
@@ -561,13 +621,12 @@ fn exercise_config(cfg: Config) {
 fn fail_io(edge: &mut Edge, now: u64, acts: &[Action]) {
     for a in acts {
         match a {
-            Action::Introspect(i) => edge
-                .handle_introspection_failure(now, i.ticket, "fuzz: connection refused")
+            Action::Fetch(i) => edge
+                .handle_fetch(now, i.ticket, Err("fuzz: connection refused"))
                 .expect("a ticket the edge just issued is known"),
             Action::SharedLookup(l) => edge
                 .handle_shared_lookup(now, l.ticket, LookupResult::Error)
                 .expect("a ticket the edge just issued is known"),
-            Action::FetchJwks(_) => edge.handle_jwks(now, Err("fuzz: connection refused")),
             _ => {}
         }
     }
@@ -625,7 +684,7 @@ pub fn revocation_body(data: &[u8]) {
             let ticket = acts
                 .iter()
                 .find_map(|a| match a {
-                    Action::Introspect(i) => Some(i.ticket),
+                    Action::Fetch(i) if i.kind == FetchKind::Introspection => Some(i.ticket),
                     _ => None,
                 })
                 .unwrap_or_else(|| panic!("request 9 neither decided nor introspected: {acts:?}"));
@@ -663,7 +722,7 @@ fn introspect_ticket(acts: &[Action]) -> Option<u64> {
     let tickets: Vec<u64> = acts
         .iter()
         .filter_map(|a| match a {
-            Action::Introspect(i) => Some(i.ticket),
+            Action::Fetch(i) if i.kind == FetchKind::Introspection => Some(i.ticket),
             _ => None,
         })
         .collect();
@@ -960,12 +1019,12 @@ fn as_jwks_only(kid: &str) -> String {
     v.to_string()
 }
 
-/// Drains `edge`, answering every `FetchJwks` with `doc` and, when nothing is left, letting time
+/// Drains `edge`, answering every JWKS `Fetch` with `doc` and, when nothing is left, letting time
 /// pass to the core's next deadline, until request `id` is decided (a bounded number of rounds).
 fn drive_with_jwks(edge: &mut Edge, mut now: u64, id: u64, doc: &[u8], acts: &mut Vec<Action>) {
     for _ in 0..8 {
         let new = edge.drain_actions();
-        let fetch = new.iter().any(|a| matches!(a, Action::FetchJwks(_)));
+        let fetch = new.iter().any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks));
         acts.extend(new);
         if fetch {
             edge.handle_jwks(now, Ok(doc));
@@ -994,7 +1053,7 @@ pub fn jwks_outcome(dialect: &str, at_start: bool, doc: &[u8]) -> bool {
     let mut edge = Edge::new(fixed_config(dialect), [7; 32], T0_MS);
     let first = edge.drain_actions();
     assert!(
-        first.iter().any(|a| matches!(a, Action::FetchJwks(_))),
+        first.iter().any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks)),
         "harness: no JWKS fetch at start ({dialect})"
     );
     let other = as_jwks_only(other_kid);
@@ -1264,7 +1323,7 @@ pub fn reaches_protected(target: &str) -> Option<(String, &'static str)> {
 pub fn routing_outcome(method: &str, target: &str) -> Option<String> {
     let mut edge = Edge::new(routing_config(), [7; 32], T0_MS);
     let first = edge.drain_actions();
-    if first.iter().any(|a| matches!(a, Action::FetchJwks(_))) {
+    if first.iter().any(|a| matches!(a, Action::Fetch(f) if f.kind == FetchKind::Jwks)) {
         edge.handle_jwks(T0_MS, Ok(AS_JWKS.as_bytes()));
         let _ = edge.drain_actions();
     }
