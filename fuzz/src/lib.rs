@@ -1525,7 +1525,10 @@ fn split_config() -> Config {
             "cache": { "max_ttl": "300s", "negative_ttl": "10s", "max_entries": 1000 },
             "routes": [
                 { "path_prefix": "/orders", "required_scopes": ["orders:read"], "audience": "orders-api" }
-            ]
+            ],
+            // Plain header.payload values reach the verifier (the surface worth fuzzing: a
+            // fuzzed sealed value almost never opens); sealed ones are read as well.
+            "split": { "plain_values": true }
         });
         Config::from_json(&v.to_string(), &|_| None)
             .unwrap_or_else(|e| panic!("harness split config is invalid: {e}"))

@@ -321,6 +321,13 @@ fn shared_messages_controls() {
         phantom_edge_fuzz::SPLIT_SIGNATURE,
         hp.as_bytes()
     ));
+    // The sealed form split_jwt writes opens with its signature only.
+    let sealed = phantom_edge_core::split_jwt(&jwt, "").unwrap().store_value;
+    assert!(phantom_edge_fuzz::split_outcome(sig, sealed.as_bytes()));
+    assert!(!phantom_edge_fuzz::split_outcome(
+        phantom_edge_fuzz::SPLIT_SIGNATURE,
+        sealed.as_bytes()
+    ));
 }
 
 /// Prints the fingerprint of `SHARED_TOKEN` on the harness edge (seed [7; 32]), for
