@@ -285,8 +285,9 @@ def hop_by_hop_headers(headers: list[tuple[str, str]]) -> list[int]:
     """Indexes (ascending) of the hop-by-hop headers of a message a proxy relays."""
     ...
 
-def split_jwt(jwt: str, key_prefix: str = "phantom-edge:split:") -> dict[str, Any]:
-    """Splits a signed JWT for the split-token pattern: ``client_token`` (what the client gets),
+def split_jwt(jwt: str, key_prefix: str = ...) -> dict[str, Any]:
+    """Splits a signed JWT for the split-token pattern (``key_prefix`` defaults to
+    ``"phantom-edge:split:"``): ``client_token`` (what the client gets),
     ``store_key``, ``store_value`` (sealed: no claims in the store) and ``expires_at`` (the
     JWT's ``exp``, or None). Raises ValueError for a JWT that is not a compact JWS."""
     ...
