@@ -254,7 +254,14 @@ impl Edge {
         hop: &Hop<'_>,
     ) -> UpstreamHeaders {
         let header_name = self.forward_header_name();
-        let strip = self.strip_headers();
+        // Compared as read on both sides: `upstream.header = "x_jwt"` or a strip entry `x_user`
+        // must still drop an inbound `X-Jwt` / `X-User` (WSGI reads them as the same name).
+        let own = header_name_as_read(header_name);
+        let strip: Vec<Cow<'_, str>> = self
+            .strip_headers()
+            .iter()
+            .map(|s| header_name_as_read(s))
+            .collect();
         let proxy = matches!(hop, Hop::Proxy { .. });
         let connection = if proxy {
             connection_tokens(inbound)
@@ -274,7 +281,7 @@ impl Edge {
                     chain.extend(value.split(',').map(str::trim).filter(|v| !v.is_empty()));
                 }
             }
-            let dropped = n == header_name
+            let dropped = n == own
                 || strip.iter().any(|s| s == n)
                 || (proxy
                     && (n == "host"

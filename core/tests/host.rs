@@ -261,6 +261,33 @@ fn the_forwarding_policy_in_process() {
 }
 
 #[test]
+fn configured_names_with_underscores_drop_every_spelling() {
+    // `upstream.header` and `strip_headers` are HTTP tokens, so `_` is allowed in them; an
+    // inbound `X-Jwt-Assertion` is the same variable to a WSGI/CGI upstream and must go too.
+    let mut cfg = base_config("rfc9701");
+    cfg["upstream"] = json!({ "header": "X_Jwt_Assertion", "strip_headers": ["x_user"] });
+    let h = Harness::new(cfg);
+    let inbound = [
+        ("X-Jwt-Assertion", "forged"),
+        ("x_jwt_assertion", "forged"),
+        ("X-User", "admin"),
+        ("x-kept", "yes"),
+    ];
+    for hop in [
+        Hop::InProcess,
+        Hop::Proxy {
+            peer: None,
+            proto: "http",
+            upstream_authority: None,
+        },
+    ] {
+        let plan = h.edge.upstream_headers(&inbound, "ey.jwt.sig", &hop);
+        assert_eq!(plan.drop, [0, 1, 2], "{hop:?}");
+        assert_eq!(plan.set[0], ("x_jwt_assertion".into(), "ey.jwt.sig".into()));
+    }
+}
+
+#[test]
 fn hop_by_hop_headers_of_an_answer() {
     let answer = [
         ("content-type", "text/plain"),
