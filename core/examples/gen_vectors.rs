@@ -21,7 +21,7 @@ use phantom_edge_core::{Action, AuditKind, Edge, Reason, SEALED_PREFIX, split_jw
 use serde_json::{Value, json};
 use support::{
     EDGE_ED25519, FakeAs, FetchKind, ISSUER, JWKS_URI, SET_ED25519, Signer, T0, base_config,
-    forward, introspects, reject, ticket,
+    forward, introspects, reject, shared_lookup, ticket,
 };
 use vectors::driver;
 
@@ -1426,11 +1426,7 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         );
         let acts = s.request(1, "/orders/1", &sig);
         no_decision(&acts);
-        let Some(Action::SharedLookup(l)) =
-            acts.iter().find(|a| matches!(a, Action::SharedLookup(_)))
-        else {
-            panic!("expected a shared lookup in {acts:?}");
-        };
+        let l = shared_lookup(&acts);
         assert!(l.key.starts_with("phantom-edge:split:") && !l.key.contains(&sig));
         let t = l.ticket;
         let acts = s.lookup(t, json!({ "found": value }));
@@ -1461,11 +1457,7 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         let c = s.claims("profile");
         let (hp, _, sig) = split_parts(&s, &c);
         let acts = s.request(1, "/orders/1", &sig);
-        let Some(Action::SharedLookup(l)) =
-            acts.iter().find(|a| matches!(a, Action::SharedLookup(_)))
-        else {
-            panic!("expected a shared lookup in {acts:?}");
-        };
+        let l = shared_lookup(&acts);
         let t = l.ticket;
         let result = match kind {
             "not_found" => json!("not_found"),
@@ -1724,11 +1716,7 @@ fn scenarios(stable: &Stable) -> Vec<Scenario> {
         let claims = s.claims("orders:read");
         let (hp, value, sig) = split_parts(&s, &claims);
         let acts = s.request(1, "/orders/1", &sig);
-        let Some(Action::SharedLookup(l)) =
-            acts.iter().find(|a| matches!(a, Action::SharedLookup(_)))
-        else {
-            panic!("expected a shared lookup in {acts:?}");
-        };
+        let l = shared_lookup(&acts);
         let t = l.ticket;
         let found = match kind {
             "altered" => {
