@@ -374,10 +374,7 @@ impl Gateway {
         match tokio::time::timeout_at(deadline, self.upstream_client.request(up)).await {
             Ok(Ok(resp)) => {
                 let (mut parts, body) = resp.into_parts();
-                match self.without_hop_by_hop(&parts.headers) {
-                    Ok(h) => parts.headers = h,
-                    Err(Poisoned) => return gateway_failure(),
-                }
+                parts.headers = without_hop_by_hop(&parts.headers);
                 hyper::Response::from_parts(parts, body.map_err(BodyError::from).boxed_unsync())
             }
             Ok(Err(e)) => {
@@ -387,13 +384,22 @@ impl Gateway {
             Err(_) => error_response(504, "gateway_timeout", "upstream did not answer in time"),
         }
     }
+}
 
-    /// An upstream answer's headers without the component's `hop-by-hop-headers`.
-    fn without_hop_by_hop(&self, headers: &HeaderMap) -> Result<HeaderMap, Poisoned> {
-        let list = header_list(headers);
-        let drop = self.with_core(|c| c.hop_by_hop_headers(&list))?;
-        Ok(without(headers, &drop))
-    }
+/// An upstream answer's headers without its hop-by-hop ones: the core's `hop_by_hop_headers`,
+/// called natively (the same code as the component's `hop-by-hop-headers`, without a component
+/// call and the core's lock on every forwarded answer).
+fn without_hop_by_hop(headers: &HeaderMap) -> HeaderMap {
+    let text: Vec<(&str, std::borrow::Cow<'_, str>)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes())))
+        .collect();
+    let pairs: Vec<(&str, &str)> = text.iter().map(|(n, v)| (*n, &**v)).collect();
+    let drop: Vec<u32> = phantom_edge_core::hop_by_hop_headers(&pairs)
+        .into_iter()
+        .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
+        .collect();
+    without(headers, &drop)
 }
 
 /// The step of an input that returns a bare step.
