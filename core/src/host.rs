@@ -256,12 +256,7 @@ impl Edge {
         let header_name = self.forward_header_name();
         // Compared as read on both sides: `upstream.header = "x_jwt"` or a strip entry `x_user`
         // must still drop an inbound `X-Jwt` / `X-User` (WSGI reads them as the same name).
-        let own = header_name_as_read(header_name);
-        let strip: Vec<Cow<'_, str>> = self
-            .strip_headers()
-            .iter()
-            .map(|s| header_name_as_read(s))
-            .collect();
+        let (own, strip) = self.forwarding_names_as_read();
         let proxy = matches!(hop, Hop::Proxy { .. });
         let connection = if proxy {
             connection_tokens(inbound)

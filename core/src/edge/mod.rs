@@ -24,7 +24,7 @@ use crate::action::{
     Action, AuditEvent, AuditKind, AuditKinds, AuditLevel, Reason, RequestId, Ticket,
 };
 use crate::cache::Cache;
-use crate::config::Config;
+use crate::config::{Config, header_name_as_read};
 use crate::introspection::Outcome;
 use crate::jose::KeySet;
 use crate::metrics::{Metrics, Stats};
@@ -135,6 +135,9 @@ pub struct Edge {
     metrics: Metrics,
     header_name: Arc<str>,
     strip: Arc<[String]>,
+    /// `header_name` and `strip` as WSGI/CGI servers read them (`header_name_as_read`), for the
+    /// forwarding policy: computed once, not per forwarded request.
+    forwarding_as_read: (String, Box<[String]>),
     next_sweep: u64,
     /// A route prefix has upper-case letters: paths are also routed case-insensitively.
     routes_fold: bool,
@@ -188,6 +191,14 @@ impl Edge {
             metrics: Metrics::default(),
             header_name: config.upstream_header.as_str().into(),
             strip: config.strip_headers.clone().into(),
+            forwarding_as_read: (
+                header_name_as_read(&config.upstream_header).into_owned(),
+                config
+                    .strip_headers
+                    .iter()
+                    .map(|h| header_name_as_read(h).into_owned())
+                    .collect(),
+            ),
             next_sweep: now.saturating_add(SWEEP_INTERVAL_MS),
             introspection_budget: TokenBucket::full(config.max_introspections_per_second, now),
             warned_no_store: false,
@@ -296,6 +307,11 @@ impl Edge {
     /// an edge, always including `authorization` and `dpop`.
     pub fn strip_headers(&self) -> &[String] {
         &self.strip
+    }
+
+    /// The forwarded header's name and the stripped names, as read (see `forwarding_as_read`).
+    pub(crate) fn forwarding_names_as_read(&self) -> (&str, &[String]) {
+        (&self.forwarding_as_read.0, &self.forwarding_as_read.1)
     }
 
     /// The fingerprint this edge computes for a token (for operators and revocation tooling).
